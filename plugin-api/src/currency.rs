@@ -1,0 +1,181 @@
+//! Currencies as validated ISO 4217 codes, and money as minor units of one currency.
+
+use abi_stable::{std_types::RString, StableAbi};
+use std::fmt;
+
+/// ISO 4217 codes payhost accepts, with the number of minor-unit digits of each.
+///
+/// The list is the set of currencies card providers settle in; a code outside it is refused
+/// at the API boundary rather than passed on to a provider that would refuse it later.
+const CURRENCIES: &[(&str, u8)] = &[
+    ("aed", 2),
+    ("ars", 2),
+    ("aud", 2),
+    ("bgn", 2),
+    ("bhd", 3),
+    ("brl", 2),
+    ("cad", 2),
+    ("chf", 2),
+    ("clp", 0),
+    ("cny", 2),
+    ("cop", 2),
+    ("czk", 2),
+    ("dkk", 2),
+    ("egp", 2),
+    ("eur", 2),
+    ("gbp", 2),
+    ("hkd", 2),
+    ("huf", 2),
+    ("idr", 2),
+    ("ils", 2),
+    ("inr", 2),
+    ("isk", 0),
+    ("jod", 3),
+    ("jpy", 0),
+    ("krw", 0),
+    ("kwd", 3),
+    ("mad", 2),
+    ("mxn", 2),
+    ("myr", 2),
+    ("ngn", 2),
+    ("nok", 2),
+    ("nzd", 2),
+    ("omr", 3),
+    ("php", 2),
+    ("pkr", 2),
+    ("pln", 2),
+    ("qar", 2),
+    ("ron", 2),
+    ("rsd", 2),
+    ("sar", 2),
+    ("sek", 2),
+    ("sgd", 2),
+    ("thb", 2),
+    ("try", 2),
+    ("twd", 2),
+    ("uah", 2),
+    ("ugx", 0),
+    ("usd", 2),
+    ("vnd", 0),
+    ("xaf", 0),
+    ("xof", 0),
+    ("zar", 2),
+];
+
+/// A validated, lowercase ISO 4217 currency code.
+#[repr(C)]
+#[derive(StableAbi, Clone, PartialEq, Eq, Hash)]
+pub struct Currency(RString);
+
+/// The currency code given is not one payhost knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidCurrency(pub String);
+
+impl fmt::Display for InvalidCurrency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}' is not a supported ISO 4217 currency code", self.0)
+    }
+}
+
+impl std::error::Error for InvalidCurrency {}
+
+impl Currency {
+    /// Parses a three-letter ISO 4217 code, in either case.
+    ///
+    /// # Errors
+    /// [`InvalidCurrency`] when the code is not in payhost's list.
+    pub fn parse(code: &str) -> Result<Self, InvalidCurrency> {
+        let lower = code.to_ascii_lowercase();
+        if CURRENCIES.iter().any(|(c, _)| *c == lower) {
+            Ok(Self(lower.into()))
+        } else {
+            Err(InvalidCurrency(code.to_owned()))
+        }
+    }
+
+    /// The lowercase code, e.g. `usd`.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Digits after the decimal point for this currency (2 for USD, 0 for JPY, 3 for KWD).
+    pub fn minor_digits(&self) -> u8 {
+        CURRENCIES
+            .iter()
+            .find(|(c, _)| *c == self.as_str())
+            .map_or(2, |(_, d)| *d)
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An amount in the smallest unit of its currency (cents for USD, yen for JPY).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct Money {
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    pub fn new(amount: i64, currency: Currency) -> Self {
+        Self { amount, currency }
+    }
+
+    /// The amount written for people: `12.34 USD`, `500 JPY`, `1.500 KWD`.
+    pub fn display(&self) -> String {
+        let digits = u32::from(self.currency.minor_digits());
+        let code = self.currency.as_str().to_ascii_uppercase();
+        if digits == 0 {
+            return format!("{} {code}", self.amount);
+        }
+        let scale = 10i64.pow(digits);
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let abs = self.amount.unsigned_abs();
+        let scale = scale.unsigned_abs();
+        format!(
+            "{sign}{}.{:0width$} {code}",
+            abs / scale,
+            abs % scale,
+            width = digits as usize
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_codes_in_any_case() {
+        assert_eq!(Currency::parse("USD").unwrap().as_str(), "usd");
+        assert_eq!(Currency::parse("eur").unwrap().as_str(), "eur");
+    }
+
+    #[test]
+    fn refuses_unknown_and_malformed_codes() {
+        for bad in ["", "us", "usdd", "xxx", "12$"] {
+            assert!(Currency::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn displays_amounts_with_the_currency_minor_digits() {
+        let m = |a, c| Money::new(a, Currency::parse(c).unwrap()).display();
+        assert_eq!(m(1234, "usd"), "12.34 USD");
+        assert_eq!(m(5, "eur"), "0.05 EUR");
+        assert_eq!(m(500, "jpy"), "500 JPY");
+        assert_eq!(m(1500, "kwd"), "1.500 KWD");
+        assert_eq!(m(-250, "usd"), "-2.50 USD");
+    }
+}

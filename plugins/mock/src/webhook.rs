@@ -1,0 +1,234 @@
+//! The mock's webhooks: Stripe's `t=..,v1=..` HMAC-SHA256 scheme under the mock's own
+//! secret in `X-Webhook-Signature`, and a small Stripe-like event format.
+//!
+//! ```json
+//! {"id": "evt_1", "type": "payment.succeeded", "created": 1700000000,
+//!  "data": {"object": {"id": "mock_pi_000002", "customer": "mock_cus_000001",
+//!                      "amount": 1000, "currency": "usd", "status": "succeeded"}}}
+//! ```
+
+use payhost_plugin_api::abi_stable::std_types::ROption;
+use payhost_plugin_api::{
+    codes, signature, Currency, DomainEventKind, DomainEventReport, Money, PluginError,
+    VerifiedEvent, WebhookDelivery,
+};
+use serde::Deserialize;
+
+/// The header the mock signs in (lowercase, as the host passes headers).
+pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
+
+#[derive(Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    created: i64,
+    data: Data,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    object: Object,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Object {
+    id: String,
+    customer: Option<String>,
+    amount: Option<i64>,
+    currency: Option<String>,
+    status: Option<String>,
+    failure_message: Option<String>,
+    payment: Option<String>,
+    subscription: Option<String>,
+    invoice: Option<String>,
+    price: Option<String>,
+    previous_price: Option<String>,
+    cancel_at_period_end: bool,
+}
+
+fn bad_signature(message: String) -> PluginError {
+    PluginError::new(codes::INVALID_SIGNATURE, message)
+}
+
+/// Checks the signature header and parses the event envelope.
+///
+/// # Errors
+/// `invalid_signature` for a missing, malformed, stale or wrong signature; `invalid_request`
+/// for a body that is not a mock event.
+pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, PluginError> {
+    let header = d
+        .headers
+        .iter()
+        .find(|h| h.key.eq_ignore_ascii_case(SIGNATURE_HEADER))
+        .map(|h| h.value.as_str())
+        .ok_or_else(|| bad_signature(format!("missing {SIGNATURE_HEADER} header")))?;
+    signature::verify(
+        header,
+        &d.body,
+        secrets,
+        d.now,
+        signature::DEFAULT_TOLERANCE_SECS,
+    )
+    .map_err(|e| bad_signature(e.to_string()))?;
+    let text = std::str::from_utf8(&d.body)
+        .map_err(|_| PluginError::invalid("body", "webhook body is not UTF-8"))?;
+    let ev: Event = serde_json::from_str(text).map_err(|e| {
+        PluginError::invalid("body", format!("webhook body is not a mock event: {e}"))
+    })?;
+    Ok(VerifiedEvent {
+        id: ev.id.into(),
+        event_type: ev.event_type.into(),
+        created: ev.created,
+        payload: text.into(),
+    })
+}
+
+/// Maps a verified event to the facts it reports. Unknown types report nothing.
+///
+/// # Errors
+/// `invalid_request` when the payload is not a mock event.
+pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError> {
+    let ev: Event = serde_json::from_str(&event.payload)
+        .map_err(|e| PluginError::invalid("payload", format!("not a mock event: {e}")))?;
+    let kind = match ev.event_type.as_str() {
+        "payment.created" => DomainEventKind::PaymentCreated,
+        "payment.succeeded" => DomainEventKind::PaymentSucceeded,
+        "payment.failed" => DomainEventKind::PaymentFailed,
+        "refund.succeeded" => DomainEventKind::RefundProcessed,
+        "subscription.created" => DomainEventKind::SubscriptionCreated,
+        "subscription.updated" => DomainEventKind::SubscriptionUpdated,
+        "subscription.deleted" => DomainEventKind::SubscriptionCancelled,
+        "invoice.paid" => DomainEventKind::InvoicePaid,
+        "invoice.payment_failed" => DomainEventKind::InvoicePaymentFailed,
+        _ => return Ok(Vec::new()),
+    };
+    let o = ev.data.object;
+    let mut r = DomainEventReport::new(kind, &o.id, ev.created);
+    let amount = match (o.amount, o.currency.as_deref()) {
+        (Some(a), Some(c)) => Some(Money::new(
+            a,
+            Currency::parse(c).map_err(|e| PluginError::invalid("currency", e.to_string()))?,
+        )),
+        _ => None,
+    };
+    let opt = |v: Option<String>| ROption::from(v.map(Into::into));
+    r.customer_id = opt(o.customer);
+    r.amount = amount.into();
+    r.status = opt(o.status);
+    r.error = opt(o.failure_message);
+    r.plan_id = opt(o.price);
+    r.previous_plan_id = opt(o.previous_price);
+    r.cancel_at_period_end = o.cancel_at_period_end;
+    r.subscription_id = opt(o.subscription);
+    r.invoice_id = opt(o.invoice);
+    r.payment_id = opt(o.payment);
+    match kind {
+        DomainEventKind::PaymentCreated
+        | DomainEventKind::PaymentSucceeded
+        | DomainEventKind::PaymentFailed => r.payment_id = ROption::RSome(o.id.into()),
+        DomainEventKind::SubscriptionCreated
+        | DomainEventKind::SubscriptionUpdated
+        | DomainEventKind::SubscriptionCancelled => r.subscription_id = ROption::RSome(o.id.into()),
+        DomainEventKind::InvoicePaid | DomainEventKind::InvoicePaymentFailed => {
+            r.invoice_id = ROption::RSome(o.id.into())
+        }
+        DomainEventKind::RefundProcessed => {}
+    }
+    Ok(vec![r])
+}
+
+/// Builds a signed mock webhook: the body and the `X-Webhook-Signature` value. For tests and
+/// for operators who want to simulate a provider callback with `curl`.
+pub fn signed_event(
+    secret: &str,
+    timestamp: i64,
+    id: &str,
+    event_type: &str,
+    object: &serde_json::Value,
+) -> (String, String) {
+    let body = serde_json::json!({
+        "id": id, "object": "event", "type": event_type, "created": timestamp,
+        "data": {"object": object},
+    })
+    .to_string();
+    let header = signature::header(&[secret], timestamp, body.as_bytes());
+    (body, header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payhost_plugin_api::KeyValue;
+
+    fn delivery(body: &str, header: Option<&str>, now: i64) -> WebhookDelivery {
+        WebhookDelivery {
+            body: body.as_bytes().to_vec().into(),
+            headers: header
+                .map(|h| vec![KeyValue::new(SIGNATURE_HEADER, h)])
+                .unwrap_or_default()
+                .into(),
+            now,
+        }
+    }
+
+    #[test]
+    fn verifies_and_maps_a_payment_success() {
+        let obj = serde_json::json!({"id": "mock_pi_1", "customer": "mock_cus_1", "amount": 1250, "currency": "eur", "status": "succeeded"});
+        let (body, header) = signed_event("whsec_m", 1000, "evt_1", "payment.succeeded", &obj);
+        let ev = verify(&delivery(&body, Some(&header), 1010), &["whsec_m"]).unwrap();
+        assert_eq!(ev.id.as_str(), "evt_1");
+        let reports = map(&ev).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].kind, DomainEventKind::PaymentSucceeded);
+        assert_eq!(
+            reports[0].payment_id.as_ref().unwrap().as_str(),
+            "mock_pi_1"
+        );
+        assert_eq!(reports[0].amount.as_ref().unwrap().display(), "12.50 EUR");
+    }
+
+    #[test]
+    fn refuses_missing_wrong_and_stale_signatures() {
+        let (body, header) = signed_event(
+            "whsec_m",
+            1000,
+            "evt_1",
+            "x.y",
+            &serde_json::json!({"id": "o"}),
+        );
+        let code = |d: WebhookDelivery| verify(&d, &["whsec_m"]).unwrap_err().code;
+        assert_eq!(
+            code(delivery(&body, None, 1000)).as_str(),
+            codes::INVALID_SIGNATURE
+        );
+        assert_eq!(
+            code(delivery(&body, Some(&header), 1000 + 301)).as_str(),
+            codes::INVALID_SIGNATURE
+        );
+        let tampered = body.replace("evt_1", "evt_2");
+        assert_eq!(
+            code(delivery(&tampered, Some(&header), 1000)).as_str(),
+            codes::INVALID_SIGNATURE
+        );
+        assert!(verify(
+            &delivery(&body, Some(&header), 1000),
+            &["whsec_old", "whsec_m"]
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn unknown_event_types_report_nothing() {
+        let (body, header) = signed_event(
+            "s",
+            5,
+            "evt_9",
+            "customer.discount.created",
+            &serde_json::json!({"id": "o"}),
+        );
+        let ev = verify(&delivery(&body, Some(&header), 5), &["s"]).unwrap();
+        assert!(map(&ev).unwrap().is_empty());
+    }
+}
