@@ -1,0 +1,429 @@
+//! `plugins.toml`: where plugins live, which provider instances to create from them, which
+//! tenant uses which provider. Parsing and validation are pure and happen before any side
+//! effect; every error names the file, the key and what was expected.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The development API key `make run` uses. The host refuses a non-loopback bind with it.
+pub const DEV_API_KEY: &str = "dev_payhost_key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+    #[error("{file}: key '{key}': {expected}")]
+    Key {
+        file: PathBuf,
+        key: String,
+        expected: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub host: HostSection,
+    /// Provider instances by name (the name API callers and webhooks use).
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Tenant id → provider instance name.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSection {
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// Folder scanned for plugin libraries, relative to the config file.
+    #[serde(default = "default_plugin_dir")]
+    pub plugin_dir: PathBuf,
+    /// Folder for the host's own files (private plugin copies), relative to the config file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The provider used when a request names none and its tenant has none.
+    #[serde(default)]
+    pub default_provider: Option<String>,
+    /// Deadline for one plugin call.
+    #[serde(default = "default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// Bearer keys accepted by the API.
+    #[serde(default = "default_api_keys")]
+    pub api_keys: Vec<String>,
+    /// Bearer keys accepted by `/admin`.
+    #[serde(default = "default_admin_keys")]
+    pub admin_keys: Vec<String>,
+}
+
+impl Default for HostSection {
+    fn default() -> Self {
+        Self {
+            bind: default_bind(),
+            plugin_dir: default_plugin_dir(),
+            data_dir: default_data_dir(),
+            default_provider: None,
+            call_timeout_ms: default_call_timeout_ms(),
+            api_keys: default_api_keys(),
+            admin_keys: default_admin_keys(),
+        }
+    }
+}
+
+fn default_bind() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_plugin_dir() -> PathBuf {
+    "plugins-enabled".into()
+}
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+fn default_call_timeout_ms() -> u64 {
+    10_000
+}
+fn default_api_keys() -> Vec<String> {
+    vec![DEV_API_KEY.into()]
+}
+fn default_admin_keys() -> Vec<String> {
+    vec!["dev_payhost_admin_key".into()]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The name the plugin declares in its metadata.
+    pub plugin: String,
+    /// Overrides `host.call_timeout_ms` for this instance.
+    #[serde(default)]
+    pub call_timeout_ms: Option<u64>,
+    /// Hosts this instance may reach over HTTP (its egress allowlist).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Passed to the plugin; values are strings, or lists of strings (a key repeated).
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    One(Scalar),
+    Many(Vec<Scalar>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Text(s) => s.clone(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// The configuration as key/value pairs; list values become one pair per element.
+    /// Empty strings (an unset optional variable) are left out.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (k, v) in &self.config {
+            match v {
+                ConfigValue::One(s) => out.push((k.clone(), s.text())),
+                ConfigValue::Many(list) => out.extend(list.iter().map(|s| (k.clone(), s.text()))),
+            }
+        }
+        out.retain(|(_, v)| !v.is_empty());
+        out
+    }
+}
+
+/// Where a loaded config came from, with paths resolved against its folder.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub file: PathBuf,
+    pub config: Config,
+    pub plugin_dir: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+/// Reads, interpolates, parses and validates a config file.
+///
+/// # Errors
+/// [`ConfigError`] naming the file, and the key when one is at fault.
+pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    let config = parse(file, &text, &|name| std::env::var(name).ok())?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    Ok(Loaded {
+        file: file.to_owned(),
+        plugin_dir: base.join(&config.host.plugin_dir),
+        data_dir: base.join(&config.host.data_dir),
+        config,
+    })
+}
+
+/// Parses config text; `env` looks variables up (injected so tests need no real environment).
+///
+/// # Errors
+/// [`ConfigError`] for TOML syntax, unknown keys, wrong types, unset variables and
+/// references to providers that are not configured.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        message,
+    };
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    interpolate(
+        &mut value,
+        "",
+        &|key, var| ConfigError::Key {
+            file: file.to_owned(),
+            key: key.to_owned(),
+            expected: format!(
+                "environment variable '{var}' is not set (use ${{{var}:-default}} for a default)"
+            ),
+        },
+        env,
+    )?;
+    let mut config: Config = value
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid(e.message().to_owned()))?;
+    if let Some(p) = env("PAYMENT_PROVIDER").filter(|p| !p.is_empty()) {
+        config.host.default_provider = Some(p);
+    }
+    validate(file, &config)?;
+    Ok(config)
+}
+
+fn validate(file: &Path, c: &Config) -> Result<(), ConfigError> {
+    let key_err = |key: String, expected: String| ConfigError::Key {
+        file: file.to_owned(),
+        key,
+        expected,
+    };
+    let known = || c.providers.keys().cloned().collect::<Vec<_>>().join(", ");
+    if let Some(d) = &c.host.default_provider {
+        if !c.providers.contains_key(d) {
+            return Err(key_err(
+                "host.default_provider".into(),
+                format!(
+                    "'{d}' is not a configured provider (configured: {})",
+                    known()
+                ),
+            ));
+        }
+    }
+    for (tenant, provider) in &c.tenants {
+        if !c.providers.contains_key(provider) {
+            return Err(key_err(
+                format!("tenants.{tenant}"),
+                format!(
+                    "'{provider}' is not a configured provider (configured: {})",
+                    known()
+                ),
+            ));
+        }
+    }
+    if c.host.call_timeout_ms == 0 {
+        return Err(key_err(
+            "host.call_timeout_ms".into(),
+            "a positive number of milliseconds".into(),
+        ));
+    }
+    if c.host
+        .api_keys
+        .iter()
+        .chain(&c.host.admin_keys)
+        .any(|k| k.len() < 8)
+    {
+        return Err(key_err(
+            "host.api_keys".into(),
+            "keys of at least 8 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in every string value.
+fn interpolate(
+    v: &mut toml::Value,
+    path: &str,
+    unset: &dyn Fn(&str, &str) -> ConfigError,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match v {
+        toml::Value::String(s) => *s = expand(s, path, unset, env)?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(item, &format!("{path}[{i}]"), unset, env)?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, item) in t.iter_mut() {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                interpolate(item, &p, unset, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand(
+    s: &str,
+    key: &str,
+    unset: &dyn Fn(&str, &str) -> ConfigError,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        match (env(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => return Err(unset(key, name)),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_with(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(Path::new("plugins.toml"), text, &move |n| {
+            vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+        })
+    }
+
+    const BASE: &str = r#"
+        [host]
+        default_provider = "mock"
+        [providers.mock]
+        plugin = "mock"
+        config = { webhook_secret = "${MOCK_SECRET:-whsec_default}", list = ["a", "b"] }
+        [providers.stripe_eu]
+        plugin = "stripe"
+        config = { api_key = "${STRIPE_API_KEY:-}" }
+        [tenants]
+        acme = "stripe_eu"
+    "#;
+
+    #[test]
+    fn interpolates_variables_and_defaults() {
+        let c = parse_with(BASE, &[("STRIPE_API_KEY", "sk_test_1")]).unwrap();
+        let mock = c.providers["mock"].pairs();
+        assert!(mock.contains(&("webhook_secret".into(), "whsec_default".into())));
+        assert!(
+            mock.contains(&("list".into(), "a".into()))
+                && mock.contains(&("list".into(), "b".into()))
+        );
+        assert_eq!(
+            c.providers["stripe_eu"].pairs(),
+            vec![("api_key".into(), "sk_test_1".into())]
+        );
+        let unset = parse_with(BASE, &[]).unwrap();
+        assert!(
+            unset.providers["stripe_eu"].pairs().is_empty(),
+            "empty values are left out"
+        );
+    }
+
+    #[test]
+    fn payment_provider_variable_overrides_the_default() {
+        let c = parse_with(BASE, &[("PAYMENT_PROVIDER", "stripe_eu")]).unwrap();
+        assert_eq!(c.host.default_provider.as_deref(), Some("stripe_eu"));
+        let err = parse_with(BASE, &[("PAYMENT_PROVIDER", "paypal")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("host.default_provider") && err.contains("paypal"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_without_default_names_key_and_variable() {
+        let err = parse_with("[providers.x]\nplugin = \"${PLUGIN_NAME}\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("plugins.toml")
+                && err.contains("providers.x.plugin")
+                && err.contains("PLUGIN_NAME"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let err = parse_with("[host]\nbnd = \"x\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plugins.toml") && err.contains("bnd"), "{err}");
+        let err = parse_with("[host]\ncall_timeout_ms = \"soon\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("call_timeout_ms") || err.contains("invalid type"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tenants_must_name_configured_providers() {
+        let err = parse_with("[tenants]\nacme = \"ghost\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tenants.acme") && err.contains("ghost"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! The in-process event dispatcher and the events it carries: plugin lifecycle events and
+//! the domain events providers report. Subscribers register handlers; a panicking handler
+//! is logged and skipped, never fatal.
+
+mod lifecycle;
+
+pub use lifecycle::{ErrorType, LifecycleEvent, StopReason};
+
+use payhost_plugin_api::DomainEventReport;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A fact reported by a provider instance (from an operation, a webhook or `emit`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainEvent {
+    /// The provider instance that reported it.
+    pub provider: String,
+    pub kind: &'static str,
+    pub object_id: String,
+    pub customer_id: Option<String>,
+    pub payment_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub invoice_id: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub status: Option<String>,
+    pub plan_id: Option<String>,
+    pub previous_plan_id: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub error: Option<String>,
+    pub occurred_at: i64,
+}
+
+impl DomainEvent {
+    pub fn from_report(provider: &str, r: &DomainEventReport) -> Self {
+        let s = |o: &abi_stable::std_types::ROption<abi_stable::std_types::RString>| {
+            o.as_ref().map(|s| s.to_string()).into_option()
+        };
+        Self {
+            provider: provider.to_owned(),
+            kind: r.kind.as_str(),
+            object_id: r.object_id.to_string(),
+            customer_id: s(&r.customer_id),
+            payment_id: s(&r.payment_id),
+            subscription_id: s(&r.subscription_id),
+            invoice_id: s(&r.invoice_id),
+            amount: r.amount.as_ref().map(|m| m.amount).into_option(),
+            currency: r
+                .amount
+                .as_ref()
+                .map(|m| m.currency.to_string())
+                .into_option(),
+            status: s(&r.status),
+            plan_id: s(&r.plan_id),
+            previous_plan_id: s(&r.previous_plan_id),
+            cancel_at_period_end: r.cancel_at_period_end,
+            error: s(&r.error),
+            occurred_at: r.occurred_at,
+        }
+    }
+}
+
+/// Everything that flows through the dispatcher.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "category", rename_all = "snake_case")]
+pub enum Event {
+    Lifecycle(LifecycleEvent),
+    Domain(DomainEvent),
+}
+
+/// An event with its sequence number and time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stamped {
+    pub seq: u64,
+    pub at_millis: i64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+type Handler = Arc<dyn Fn(&Stamped) + Send + Sync>;
+
+const RECENT: usize = 256;
+
+/// Delivers events to subscribers, in order, and keeps the most recent ones.
+pub struct Dispatcher {
+    clock: Arc<dyn crate::clock::Clock>,
+    handlers: RwLock<Vec<Handler>>,
+    recent: Mutex<(u64, VecDeque<Stamped>)>,
+}
+
+impl Dispatcher {
+    pub fn new(clock: Arc<dyn crate::clock::Clock>) -> Self {
+        Self {
+            clock,
+            handlers: RwLock::default(),
+            recent: Mutex::default(),
+        }
+    }
+
+    /// Registers a handler for every event dispatched from now on.
+    pub fn subscribe(&self, handler: impl Fn(&Stamped) + Send + Sync + 'static) {
+        self.handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(handler));
+    }
+
+    pub fn dispatch(&self, event: Event) {
+        match &event {
+            Event::Lifecycle(e) => e.log(),
+            Event::Domain(e) => tracing::info!(
+                provider = %e.provider, kind = e.kind, object_id = %e.object_id,
+                "domain event reported"
+            ),
+        }
+        let stamped = {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.0 += 1;
+            let s = Stamped {
+                seq: recent.0,
+                at_millis: self.clock.now_millis(),
+                event,
+            };
+            if recent.1.len() == RECENT {
+                recent.1.pop_front();
+            }
+            recent.1.push_back(s.clone());
+            s
+        };
+        let handlers = self
+            .handlers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for h in handlers {
+            if catch_unwind(AssertUnwindSafe(|| h(&stamped))).is_err() {
+                tracing::error!(seq = stamped.seq, "an event handler panicked; skipped");
+            }
+        }
+    }
+
+    /// The most recent events, oldest first.
+    pub fn recent(&self) -> Vec<Stamped> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The most recent lifecycle events, oldest first.
+    pub fn recent_lifecycle(&self) -> Vec<Stamped> {
+        self.recent()
+            .into_iter()
+            .filter(|s| matches!(s.event, Event::Lifecycle(_)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn delivers_in_order_and_survives_a_panicking_handler() {
+        let d = Dispatcher::new(Arc::new(ManualClock::new(5)));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        d.subscribe(|_| panic!("handler bug"));
+        let s = seen.clone();
+        d.subscribe(move |e| s.lock().unwrap().push(e.seq));
+        for reason in [StopReason::Shutdown, StopReason::Removed] {
+            d.dispatch(Event::Lifecycle(LifecycleEvent::PluginStopped {
+                name: "mock".into(),
+                plugin_type: "payment".into(),
+                reason,
+            }));
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
+        assert_eq!(d.recent_lifecycle().len(), 2);
+        assert_eq!(d.recent()[0].at_millis, 5);
+    }
+
+    #[test]
+    fn keeps_only_the_most_recent_events() {
+        let d = Dispatcher::new(Arc::new(ManualClock::new(0)));
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        d.subscribe(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        for _ in 0..(RECENT + 10) {
+            d.dispatch(Event::Lifecycle(LifecycleEvent::PluginStopped {
+                name: "x".into(),
+                plugin_type: "payment".into(),
+                reason: StopReason::Error,
+            }));
+        }
+        assert_eq!(count.load(Ordering::SeqCst), RECENT + 10);
+        let recent = d.recent();
+        assert_eq!(recent.len(), RECENT);
+        assert_eq!(recent[0].seq, 11);
+    }
+}

@@ -1,0 +1,13 @@
+//! payhost: a payment-provider plugin host.
+//!
+//! `config` reads plugins.toml; `plugins` loads provider libraries and runs their calls;
+//! `events` dispatches lifecycle and domain events; `http` serves the API; `cli` is the
+//! command line. The binary is a thin `main` over [`cli::run`].
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod plugins;

@@ -1,0 +1,255 @@
+//! Loading one plugin library: a private copy, abi_stable's header and ABI checks, the
+//! metadata call. Never `RootModule::load_from_file`: it caches one module per type, so a
+//! second plugin would silently come back as the first.
+
+use crate::events::ErrorType;
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::StableAbi;
+use payhost_plugin_api::{PluginMetadata, PluginRootRef, PLUGIN_TYPE_PAYMENT};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a file could not be loaded, and which lifecycle error type that is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {reason}")]
+pub struct LoadError {
+    pub file: String,
+    pub error_type: ErrorType,
+    pub reason: String,
+}
+
+/// The host's view of a plugin's metadata.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Metadata {
+    pub name: String,
+    pub version: String,
+    pub plugin_type: String,
+    pub required_config: Vec<String>,
+    pub capabilities: Vec<String>,
+    pub webhook_signature_header: String,
+}
+
+impl From<PluginMetadata> for Metadata {
+    fn from(m: PluginMetadata) -> Self {
+        let strings = |v: abi_stable::std_types::RVec<abi_stable::std_types::RString>| {
+            v.into_iter().map(String::from).collect()
+        };
+        Self {
+            name: m.name.into(),
+            version: m.version.into(),
+            plugin_type: m.plugin_type.into(),
+            required_config: strings(m.required_config),
+            capabilities: strings(m.capabilities),
+            webhook_signature_header: m.webhook_signature_header.into(),
+        }
+    }
+}
+
+/// A loaded library: its root module and what it declared.
+#[derive(Clone)]
+pub struct Loaded {
+    pub root: PluginRootRef,
+    pub metadata: Metadata,
+    pub file: PathBuf,
+}
+
+/// Folder of private copies under the data dir.
+pub fn private_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("plugin-copies")
+}
+
+/// Removes private copies left by an earlier run (a crash between copy and load).
+pub fn clean_private_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Shared libraries in a folder, sorted by file name so load order is stable.
+pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+static COPY_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Loads one plugin file from a private, uniquely named copy.
+///
+/// Loading the copy means `dlopen` never returns a stale library for a path it has seen,
+/// and an operator overwriting the original cannot corrupt the mapped code. The copy is
+/// deleted once mapped (the mapping outlives the name).
+///
+/// # Errors
+/// [`LoadError`] with the exact reason: unreadable file, not a shared library, not a
+/// payhost plugin, incompatible API version or layout, bad metadata.
+pub fn load(file: &Path, private_dir: &Path) -> Result<Loaded, LoadError> {
+    let err = |error_type, reason: String| LoadError {
+        file: file.display().to_string(),
+        error_type,
+        reason,
+    };
+    std::fs::create_dir_all(private_dir).map_err(|e| {
+        err(
+            ErrorType::Load,
+            format!("cannot create {}: {e}", private_dir.display()),
+        )
+    })?;
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
+    let copy = private_dir.join(format!(
+        "{stem}-{}-{}.{}",
+        std::process::id(),
+        COPY_SEQ.fetch_add(1, Ordering::Relaxed),
+        std::env::consts::DLL_EXTENSION
+    ));
+    std::fs::copy(file, &copy).map_err(|e| err(ErrorType::Load, format!("cannot copy: {e}")))?;
+    let result = open(&copy);
+    let _ = std::fs::remove_file(&copy);
+    let root = result.map_err(|(t, r)| err(t, r))?;
+    let metadata: Metadata = (root.metadata())()
+        .into_result()
+        .map_err(|e| {
+            err(
+                ErrorType::Load,
+                format!("the plugin's metadata call failed: {e}"),
+            )
+        })?
+        .into();
+    if metadata.name.trim().is_empty() {
+        return Err(err(
+            ErrorType::Load,
+            "the plugin declares an empty name".into(),
+        ));
+    }
+    if metadata.plugin_type != PLUGIN_TYPE_PAYMENT {
+        return Err(err(
+            ErrorType::Load,
+            format!(
+                "plugin type '{}' is not '{PLUGIN_TYPE_PAYMENT}'",
+                metadata.plugin_type
+            ),
+        ));
+    }
+    Ok(Loaded {
+        root,
+        metadata,
+        file: file.to_owned(),
+    })
+}
+
+fn open(copy: &Path) -> Result<PluginRootRef, (ErrorType, String)> {
+    let header = lib_header_from_path(copy).map_err(|e| match e {
+        LibraryError::OpenError { err, .. } => (
+            ErrorType::Load,
+            format!("not a loadable shared library: {err}"),
+        ),
+        LibraryError::GetSymbolError { .. } => (
+            ErrorType::Abi,
+            "not a payhost plugin: it does not export abi_stable's root module symbol \
+             (_1as_0lib_1header_0root_bmodule_bloader)"
+                .to_owned(),
+        ),
+        other => (ErrorType::Abi, summary(&other)),
+    })?;
+    match header.init_root_module::<PluginRootRef>() {
+        Ok(root) => Ok(root),
+        Err(LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        }) => Err((
+            ErrorType::Abi,
+            format!(
+                "library version mismatch: the plugin was built against plugin-api \
+                 {actual_version}, this host speaks {expected_version}"
+            ),
+        )),
+        Err(LibraryError::AbiInstability(full)) => {
+            // An older plugin in a newer host fails the stock check ("too many fields",
+            // abi_stable issue #118). Accept it when the plugin's layout is a prefix of ours.
+            let older_prefix = header.layout().is_some_and(|plugin| {
+                check_layout_compatibility(plugin, PluginRootRef::LAYOUT).is_ok()
+            });
+            if older_prefix {
+                // SAFETY: the check above proved the plugin's root module layout is a
+                // prefix of the host's; prefix types let the host read only that prefix.
+                #[allow(unsafe_code)]
+                let root =
+                    unsafe { header.init_root_module_with_unchecked_layout::<PluginRootRef>() };
+                return root.map_err(|e| (ErrorType::Abi, summary(&e)));
+            }
+            tracing::debug!(error = %full, "full ABI mismatch report");
+            Err((
+                ErrorType::Abi,
+                format!(
+                    "incompatible plugin ABI: {}",
+                    full.to_string()
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("layout mismatch")
+                ),
+            ))
+        }
+        Err(other) => Err((ErrorType::Abi, summary(&other))),
+    }
+}
+
+/// One line of an abi_stable error (some are kilobytes long; the rest goes to debug logs).
+fn summary(e: &LibraryError) -> String {
+    let text = e.to_string();
+    tracing::debug!(error = %text, "full plugin load error");
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("unknown error")
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_file_is_a_load_error_and_leaves_no_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.so");
+        std::fs::write(&file, "not a library").unwrap();
+        let private = dir.path().join("copies");
+        let e = load(&file, &private)
+            .err()
+            .expect("a text file must not load");
+        assert_eq!(e.error_type, ErrorType::Load);
+        assert!(e.to_string().contains("x.so"), "{e}");
+        assert_eq!(std::fs::read_dir(&private).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn scan_lists_only_shared_libraries_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.so", "a.so", "readme.txt"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub.so")).unwrap();
+        let names: Vec<_> = scan(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.so", "b.so"]);
+    }
+}

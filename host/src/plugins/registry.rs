@@ -1,0 +1,547 @@
+//! The registry: loaded plugins keyed by the name each declares, and provider instances
+//! created from them. One lock guards both maps. Calls run on the blocking pool with a
+//! deadline; an instance is held by `Arc`, so swapping it is atomic for new calls while
+//! calls already running on the old one finish before it is shut down.
+
+use super::loader::{self, LoadError, Loaded, Metadata};
+use super::services::InstanceServices;
+use crate::clock::Clock;
+use crate::config::ProviderConfig;
+use crate::events::{Dispatcher, ErrorType, Event, LifecycleEvent, StopReason};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RVec};
+use payhost_plugin_api::{
+    codes, panic_message, HostServices_TO, KeyValue, PluginError, ProviderBox,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a stop waits for in-flight calls before shutting the instance down anyway.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("{file}: plugin name '{name}' is already registered from {existing}")]
+    DuplicateName {
+        name: String,
+        file: String,
+        existing: String,
+    },
+    #[error("plugin '{plugin}' is not loaded (loaded plugins: {available})")]
+    PluginNotLoaded { plugin: String, available: String },
+    #[error("provider '{instance}': missing required config keys: {}", missing.join(", "))]
+    MissingConfig {
+        instance: String,
+        missing: Vec<String>,
+    },
+    #[error("provider '{instance}': initialization failed: {error}")]
+    Init { instance: String, error: String },
+}
+
+/// Why a call to a provider did not return a result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown provider '{name}' (available: {available})")]
+    UnknownProvider { name: String, available: String },
+    #[error("provider '{provider}' does not support {capability}")]
+    Unsupported {
+        provider: String,
+        capability: String,
+    },
+    /// The provider answered with an error (declines, not found, invalid, ...).
+    #[error("{0}")]
+    Plugin(PluginError),
+    /// The plugin panicked; the panic was caught.
+    #[error("provider '{provider}' failed inside {operation}")]
+    Panicked { provider: String, operation: String },
+    #[error("provider '{provider}' did not answer {operation} within {ms} ms")]
+    Timeout {
+        provider: String,
+        operation: String,
+        ms: u128,
+    },
+}
+
+/// One provider instance: a plugin's provider object with its configuration applied.
+pub struct Instance {
+    pub name: String,
+    pub plugin: String,
+    pub metadata: Metadata,
+    pub timeout: Duration,
+    provider: ProviderBox,
+}
+
+impl Instance {
+    pub fn supports(&self, capability: &str) -> bool {
+        self.metadata.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    plugins: BTreeMap<String, Loaded>,
+    /// Files that failed to load, with the reason (for `plugins list`).
+    failed: BTreeMap<PathBuf, LoadError>,
+    instances: BTreeMap<String, Arc<Instance>>,
+    /// Instances configured but not running, with the reason.
+    instance_errors: BTreeMap<String, String>,
+}
+
+pub struct Registry {
+    dispatcher: Arc<Dispatcher>,
+    clock: Arc<dyn Clock>,
+    private_dir: PathBuf,
+    default_timeout: Duration,
+    inner: Mutex<Inner>,
+}
+
+/// A plugin or a file as `plugins list` and the admin API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginRow {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub plugin_type: Option<String>,
+    pub capabilities: Vec<String>,
+    pub file: String,
+    /// `active` (has instances), `loaded` (no instance) or `error: <reason>`.
+    pub state: String,
+    pub instances: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceRow {
+    pub name: String,
+    pub plugin: String,
+    pub version: Option<String>,
+    pub capabilities: Vec<String>,
+    /// `running` or `error: <reason>`.
+    pub state: String,
+}
+
+impl Registry {
+    pub fn new(
+        dispatcher: Arc<Dispatcher>,
+        clock: Arc<dyn Clock>,
+        data_dir: &Path,
+        default_timeout: Duration,
+    ) -> Self {
+        let private_dir = loader::private_dir(data_dir);
+        loader::clean_private_dir(&private_dir);
+        Self {
+            dispatcher,
+            clock,
+            private_dir,
+            default_timeout,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    fn lifecycle(&self, e: LifecycleEvent) {
+        self.dispatcher.dispatch(Event::Lifecycle(e));
+    }
+
+    fn plugin_error(&self, name: &str, error: String, error_type: ErrorType) {
+        self.lifecycle(LifecycleEvent::PluginError {
+            name: name.to_owned(),
+            plugin_type: payhost_plugin_api::PLUGIN_TYPE_PAYMENT.into(),
+            error,
+            error_type,
+        });
+    }
+
+    /// Loads every shared library in `dir`; failures become PluginError events.
+    /// Returns the names registered.
+    pub fn scan(&self, dir: &Path) -> Vec<String> {
+        let files = match loader::scan(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                self.plugin_error(
+                    &dir.display().to_string(),
+                    format!("cannot read plugin folder: {e}"),
+                    ErrorType::Load,
+                );
+                return Vec::new();
+            }
+        };
+        files
+            .iter()
+            .filter_map(|f| self.register_file(f).ok())
+            .map(|m| m.name)
+            .collect()
+    }
+
+    /// Loads one file and registers the plugin under its declared name.
+    ///
+    /// # Errors
+    /// The load error, or [`RegistryError::DuplicateName`] when another file already
+    /// registered that name. Either way a PluginError event is dispatched.
+    pub fn register_file(&self, file: &Path) -> Result<Metadata, RegistryError> {
+        let file_name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let loaded = match loader::load(file, &self.private_dir) {
+            Ok(l) => l,
+            Err(e) => {
+                self.plugin_error(&file_name, e.to_string(), e.error_type);
+                self.inner().failed.insert(file.to_owned(), e.clone());
+                return Err(e.into());
+            }
+        };
+        let meta = loaded.metadata.clone();
+        {
+            let mut inner = self.inner();
+            if let Some(existing) = inner.plugins.get(&meta.name) {
+                let e = RegistryError::DuplicateName {
+                    name: meta.name.clone(),
+                    file: file.display().to_string(),
+                    existing: existing.file.display().to_string(),
+                };
+                inner.failed.insert(
+                    file.to_owned(),
+                    LoadError {
+                        file: file.display().to_string(),
+                        error_type: ErrorType::Load,
+                        reason: e.to_string(),
+                    },
+                );
+                drop(inner);
+                self.plugin_error(&meta.name, e.to_string(), ErrorType::Load);
+                return Err(e);
+            }
+            inner.failed.remove(file);
+            inner.plugins.insert(meta.name.clone(), loaded);
+        }
+        self.lifecycle(LifecycleEvent::PluginRegistered {
+            name: meta.name.clone(),
+            version: meta.version.clone(),
+            plugin_type: meta.plugin_type.clone(),
+            file: file.display().to_string(),
+        });
+        Ok(meta)
+    }
+
+    /// Creates (or atomically replaces) the provider instance `name` from its config.
+    ///
+    /// # Errors
+    /// The plugin is not loaded, required keys are missing, or `new` failed, panicked or
+    /// timed out. A PluginError event (initialization) is dispatched for each.
+    pub async fn start_instance(
+        &self,
+        name: &str,
+        cfg: &ProviderConfig,
+    ) -> Result<(), RegistryError> {
+        let result = self.try_start_instance(name, cfg).await;
+        if let Err(e) = &result {
+            self.inner()
+                .instance_errors
+                .insert(name.to_owned(), e.to_string());
+            self.plugin_error(name, e.to_string(), ErrorType::Initialization);
+        }
+        result
+    }
+
+    async fn try_start_instance(
+        &self,
+        name: &str,
+        cfg: &ProviderConfig,
+    ) -> Result<(), RegistryError> {
+        let loaded = {
+            let inner = self.inner();
+            inner.plugins.get(&cfg.plugin).cloned().ok_or_else(|| {
+                RegistryError::PluginNotLoaded {
+                    plugin: cfg.plugin.clone(),
+                    available: list_or_none(inner.plugins.keys()),
+                }
+            })?
+        };
+        let pairs = cfg.pairs();
+        let missing: Vec<String> = loaded
+            .metadata
+            .required_config
+            .iter()
+            .filter(|k| !pairs.iter().any(|(pk, _)| pk == *k))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(RegistryError::MissingConfig {
+                instance: name.to_owned(),
+                missing,
+            });
+        }
+        let mut config_keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+        config_keys.dedup();
+        let services = InstanceServices::new(
+            name,
+            cfg.allow_hosts.clone(),
+            self.dispatcher.clone(),
+            self.clock.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        let host = HostServices_TO::from_value(services, TD_Opaque);
+        let config: RVec<KeyValue> = pairs.iter().map(|(k, v)| KeyValue::new(k, v)).collect();
+        let timeout = cfg
+            .call_timeout_ms
+            .map_or(self.default_timeout, Duration::from_millis);
+        let init_err = |error: String| RegistryError::Init {
+            instance: name.to_owned(),
+            error,
+        };
+        let root = loaded.root;
+        let task = tokio::task::spawn_blocking(move || {
+            catch_unwind(AssertUnwindSafe(|| (root.new())(config, host)))
+        });
+        let provider = match tokio::time::timeout(timeout, task).await {
+            Err(_) => {
+                return Err(init_err(format!(
+                    "no answer within {} ms",
+                    timeout.as_millis()
+                )))
+            }
+            Ok(Err(_)) | Ok(Ok(Err(_))) => return Err(init_err("the plugin panicked".into())),
+            Ok(Ok(Ok(RResult::RErr(e)))) => return Err(init_err(e.to_string())),
+            Ok(Ok(Ok(RResult::ROk(p)))) => p,
+        };
+        let instance = Arc::new(Instance {
+            name: name.to_owned(),
+            plugin: cfg.plugin.clone(),
+            metadata: loaded.metadata.clone(),
+            timeout,
+            provider,
+        });
+        let previous = {
+            let mut inner = self.inner();
+            inner.instance_errors.remove(name);
+            inner.instances.insert(name.to_owned(), instance)
+        };
+        self.lifecycle(LifecycleEvent::PluginInitialized {
+            name: name.to_owned(),
+            plugin: cfg.plugin.clone(),
+            plugin_type: loaded.metadata.plugin_type.clone(),
+            config_keys,
+        });
+        if let Some(old) = previous {
+            self.retire(old, StopReason::Replaced).await;
+        }
+        Ok(())
+    }
+
+    /// The instance `name`, or an error listing the available ones.
+    ///
+    /// # Errors
+    /// [`CallError::UnknownProvider`].
+    pub fn get(&self, name: &str) -> Result<Arc<Instance>, CallError> {
+        let inner = self.inner();
+        inner
+            .instances
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CallError::UnknownProvider {
+                name: name.to_owned(),
+                available: list_or_none(inner.instances.keys()),
+            })
+    }
+
+    /// Calls a provider operation on the blocking pool, under the instance's deadline.
+    ///
+    /// # Errors
+    /// [`CallError`]: unknown provider, undeclared capability, the provider's own error,
+    /// a caught panic or a missed deadline (the last two also dispatch a PluginError).
+    pub async fn call<T, F>(
+        &self,
+        name: &str,
+        capability: &str,
+        operation: &'static str,
+        f: F,
+    ) -> Result<T, CallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ProviderBox) -> RResult<T, PluginError> + Send + 'static,
+    {
+        let instance = self.get(name)?;
+        if !instance.supports(capability) {
+            return Err(CallError::Unsupported {
+                provider: name.to_owned(),
+                capability: capability.to_owned(),
+            });
+        }
+        let timeout = instance.timeout;
+        let held = instance.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            catch_unwind(AssertUnwindSafe(|| f(&held.provider)))
+        });
+        let outcome = match tokio::time::timeout(timeout, task).await {
+            Err(_) => Err(CallError::Timeout {
+                provider: name.to_owned(),
+                operation: operation.to_owned(),
+                ms: timeout.as_millis(),
+            }),
+            Ok(Err(join)) => Err(self.panicked(name, operation, &join.to_string())),
+            Ok(Ok(Err(payload))) => Err(self.panicked(name, operation, &panic_message(&*payload))),
+            Ok(Ok(Ok(RResult::RErr(e)))) if e.code.as_str() == codes::PANICKED => {
+                Err(self.panicked(name, operation, &e.message))
+            }
+            Ok(Ok(Ok(RResult::RErr(e)))) => Err(CallError::Plugin(e)),
+            Ok(Ok(Ok(RResult::ROk(v)))) => Ok(v),
+        };
+        if let Err(e @ CallError::Timeout { .. }) = &outcome {
+            self.plugin_error(name, e.to_string(), ErrorType::Operation);
+        }
+        outcome
+    }
+
+    fn panicked(&self, name: &str, operation: &str, detail: &str) -> CallError {
+        // The panic text goes to the event log for operators, never to API callers.
+        self.plugin_error(
+            name,
+            format!("{operation} panicked: {detail}"),
+            ErrorType::Operation,
+        );
+        CallError::Panicked {
+            provider: name.to_owned(),
+            operation: operation.to_owned(),
+        }
+    }
+
+    /// Stops one instance: no new calls reach it; running ones finish; then `shutdown`.
+    pub async fn stop_instance(&self, name: &str, reason: StopReason) -> bool {
+        let removed = self.inner().instances.remove(name);
+        match removed {
+            Some(instance) => {
+                self.retire(instance, reason).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every instance (SIGINT/SIGTERM, end of `plugins list`).
+    pub async fn stop_all(&self, reason: StopReason) {
+        let all: Vec<Arc<Instance>> = std::mem::take(&mut self.inner().instances)
+            .into_values()
+            .collect();
+        for instance in all {
+            self.retire(instance, reason).await;
+        }
+    }
+
+    async fn retire(&self, instance: Arc<Instance>, reason: StopReason) {
+        let started = Instant::now();
+        while Arc::strong_count(&instance) > 1 && started.elapsed() < DRAIN_LIMIT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (name, plugin_type, timeout) = (
+            instance.name.clone(),
+            instance.metadata.plugin_type.clone(),
+            instance.timeout,
+        );
+        let task = tokio::task::spawn_blocking(move || {
+            catch_unwind(AssertUnwindSafe(|| instance.provider.shutdown()))
+        });
+        let failure = match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(Ok(RResult::ROk(())))) => None,
+            Ok(Ok(Ok(RResult::RErr(e)))) => Some(e.to_string()),
+            Ok(_) => Some("shutdown panicked".to_owned()),
+            Err(_) => Some(format!(
+                "shutdown did not finish within {} ms",
+                timeout.as_millis()
+            )),
+        };
+        if let Some(error) = failure {
+            self.plugin_error(&name, error, ErrorType::Shutdown);
+        }
+        self.lifecycle(LifecycleEvent::PluginStopped {
+            name,
+            plugin_type,
+            reason,
+        });
+    }
+
+    /// Plugins and failed files, for `plugins list` and the admin API.
+    pub fn plugin_rows(&self) -> Vec<PluginRow> {
+        let inner = self.inner();
+        let mut rows: Vec<PluginRow> = inner
+            .plugins
+            .values()
+            .map(|l| {
+                let instances: Vec<String> = inner
+                    .instances
+                    .values()
+                    .filter(|i| i.plugin == l.metadata.name)
+                    .map(|i| i.name.clone())
+                    .collect();
+                PluginRow {
+                    name: Some(l.metadata.name.clone()),
+                    version: Some(l.metadata.version.clone()),
+                    plugin_type: Some(l.metadata.plugin_type.clone()),
+                    capabilities: l.metadata.capabilities.clone(),
+                    file: l.file.display().to_string(),
+                    state: if instances.is_empty() {
+                        "loaded".into()
+                    } else {
+                        "active".into()
+                    },
+                    instances,
+                }
+            })
+            .collect();
+        rows.extend(inner.failed.iter().map(|(file, e)| PluginRow {
+            name: None,
+            version: None,
+            plugin_type: None,
+            capabilities: Vec::new(),
+            file: file.display().to_string(),
+            state: format!("error: {}", e.reason),
+            instances: Vec::new(),
+        }));
+        rows
+    }
+
+    /// Configured instances: running ones and the ones that failed to start.
+    pub fn instance_rows(&self) -> Vec<InstanceRow> {
+        let inner = self.inner();
+        let mut rows: Vec<InstanceRow> = inner
+            .instances
+            .values()
+            .map(|i| InstanceRow {
+                name: i.name.clone(),
+                plugin: i.plugin.clone(),
+                version: Some(i.metadata.version.clone()),
+                capabilities: i.metadata.capabilities.clone(),
+                state: "running".into(),
+            })
+            .collect();
+        rows.extend(inner.instance_errors.iter().map(|(name, e)| InstanceRow {
+            name: name.clone(),
+            plugin: String::new(),
+            version: None,
+            capabilities: Vec::new(),
+            state: format!("error: {e}"),
+        }));
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows
+    }
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
