@@ -1,1 +1,260 @@
+//! Shared support for payhost's end-to-end tests: where the built artifacts are, a host
+//! process in a scratch folder, a minimal HTTP client, and a C library for bad-input tests.
+//!
+//! The artifacts are built once per test run by `make test` (`cargo build --workspace`
+//! before `cargo test`); a test never rebuilds the world.
 
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The workspace's target folder for the profile the tests were built in.
+pub fn target_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned();
+    let base =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    base.join(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    })
+}
+
+fn artifact(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (`make test` runs `cargo build --workspace` before the tests)",
+        p.display()
+    );
+    p
+}
+
+/// A plugin library built from the workspace, e.g. `plugin("payhost_plugin_mock")`.
+pub fn plugin(lib_name: &str) -> PathBuf {
+    artifact(&format!(
+        "lib{lib_name}.{}",
+        std::env::consts::DLL_EXTENSION
+    ))
+}
+
+pub fn mock_so() -> PathBuf {
+    plugin("payhost_plugin_mock")
+}
+
+pub fn misbehaving_so() -> PathBuf {
+    plugin("payhost_test_plugin_misbehaving")
+}
+
+pub fn wrong_major_so() -> PathBuf {
+    plugin("payhost_test_plugin_wrong_major")
+}
+
+/// The `payhost` binary.
+pub fn payhost_bin() -> PathBuf {
+    artifact("payhost")
+}
+
+/// Builds a plain C shared library (no abi_stable header) with the system compiler.
+pub fn c_shared_library(dir: &Path, name: &str) -> PathBuf {
+    let src = dir.join("plain.c");
+    std::fs::write(&src, "int payhost_answer(void) { return 42; }\n").unwrap();
+    let out = dir.join(name);
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("cc is needed to build the plain C library");
+    assert!(status.success(), "cc -shared failed");
+    out
+}
+
+pub const API_KEY: &str = "test_api_key_123";
+pub const ADMIN_KEY: &str = "test_admin_key_123";
+
+/// A scratch folder with `plugins/` and a `plugins.toml` whose [host] section points there.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// `providers` is the TOML after the [host] section (providers, tenants).
+    pub fn new(plugins: &[(&Path, &str)], providers: &str) -> Self {
+        Self::with_host(plugins, "", providers)
+    }
+
+    /// Like [`Scratch::new`], with extra lines for the [host] section.
+    pub fn with_host(plugins: &[(&Path, &str)], host_extra: &str, providers: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pdir = dir.path().join("plugins");
+        std::fs::create_dir(&pdir).unwrap();
+        for (src, name) in plugins {
+            std::fs::copy(src, pdir.join(name)).unwrap();
+        }
+        let config = format!(
+            "[host]\nbind = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
+             api_keys = [\"{API_KEY}\"]\nadmin_keys = [\"{ADMIN_KEY}\"]\n{host_extra}\n{providers}\n"
+        );
+        std::fs::write(dir.path().join("plugins.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("plugins.toml")
+    }
+
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Runs `payhost --config <this> <args>`; returns exit code, stdout, stderr.
+    pub fn payhost(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(payhost_bin())
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Starts `payhost serve` and waits until it listens.
+    pub fn serve(&self) -> HostProcess {
+        let mut child = Command::new(payhost_bin())
+            .arg("--config")
+            .arg(self.config())
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("payhost listening on http://") {
+                        break a.to_owned();
+                    }
+                }
+                _ => {
+                    let mut err = String::new();
+                    child
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_string(&mut err)
+                        .unwrap();
+                    panic!("payhost did not start:\n{err}");
+                }
+            }
+        };
+        HostProcess { child, addr }
+    }
+}
+
+/// A running `payhost serve`; terminated when dropped.
+pub struct HostProcess {
+    child: Child,
+    pub addr: String,
+}
+
+impl HostProcess {
+    pub fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        http(&self.addr, "GET", path, key, None)
+    }
+
+    /// Sends SIGTERM, waits for exit; returns the exit code and everything on stderr.
+    pub fn terminate(mut self) -> (i32, String) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status.code().unwrap_or(-1), err)
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange (Connection: close); the body parsed as JSON (Null if empty).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = if body.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or(Value::String(body.into()))
+    };
+    (status, json)
+}
+
+/// The lifecycle events in an `/admin/plugins` answer, as (type, name, detail) triples,
+/// where detail is the error_type, the reason, or "" .
+pub fn lifecycle(admin: &Value) -> Vec<(String, String, String)> {
+    admin["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let detail = e["error_type"]
+                .as_str()
+                .or(e["reason"].as_str())
+                .unwrap_or("");
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["name"].as_str().unwrap().to_owned(),
+                detail.to_owned(),
+            )
+        })
+        .collect()
+}
