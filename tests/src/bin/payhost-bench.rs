@@ -1,0 +1,110 @@
+//! `make bench`: plugin load time and the host-side overhead of one provider call through
+//! the blocking pool, on the release build. Prints medians and percentiles; BENCHMARKS.md
+//! records the results with the machine they ran on.
+
+use payhost::clock::SystemClock;
+use payhost::config::ProviderConfig;
+use payhost::events::Dispatcher;
+use payhost::plugins::{loader, Registry};
+use payhost_plugin_api::abi_stable::std_types::{ROption, RVec};
+use payhost_plugin_api::{capabilities as cap, CallCtx, NewCustomer};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "{name:<44} n={:<6} p50={:>10.3?} p90={:>10.3?} p99={:>10.3?}",
+        samples.len(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.9),
+        percentile(&samples, 0.99)
+    );
+}
+
+fn main() {
+    let mock = payhost_tests::mock_so();
+    let scratch = tempfile::tempdir().unwrap();
+    let private = scratch.path().join("copies");
+
+    // Load: copy + dlopen + ABI check + metadata, a fresh private copy each time.
+    let loads: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            loader::load(&mock, &private).expect("mock loads");
+            t.elapsed()
+        })
+        .collect();
+    report("plugin load (copy+dlopen+abi check+metadata)", loads);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = Arc::new(SystemClock);
+        let registry = Registry::new(
+            Arc::new(Dispatcher::new(clock.clone())),
+            clock,
+            scratch.path(),
+            Duration::from_secs(10),
+        );
+        registry.register_file(&mock).unwrap();
+        let cfg: ProviderConfig =
+            toml::from_str("plugin = \"mock\"\nconfig = { webhook_secret = \"w\" }").unwrap();
+        registry.start_instance("mock", &cfg).await.unwrap();
+        let customer = registry
+            .call("mock", cap::CUSTOMERS, "create_customer", |p| {
+                p.create_customer(
+                    CallCtx::default(),
+                    NewCustomer {
+                        email: "a@b.c".into(),
+                        name: ROption::RNone,
+                        metadata: RVec::new(),
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        let instance = registry.get("mock").unwrap();
+
+        // The plugin work alone: a direct call on this thread.
+        let id = customer.id.clone();
+        let direct: Vec<Duration> = (0..20_000)
+            .map(|_| {
+                let t = Instant::now();
+                let _ = registry_direct(&instance, &id);
+                t.elapsed()
+            })
+            .collect();
+        report("mock get_customer, direct FFI call", direct);
+
+        // Through the host: lookup, capability check, spawn_blocking, deadline, result.
+        let mut through = Vec::with_capacity(20_000);
+        for _ in 0..20_000 {
+            let id = customer.id.clone();
+            let t = Instant::now();
+            registry
+                .call("mock", cap::CUSTOMERS, "get_customer", move |p| {
+                    p.get_customer(CallCtx::default(), id)
+                })
+                .await
+                .unwrap();
+            through.push(t.elapsed());
+        }
+        report("mock get_customer, through registry.call", through);
+    });
+}
+
+fn registry_direct(
+    instance: &payhost::plugins::Instance,
+    id: &payhost_plugin_api::abi_stable::std_types::RString,
+) -> bool {
+    instance.call_direct(|p| p.get_customer(CallCtx::default(), id.clone()).is_ok())
+}
