@@ -67,7 +67,7 @@ impl DomainEvent {
 #[serde(tag = "category", rename_all = "snake_case")]
 pub enum Event {
     Lifecycle(LifecycleEvent),
-    Domain(DomainEvent),
+    Domain(Box<DomainEvent>),
 }
 
 /// An event with its sequence number and time.

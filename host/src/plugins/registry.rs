@@ -81,6 +81,12 @@ impl Instance {
     pub fn supports(&self, capability: &str) -> bool {
         self.metadata.capabilities.iter().any(|c| c == capability)
     }
+
+    /// Runs `f` on the calling thread, with no deadline and no panic isolation beyond the
+    /// plugin's own. For measuring the raw FFI cost only; the host uses [`Registry::call`].
+    pub fn call_direct<T>(&self, f: impl FnOnce(&ProviderBox) -> T) -> T {
+        f(&self.provider)
+    }
 }
 
 #[derive(Default)]

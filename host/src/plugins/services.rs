@@ -131,10 +131,10 @@ impl HostServices for InstanceServices {
     fn emit(&self, event: DomainEventReport) {
         let _ = guard("host.emit", || {
             self.dispatcher
-                .dispatch(Event::Domain(DomainEvent::from_report(
+                .dispatch(Event::Domain(Box::new(DomainEvent::from_report(
                     &self.instance,
                     &event,
-                )));
+                ))));
             Ok(())
         });
     }
