@@ -234,6 +234,10 @@ fn configuration_errors_fail_only_the_instance_concerned() {
         .collect();
     assert_eq!(states[1], ("mock".into(), "running".into()));
     assert!(states[0].0 == "ghost" && states[0].1.starts_with("error"));
+    assert_eq!(
+        body["data"][0]["plugin"], "paypal",
+        "a failed instance still names its plugin"
+    );
     assert!(states[2].0 == "nokey" && states[2].1.contains("webhook_secret"));
 }
 

@@ -23,16 +23,20 @@ fn accepted(given: Option<&str>, keys: &[String]) -> bool {
     })
 }
 
+async fn require(keys: &[String], req: Request, next: Next) -> Result<Response, ApiError> {
+    if accepted(bearer(&req), keys) {
+        Ok(next.run(req).await)
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
 pub async fn require_api_key(
     State(s): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if accepted(bearer(&req), &s.config.config.host.api_keys) {
-        Ok(next.run(req).await)
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    require(&s.config.config.host.api_keys, req, next).await
 }
 
 pub async fn require_admin_key(
@@ -40,9 +44,5 @@ pub async fn require_admin_key(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if accepted(bearer(&req), &s.config.config.host.admin_keys) {
-        Ok(next.run(req).await)
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    require(&s.config.config.host.admin_keys, req, next).await
 }

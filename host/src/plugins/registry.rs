@@ -95,8 +95,8 @@ struct Inner {
     /// Files that failed to load, with the reason (for `plugins list`).
     failed: BTreeMap<PathBuf, LoadError>,
     instances: BTreeMap<String, Arc<Instance>>,
-    /// Instances configured but not running, with the reason.
-    instance_errors: BTreeMap<String, String>,
+    /// Instances configured but not running: their plugin and the reason.
+    instance_errors: BTreeMap<String, (String, String)>,
 }
 
 pub struct Registry {
@@ -255,7 +255,7 @@ impl Registry {
         if let Err(e) = &result {
             self.inner()
                 .instance_errors
-                .insert(name.to_owned(), e.to_string());
+                .insert(name.to_owned(), (cfg.plugin.clone(), e.to_string()));
             self.plugin_error(name, e.to_string(), ErrorType::Initialization);
         }
         result
@@ -531,13 +531,18 @@ impl Registry {
                 state: "running".into(),
             })
             .collect();
-        rows.extend(inner.instance_errors.iter().map(|(name, e)| InstanceRow {
-            name: name.clone(),
-            plugin: String::new(),
-            version: None,
-            capabilities: Vec::new(),
-            state: format!("error: {e}"),
-        }));
+        rows.extend(
+            inner
+                .instance_errors
+                .iter()
+                .map(|(name, (plugin, e))| InstanceRow {
+                    name: name.clone(),
+                    plugin: plugin.clone(),
+                    version: None,
+                    capabilities: Vec::new(),
+                    state: format!("error: {e}"),
+                }),
+        );
         rows.sort_by(|a, b| a.name.cmp(&b.name));
         rows
     }
