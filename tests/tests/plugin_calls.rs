@@ -288,3 +288,108 @@ async fn replacing_an_instance_lets_running_calls_finish_first() {
         .collect();
     assert_eq!(order, ["init bad", "init bad", "stop bad Replaced"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_subscription_lifecycle_distinguishes_cancel_at_period_end_from_cancel_now() {
+    use payhost_plugin_api::{NewSubscription, SubscriptionStatus};
+    let s = scratch();
+    let state = start(&s).await;
+    let reg = &state.registry;
+    let c = reg
+        .call("mock", cap::CUSTOMERS, "create_customer", |p| {
+            p.create_customer(CallCtx::default(), customer("s@b.c"))
+        })
+        .await
+        .unwrap();
+    let customer_id = c.id.clone();
+    let sub = reg
+        .call(
+            "mock",
+            cap::SUBSCRIPTIONS,
+            "create_subscription",
+            move |p| {
+                p.create_subscription(
+                    CallCtx::default(),
+                    NewSubscription {
+                        customer_id,
+                        price_id: "price_basic".into(),
+                        trial_days: 14,
+                        metadata: RVec::new(),
+                    },
+                )
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(sub.status, SubscriptionStatus::Trialing);
+    assert_eq!(
+        sub.trial_end.into_option(),
+        Some(1_700_000_000 + 14 * 86_400)
+    );
+
+    let id = sub.id.clone();
+    let sub_call = |op: &'static str, f: fn(&payhost_plugin_api::ProviderBox, String) -> _| {
+        let id = id.to_string();
+        reg.call("mock", cap::SUBSCRIPTIONS, op, move |p| f(p, id))
+    };
+    let changed = sub_call("change_subscription_price", |p, id| {
+        p.change_subscription_price(CallCtx::default(), id.into(), "price_pro".into())
+    })
+    .await
+    .unwrap();
+    assert_eq!(changed.price_id.as_str(), "price_pro");
+    let at_end = sub_call("cancel_subscription", |p, id| {
+        p.cancel_subscription(CallCtx::default(), id.into(), true)
+    })
+    .await
+    .unwrap();
+    assert!(at_end.cancel_at_period_end);
+    assert_eq!(
+        at_end.status,
+        SubscriptionStatus::Trialing,
+        "still running until the period ends"
+    );
+    let back = sub_call("reactivate_subscription", |p, id| {
+        p.reactivate_subscription(CallCtx::default(), id.into())
+    })
+    .await
+    .unwrap();
+    assert!(!back.cancel_at_period_end);
+    let now = sub_call("cancel_subscription", |p, id| {
+        p.cancel_subscription(CallCtx::default(), id.into(), false)
+    })
+    .await
+    .unwrap();
+    assert_eq!(now.status, SubscriptionStatus::Canceled);
+    let again = sub_call("reactivate_subscription", |p, id| {
+        p.reactivate_subscription(CallCtx::default(), id.into())
+    })
+    .await;
+    assert!(
+        matches!(&again, Err(CallError::Plugin(e)) if e.code == "conflict"),
+        "{again:?}"
+    );
+
+    let unknown_price = reg
+        .call(
+            "mock",
+            cap::SUBSCRIPTIONS,
+            "create_subscription",
+            move |p| {
+                p.create_subscription(
+                    CallCtx::default(),
+                    NewSubscription {
+                        customer_id: c.id.clone(),
+                        price_id: "price_nope".into(),
+                        trial_days: 0,
+                        metadata: RVec::new(),
+                    },
+                )
+            },
+        )
+        .await;
+    assert!(
+        matches!(&unknown_price, Err(CallError::Plugin(e)) if e.code == "not_found" && e.param.as_ref().map(|p| p.as_str()).into_option() == Some("price")),
+        "{unknown_price:?}"
+    );
+}
