@@ -66,36 +66,34 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
+    // Handlers are installed before anyone can learn the address, so a SIGTERM sent right
+    // after the "listening" line still shuts down gracefully.
+    let shutdown = shutdown_signal()?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     // Scripts and tests wait for this line.
     println!("payhost listening on http://{addr}");
     let registry = state.registry.clone();
     axum::serve(listener, crate::http::app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await?;
     registry.stop_all(StopReason::Shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed at once.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown requested");
+        tracing::info!("shutdown requested");
+    })
 }
 
 async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
