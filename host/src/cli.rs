@@ -3,11 +3,10 @@
 use crate::app::{check_bind, AppState};
 use crate::config;
 use crate::events::StopReason;
-use crate::plugins::{loader, Registry};
+use crate::plugins::loader;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "payhost", version, about = "Payment-provider plugin host")]
@@ -169,6 +168,3 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
-
-/// Keeps the registry type reachable for benches that build one without a config file.
-pub type SharedRegistry = Arc<Registry>;

@@ -13,7 +13,7 @@ use abi_stable::{
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
     sabi_types::VersionStrings,
-    std_types::{RBox, RResult, RString, RVec},
+    std_types::{RResult, RString, RVec},
     StableAbi,
 };
 
@@ -179,10 +179,6 @@ pub fn root_module_of<P: Plugin>() -> PluginRootRef {
     }
     .leak_into_prefix()
 }
-
-/// Keeps `RBox` reachable for the macro's users without their depending on abi_stable.
-#[doc(hidden)]
-pub type __RBox<T> = RBox<T>;
 
 /// Exports a [`Plugin`] type as this library's root module.
 ///

@@ -110,10 +110,6 @@ impl Scratch {
         self.dir.path().join("plugins.toml")
     }
 
-    pub fn plugin_dir(&self) -> PathBuf {
-        self.dir.path().join("plugins")
-    }
-
     /// Runs `payhost --config <this> <args>`; returns exit code, stdout, stderr.
     pub fn payhost(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(payhost_bin())

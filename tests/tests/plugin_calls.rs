@@ -29,6 +29,20 @@ fn customer(email: &str) -> NewCustomer {
     }
 }
 
+/// Creates a customer on `instance` through the registry.
+async fn create_customer(
+    registry: &payhost::plugins::Registry,
+    instance: &str,
+    email: &str,
+) -> Result<payhost_plugin_api::Customer, CallError> {
+    let req = customer(email);
+    registry
+        .call(instance, cap::CUSTOMERS, "create_customer", move |p| {
+            p.create_customer(CallCtx::default(), req)
+        })
+        .await
+}
+
 fn operation_errors(state: &AppState, name: &str) -> Vec<String> {
     state
         .registry
@@ -66,31 +80,16 @@ async fn a_panicking_plugin_method_becomes_an_error_and_an_event() {
         "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"w\" }\n[providers.bad]\nplugin = \"misbehaving\"\n",
     );
     let state = start(&s).await;
-    let r = state
-        .registry
-        .call("bad", cap::CUSTOMERS, "create_customer", |p| {
-            p.create_customer(CallCtx::default(), customer("a@b.c"))
-        })
-        .await;
+    let r = create_customer(&state.registry, "bad", "a@b.c").await;
     assert!(matches!(r, Err(CallError::Panicked { .. })), "{r:?}");
     let errors = operation_errors(&state, "bad");
     assert_eq!(errors.len(), 1);
     assert!(errors[0].contains("create_customer panicked"), "{errors:?}");
 
     // The host and the other plugins are unaffected; the same instance can be called again.
-    let ok = state
-        .registry
-        .call("mock", cap::CUSTOMERS, "create_customer", |p| {
-            p.create_customer(CallCtx::default(), customer("a@b.c"))
-        })
-        .await;
+    let ok = create_customer(&state.registry, "mock", "a@b.c").await;
     assert!(ok.is_ok(), "{ok:?}");
-    let again = state
-        .registry
-        .call("bad", cap::CUSTOMERS, "create_customer", |p| {
-            p.create_customer(CallCtx::default(), customer("a@b.c"))
-        })
-        .await;
+    let again = create_customer(&state.registry, "bad", "a@b.c").await;
     assert!(matches!(again, Err(CallError::Panicked { .. })));
 }
 
@@ -111,12 +110,7 @@ async fn a_plugin_call_past_its_deadline_times_out_without_blocking_the_host() {
     assert!(
         operation_errors(&state, "bad")[0].contains("did not answer get_customer within 300 ms")
     );
-    let ok = state
-        .registry
-        .call("mock", cap::CUSTOMERS, "create_customer", |p| {
-            p.create_customer(CallCtx::default(), customer("x@y.z"))
-        })
-        .await;
+    let ok = create_customer(&state.registry, "mock", "x@y.z").await;
     assert!(ok.is_ok());
 }
 
@@ -145,11 +139,7 @@ async fn undeclared_operations_and_unknown_providers_are_refused_before_any_call
 async fn two_instances_of_one_plugin_keep_separate_state() {
     let s = scratch();
     let state = start(&s).await;
-    let c = state
-        .registry
-        .call("mock", cap::CUSTOMERS, "create_customer", |p| {
-            p.create_customer(CallCtx::default(), customer("a@b.c"))
-        })
+    let c = create_customer(&state.registry, "mock", "a@b.c")
         .await
         .unwrap();
     let id = c.id.clone();
@@ -170,12 +160,7 @@ async fn the_mock_charges_declines_and_refunds_like_a_provider_and_reports_event
     let s = scratch();
     let state = start(&s).await;
     let reg = &state.registry;
-    let c = reg
-        .call("mock", cap::CUSTOMERS, "create_customer", |p| {
-            p.create_customer(CallCtx::default(), customer("a@b.c"))
-        })
-        .await
-        .unwrap();
+    let c = create_customer(reg, "mock", "a@b.c").await.unwrap();
     let pay = |pm: &'static str, amount: i64| {
         let customer_id = c.id.clone();
         reg.call("mock", cap::PAYMENTS, "create_payment", move |p| {
@@ -295,12 +280,7 @@ async fn the_mock_subscription_lifecycle_distinguishes_cancel_at_period_end_from
     let s = scratch();
     let state = start(&s).await;
     let reg = &state.registry;
-    let c = reg
-        .call("mock", cap::CUSTOMERS, "create_customer", |p| {
-            p.create_customer(CallCtx::default(), customer("s@b.c"))
-        })
-        .await
-        .unwrap();
+    let c = create_customer(reg, "mock", "s@b.c").await.unwrap();
     let customer_id = c.id.clone();
     let sub = reg
         .call(
