@@ -3,7 +3,12 @@
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Loaded};
 use crate::events::Dispatcher;
-use crate::plugins::Registry;
+use crate::http::Inflight;
+use crate::metrics::Metrics;
+use crate::plugins::{CallError, Registry};
+use crate::service::PaymentService;
+use crate::store::{Store, StoreError};
+use payhost_plugin_api::DomainEventReport;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,44 +18,79 @@ pub struct AppState {
     pub config: Arc<Loaded>,
     pub registry: Arc<Registry>,
     pub clock: Arc<dyn Clock>,
+    pub service: Arc<PaymentService>,
+    pub metrics: Arc<Metrics>,
+    pub idempotency: Arc<Inflight>,
+}
+
+/// Scans the plugin folder and starts every configured provider instance. Failures are
+/// lifecycle events; the host comes up with whatever did load.
+pub async fn start_registry(config: &Loaded, clock: Arc<dyn Clock>) -> Arc<Registry> {
+    let dispatcher = Arc::new(Dispatcher::new(clock.clone()));
+    let registry = Arc::new(Registry::new(
+        dispatcher,
+        clock,
+        &config.data_dir,
+        Duration::from_millis(config.config.host.call_timeout_ms),
+    ));
+    let dir = config.plugin_dir.clone();
+    let reg = registry.clone();
+    // Loading maps files and runs plugin code: keep it off the async workers.
+    let _ = tokio::task::spawn_blocking(move || reg.scan(&dir)).await;
+    for (name, provider) in &config.config.providers {
+        let _ = registry.start_instance(name, provider).await;
+    }
+    registry
 }
 
 impl AppState {
-    /// Scans the plugin folder and starts every configured provider instance. Failures are
-    /// lifecycle events; the host comes up with whatever did load.
-    pub async fn start(config: Loaded, clock: Arc<dyn Clock>) -> Self {
-        let dispatcher = Arc::new(Dispatcher::new(clock.clone()));
-        let registry = Arc::new(Registry::new(
-            dispatcher,
+    /// Opens and migrates the database, then loads the plugins and starts the instances.
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated.
+    pub async fn start(config: Loaded, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let store = Store::open(&config.database_url()).await?;
+        tracing::info!(backend = store.backend().name(), "database ready");
+        let metrics = Arc::new(Metrics::default());
+        let registry = start_registry(&config, clock.clone()).await;
+        let observed = metrics.clone();
+        registry.observe_calls(Box::new(move |instance, op, took, error| {
+            observed.call(instance, op, took, error.map(CallError::code));
+        }));
+        let config = Arc::new(config);
+        let service = Arc::new(PaymentService::new(
+            registry.clone(),
+            store,
             clock.clone(),
-            &config.data_dir,
-            Duration::from_millis(config.config.host.call_timeout_ms),
+            config.clone(),
         ));
-        let dir = config.plugin_dir.clone();
-        let reg = registry.clone();
-        // Loading maps files and runs plugin code: keep it off the async workers.
-        let _ = tokio::task::spawn_blocking(move || reg.scan(&dir)).await;
-        for (name, provider) in &config.config.providers {
-            let _ = registry.start_instance(name, provider).await;
-        }
-        Self {
-            config: Arc::new(config),
+        // Reports a plugin emits outside a call (from its own threads) are recorded too.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, DomainEventReport)>();
+        registry
+            .reports()
+            .set(Arc::new(move |instance: &str, report| {
+                let _ = tx.send((instance.to_owned(), report));
+            }));
+        let recorder = service.recorder().clone();
+        tokio::spawn(async move {
+            while let Some((instance, report)) = rx.recv().await {
+                if let Err(e) = recorder.record(&instance, &[report]).await {
+                    tracing::error!(provider = %instance, error = %e, "cannot record a reported event");
+                }
+            }
+        });
+        Ok(Self {
+            config,
             registry,
             clock,
-        }
+            service,
+            metrics,
+            idempotency: Arc::new(Inflight::default()),
+        })
     }
 
-    pub async fn start_with_system_clock(config: Loaded) -> Self {
+    pub async fn start_with_system_clock(config: Loaded) -> Result<Self, StoreError> {
         Self::start(config, Arc::new(SystemClock)).await
-    }
-
-    /// The provider a request should use: its tenant's, else the one it names, else the default.
-    pub fn pick_provider(&self, tenant: Option<&str>, explicit: Option<&str>) -> Option<String> {
-        let c = &self.config.config;
-        tenant
-            .and_then(|t| c.tenants.get(t).cloned())
-            .or_else(|| explicit.map(str::to_owned))
-            .or_else(|| c.host.default_provider.clone())
     }
 }
 

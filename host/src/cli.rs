@@ -1,12 +1,14 @@
 //! The `payhost` command line: `serve`, `plugins list`, `plugins check`.
 
-use crate::app::{check_bind, AppState};
+use crate::app::{check_bind, start_registry, AppState};
+use crate::clock::SystemClock;
 use crate::config;
 use crate::events::StopReason;
 use crate::plugins::loader;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "payhost", version, about = "Payment-provider plugin host")]
@@ -61,7 +63,9 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
         )
     })?;
     check_bind(&bind, &loaded.config.host.api_keys).map_err(anyhow::Error::msg)?;
-    let state = AppState::start_with_system_clock(loaded).await;
+    let state = AppState::start_with_system_clock(loaded)
+        .await
+        .with_context(|| format!("{}: cannot open the database", config_file.display()))?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -97,10 +101,10 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 
 async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
     let loaded = config::load(config_file)?;
-    let state = AppState::start_with_system_clock(loaded).await;
-    let rows = state.registry.plugin_rows();
-    let instances = state.registry.instance_rows();
-    state.registry.stop_all(StopReason::Shutdown).await;
+    let registry = start_registry(&loaded, Arc::new(SystemClock)).await;
+    let rows = registry.plugin_rows();
+    let instances = registry.instance_rows();
+    registry.stop_all(StopReason::Shutdown).await;
     if json {
         println!(
             "{}",

@@ -53,6 +53,13 @@ pub struct HostSection {
     /// The provider used when a request names none and its tenant has none.
     #[serde(default)]
     pub default_provider: Option<String>,
+    /// `sqlite://<file>` or `postgres://...`; default: a SQLite file in `data_dir`.
+    /// `PAYHOST_DATABASE_URL` overrides it.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
     /// Deadline for one plugin call.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
@@ -71,6 +78,8 @@ impl Default for HostSection {
             plugin_dir: default_plugin_dir(),
             data_dir: default_data_dir(),
             default_provider: None,
+            database_url: None,
+            body_limit_bytes: default_body_limit(),
             call_timeout_ms: default_call_timeout_ms(),
             api_keys: default_api_keys(),
             admin_keys: default_admin_keys(),
@@ -86,6 +95,9 @@ fn default_plugin_dir() -> PathBuf {
 }
 fn default_data_dir() -> PathBuf {
     "data".into()
+}
+fn default_body_limit() -> usize {
+    64 * 1024
 }
 fn default_call_timeout_ms() -> u64 {
     10_000
@@ -163,6 +175,23 @@ pub struct Loaded {
     pub data_dir: PathBuf,
 }
 
+impl Loaded {
+    /// The database to open: the configured URL (a relative SQLite path is relative to the
+    /// config file), else `<data_dir>/payhost.db`.
+    pub fn database_url(&self) -> String {
+        match self.config.host.database_url.as_deref() {
+            None => crate::store::default_url(&self.data_dir),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) if !path.starts_with('/') => {
+                    let base = self.file.parent().unwrap_or(Path::new("."));
+                    format!("sqlite://{}", base.join(path).display())
+                }
+                _ => url.to_owned(),
+            },
+        }
+    }
+}
+
 /// Reads, interpolates, parses and validates a config file.
 ///
 /// # Errors
@@ -214,6 +243,12 @@ pub fn parse(
         .map_err(|e: toml::de::Error| invalid(e.message().to_owned()))?;
     if let Some(p) = env("PAYMENT_PROVIDER").filter(|p| !p.is_empty()) {
         config.host.default_provider = Some(p);
+    }
+    if let Some(url) = env("PAYHOST_DATABASE_URL").filter(|u| !u.is_empty()) {
+        config.host.database_url = Some(url);
+    }
+    if config.host.database_url.as_deref() == Some("") {
+        config.host.database_url = None;
     }
     validate(file, &config)?;
     Ok(config)

@@ -10,4 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod plugins;
+pub mod service;
+pub mod store;

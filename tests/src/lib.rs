@@ -4,6 +4,9 @@
 //! The artifacts are built once per test run by `make test` (`cargo build --workspace`
 //! before `cargo test`); a test never rebuilds the world.
 
+pub mod api;
+pub mod db;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 async fn start(s: &Scratch) -> AppState {
     let loaded = config::load(&s.config()).unwrap();
-    AppState::start(loaded, Arc::new(ManualClock::new(1_700_000_000_000))).await
+    AppState::start(loaded, Arc::new(ManualClock::new(1_700_000_000_000)))
+        .await
+        .expect("the host starts")
 }
 
 fn customer(email: &str) -> NewCustomer {

@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex, RwLock};
 /// A fact reported by a provider instance (from an operation, a webhook or `emit`).
 #[derive(Debug, Clone, Serialize)]
 pub struct DomainEvent {
+    /// The persisted event's id (`evt_...`); `None` for a report not (yet) recorded.
+    pub id: Option<String>,
+    pub tenant: Option<String>,
     /// The provider instance that reported it.
     pub provider: String,
     pub kind: &'static str,
@@ -39,6 +42,8 @@ impl DomainEvent {
             o.as_ref().map(|s| s.to_string()).into_option()
         };
         Self {
+            id: None,
+            tenant: None,
             provider: provider.to_owned(),
             kind: r.kind.as_str(),
             object_id: r.object_id.to_string(),

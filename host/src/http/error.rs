@@ -1,8 +1,13 @@
 //! API errors: `{"error": {"code", "message", "param"}}` with stable codes and no internals.
+//! Every service and provider failure maps here; details that are not the caller's business
+//! (database text, panic messages) go to the log with the request id, never to the client.
 
+use crate::plugins::CallError;
+use crate::service::ServiceError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use payhost_plugin_api::codes;
 use serde_json::json;
 
 #[derive(Debug)]
@@ -14,27 +19,119 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn unauthorized() -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: "a valid 'Authorization: Bearer <key>' header is required".into(),
+            status,
+            code,
+            message: message.into(),
             param: None,
         }
     }
 
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid 'Authorization: Bearer <key>' header is required",
+        )
+    }
+
     pub fn not_found(what: &str, message: &str) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: format!("{message} ({what})"),
-            param: None,
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{message} ({what})"),
+        )
+    }
+
+    pub fn invalid(param: Option<String>, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+        e.param = param;
+        e
+    }
+}
+
+/// The status and stable code for a provider's error code.
+fn plugin_status(code: &str) -> (StatusCode, &'static str) {
+    match code {
+        codes::INVALID_REQUEST => (StatusCode::BAD_REQUEST, "invalid_request"),
+        codes::NOT_FOUND => (StatusCode::NOT_FOUND, "not_found"),
+        codes::CARD_DECLINED => (StatusCode::PAYMENT_REQUIRED, "card_declined"),
+        codes::UNSUPPORTED => (StatusCode::BAD_REQUEST, "unsupported_operation"),
+        codes::CONFLICT => (StatusCode::CONFLICT, "conflict"),
+        codes::RATE_LIMITED => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        codes::AUTHENTICATION => (StatusCode::BAD_GATEWAY, "provider_authentication"),
+        codes::UNAVAILABLE => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
+        _ => (StatusCode::BAD_GATEWAY, "provider_error"),
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid { param, message } => ApiError::invalid(Some(param), message),
+            ServiceError::NotFound { what, param, id } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no such {what}: '{id}'"),
+            )
+            .with_param(param),
+            ServiceError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            ServiceError::Call(call) => match call {
+                CallError::UnknownProvider { name, .. } => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_unavailable",
+                    format!("provider '{name}' is not running"),
+                ),
+                CallError::Unsupported {
+                    provider,
+                    capability,
+                } => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_operation",
+                    format!("provider '{provider}' does not support {capability}"),
+                ),
+                CallError::Plugin(e) => {
+                    let (status, code) = plugin_status(e.code.as_str());
+                    let mut api = ApiError::new(status, code, e.message.to_string());
+                    api.param = e.param.as_ref().map(|p| p.to_string()).into_option();
+                    api
+                }
+                CallError::Panicked { provider, .. } => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    format!("provider '{provider}' failed while handling the request"),
+                ),
+                CallError::Timeout { provider, ms, .. } => ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "provider_timeout",
+                    format!("provider '{provider}' did not answer within {ms} ms"),
+                ),
+            },
+            ServiceError::Store(e) => {
+                tracing::error!(error = %e, "database failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error; the host log has the details under this request's id",
+                )
+            }
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
+        }
         let body =
             json!({"error": {"code": self.code, "message": self.message, "param": self.param}});
         (self.status, Json(body)).into_response()

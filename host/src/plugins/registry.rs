@@ -4,14 +4,14 @@
 //! calls already running on the old one finish before it is shut down.
 
 use super::loader::{self, LoadError, Loaded, Metadata};
-use super::services::InstanceServices;
+use super::services::{collect_reports, InstanceServices, ReportSink};
 use crate::clock::Clock;
 use crate::config::ProviderConfig;
 use crate::events::{Dispatcher, ErrorType, Event, LifecycleEvent, StopReason};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RVec};
 use payhost_plugin_api::{
-    codes, panic_message, HostServices_TO, KeyValue, PluginError, ProviderBox,
+    codes, panic_message, DomainEventReport, HostServices_TO, KeyValue, PluginError, ProviderBox,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -68,6 +68,19 @@ pub enum CallError {
     },
 }
 
+impl CallError {
+    /// A short stable code, for metrics and API errors.
+    pub fn code(&self) -> &str {
+        match self {
+            CallError::UnknownProvider { .. } => "provider_not_running",
+            CallError::Unsupported { .. } => codes::UNSUPPORTED,
+            CallError::Plugin(e) => e.code.as_str(),
+            CallError::Panicked { .. } => codes::PANICKED,
+            CallError::Timeout { .. } => "provider_timeout",
+        }
+    }
+}
+
 /// One provider instance: a plugin's provider object with its configuration applied.
 pub struct Instance {
     pub name: String,
@@ -99,8 +112,13 @@ struct Inner {
     instance_errors: BTreeMap<String, (String, String)>,
 }
 
+/// Told about every provider call: instance, operation, duration, the error if any.
+pub type CallObserver = Box<dyn Fn(&str, &str, Duration, Option<&CallError>) + Send + Sync>;
+
 pub struct Registry {
+    observer: std::sync::OnceLock<CallObserver>,
     dispatcher: Arc<Dispatcher>,
+    reports: Arc<ReportSink>,
     clock: Arc<dyn Clock>,
     private_dir: PathBuf,
     default_timeout: Duration,
@@ -140,6 +158,8 @@ impl Registry {
         let private_dir = loader::private_dir(data_dir);
         loader::clean_private_dir(&private_dir);
         Self {
+            observer: std::sync::OnceLock::new(),
+            reports: Arc::new(ReportSink::new(dispatcher.clone())),
             dispatcher,
             clock,
             private_dir,
@@ -154,6 +174,11 @@ impl Registry {
 
     pub fn dispatcher(&self) -> &Arc<Dispatcher> {
         &self.dispatcher
+    }
+
+    /// Where domain event reports emitted outside a host call go.
+    pub fn reports(&self) -> &Arc<ReportSink> {
+        &self.reports
     }
 
     fn lifecycle(&self, e: LifecycleEvent) {
@@ -294,7 +319,7 @@ impl Registry {
         let services = InstanceServices::new(
             name,
             cfg.allow_hosts.clone(),
-            self.dispatcher.clone(),
+            self.reports.clone(),
             self.clock.clone(),
             tokio::runtime::Handle::current(),
         );
@@ -378,18 +403,62 @@ impl Registry {
         T: Send + 'static,
         F: FnOnce(&ProviderBox) -> RResult<T, PluginError> + Send + 'static,
     {
-        let instance = self.get(name)?;
+        let (outcome, reports) = self.call_reporting(name, capability, operation, f).await;
+        for r in reports {
+            self.reports.report(name, r);
+        }
+        outcome
+    }
+
+    /// [`Registry::call`], also returning the domain event reports the plugin emitted while
+    /// the call ran (also when it failed), for the caller to record with the result.
+    pub async fn call_reporting<T, F>(
+        &self,
+        name: &str,
+        capability: &str,
+        operation: &'static str,
+        f: F,
+    ) -> (Result<T, CallError>, Vec<DomainEventReport>)
+    where
+        T: Send + 'static,
+        F: FnOnce(&ProviderBox) -> RResult<T, PluginError> + Send + 'static,
+    {
+        let started = Instant::now();
+        let (outcome, reports) = self.call_inner(name, capability, operation, f).await;
+        if let Some(observer) = self.observer.get() {
+            observer(name, operation, started.elapsed(), outcome.as_ref().err());
+        }
+        (outcome, reports)
+    }
+
+    async fn call_inner<T, F>(
+        &self,
+        name: &str,
+        capability: &str,
+        operation: &'static str,
+        f: F,
+    ) -> (Result<T, CallError>, Vec<DomainEventReport>)
+    where
+        T: Send + 'static,
+        F: FnOnce(&ProviderBox) -> RResult<T, PluginError> + Send + 'static,
+    {
+        let instance = match self.get(name) {
+            Ok(i) => i,
+            Err(e) => return (Err(e), Vec::new()),
+        };
         if !instance.supports(capability) {
-            return Err(CallError::Unsupported {
+            let e = CallError::Unsupported {
                 provider: name.to_owned(),
                 capability: capability.to_owned(),
-            });
+            };
+            return (Err(e), Vec::new());
         }
         let timeout = instance.timeout;
         let held = instance.clone();
         let task = tokio::task::spawn_blocking(move || {
-            catch_unwind(AssertUnwindSafe(|| f(&held.provider)))
+            collect_reports(|| catch_unwind(AssertUnwindSafe(|| f(&held.provider))))
         });
+        let mut reports = Vec::new();
         let outcome = match tokio::time::timeout(timeout, task).await {
             Err(_) => Err(CallError::Timeout {
                 provider: name.to_owned(),
@@ -397,17 +466,28 @@ impl Registry {
                 ms: timeout.as_millis(),
             }),
             Ok(Err(join)) => Err(self.panicked(name, operation, &join.to_string())),
-            Ok(Ok(Err(payload))) => Err(self.panicked(name, operation, &panic_message(&*payload))),
-            Ok(Ok(Ok(RResult::RErr(e)))) if e.code.as_str() == codes::PANICKED => {
-                Err(self.panicked(name, operation, &e.message))
+            Ok(Ok((result, emitted))) => {
+                reports = emitted;
+                match result {
+                    Err(payload) => Err(self.panicked(name, operation, &panic_message(&*payload))),
+                    Ok(RResult::RErr(e)) if e.code.as_str() == codes::PANICKED => {
+                        Err(self.panicked(name, operation, &e.message))
+                    }
+                    Ok(RResult::RErr(e)) => Err(CallError::Plugin(e)),
+                    Ok(RResult::ROk(v)) => Ok(v),
+                }
             }
-            Ok(Ok(Ok(RResult::RErr(e)))) => Err(CallError::Plugin(e)),
-            Ok(Ok(Ok(RResult::ROk(v)))) => Ok(v),
         };
         if let Err(e @ CallError::Timeout { .. }) = &outcome {
             self.plugin_error(name, e.to_string(), ErrorType::Operation);
         }
-        outcome
+        (outcome, reports)
+    }
+
+    /// Installs the function told about every call (provider, operation, time, error); for
+    /// metrics. Set once.
+    pub fn observe_calls(&self, observer: CallObserver) {
+        let _ = self.observer.set(observer);
     }
 
     fn panicked(&self, name: &str, operation: &str, detail: &str) -> CallError {

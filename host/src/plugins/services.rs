@@ -13,8 +13,70 @@ use payhost_plugin_api::{
     codes, guard, DomainEventReport, HostServices, HttpRequest, HttpResponse, KeyValue, LogLevel,
     PluginError,
 };
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+thread_local! {
+    /// Reports emitted on this thread during a host call, collected for that call's result.
+    static CALL_REPORTS: RefCell<Option<Vec<DomainEventReport>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a provider call) and returns what it returned with the domain event reports the
+/// plugin emitted synchronously while it ran, so the host records them with the result.
+pub fn collect_reports<T>(f: impl FnOnce() -> T) -> (T, Vec<DomainEventReport>) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CALL_REPORTS.with(|c| *c.borrow_mut() = None);
+        }
+    }
+    CALL_REPORTS.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let _reset = Reset;
+    let out = f();
+    let reports = CALL_REPORTS
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
+    (out, reports)
+}
+
+/// Where reports emitted outside a host call (from a plugin's own threads) go: the payment
+/// service's recorder once the host is wired, the dispatcher before that.
+pub type ReportHandler = Arc<dyn Fn(&str, DomainEventReport) + Send + Sync>;
+
+pub struct ReportSink {
+    dispatcher: Arc<Dispatcher>,
+    handler: RwLock<Option<ReportHandler>>,
+}
+
+impl ReportSink {
+    pub fn new(dispatcher: Arc<Dispatcher>) -> Self {
+        Self {
+            dispatcher,
+            handler: RwLock::new(None),
+        }
+    }
+
+    pub fn set(&self, handler: ReportHandler) {
+        *self.handler.write().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    pub fn report(&self, instance: &str, report: DomainEventReport) {
+        let handler = self
+            .handler
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match handler {
+            Some(h) => h(instance, report),
+            None => self
+                .dispatcher
+                .dispatch(Event::Domain(Box::new(DomainEvent::from_report(
+                    instance, &report,
+                )))),
+        }
+    }
+}
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
@@ -24,7 +86,7 @@ const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct InstanceServices {
     instance: String,
     allow_hosts: Vec<String>,
-    dispatcher: Arc<Dispatcher>,
+    sink: Arc<ReportSink>,
     clock: Arc<dyn Clock>,
     runtime: tokio::runtime::Handle,
     client: HttpClient,
@@ -34,7 +96,7 @@ impl InstanceServices {
     pub fn new(
         instance: &str,
         allow_hosts: Vec<String>,
-        dispatcher: Arc<Dispatcher>,
+        sink: Arc<ReportSink>,
         clock: Arc<dyn Clock>,
         runtime: tokio::runtime::Handle,
     ) -> Self {
@@ -43,7 +105,7 @@ impl InstanceServices {
         Self {
             instance: instance.to_owned(),
             allow_hosts,
-            dispatcher,
+            sink,
             clock,
             runtime,
             client: Client::builder(TokioExecutor::new()).build(connector),
@@ -130,11 +192,16 @@ impl HostServices for InstanceServices {
 
     fn emit(&self, event: DomainEventReport) {
         let _ = guard("host.emit", || {
-            self.dispatcher
-                .dispatch(Event::Domain(Box::new(DomainEvent::from_report(
-                    &self.instance,
-                    &event,
-                ))));
+            let pending = CALL_REPORTS.with(|c| match c.borrow_mut().as_mut() {
+                Some(collected) => {
+                    collected.push(event.clone());
+                    false
+                }
+                None => true,
+            });
+            if pending {
+                self.sink.report(&self.instance, event);
+            }
             Ok(())
         });
     }

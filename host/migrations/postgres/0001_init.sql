@@ -1,0 +1,12 @@
+CREATE TABLE events (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    tenant TEXT,
+    provider TEXT NOT NULL,
+    object_id TEXT,
+    provider_object_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX events_type ON events (type, seq);

@@ -1,0 +1,281 @@
+//! The domain event log: provider reports become persisted events, one per fact.
+//!
+//! A fact is (provider, kind, provider object id, state). The last state recorded per
+//! (provider, kind, object) lives in `event_facts`; an event row is written only when that
+//! state changes, in the same unit as the change it describes. So a payment's success seen in
+//! the API answer and again in an emitted report is one PaymentSucceeded, while a
+//! subscription scheduled for cancellation, reactivated and scheduled again is three events.
+
+use super::{opt, Ids, ServiceError};
+use crate::clock::Clock;
+use crate::events::{Dispatcher, DomainEvent, Event};
+use crate::store::{Arg, Changed, RowExt, Store, Unit};
+use payhost_plugin_api::{DomainEventKind, DomainEventReport};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const UPSERT_FACT: &str = "INSERT INTO event_facts (provider, kind, object_id, state) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (provider, kind, object_id) DO UPDATE SET state = excluded.state \
+     WHERE event_facts.state <> excluded.state";
+
+const INSERT_EVENT: &str = "INSERT INTO events \
+     (id, type, tenant, provider, object_id, provider_object_id, data, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// An event written in a unit, dispatched once the unit is durable if it was new.
+pub struct Staged {
+    stmt: usize,
+    event: DomainEvent,
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    store: Store,
+    dispatcher: Arc<Dispatcher>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The state that makes a report a new fact for its (provider, kind, object).
+fn fact_state(r: &DomainEventReport) -> String {
+    match r.kind {
+        DomainEventKind::SubscriptionUpdated => format!(
+            "{}|{}|{}",
+            opt(&r.status).unwrap_or_default(),
+            opt(&r.plan_id).unwrap_or_default(),
+            r.cancel_at_period_end
+        ),
+        DomainEventKind::PaymentFailed | DomainEventKind::InvoicePaymentFailed => {
+            opt(&r.error).unwrap_or_default()
+        }
+        DomainEventKind::PaymentCreated
+        | DomainEventKind::PaymentSucceeded
+        | DomainEventKind::SubscriptionCreated
+        | DomainEventKind::SubscriptionCancelled
+        | DomainEventKind::RefundProcessed
+        | DomainEventKind::InvoicePaid => String::new(),
+    }
+}
+
+fn data(r: &DomainEventReport, ids: &Ids) -> Value {
+    let pair = |v: Option<String>| {
+        let payhost = v.as_deref().and_then(|p| ids.get(p));
+        (payhost, v)
+    };
+    let (customer, provider_customer_id) = pair(opt(&r.customer_id));
+    let (payment, provider_payment_id) = pair(opt(&r.payment_id));
+    let (subscription, provider_subscription_id) = pair(opt(&r.subscription_id));
+    let (invoice, provider_invoice_id) = pair(opt(&r.invoice_id));
+    let amount = r.amount.as_ref().into_option();
+    json!({
+        "object_id": ids.get(r.object_id.as_str()),
+        "provider_object_id": r.object_id.as_str(),
+        "customer": customer, "provider_customer_id": provider_customer_id,
+        "payment": payment, "provider_payment_id": provider_payment_id,
+        "subscription": subscription, "provider_subscription_id": provider_subscription_id,
+        "invoice": invoice, "provider_invoice_id": provider_invoice_id,
+        "amount": amount.map(|m| m.amount),
+        "currency": amount.map(|m| m.currency.as_str().to_owned()),
+        "status": opt(&r.status),
+        "plan": opt(&r.plan_id),
+        "previous_plan": opt(&r.previous_plan_id),
+        "cancel_at_period_end": r.cancel_at_period_end,
+        "error": opt(&r.error),
+        "occurred_at": r.occurred_at,
+    })
+}
+
+impl Recorder {
+    pub fn new(store: Store, dispatcher: Arc<Dispatcher>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            dispatcher,
+            clock,
+        }
+    }
+
+    /// Adds the statements recording `reports` to `unit`.
+    pub fn stage(
+        &self,
+        unit: &mut Unit,
+        provider: &str,
+        tenant: Option<&str>,
+        reports: &[DomainEventReport],
+        ids: &Ids,
+    ) -> Vec<Staged> {
+        let now = self.clock.now_secs();
+        reports
+            .iter()
+            .map(|r| {
+                let id = super::new_id("evt");
+                let kind = r.kind.as_str();
+                unit.push(
+                    UPSERT_FACT,
+                    vec![
+                        provider.into(),
+                        kind.into(),
+                        r.object_id.as_str().into(),
+                        fact_state(r).into(),
+                    ],
+                );
+                let object_id = ids.get(r.object_id.as_str());
+                let stmt = unit.push_if_changed(
+                    INSERT_EVENT,
+                    vec![
+                        id.clone().into(),
+                        kind.into(),
+                        Arg::from(tenant),
+                        provider.into(),
+                        object_id.into(),
+                        r.object_id.as_str().into(),
+                        data(r, ids).to_string().into(),
+                        now.into(),
+                    ],
+                );
+                let mut event = DomainEvent::from_report(provider, r);
+                event.id = Some(id);
+                event.tenant = tenant.map(str::to_owned);
+                Staged { stmt, event }
+            })
+            .collect()
+    }
+
+    /// Dispatches the staged events whose rows were written (the new facts).
+    pub fn dispatch_new(&self, staged: Vec<Staged>, changed: &Changed) {
+        for s in staged {
+            if changed.get(s.stmt).copied().unwrap_or(0) > 0 {
+                self.dispatcher.dispatch(Event::Domain(Box::new(s.event)));
+            }
+        }
+    }
+
+    /// Records reports that arrived outside an operation (emitted from a plugin's own
+    /// threads): payhost ids are looked up from the provider ids.
+    ///
+    /// # Errors
+    /// A database failure; nothing was recorded.
+    pub async fn record(
+        &self,
+        provider: &str,
+        reports: &[DomainEventReport],
+    ) -> Result<(), ServiceError> {
+        let mut ids = Ids::default();
+        for r in reports {
+            for provider_id in [
+                Some(r.object_id.to_string()),
+                opt(&r.customer_id),
+                opt(&r.payment_id),
+                opt(&r.subscription_id),
+                opt(&r.invoice_id),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(id) = self.lookup(provider, &provider_id).await? {
+                    ids = ids.with(&provider_id, &id);
+                }
+            }
+        }
+        let mut unit = Unit::new();
+        let staged = self.stage(&mut unit, provider, None, reports, &ids);
+        let changed = self.store.commit(unit).await?;
+        self.dispatch_new(staged, &changed);
+        Ok(())
+    }
+
+    async fn lookup(
+        &self,
+        provider: &str,
+        provider_id: &str,
+    ) -> Result<Option<String>, ServiceError> {
+        let row = self
+            .store
+            .one(
+                "SELECT id FROM customers WHERE provider = $1 AND provider_id = $2 \
+                 UNION ALL SELECT id FROM payments WHERE provider = $1 AND provider_id = $2 \
+                 UNION ALL SELECT id FROM subscriptions WHERE provider = $1 AND provider_id = $2 \
+                 UNION ALL SELECT id FROM refunds WHERE provider = $1 AND provider_id = $2 \
+                 UNION ALL SELECT id FROM invoices WHERE provider = $1 AND provider_id = $2",
+                vec![provider.into(), provider_id.into()],
+            )
+            .await?;
+        Ok(row.map(|r| r.text("id")).transpose()?)
+    }
+
+    /// A page of the event log, oldest first.
+    ///
+    /// # Errors
+    /// An unknown cursor or event type, or a database failure.
+    pub async fn list(&self, filter: &EventFilter) -> Result<Value, ServiceError> {
+        if let Some(t) = &filter.event_type {
+            if DomainEventKind::parse(t).is_none() {
+                let known: Vec<&str> = DomainEventKind::ALL.iter().map(|k| k.as_str()).collect();
+                return Err(ServiceError::invalid(
+                    "type",
+                    format!("unknown event type '{t}' (known: {})", known.join(", ")),
+                ));
+            }
+        }
+        let after = match &filter.starting_after {
+            None => 0,
+            Some(cursor) => self
+                .store
+                .one("SELECT seq FROM events WHERE id = $1", vec![cursor.into()])
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    what: "event",
+                    param: "starting_after",
+                    id: cursor.clone(),
+                })?
+                .int("seq")?,
+        };
+        let limit = i64::from(filter.limit.clamp(1, 100));
+        let rows = self
+            .store
+            .all(
+                "SELECT seq, id, type, tenant, provider, object_id, provider_object_id, data, \
+                 created_at FROM events \
+                 WHERE seq > $1 AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR object_id = $3) \
+                 ORDER BY seq LIMIT $4",
+                vec![
+                    after.into(),
+                    Arg::from(filter.event_type.clone()),
+                    Arg::from(filter.object_id.clone()),
+                    (limit + 1).into(),
+                ],
+            )
+            .await?;
+        let has_more = rows.len() as i64 > limit;
+        let data = rows
+            .iter()
+            .take(limit as usize)
+            .map(|r| {
+                Ok(json!({
+                    "id": r.text("id")?, "object": "event", "seq": r.int("seq")?,
+                    "type": r.text("type")?, "tenant": r.opt_text("tenant")?,
+                    "provider": r.text("provider")?, "object_id": r.opt_text("object_id")?,
+                    "provider_object_id": r.text("provider_object_id")?,
+                    "data": serde_json::from_str::<Value>(&r.text("data")?).unwrap_or(Value::Null),
+                    "created_at": r.int("created_at")?,
+                }))
+            })
+            .collect::<Result<Vec<Value>, ServiceError>>()?;
+        Ok(json!({"object": "list", "data": data, "has_more": has_more}))
+    }
+}
+
+/// `GET /v1/events` parameters.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub object_id: Option<String>,
+    pub starting_after: Option<String>,
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+fn default_limit() -> u32 {
+    20
+}

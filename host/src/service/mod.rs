@@ -1,0 +1,262 @@
+//! The payment service: every API operation as one flow — pick the provider instance, call
+//! it on the blocking pool, write the result and its domain events (with the idempotency
+//! record, when there is one) in one durable unit, then dispatch the new events.
+//!
+//! Records keep the provider they were created on: operations on an existing id go to that
+//! provider, whatever the tenant's provider is today.
+
+pub mod customers;
+mod events;
+pub mod invoices;
+pub mod payments;
+mod rows;
+pub mod subscriptions;
+
+pub use events::{EventFilter, Recorder};
+pub use rows::new_id;
+
+use crate::clock::Clock;
+use crate::events::Dispatcher;
+use crate::plugins::{CallError, Registry};
+use crate::store::{Store, StoreError, Unit};
+use abi_stable::std_types::{ROption, RResult};
+use payhost_plugin_api::{CallCtx, DomainEventReport, PluginError, ProviderBox};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Why an operation did not happen. Nothing was written when one of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{message}")]
+    Invalid { param: String, message: String },
+    #[error("no such {what}: '{id}'")]
+    NotFound {
+        what: &'static str,
+        param: &'static str,
+        id: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Call(#[from] CallError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            param: param.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where an answer is stored when the request carried an `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct IdemSlot {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// What the caller of an operation brings: its tenant, request id and idempotency slot.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    pub tenant: Option<String>,
+    pub request_id: String,
+    pub idempotency: Option<IdemSlot>,
+    /// Set on the inner steps of a composite operation: the outer one stores the answer.
+    pub defer_reply: bool,
+}
+
+impl Ctx {
+    /// The plugin's call context. Operations that make several provider calls give each its
+    /// own key derived from the request's, so a retried request repeats none of them.
+    fn call_ctx(&self, step: &str) -> CallCtx {
+        let key = self.idempotency.as_ref().map(|i| match step {
+            "" => i.key.clone(),
+            s => format!("{}:{s}", i.key),
+        });
+        CallCtx {
+            idempotency_key: key.map(Into::into).into(),
+            request_id: self.request_id.clone().into(),
+        }
+    }
+
+    fn tenant_key(&self) -> String {
+        self.tenant.clone().unwrap_or_default()
+    }
+}
+
+/// An operation's answer: HTTP status and JSON body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Provider id → payhost id, for the objects an operation knows about.
+#[derive(Debug, Default, Clone)]
+pub struct Ids(Vec<(String, String)>);
+
+impl Ids {
+    pub fn with(mut self, provider_id: &str, payhost_id: &str) -> Self {
+        self.0.push((provider_id.to_owned(), payhost_id.to_owned()));
+        self
+    }
+
+    fn get(&self, provider_id: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(p, _)| p == provider_id)
+            .map(|(_, h)| h.clone())
+    }
+}
+
+pub struct PaymentService {
+    registry: Arc<Registry>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    recorder: Recorder,
+    config: Arc<crate::config::Loaded>,
+}
+
+impl PaymentService {
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: Arc<crate::config::Loaded>,
+    ) -> Self {
+        let recorder = Recorder::new(store.clone(), registry.dispatcher().clone(), clock.clone());
+        Self {
+            registry,
+            store,
+            clock,
+            recorder,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        self.registry.dispatcher()
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
+    /// The provider instance for a new record: the tenant's, else the one named, else the
+    /// default.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] when none applies or the one named is not configured.
+    fn pick_provider(&self, ctx: &Ctx, explicit: Option<&str>) -> Result<String, ServiceError> {
+        let c = &self.config.config;
+        if let Some(tenant) = &ctx.tenant {
+            if let Some(p) = c.tenants.get(tenant) {
+                return Ok(p.clone());
+            }
+        }
+        if let Some(p) = explicit {
+            if !c.providers.contains_key(p) {
+                let known: Vec<&String> = c.providers.keys().collect();
+                return Err(ServiceError::invalid(
+                    "provider",
+                    format!("unknown provider '{p}' (configured: {known:?})"),
+                ));
+            }
+            return Ok(p.to_owned());
+        }
+        c.host.default_provider.clone().ok_or_else(|| {
+            ServiceError::invalid(
+                "provider",
+                "no provider given and no default provider is configured",
+            )
+        })
+    }
+
+    /// Calls `op` on `provider`; the reports the plugin emitted come back with the result.
+    async fn call<T, F>(
+        &self,
+        provider: &str,
+        capability: &str,
+        operation: &'static str,
+        ctx: CallCtx,
+        f: F,
+    ) -> Result<(T, Vec<DomainEventReport>), ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ProviderBox, CallCtx) -> RResult<T, PluginError> + Send + 'static,
+    {
+        let (outcome, reports) = self
+            .registry
+            .call_reporting(provider, capability, operation, move |p| f(p, ctx))
+            .await;
+        match outcome {
+            Ok(v) => Ok((v, reports)),
+            Err(e) => {
+                // Whatever the plugin reported before failing is still a fact.
+                for r in reports {
+                    self.registry.reports().report(provider, r);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Writes `unit`, the events and the idempotency record in one durable step, then
+    /// dispatches the events that were new.
+    async fn finish(
+        &self,
+        ctx: &Ctx,
+        mut unit: Unit,
+        provider: &str,
+        events: Vec<DomainEventReport>,
+        ids: &Ids,
+        reply: Reply,
+    ) -> Result<Reply, ServiceError> {
+        let pending = self
+            .recorder
+            .stage(&mut unit, provider, ctx.tenant.as_deref(), &events, ids);
+        if let Some(slot) = ctx.idempotency.as_ref().filter(|_| !ctx.defer_reply) {
+            unit.push(
+                "INSERT INTO idempotency_keys \
+                 (scope, idem_key, request_hash, status, response, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![
+                    slot.scope.clone().into(),
+                    slot.key.clone().into(),
+                    slot.request_hash.clone().into(),
+                    i64::from(reply.status).into(),
+                    reply.body.to_string().into(),
+                    self.now().into(),
+                ],
+            );
+        }
+        let changed = self.store.commit(unit).await?;
+        self.recorder.dispatch_new(pending, &changed);
+        Ok(reply)
+    }
+}
+
+fn opt(v: &ROption<abi_stable::std_types::RString>) -> Option<String> {
+    v.as_ref().map(|s| s.to_string()).into_option()
+}
+
+fn metadata_json(m: &[payhost_plugin_api::KeyValue]) -> String {
+    let map: serde_json::Map<String, Value> = m
+        .iter()
+        .map(|kv| (kv.key.to_string(), Value::String(kv.value.to_string())))
+        .collect();
+    Value::Object(map).to_string()
+}

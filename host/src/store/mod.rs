@@ -1,0 +1,389 @@
+//! The database: SQLite (embedded default, WAL, every commit fsync'd) or PostgreSQL, through
+//! sqlx's `Any` driver so one set of queries serves both (`$N` placeholders work on both).
+//! Reads go through a pool; every write goes through the group-commit [`Writer`].
+//! Migrations are per backend and applied at start.
+
+mod writer;
+
+pub use writer::{Arg, Changed, Unit, Writer};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
+use std::path::Path;
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database: {0}")]
+    Batch(String),
+    #[error("database_url: {0}")]
+    Url(String),
+    #[error("migration {version}: {error}")]
+    Migrate { version: i64, error: String },
+    #[error("the database writer has stopped")]
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+struct Migration {
+    version: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: concat!(
+        include_str!("../../migrations/common.sql"),
+        include_str!("../../migrations/sqlite/0001_init.sql")
+    ),
+    postgres: concat!(
+        include_str!("../../migrations/common.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql")
+    ),
+}];
+
+/// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+];
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    pool: AnyPool,
+    writer: Writer,
+}
+
+/// The URL of the default database: a SQLite file in the data folder.
+pub fn default_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("payhost.db").display())
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
+    ///
+    /// # Errors
+    /// An unsupported or malformed URL, a connection failure, or a failed migration.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(
+                "expected sqlite://<file> or postgres://<host>/<database>".into(),
+            ));
+        };
+        let url = match backend {
+            Backend::Sqlite => {
+                let file = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                let file = file.split('?').next().unwrap_or(file);
+                if let Some(dir) = Path::new(file)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Url(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                format!("sqlite://{file}?mode=rwc")
+            }
+            Backend::Postgres => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Url(e.to_string()))?
+            .disable_statement_logging();
+        let mut write_conn = AnyConnection::connect_with(&options).await?;
+        prepare(backend, &mut write_conn).await?;
+        migrate(backend, &mut write_conn).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    prepare(backend, conn).await.map_err(|e| match e {
+                        StoreError::Database(e) => e,
+                        other => sqlx::Error::Protocol(other.to_string()),
+                    })
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            backend,
+            pool,
+            writer: Writer::start(write_conn),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies a unit of writes atomically; answers once it is durable.
+    ///
+    /// # Errors
+    /// See [`Writer::commit`].
+    pub async fn commit(&self, unit: Unit) -> Result<Changed, StoreError> {
+        self.writer.commit(unit).await
+    }
+
+    /// One row or none.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn one(
+        &self,
+        sql: &'static str,
+        args: Vec<Arg>,
+    ) -> Result<Option<AnyRow>, StoreError> {
+        Ok(bind(sqlx::query(sql), args)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Every row.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn all(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AnyRow>, StoreError> {
+        Ok(bind(sqlx::query(sql), args).fetch_all(&self.pool).await?)
+    }
+
+    /// Whether the database answers (for /readyz).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn bind<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for arg in args {
+        q = match arg {
+            Arg::Text(v) => q.bind(v),
+            Arg::Int(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+async fn prepare(backend: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
+    if backend == Backend::Sqlite {
+        for pragma in SQLITE_PRAGMAS {
+            conn.execute(*pragma).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(backend: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations \
+         (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let sql = match backend {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        let failed = |e: sqlx::Error| StoreError::Migrate {
+            version: m.version,
+            error: e.to_string(),
+        };
+        let mut tx = conn.begin().await?;
+        let sql = strip_comments(sql);
+        for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            tx.execute(stmt).await.map_err(failed)?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(crate::clock::Clock::now_millis(&crate::clock::SystemClock))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        tracing::info!(
+            version = m.version,
+            backend = backend.name(),
+            "database migrated"
+        );
+    }
+    Ok(())
+}
+
+fn strip_comments(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_owned()
+}
+
+/// Reading columns from a row without repeating the error conversion.
+pub trait RowExt {
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+}
+
+impl RowExt for AnyRow {
+    fn text(&self, col: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&default_url(dir.path())).await.unwrap();
+        (dir, store)
+    }
+
+    fn fact(state: &str) -> Unit {
+        let mut u = Unit::new();
+        u.push(
+            "INSERT INTO event_facts (provider, kind, object_id, state) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (provider, kind, object_id) DO UPDATE SET state = excluded.state \
+             WHERE event_facts.state <> excluded.state",
+            vec!["mock".into(), "K".into(), "obj".into(), state.into()],
+        );
+        u.push_if_changed(
+            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, response, created_at) \
+             VALUES ('s', $1, 'h', 200, '{}', 0)",
+            vec![state.into()],
+        );
+        u
+    }
+
+    #[tokio::test]
+    async fn migrates_once_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = default_url(dir.path());
+        drop(Store::open(&url).await.unwrap());
+        let store = Store::open(&url).await.unwrap();
+        let rows = store
+            .all("SELECT version FROM schema_migrations", vec![])
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), MIGRATIONS.len());
+    }
+
+    #[tokio::test]
+    async fn a_guarded_statement_runs_only_after_a_change() {
+        let (_d, store) = temp_store().await;
+        assert_eq!(store.commit(fact("a")).await.unwrap(), vec![1, 1]);
+        assert_eq!(
+            store.commit(fact("a")).await.unwrap(),
+            vec![0, 0],
+            "same state: no change"
+        );
+        assert_eq!(store.commit(fact("b")).await.unwrap(), vec![1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_unit_leaves_nothing_and_spares_its_batch() {
+        let (_d, store) = temp_store().await;
+        let mut bad = fact("x");
+        bad.push("INSERT INTO no_such_table VALUES (1)", vec![]);
+        let (good, bad, good2) = tokio::join!(
+            store.commit(fact("g1")),
+            store.commit(bad),
+            store.commit(fact("g2")),
+        );
+        assert!(good.is_ok() && good2.is_ok());
+        assert!(bad.is_err());
+        let keys = store
+            .all(
+                "SELECT idem_key FROM idempotency_keys ORDER BY idem_key",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let keys: Vec<String> = keys.iter().map(|r| r.text("idem_key").unwrap()).collect();
+        assert!(
+            !keys.contains(&"x".to_owned()),
+            "the failed unit left a row: {keys:?}"
+        );
+        assert!(keys.contains(&"g2".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn concurrent_units_share_commits() {
+        let (_d, store) = temp_store().await;
+        let units = (0..200).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut u = Unit::new();
+                u.push(
+                    "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, response, created_at) \
+                     VALUES ('s', $1, 'h', 200, '{}', 0)",
+                    vec![format!("k{i}").into()],
+                );
+                store.commit(u).await
+            })
+        });
+        for u in units {
+            u.await.unwrap().unwrap();
+        }
+        let n = store
+            .one("SELECT COUNT(*) AS n FROM idempotency_keys", vec![])
+            .await
+            .unwrap()
+            .unwrap()
+            .int("n")
+            .unwrap();
+        assert_eq!(n, 200);
+    }
+}

@@ -1,0 +1,242 @@
+//! Group commit: one task owns the write connection and applies every write unit that is
+//! waiting as one transaction, one savepoint per unit. A unit is atomic on its own (a failing
+//! unit rolls back to its savepoint and the others still commit) and is answered only after
+//! the transaction that holds it is durable, so concurrent requests share one fsync.
+
+use super::StoreError;
+use sqlx::AnyConnection;
+use sqlx::{Connection, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most units applied in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A bound value. Everything payhost stores is text or a 64-bit integer.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(Some(v.clone()))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Int(Some(i64::from(v)))
+    }
+}
+
+/// When a statement runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// Only when the statement before it in the unit changed at least one row.
+    PreviousChanged,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub sql: &'static str,
+    pub args: Vec<Arg>,
+    pub when: When,
+}
+
+/// Statements applied together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Unit {
+    pub stmts: Vec<Stmt>,
+}
+
+impl Unit {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
+        self.stmts.push(Stmt {
+            sql,
+            args,
+            when: When::Always,
+        });
+        self.stmts.len() - 1
+    }
+
+    /// Adds a statement that runs only when the one before it changed a row.
+    pub fn push_if_changed(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
+        self.stmts.push(Stmt {
+            sql,
+            args,
+            when: When::PreviousChanged,
+        });
+        self.stmts.len() - 1
+    }
+
+    pub fn extend(&mut self, other: Unit) {
+        self.stmts.extend(other.stmts);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stmts.is_empty()
+    }
+}
+
+/// Rows changed by each statement of a unit, in order (0 for a skipped one).
+pub type Changed = Vec<u64>;
+
+struct Job {
+    unit: Unit,
+    reply: oneshot::Sender<Result<Changed, StoreError>>,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    pub fn start(conn: AnyConnection) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(conn, rx));
+        Self { tx }
+    }
+
+    /// Applies `unit` atomically and answers once it is durable.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when a statement failed (the unit left nothing behind), or
+    /// [`StoreError::Closed`] after the writer stopped.
+    pub async fn commit(&self, unit: Unit) -> Result<Changed, StoreError> {
+        if unit.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { unit, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn run(mut conn: AnyConnection, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = apply(&mut conn, &batch).await;
+        for (job, result) in batch.drain(..).zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn apply(conn: &mut AnyConnection, batch: &[Job]) -> Vec<Result<Changed, StoreError>> {
+    if let Err(e) = conn.execute("BEGIN").await {
+        return batch.iter().map(|_| Err(e.clone_error())).collect();
+    }
+    let single = batch.len() == 1;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        if !single {
+            if let Err(e) = conn.execute("SAVEPOINT unit").await {
+                results.push(Err(e.clone_error()));
+                continue;
+            }
+        }
+        let outcome = run_unit(conn, &job.unit).await;
+        if !single {
+            let mut end = Ok(());
+            if outcome.is_err() {
+                end = conn.execute("ROLLBACK TO SAVEPOINT unit").await.map(drop);
+            }
+            if end.is_ok() {
+                end = conn.execute("RELEASE SAVEPOINT unit").await.map(drop);
+            }
+            if let Err(e) = end {
+                // The transaction is in an unknown state: fail the whole batch.
+                let _ = conn.execute("ROLLBACK").await;
+                return batch.iter().map(|_| Err(e.clone_error())).collect();
+            }
+        }
+        results.push(outcome);
+    }
+    if single && results[0].is_err() {
+        let _ = conn.execute("ROLLBACK").await;
+        return results;
+    }
+    match conn.execute("COMMIT").await {
+        Ok(_) => results,
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK").await;
+            batch.iter().map(|_| Err(e.clone_error())).collect()
+        }
+    }
+}
+
+async fn run_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, StoreError> {
+    let mut changed = Vec::with_capacity(unit.stmts.len());
+    for stmt in &unit.stmts {
+        if stmt.when == When::PreviousChanged && changed.last().copied().unwrap_or(0) == 0 {
+            changed.push(0);
+            continue;
+        }
+        let mut q = sqlx::query(stmt.sql);
+        for arg in &stmt.args {
+            q = match arg {
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Int(v) => q.bind(*v),
+            };
+        }
+        let done = q.execute(&mut *conn).await?;
+        changed.push(done.rows_affected());
+    }
+    Ok(changed)
+}
+
+trait CloneError {
+    fn clone_error(&self) -> StoreError;
+}
+
+impl CloneError for sqlx::Error {
+    fn clone_error(&self) -> StoreError {
+        StoreError::Batch(self.to_string())
+    }
+}
