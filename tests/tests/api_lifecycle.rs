@@ -287,6 +287,43 @@ fn walk(s: &Scratch, db: &TestDb) {
         ["PaymentCreated", "PaymentFailed"]
     );
 
+    // ---------------------------------------------------------------- checkout
+    let plan = api.post_idem(
+        "/v1/checkout",
+        "checkout-1",
+        &json!({"user_id": "user_77", "email": "grace@example.com", "price": "price_basic"}),
+    );
+    ok(&plan, 201);
+    assert_eq!(plan.s("mode"), "subscription");
+    assert_eq!(plan.body["customer"]["user_id"], "user_77");
+    assert_eq!(
+        plan.body["subscription"]["status"], "incomplete",
+        "no payment method yet"
+    );
+    assert!(plan.body["client_secret"].is_string(), "{plan:?}");
+    let replayed = api.post_idem(
+        "/v1/checkout",
+        "checkout-1",
+        &json!({"user_id": "user_77", "email": "grace@example.com", "price": "price_basic"}),
+    );
+    assert_eq!(replayed.body, plan.body);
+    let once = api.post(
+        "/v1/checkout",
+        &json!({"user_id": "user_77", "amount": 4200, "currency": "jpy"}),
+    );
+    ok(&once, 201);
+    assert_eq!(once.s("mode"), "payment");
+    assert_eq!(
+        once.body["customer"]["id"], plan.body["customer"]["id"],
+        "the user's customer is reused"
+    );
+    assert_eq!(once.body["payment"]["amount"], 4200);
+    assert!(once.body["client_secret"].is_string());
+    ok(
+        &api.post("/v1/checkout", &json!({"user_id": "user_77"})),
+        400,
+    );
+
     // ---------------------------------------------------------------- the event log
     let all = api.get("/v1/events?limit=3");
     ok(&all, 200);

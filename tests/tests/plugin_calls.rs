@@ -212,15 +212,23 @@ async fn the_mock_charges_declines_and_refunds_like_a_provider_and_reports_event
         "{third:?}"
     );
 
-    let kinds: Vec<&str> = reg
-        .dispatcher()
-        .recent()
-        .into_iter()
-        .filter_map(|s| match s.event {
-            Event::Domain(d) if d.provider == "mock" => Some(d.kind),
-            _ => None,
-        })
-        .collect();
+    // Reports emitted through the registry are recorded (persisted, then dispatched) by
+    // the host's recorder task: wait for them to arrive.
+    let domain_kinds = || -> Vec<&'static str> {
+        reg.dispatcher()
+            .recent()
+            .into_iter()
+            .filter_map(|s| match s.event {
+                Event::Domain(d) if d.provider == "mock" => Some(d.kind),
+                _ => None,
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while domain_kinds().len() < 6 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let kinds = domain_kinds();
     assert_eq!(
         kinds,
         [

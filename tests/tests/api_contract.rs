@@ -1,0 +1,441 @@
+//! What API consumers rely on, over real HTTP against the real binary: bad input refused
+//! with a clear error and nothing written, the idempotency protocol (replay, 422, 409, the
+//! key passed to the provider), request ids in answers and logs, metrics, readiness and an
+//! OpenAPI document that matches the routes.
+
+use payhost_tests::api::{Api, Resp};
+use payhost_tests::db::TestDb;
+use payhost_tests::*;
+use serde_json::{json, Value};
+
+const PROVIDERS: &str =
+    "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_test_secret\" }\n\
+    [providers.bad]\nplugin = \"misbehaving\"\nconfig = { slow_ms = \"1500\" }\n";
+
+fn scratch() -> Scratch {
+    Scratch::with_host(
+        &[
+            (&mock_so(), "libpayhost_plugin_mock.so"),
+            (&misbehaving_so(), "libbad.so"),
+        ],
+        "default_provider = \"mock\"\nbody_limit_bytes = 4096\n",
+        PROVIDERS,
+    )
+}
+
+fn expect(r: &Resp, status: u16, code: &str, param: Option<&str>) {
+    assert_eq!((r.status, r.code()), (status, code), "{r:?}");
+    if let Some(p) = param {
+        assert_eq!(r.param(), p, "{r:?}");
+    }
+    let message = r.body["error"]["message"].as_str().unwrap_or("");
+    assert!(!message.is_empty(), "an error says what was wrong: {r:?}");
+    for internal in ["SELECT", "INSERT", "sqlx", "panicked", "whsec_"] {
+        assert!(!message.contains(internal), "internals leaked: {r:?}");
+    }
+}
+
+fn count(db: &TestDb, table: &str) -> String {
+    let sql = match table {
+        "payments" => "SELECT CAST(COUNT(*) AS TEXT) FROM payments",
+        "refunds" => "SELECT CAST(COUNT(*) AS TEXT) FROM refunds",
+        "subscriptions" => "SELECT CAST(COUNT(*) AS TEXT) FROM subscriptions",
+        "events" => "SELECT CAST(COUNT(*) AS TEXT) FROM events",
+        "customers" => "SELECT CAST(COUNT(*) AS TEXT) FROM customers",
+        other => panic!("no count for {other}"),
+    };
+    db.value(sql, &[]).unwrap()
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_writes_nothing() {
+    let s = scratch();
+    let host = s.serve();
+    let db = TestDb::sqlite(s.dir.path());
+    let api = Api::new(&host.addr, API_KEY);
+
+    let stranger = Api::new(&host.addr, "not_a_key_at_all");
+    expect(&stranger.get("/v1/events"), 401, "unauthorized", None);
+
+    let c = api.post(
+        "/v1/customers",
+        &json!({"user_id": "u1", "email": "u1@example.com"}),
+    );
+    assert_eq!(c.status, 201, "{c:?}");
+    let cust = c.s("id");
+
+    let pay = |body: Value| api.post("/v1/payments", &body);
+    let raw = |body: &str| api.send("POST", "/v1/payments", &[], Some(body));
+    expect(&raw("{\"amount\": 5"), 400, "invalid_request", None);
+    expect(&raw("[1, 2]"), 400, "invalid_request", None);
+    expect(
+        &pay(json!({"customer": cust, "currency": "usd"})),
+        400,
+        "invalid_request",
+        Some("amount"),
+    );
+    expect(
+        &pay(json!({"customer": cust, "amount": "ten", "currency": "usd"})),
+        400,
+        "invalid_request",
+        Some("amount"),
+    );
+    expect(
+        &pay(json!({"customer": cust, "amount": 5, "currency": "usd", "colour": "red"})),
+        400,
+        "invalid_request",
+        Some("colour"),
+    );
+    expect(
+        &pay(json!({"customer": cust, "amount": 500, "currency": "usx"})),
+        400,
+        "invalid_request",
+        Some("currency"),
+    );
+    expect(
+        &pay(json!({"customer": cust, "amount": 0, "currency": "usd"})),
+        400,
+        "invalid_request",
+        Some("amount"),
+    );
+    expect(
+        &pay(json!({"customer": cust, "amount": -10, "currency": "usd"})),
+        400,
+        "invalid_request",
+        Some("amount"),
+    );
+    expect(
+        &pay(json!({"customer": "cust_nope", "amount": 10, "currency": "usd"})),
+        404,
+        "not_found",
+        Some("customer"),
+    );
+    expect(
+        &pay(json!({"amount": 10, "currency": "usd"})),
+        400,
+        "invalid_request",
+        Some("customer"),
+    );
+    expect(
+        &pay(
+            json!({"user_id": "u2", "email": "u2@example.com", "provider": "paypal", "amount": 10, "currency": "usd"}),
+        ),
+        400,
+        "invalid_request",
+        Some("provider"),
+    );
+    expect(
+        &pay(json!({"user_id": "u3", "amount": 10, "currency": "usd"})),
+        400,
+        "invalid_request",
+        Some("email"),
+    );
+    let big = format!(
+        "{{\"customer\": \"{cust}\", \"description\": \"{}\"}}",
+        "x".repeat(5000)
+    );
+    expect(&raw(&big), 413, "body_too_large", None);
+
+    // An operation the provider does not declare.
+    let calm = api.post(
+        "/v1/customers",
+        &json!({"user_id": "u4", "email": "u4@calm.example", "provider": "bad"}),
+    );
+    assert_eq!(calm.status, 201, "{calm:?}");
+    expect(
+        &api.post(
+            "/v1/subscriptions",
+            &json!({"customer": calm.s("id"), "price": "price_basic"}),
+        ),
+        400,
+        "unsupported_operation",
+        None,
+    );
+    // A provider that panics: a 502 that does not repeat the panic.
+    expect(
+        &api.post(
+            "/v1/customers",
+            &json!({"user_id": "u5", "email": "u5@example.com", "provider": "bad"}),
+        ),
+        502,
+        "provider_error",
+        None,
+    );
+
+    // Unknown ids, everywhere.
+    expect(
+        &api.get("/v1/payments/pay_nope"),
+        404,
+        "not_found",
+        Some("id"),
+    );
+    expect(
+        &api.get("/v1/customers/cust_nope"),
+        404,
+        "not_found",
+        Some("id"),
+    );
+    expect(
+        &api.get("/v1/subscriptions/subs_nope"),
+        404,
+        "not_found",
+        Some("id"),
+    );
+    expect(
+        &api.get("/v1/invoices/inv_nope"),
+        404,
+        "not_found",
+        Some("id"),
+    );
+    expect(
+        &api.get("/v1/refunds/rfnd_nope"),
+        404,
+        "not_found",
+        Some("id"),
+    );
+    expect(
+        &api.post("/v1/payments/pay_nope/confirm", &json!({})),
+        404,
+        "not_found",
+        Some("id"),
+    );
+    expect(
+        &api.post("/v1/refunds", &json!({"payment": "pay_nope"})),
+        404,
+        "not_found",
+        Some("payment"),
+    );
+    expect(
+        &api.get("/v1/events?starting_after=evt_nope"),
+        404,
+        "not_found",
+        Some("starting_after"),
+    );
+    expect(
+        &api.get("/v1/events?type=Nonsense"),
+        400,
+        "invalid_request",
+        Some("type"),
+    );
+    expect(
+        &api.get("/v1/customers/cust_x/invoices?limit=lots"),
+        400,
+        "invalid_request",
+        None,
+    );
+    expect(&api.get("/v1/nothing/here"), 404, "not_found", None);
+
+    // A refund of a payment that has not succeeded, and refund amounts out of range.
+    let open = pay(json!({"customer": cust, "amount": 700, "currency": "usd"}));
+    assert_eq!(open.status, 201, "{open:?}");
+    let open_id = open.s("id");
+    expect(
+        &api.post("/v1/refunds", &json!({"payment": open_id})),
+        400,
+        "invalid_request",
+        Some("payment"),
+    );
+    let paid = pay(
+        json!({"customer": cust, "amount": 700, "currency": "usd", "payment_method": "pm_card_visa"}),
+    );
+    assert_eq!(paid.s("status"), "succeeded");
+    let paid_id = paid.s("id");
+    expect(
+        &api.post("/v1/refunds", &json!({"payment": paid_id, "amount": 0})),
+        400,
+        "invalid_request",
+        Some("amount"),
+    );
+    expect(
+        &api.post("/v1/refunds", &json!({"payment": paid_id, "amount": 701})),
+        400,
+        "invalid_request",
+        Some("amount"),
+    );
+    expect(
+        &api.post(
+            "/v1/refunds",
+            &json!({"payment": paid_id, "reason": "bored"}),
+        ),
+        400,
+        "invalid_request",
+        Some("reason"),
+    );
+    // Confirming a payment that already succeeded is the provider's conflict, not a 500.
+    let again = api.post(&format!("/v1/payments/{paid_id}/cancel"), &json!({}));
+    assert!(matches!(again.status, 400 | 409), "{again:?}");
+
+    assert_eq!(
+        count(&db, "payments"),
+        "2",
+        "only the two valid payments were written"
+    );
+    assert_eq!(count(&db, "refunds"), "0");
+    assert_eq!(count(&db, "subscriptions"), "0");
+    assert_eq!(count(&db, "customers"), "2");
+    let events: Vec<String> = db
+        .rows("SELECT type FROM events ORDER BY seq", &[])
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        ["PaymentCreated", "PaymentCreated", "PaymentSucceeded"]
+    );
+}
+
+#[test]
+fn idempotency_replays_refuses_and_passes_the_key_on() {
+    let s = scratch();
+    let host = s.serve();
+    let db = TestDb::sqlite(s.dir.path());
+    let api = Api::new(&host.addr, API_KEY);
+    let c = api.post(
+        "/v1/customers",
+        &json!({"user_id": "slow", "email": "slow@calm.example", "provider": "bad"}),
+    );
+    assert_eq!(c.status, 201, "{c:?}");
+    let body = json!({"customer": c.s("id"), "amount": 1500, "currency": "usd"});
+
+    // Two requests with one key at the same moment: one runs, the other is told to wait.
+    let (a, b) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| api.post_idem("/v1/payments", "order-77", &body));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let second = api.post_idem("/v1/payments", "order-77", &body);
+        (first.join().unwrap(), second)
+    });
+    assert_eq!(a.status, 201, "{a:?}");
+    expect(&b, 409, "idempotency_key_in_use", None);
+    assert_eq!(
+        a.body["metadata"]["seen_idempotency_key"], "order-77",
+        "the key reaches the provider"
+    );
+    assert_eq!(
+        a.body["metadata"]["seen_request_id"].as_str(),
+        a.header("x-request-id"),
+        "the request id reaches the provider"
+    );
+
+    let replay = api.post_idem("/v1/payments", "order-77", &body);
+    assert_eq!(replay.status, 201);
+    assert_eq!(replay.body, a.body, "the stored answer, byte for byte");
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    let reused = api.post_idem(
+        "/v1/payments",
+        "order-77",
+        &json!({"customer": c.s("id"), "amount": 1501, "currency": "usd"}),
+    );
+    expect(
+        &reused,
+        422,
+        "idempotency_key_reused",
+        Some("Idempotency-Key"),
+    );
+    let elsewhere = api.post_idem(
+        "/v1/customers",
+        "order-77",
+        &json!({"user_id": "z", "email": "z@calm.example"}),
+    );
+    expect(&elsewhere, 422, "idempotency_key_reused", None);
+
+    assert_eq!(count(&db, "payments"), "1");
+    let metrics = api.get("/metrics");
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains(
+            "payhost_provider_calls_total{provider=\"bad\",operation=\"create_payment\"} 1\n"
+        ),
+        "the provider was called once: {text}"
+    );
+}
+
+#[test]
+fn request_ids_metrics_readiness_and_openapi() {
+    let s = scratch();
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+
+    let mine = api.send(
+        "GET",
+        "/v1/events",
+        &[("X-Request-Id", "trace-abc-123")],
+        None,
+    );
+    assert_eq!(mine.header("x-request-id"), Some("trace-abc-123"));
+    let generated = api.get("/v1/providers");
+    let id = generated.header("x-request-id").unwrap().to_owned();
+    assert!(id.starts_with("req_"), "{id}");
+    let p = api.post(
+        "/v1/payments",
+        &json!({"user_id": "m", "email": "m@example.com", "amount": 100, "currency": "usd"}),
+    );
+    assert_eq!(p.status, 201, "{p:?}");
+    let failed = api.get("/v1/payments/pay_missing");
+    assert_eq!(failed.status, 404);
+
+    let ready = api.get("/readyz");
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert_eq!(ready.body["database"], "ok");
+
+    let metrics = api.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.body.as_str().unwrap().to_owned();
+    for line in [
+        "payhost_http_requests_total{method=\"POST\",route=\"/v1/payments\",status=\"201\"} 1",
+        "payhost_http_requests_total{method=\"GET\",route=\"/v1/payments/{id}\",status=\"404\"} 1",
+        "payhost_provider_calls_total{provider=\"mock\",operation=\"create_payment\"} 1",
+        "payhost_provider_calls_total{provider=\"mock\",operation=\"create_customer\"} 1",
+        "payhost_provider_instances_running 2",
+    ] {
+        assert!(text.contains(line), "missing '{line}' in:\n{text}");
+    }
+    assert!(text.contains("payhost_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/payments\",le=\"+Inf\"} 1"));
+
+    // Every documented operation is routed (not the 404 fallback, not 405).
+    let doc = api.get("/openapi.json");
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let paths = doc.body["paths"].as_object().unwrap();
+    assert!(paths.len() >= 24, "{}", paths.len());
+    let admin = Api::new(&host.addr, ADMIN_KEY);
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let concrete = path.replace("{id}", "x_unknown");
+            let client = if path.starts_with("/admin") {
+                &admin
+            } else {
+                &api
+            };
+            let body = (method == "post").then_some("{}");
+            let r = client.send(&method.to_uppercase(), &concrete, &[], body);
+            assert_ne!(r.status, 405, "{method} {path}: {r:?}");
+            let fallback = r.status == 404
+                && r.body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("(route)");
+            assert!(!fallback, "{method} {path} is documented but not routed");
+        }
+    }
+
+    let (code, log) = host.terminate();
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("trace-abc-123"))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "the request's log lines carry its id:\n{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("request served") && l.contains("status=200")),
+        "{lines:?}"
+    );
+    assert!(
+        !log.contains("whsec_test_secret"),
+        "a secret reached the log"
+    );
+}
