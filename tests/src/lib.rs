@@ -130,11 +130,16 @@ impl Scratch {
 
     /// Starts `payhost serve` and waits until it listens.
     pub fn serve(&self) -> HostProcess {
+        self.serve_with_env(&[("RUST_LOG", "info")])
+    }
+
+    /// [`Scratch::serve`] with extra environment variables.
+    pub fn serve_with_env(&self, env: &[(&str, &str)]) -> HostProcess {
         let mut child = Command::new(payhost_bin())
             .arg("--config")
             .arg(self.config())
             .arg("serve")
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -160,7 +165,18 @@ impl Scratch {
                 }
             }
         };
-        HostProcess { child, addr }
+        // Drain stderr as it comes, so a chatty host never blocks on a full pipe.
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = stderr.read_to_string(&mut all);
+            all
+        });
+        HostProcess {
+            child,
+            addr,
+            log: Some(log),
+        }
     }
 }
 
@@ -168,6 +184,7 @@ impl Scratch {
 pub struct HostProcess {
     child: Child,
     pub addr: String,
+    log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl HostProcess {
@@ -182,13 +199,7 @@ impl HostProcess {
             .arg(self.child.id().to_string())
             .status();
         let status = self.child.wait().unwrap();
-        let mut err = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = self.log.take().unwrap().join().unwrap();
         (status.code().unwrap_or(-1), err)
     }
 }

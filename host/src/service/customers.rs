@@ -38,6 +38,9 @@ pub struct PaymentMethodRef {
     pub payment_method: String,
 }
 
+/// The prefix of payhost's payment method ids; anything else is the provider's id.
+const PM_PREFIX: &str = "pmeth_";
+
 pub(super) fn kv(m: &BTreeMap<String, String>) -> RVec<KeyValue> {
     m.iter().map(|(k, v)| KeyValue::new(k, v)).collect()
 }
@@ -347,6 +350,9 @@ impl PaymentService {
         customer: &CustomerRow,
         pm: &str,
     ) -> Result<String, ServiceError> {
+        if !pm.starts_with(PM_PREFIX) {
+            return Ok(pm.to_owned());
+        }
         let row = self
             .store
             .one(
@@ -360,7 +366,11 @@ impl PaymentService {
                 format!("payment method '{pm}' belongs to another customer"),
             )),
             Some(r) => Ok(r.text("provider_id")?),
-            None => Ok(pm.to_owned()),
+            None => Err(ServiceError::NotFound {
+                what: "payment method",
+                param: "payment_method",
+                id: pm.to_owned(),
+            }),
         }
     }
 
@@ -417,7 +427,7 @@ impl PaymentService {
         if known != pm.id.as_str() {
             return Ok(known);
         }
-        let id = new_id("pmeth");
+        let id = new_id(PM_PREFIX.trim_end_matches('_'));
         unit.push(
             "INSERT INTO payment_methods (id, customer_id, provider, provider_id, kind, brand, \
              last4, exp_month, exp_year, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \

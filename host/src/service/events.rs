@@ -1,8 +1,10 @@
 //! The domain event log: provider reports become persisted events, one per fact.
 //!
-//! A fact is (provider, kind, provider object id, state). The last state recorded per
-//! (provider, kind, object) lives in `event_facts`; an event row is written only when that
-//! state changes, in the same unit as the change it describes. So a payment's success seen in
+//! A fact is (provider, kind, provider object id, state). Facts that happen once per object
+//! (a payment created, succeeded; a refund processed) carry a unique `fact_key`; for the
+//! others the last state per (provider, kind, object) lives in `event_facts` and an event row
+//! is written only when that state changes. Either way in the same unit as the change it
+//! describes. So a payment's success seen in
 //! the API answer and again in an emitted report is one PaymentSucceeded, while a
 //! subscription scheduled for cancellation, reactivated and scheduled again is three events.
 
@@ -20,8 +22,8 @@ const UPSERT_FACT: &str = "INSERT INTO event_facts (provider, kind, object_id, s
      WHERE event_facts.state <> excluded.state";
 
 const INSERT_EVENT: &str = "INSERT INTO events \
-     (id, type, tenant, provider, object_id, provider_object_id, data, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+     (id, type, tenant, provider, object_id, provider_object_id, data, created_at, fact_key) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (fact_key) DO NOTHING";
 
 /// An event written in a unit, dispatched once the unit is durable if it was new.
 pub struct Staged {
@@ -36,24 +38,25 @@ pub struct Recorder {
     clock: Arc<dyn Clock>,
 }
 
-/// The state that makes a report a new fact for its (provider, kind, object).
-fn fact_state(r: &DomainEventReport) -> String {
+/// The state that makes a report a new fact for its (provider, kind, object), for the kinds
+/// that can happen again with another state; `None` for those that happen once per object.
+fn fact_state(r: &DomainEventReport) -> Option<String> {
     match r.kind {
-        DomainEventKind::SubscriptionUpdated => format!(
+        DomainEventKind::SubscriptionUpdated => Some(format!(
             "{}|{}|{}",
             opt(&r.status).unwrap_or_default(),
             opt(&r.plan_id).unwrap_or_default(),
             r.cancel_at_period_end
-        ),
+        )),
         DomainEventKind::PaymentFailed | DomainEventKind::InvoicePaymentFailed => {
-            opt(&r.error).unwrap_or_default()
+            Some(opt(&r.error).unwrap_or_default())
         }
         DomainEventKind::PaymentCreated
         | DomainEventKind::PaymentSucceeded
         | DomainEventKind::SubscriptionCreated
         | DomainEventKind::SubscriptionCancelled
         | DomainEventKind::RefundProcessed
-        | DomainEventKind::InvoicePaid => String::new(),
+        | DomainEventKind::InvoicePaid => None,
     }
 }
 
@@ -104,40 +107,55 @@ impl Recorder {
         ids: &Ids,
     ) -> Vec<Staged> {
         let now = self.clock.now_secs();
-        reports
-            .iter()
-            .map(|r| {
-                let id = super::new_id("evt");
-                let kind = r.kind.as_str();
-                unit.push(
-                    UPSERT_FACT,
-                    vec![
-                        provider.into(),
-                        kind.into(),
-                        r.object_id.as_str().into(),
-                        fact_state(r).into(),
-                    ],
-                );
-                let object_id = ids.get(r.object_id.as_str());
-                let stmt = unit.push_if_changed(
-                    INSERT_EVENT,
-                    vec![
-                        id.clone().into(),
-                        kind.into(),
-                        Arg::from(tenant),
-                        provider.into(),
-                        object_id.into(),
-                        r.object_id.as_str().into(),
-                        data(r, ids).to_string().into(),
-                        now.into(),
-                    ],
-                );
-                let mut event = DomainEvent::from_report(provider, r);
-                event.id = Some(id);
-                event.tenant = tenant.map(str::to_owned);
-                Staged { stmt, event }
-            })
-            .collect()
+        let mut seen: Vec<(DomainEventKind, &str, Option<String>)> = Vec::new();
+        let mut staged = Vec::new();
+        for r in reports {
+            let state = fact_state(r);
+            let fact = (r.kind, r.object_id.as_str(), state.clone());
+            // The operation's own report and the plugin's copy of it are one fact.
+            if seen.contains(&fact) {
+                continue;
+            }
+            seen.push(fact);
+            let id = super::new_id("evt");
+            let kind = r.kind.as_str();
+            let fact_key = match state {
+                Some(state) => {
+                    unit.push(
+                        UPSERT_FACT,
+                        vec![
+                            provider.into(),
+                            kind.into(),
+                            r.object_id.as_str().into(),
+                            state.into(),
+                        ],
+                    );
+                    None
+                }
+                None => Some(format!("{provider}|{kind}|{}", r.object_id)),
+            };
+            let args = vec![
+                id.clone().into(),
+                kind.into(),
+                Arg::from(tenant),
+                provider.into(),
+                ids.get(r.object_id.as_str()).into(),
+                r.object_id.as_str().into(),
+                data(r, ids).to_string().into(),
+                now.into(),
+                Arg::from(fact_key.clone()),
+            ];
+            let stmt = if fact_key.is_some() {
+                unit.push(INSERT_EVENT, args)
+            } else {
+                unit.push_if_changed(INSERT_EVENT, args)
+            };
+            let mut event = DomainEvent::from_report(provider, r);
+            event.id = Some(id);
+            event.tenant = tenant.map(str::to_owned);
+            staged.push(Staged { stmt, event });
+        }
+        staged
     }
 
     /// Dispatches the staged events whose rows were written (the new facts).

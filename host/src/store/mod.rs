@@ -116,9 +116,17 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Url(e.to_string()))?
             .disable_statement_logging();
-        let mut write_conn = AnyConnection::connect_with(&options).await?;
-        prepare(backend, &mut write_conn).await?;
-        migrate(backend, &mut write_conn).await?;
+        let mut setup = AnyConnection::connect_with(&options).await?;
+        prepare(backend, &mut setup).await?;
+        migrate(backend, &mut setup).await?;
+        setup.close().await?;
+        let writer_options = options.clone();
+        let writer = Writer::start(move || async move {
+            let mut conn = AnyConnection::connect_with(&writer_options).await?;
+            prepare(backend, &mut conn).await?;
+            Ok(conn)
+        })
+        .await?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 4,
@@ -137,7 +145,7 @@ impl Store {
         Ok(Self {
             backend,
             pool,
-            writer: Writer::start(write_conn),
+            writer,
         })
     }
 

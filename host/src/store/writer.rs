@@ -1,7 +1,8 @@
 //! Group commit: one task owns the write connection and applies every write unit that is
-//! waiting as one transaction, one savepoint per unit. A unit is atomic on its own (a failing
-//! unit rolls back to its savepoint and the others still commit) and is answered only after
-//! the transaction that holds it is durable, so concurrent requests share one fsync.
+//! waiting as one transaction. A unit is atomic on its own (when one fails, the batch is
+//! rolled back and its units applied one by one, so the others still commit) and is answered
+//! only after the transaction that holds it is durable, so concurrent requests share one
+//! fsync.
 
 use super::StoreError;
 use sqlx::AnyConnection;
@@ -127,10 +128,47 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: AnyConnection) -> Self {
+    /// Starts the writer on a thread of its own with its own single-threaded runtime, so
+    /// the statements of a batch never wait behind HTTP work for a worker; `connect` opens
+    /// its connection there.
+    ///
+    /// # Errors
+    /// The connection could not be opened.
+    pub async fn start<F, Fut>(connect: F) -> Result<Self, StoreError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
+    {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(conn, rx));
-        Self { tx }
+        let (ready_tx, ready) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("payhost-db-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::Batch(e.to_string())));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match connect().await {
+                        Ok(conn) => {
+                            let _ = ready_tx.send(Ok(()));
+                            run(conn, rx).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| StoreError::Batch(e.to_string()))?;
+        ready.await.map_err(|_| StoreError::Closed)??;
+        Ok(Self { tx })
     }
 
     /// Applies `unit` atomically and answers once it is durable.
@@ -168,47 +206,45 @@ async fn run(mut conn: AnyConnection, mut rx: mpsc::UnboundedReceiver<Job>) {
     let _ = conn.close().await;
 }
 
+/// Applies the batch in one transaction. When a unit fails, the transaction is rolled back
+/// and every unit is applied again in a transaction of its own, so one bad unit costs its
+/// batch a retry, never its writes.
 async fn apply(conn: &mut AnyConnection, batch: &[Job]) -> Vec<Result<Changed, StoreError>> {
-    if let Err(e) = conn.execute("BEGIN").await {
-        return batch.iter().map(|_| Err(e.clone_error())).collect();
+    if batch.len() > 1 {
+        match apply_together(conn, batch).await {
+            Ok(results) => return results.into_iter().map(Ok).collect(),
+            Err(_) => {
+                let _ = conn.execute("ROLLBACK").await;
+            }
+        }
     }
-    let single = batch.len() == 1;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        if !single {
-            if let Err(e) = conn.execute("SAVEPOINT unit").await {
-                results.push(Err(e.clone_error()));
-                continue;
-            }
-        }
-        let outcome = run_unit(conn, &job.unit).await;
-        if !single {
-            let mut end = Ok(());
-            if outcome.is_err() {
-                end = conn.execute("ROLLBACK TO SAVEPOINT unit").await.map(drop);
-            }
-            if end.is_ok() {
-                end = conn.execute("RELEASE SAVEPOINT unit").await.map(drop);
-            }
-            if let Err(e) = end {
-                // The transaction is in an unknown state: fail the whole batch.
-                let _ = conn.execute("ROLLBACK").await;
-                return batch.iter().map(|_| Err(e.clone_error())).collect();
-            }
-        }
-        results.push(outcome);
-    }
-    if single && results[0].is_err() {
-        let _ = conn.execute("ROLLBACK").await;
-        return results;
-    }
-    match conn.execute("COMMIT").await {
-        Ok(_) => results,
-        Err(e) => {
+        results.push(
+            apply_together(conn, std::slice::from_ref(job))
+                .await
+                .map(|mut r| r.remove(0)),
+        );
+        if results.last().is_some_and(Result::is_err) {
             let _ = conn.execute("ROLLBACK").await;
-            batch.iter().map(|_| Err(e.clone_error())).collect()
         }
     }
+    results
+}
+
+/// Every unit of `batch` in one transaction, committed; the first error stops it (the
+/// caller rolls back).
+async fn apply_together(
+    conn: &mut AnyConnection,
+    batch: &[Job],
+) -> Result<Vec<Changed>, StoreError> {
+    conn.execute("BEGIN").await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        results.push(run_unit(conn, &job.unit).await?);
+    }
+    conn.execute("COMMIT").await?;
+    Ok(results)
 }
 
 async fn run_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, StoreError> {
@@ -229,14 +265,4 @@ async fn run_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, Stor
         changed.push(done.rows_affected());
     }
     Ok(changed)
-}
-
-trait CloneError {
-    fn clone_error(&self) -> StoreError;
-}
-
-impl CloneError for sqlx::Error {
-    fn clone_error(&self) -> StoreError {
-        StoreError::Batch(self.to_string())
-    }
 }

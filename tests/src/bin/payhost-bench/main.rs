@@ -1,6 +1,7 @@
-//! `make bench`: plugin load time and the host-side overhead of one provider call through
-//! the blocking pool, on the release build. Prints medians and percentiles; BENCHMARKS.md
-//! records the results with the machine they ran on.
+//! `make bench`: plugin load time, the host-side overhead of one provider call through the
+//! blocking pool, and `POST /v1/payments` throughput against the real release binary on
+//! SQLite. Prints medians and percentiles; BENCHMARKS.md records the results with the
+//! machine they ran on. `payhost-bench [plugins|payments]` runs one part.
 
 use payhost::clock::SystemClock;
 use payhost::config::ProviderConfig;
@@ -28,6 +29,16 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
+    let only = std::env::args().nth(1);
+    if only.as_deref().is_none_or(|o| o == "plugins") {
+        plugins();
+    }
+    if only.as_deref().is_none_or(|o| o == "payments") {
+        payments::run(64, Duration::from_secs(10));
+    }
+}
+
+fn plugins() {
     let mock = payhost_tests::mock_so();
     let scratch = tempfile::tempdir().unwrap();
     let private = scratch.path().join("copies");
@@ -101,6 +112,8 @@ fn main() {
         report("mock get_customer, through registry.call", through);
     });
 }
+
+mod payments;
 
 fn registry_direct(
     instance: &payhost::plugins::Instance,
