@@ -4,6 +4,7 @@ PLUGINS_DIR := target/plugins
 RELEASE_PLUGINS := payhost_plugin_mock
 SO := so
 
+SHELL := /bin/bash
 .PHONY: build run test lint bench clean
 
 ## build: the release binary, and the runtime plugins folder filled with the built providers
@@ -16,16 +17,20 @@ build:
 run: build
 	./target/release/payhost --config plugins.toml serve
 
-## test: every test of the workspace; the plugin .so files are built once, first
+## test: every test of the workspace; the plugin .so files are built once, first.
+## The PostgreSQL tests run when PAYHOST_TEST_POSTGRES is set, or a server answers locally.
+PG_TEST_URL := postgres://postgres@127.0.0.1:5432/test
 test:
 	$(CARGO) build --workspace
+	if [ -z "$$PAYHOST_TEST_POSTGRES" ] && (echo > /dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
+	  export PAYHOST_TEST_POSTGRES=$(PG_TEST_URL); fi; \
 	$(CARGO) test --workspace
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## bench: load time per plugin and host-side call overhead, in release
+## bench: load time per plugin, host-side call overhead, POST /v1/payments throughput; release
 bench:
 	$(CARGO) build --release --workspace
 	$(CARGO) run --release -p payhost-tests --bin payhost-bench
