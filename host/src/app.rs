@@ -33,11 +33,17 @@ pub async fn start_registry(config: &Loaded, clock: Arc<dyn Clock>) -> Arc<Regis
         &config.data_dir,
         Duration::from_millis(config.config.host.call_timeout_ms),
     ));
-    let dir = config.plugin_dir.clone();
-    let reg = registry.clone();
-    // Loading maps files and runs plugin code: keep it off the async workers.
-    let _ = tokio::task::spawn_blocking(move || reg.scan(&dir)).await;
-    for (name, provider) in &config.config.providers {
+    let providers = &config.config.providers;
+    registry.sync(&config.plugin_dir, providers).await;
+    // Configured instances whose plugin never showed up: say so.
+    let idle: Vec<(&String, &crate::config::ProviderConfig)> = {
+        let rows = registry.instance_rows();
+        providers
+            .iter()
+            .filter(|(name, _)| !rows.iter().any(|r| &r.name == *name))
+            .collect()
+    };
+    for (name, provider) in idle {
         let _ = registry.start_instance(name, provider).await;
     }
     registry
@@ -53,6 +59,12 @@ impl AppState {
         tracing::info!(backend = store.backend().name(), "database ready");
         let metrics = Arc::new(Metrics::default());
         let registry = start_registry(&config, clock.clone()).await;
+        crate::plugins::watch::spawn(
+            registry.clone(),
+            config.plugin_dir.clone(),
+            config.config.providers.clone(),
+            Duration::from_millis(config.config.host.plugin_rescan_ms),
+        );
         let observed = metrics.clone();
         registry.observe_calls(Box::new(move |instance, op, took, error| {
             observed.call(instance, op, took, error.map(CallError::code));

@@ -57,6 +57,9 @@ pub struct HostSection {
     /// `PAYHOST_DATABASE_URL` overrides it.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// Fallback rescan of the plugin folder, for filesystems that do not notify.
+    #[serde(default = "default_rescan_ms")]
+    pub plugin_rescan_ms: u64,
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
@@ -80,6 +83,7 @@ impl Default for HostSection {
             default_provider: None,
             database_url: None,
             body_limit_bytes: default_body_limit(),
+            plugin_rescan_ms: default_rescan_ms(),
             call_timeout_ms: default_call_timeout_ms(),
             api_keys: default_api_keys(),
             admin_keys: default_admin_keys(),
@@ -95,6 +99,9 @@ fn default_plugin_dir() -> PathBuf {
 }
 fn default_data_dir() -> PathBuf {
     "data".into()
+}
+fn default_rescan_ms() -> u64 {
+    2_000
 }
 fn default_body_limit() -> usize {
     64 * 1024

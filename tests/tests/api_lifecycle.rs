@@ -70,6 +70,21 @@ fn walk(s: &Scratch, db: &TestDb) {
         Some("1")
     );
 
+    let renamed = api.post(
+        &format!("/v1/customers/{cust}"),
+        &json!({"email": "ada@lovelace.example", "name": "Ada L."}),
+    );
+    ok(&renamed, 200);
+    assert_eq!(renamed.s("email"), "ada@lovelace.example");
+    let fetched = api.get(&format!("/v1/customers/{cust}"));
+    ok(&fetched, 200);
+    assert_eq!(fetched.s("name"), "Ada L.");
+    assert_eq!(
+        db.value("SELECT email FROM customers WHERE id = $1", &[&cust])
+            .as_deref(),
+        Some("ada@lovelace.example")
+    );
+
     // ---------------------------------------------------------------- payment method
     let pm = api.post(
         &format!("/v1/customers/{cust}/payment_methods"),
@@ -141,6 +156,24 @@ fn walk(s: &Scratch, db: &TestDb) {
         "one event per fact"
     );
 
+    let abandoned = api.post(
+        "/v1/payments",
+        &json!({"customer": cust, "amount": 900, "currency": "usd"}),
+    );
+    ok(&abandoned, 201);
+    let abandoned_id = abandoned.s("id");
+    let canceled = api.post(&format!("/v1/payments/{abandoned_id}/cancel"), &json!({}));
+    ok(&canceled, 200);
+    assert_eq!(canceled.s("status"), "canceled");
+    assert_eq!(
+        db.value(
+            "SELECT status FROM payments WHERE id = $1",
+            &[&abandoned_id]
+        )
+        .as_deref(),
+        Some("canceled")
+    );
+
     // ---------------------------------------------------------------- refunds
     let r1 = api.post(
         "/v1/refunds",
@@ -197,6 +230,9 @@ fn walk(s: &Scratch, db: &TestDb) {
         sub.body["trial_end"].as_i64().unwrap()
             > sub.body["current_period_start"].as_i64().unwrap()
     );
+    let read = api.get(&format!("/v1/subscriptions/{sub_id}"));
+    ok(&read, 200);
+    assert_eq!(read.s("price"), "price_pro");
     let changed = api.post(
         &format!("/v1/subscriptions/{sub_id}/price"),
         &json!({"price": "price_enterprise"}),

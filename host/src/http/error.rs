@@ -90,6 +90,11 @@ impl From<ServiceError> for ApiError {
                     "provider_unavailable",
                     format!("provider '{name}' is not running"),
                 ),
+                CallError::NotRunning { name, reason } => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_unavailable",
+                    format!("provider '{name}' is not running: {reason}"),
+                ),
                 CallError::Unsupported {
                     provider,
                     capability,

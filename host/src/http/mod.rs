@@ -12,11 +12,12 @@ pub use error::ApiError;
 
 use crate::app::AppState;
 use crate::service::new_id;
+use axum::extract::Path;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -35,6 +36,9 @@ pub fn app(state: AppState) -> Router {
         ));
     let admin = Router::new()
         .route("/admin/plugins", get(admin_plugins))
+        .route("/admin/plugins/rescan", post(admin_rescan))
+        .route("/admin/plugins/{name}/stop", post(admin_stop))
+        .route("/admin/plugins/{name}/reload", post(admin_reload))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin_key,
@@ -168,4 +172,60 @@ async fn admin_plugins(State(state): State<AppState>) -> Json<Value> {
         "instances": state.registry.instance_rows(),
         "events": state.registry.dispatcher().recent_lifecycle(),
     }))
+}
+
+async fn admin_rescan(State(s): State<AppState>) -> Json<Value> {
+    let report = s
+        .registry
+        .sync(&s.config.plugin_dir, &s.config.config.providers)
+        .await;
+    Json(json!({
+        "report": report,
+        "plugins": s.registry.plugin_rows(),
+        "instances": s.registry.instance_rows(),
+    }))
+}
+
+async fn admin_stop(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let stopped = s
+        .registry
+        .stop_plugin(&name)
+        .await
+        .map_err(|e| ApiError::not_found("plugin", &e.to_string()).with_param("name"))?;
+    Ok(Json(json!({"plugin": name, "stopped": stopped})))
+}
+
+async fn admin_reload(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let known = s
+        .registry
+        .plugin_rows()
+        .iter()
+        .any(|r| r.name.as_deref() == Some(name.as_str()));
+    if !known {
+        return Err(
+            ApiError::not_found("plugin", &format!("no plugin named '{name}' is loaded"))
+                .with_param("name"),
+        );
+    }
+    s.registry
+        .reload(&name, &s.config.config.providers)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reload_failed",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(json!({
+        "plugin": name,
+        "plugins": s.registry.plugin_rows(),
+        "instances": s.registry.instance_rows(),
+    })))
 }

@@ -1,9 +1,12 @@
-//! Plugins: loading libraries, the registry of plugins and provider instances, and the
-//! services the host gives each instance.
+//! Plugins: loading libraries, the registry of plugins and provider instances, the services
+//! the host gives each instance, and live management (the registry follows the folder).
 
+pub mod live;
 pub mod loader;
 pub mod registry;
 pub mod services;
+pub mod watch;
 
+pub use live::SyncReport;
 pub use loader::{LoadError, Metadata};
 pub use registry::{CallError, Instance, InstanceRow, PluginRow, Registry, RegistryError};

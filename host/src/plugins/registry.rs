@@ -49,6 +49,9 @@ pub enum RegistryError {
 pub enum CallError {
     #[error("unknown provider '{name}' (available: {available})")]
     UnknownProvider { name: String, available: String },
+    /// Configured, but not running now (stopped, its file removed, or it failed to start).
+    #[error("provider '{name}' is not running: {reason}")]
+    NotRunning { name: String, reason: String },
     #[error("provider '{provider}' does not support {capability}")]
     Unsupported {
         provider: String,
@@ -72,7 +75,9 @@ impl CallError {
     /// A short stable code, for metrics and API errors.
     pub fn code(&self) -> &str {
         match self {
-            CallError::UnknownProvider { .. } => "provider_not_running",
+            CallError::UnknownProvider { .. } | CallError::NotRunning { .. } => {
+                "provider_not_running"
+            }
             CallError::Unsupported { .. } => codes::UNSUPPORTED,
             CallError::Plugin(e) => e.code.as_str(),
             CallError::Panicked { .. } => codes::PANICKED,
@@ -103,13 +108,15 @@ impl Instance {
 }
 
 #[derive(Default)]
-struct Inner {
-    plugins: BTreeMap<String, Loaded>,
+pub(super) struct Inner {
+    pub(super) plugins: BTreeMap<String, Loaded>,
     /// Files that failed to load, with the reason (for `plugins list`).
-    failed: BTreeMap<PathBuf, LoadError>,
-    instances: BTreeMap<String, Arc<Instance>>,
+    pub(super) failed: BTreeMap<PathBuf, LoadError>,
+    pub(super) instances: BTreeMap<String, Arc<Instance>>,
     /// Instances configured but not running: their plugin and the reason.
-    instance_errors: BTreeMap<String, (String, String)>,
+    pub(super) instance_errors: BTreeMap<String, (String, String)>,
+    /// The last version of each file in the folder that was acted on (loaded or refused).
+    pub(super) files: BTreeMap<PathBuf, super::live::Fingerprint>,
 }
 
 /// Told about every provider call: instance, operation, duration, the error if any.
@@ -120,9 +127,11 @@ pub struct Registry {
     dispatcher: Arc<Dispatcher>,
     reports: Arc<ReportSink>,
     clock: Arc<dyn Clock>,
-    private_dir: PathBuf,
+    pub(super) private_dir: PathBuf,
     default_timeout: Duration,
     inner: Mutex<Inner>,
+    /// One folder sync at a time (watcher, SIGHUP, admin API).
+    pub(super) sync_lock: tokio::sync::Mutex<()>,
 }
 
 /// A plugin or a file as `plugins list` and the admin API show it.
@@ -165,10 +174,11 @@ impl Registry {
             private_dir,
             default_timeout,
             inner: Mutex::default(),
+            sync_lock: tokio::sync::Mutex::new(()),
         }
     }
 
-    fn inner(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -181,11 +191,11 @@ impl Registry {
         &self.reports
     }
 
-    fn lifecycle(&self, e: LifecycleEvent) {
+    pub(super) fn lifecycle(&self, e: LifecycleEvent) {
         self.dispatcher.dispatch(Event::Lifecycle(e));
     }
 
-    fn plugin_error(&self, name: &str, error: String, error_type: ErrorType) {
+    pub(super) fn plugin_error(&self, name: &str, error: String, error_type: ErrorType) {
         self.lifecycle(LifecycleEvent::PluginError {
             name: name.to_owned(),
             plugin_type: payhost_plugin_api::PLUGIN_TYPE_PAYMENT.into(),
@@ -276,30 +286,63 @@ impl Registry {
         name: &str,
         cfg: &ProviderConfig,
     ) -> Result<(), RegistryError> {
-        let result = self.try_start_instance(name, cfg).await;
+        let loaded =
+            {
+                let inner = self.inner();
+                inner.plugins.get(&cfg.plugin).cloned().ok_or_else(|| {
+                    RegistryError::PluginNotLoaded {
+                        plugin: cfg.plugin.clone(),
+                        available: list_or_none(inner.plugins.keys()),
+                    }
+                })
+            };
+        match loaded {
+            Ok(loaded) => self.start_instance_from(name, cfg, loaded).await,
+            Err(e) => {
+                self.instance_failed(name, cfg, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the instance `name` from `loaded` (a plugin version not necessarily the
+    /// registered one) and swaps it in; a running instance of that name keeps serving
+    /// when this fails.
+    ///
+    /// # Errors
+    /// As [`Registry::start_instance`].
+    pub(super) async fn start_instance_from(
+        &self,
+        name: &str,
+        cfg: &ProviderConfig,
+        loaded: Loaded,
+    ) -> Result<(), RegistryError> {
+        let result = self.try_start_instance(name, cfg, loaded).await;
         if let Err(e) = &result {
-            self.inner()
-                .instance_errors
-                .insert(name.to_owned(), (cfg.plugin.clone(), e.to_string()));
-            self.plugin_error(name, e.to_string(), ErrorType::Initialization);
+            self.instance_failed(name, cfg, e);
         }
         result
+    }
+
+    fn instance_failed(&self, name: &str, cfg: &ProviderConfig, e: &RegistryError) {
+        {
+            let mut inner = self.inner();
+            // A running instance stays visible as running; the event tells what failed.
+            if !inner.instances.contains_key(name) {
+                inner
+                    .instance_errors
+                    .insert(name.to_owned(), (cfg.plugin.clone(), e.to_string()));
+            }
+        }
+        self.plugin_error(name, e.to_string(), ErrorType::Initialization);
     }
 
     async fn try_start_instance(
         &self,
         name: &str,
         cfg: &ProviderConfig,
+        loaded: Loaded,
     ) -> Result<(), RegistryError> {
-        let loaded = {
-            let inner = self.inner();
-            inner.plugins.get(&cfg.plugin).cloned().ok_or_else(|| {
-                RegistryError::PluginNotLoaded {
-                    plugin: cfg.plugin.clone(),
-                    available: list_or_none(inner.plugins.keys()),
-                }
-            })?
-        };
         let pairs = cfg.pairs();
         let missing: Vec<String> = loaded
             .metadata
@@ -377,14 +420,19 @@ impl Registry {
     /// [`CallError::UnknownProvider`].
     pub fn get(&self, name: &str) -> Result<Arc<Instance>, CallError> {
         let inner = self.inner();
-        inner
-            .instances
-            .get(name)
-            .cloned()
-            .ok_or_else(|| CallError::UnknownProvider {
+        if let Some(i) = inner.instances.get(name) {
+            return Ok(i.clone());
+        }
+        Err(match inner.instance_errors.get(name) {
+            Some((_, reason)) => CallError::NotRunning {
+                name: name.to_owned(),
+                reason: reason.clone(),
+            },
+            None => CallError::UnknownProvider {
                 name: name.to_owned(),
                 available: list_or_none(inner.instances.keys()),
-            })
+            },
+        })
     }
 
     /// Calls a provider operation on the blocking pool, under the instance's deadline.
