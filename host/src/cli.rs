@@ -74,6 +74,13 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
+    // `plugins list` finds the live server through this file.
+    let addr_file = address_file(&state.config);
+    if let Err(e) = std::fs::create_dir_all(&state.config.data_dir)
+        .and_then(|()| std::fs::write(&addr_file, addr.to_string()))
+    {
+        tracing::warn!(file = %addr_file.display(), error = %e, "cannot write the address file");
+    }
     // Scripts and tests wait for this line.
     println!("payhost listening on http://{addr}");
     let registry = state.registry.clone();
@@ -81,6 +88,7 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown)
         .await?;
     registry.stop_all(StopReason::Shutdown).await;
+    let _ = std::fs::remove_file(&addr_file);
     tracing::info!("stopped");
     Ok(())
 }
@@ -99,40 +107,91 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// Where a running `serve` writes its address, for `plugins list` to find it.
+pub fn address_file(loaded: &config::Loaded) -> PathBuf {
+    loaded.data_dir.join("payhost.addr")
+}
+
+/// `/admin/plugins` of the server this config runs, if one answers.
+async fn live_state(loaded: &config::Loaded) -> Option<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = std::fs::read_to_string(address_file(loaded)).ok()?;
+    let key = loaded.config.host.admin_keys.first()?;
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr.trim()).await.ok()?;
+        let req = format!(
+            "GET /admin/plugins HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\
+             Connection: close\r\n\r\n",
+            addr.trim()
+        );
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.ok()?;
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = raw.split_once("\r\n\r\n")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        serde_json::from_str(body).ok()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
 async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
     let loaded = config::load(config_file)?;
-    let registry = start_registry(&loaded, Arc::new(SystemClock)).await;
-    let rows = registry.plugin_rows();
-    let instances = registry.instance_rows();
-    registry.stop_all(StopReason::Shutdown).await;
+    let (source, mut state) = match live_state(&loaded).await {
+        Some(state) => ("server", state),
+        None => {
+            let registry = start_registry(&loaded, Arc::new(SystemClock)).await;
+            let state = serde_json::json!({
+                "plugins": registry.plugin_rows(),
+                "instances": registry.instance_rows(),
+            });
+            registry.stop_all(StopReason::Shutdown).await;
+            ("folder", state)
+        }
+    };
+    state["source"] = source.into();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"plugins": rows, "instances": instances})
-            )?
-        );
+        println!("{}", serde_json::to_string_pretty(&state)?);
         return Ok(0);
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    if source == "server" {
+        println!("(live state of the server running this config)");
+    } else {
+        println!("(no server running this config: the folder was loaded here)");
     }
     println!(
         "{:<12} {:<9} {:<8} {:<40} STATE / FILE",
         "NAME", "VERSION", "TYPE", "CAPABILITIES"
     );
-    for r in &rows {
+    for r in state["plugins"].as_array().into_iter().flatten() {
+        let caps: Vec<String> = r["capabilities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
         println!(
             "{:<12} {:<9} {:<8} {:<40} {}  {}",
-            r.name.as_deref().unwrap_or("-"),
-            r.version.as_deref().unwrap_or("-"),
-            r.plugin_type.as_deref().unwrap_or("-"),
-            r.capabilities.join(","),
-            r.state,
-            r.file
+            text(&r["name"]),
+            text(&r["version"]),
+            text(&r["plugin_type"]),
+            caps.join(","),
+            text(&r["state"]),
+            text(&r["file"])
         );
     }
-    for i in &instances {
+    for i in state["instances"].as_array().into_iter().flatten() {
         println!(
             "provider {:<12} plugin {:<12} {}",
-            i.name, i.plugin, i.state
+            text(&i["name"]),
+            text(&i["plugin"]),
+            text(&i["state"])
         );
     }
     Ok(0)

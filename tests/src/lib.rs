@@ -55,6 +55,19 @@ pub fn misbehaving_so() -> PathBuf {
     plugin("payhost_test_plugin_misbehaving")
 }
 
+/// The mock's source built as version 1.1.0: "a new build" of the mock plugin.
+pub fn mock_next_so() -> PathBuf {
+    plugin("payhost_test_plugin_mock_next")
+}
+
+/// Puts `src` into `dir` as `name` the way deploy tools do: written under a temporary name
+/// the host ignores, then renamed into place.
+pub fn install(src: &Path, dir: &Path, name: &str) {
+    let tmp = dir.join(format!(".{name}.partial"));
+    std::fs::copy(src, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
 pub fn wrong_major_so() -> PathBuf {
     plugin("payhost_test_plugin_wrong_major")
 }

@@ -118,7 +118,11 @@ pub fn load(file: &Path, private_dir: &Path) -> Result<Loaded, LoadError> {
         std::env::consts::DLL_EXTENSION
     ));
     std::fs::copy(file, &copy).map_err(|e| err(ErrorType::Load, format!("cannot copy: {e}")))?;
-    let result = open(&copy);
+    // The dynamic loader trusts an ELF file's sizes: a truncated one (a copy still being
+    // written) would fault inside dlopen and kill the host. Check them first.
+    let result = check_elf(&copy)
+        .map_err(|r| (ErrorType::Load, r))
+        .and_then(|()| open(&copy));
     let _ = std::fs::remove_file(&copy);
     let root = result.map_err(|(t, r)| err(t, r))?;
     let metadata: Metadata = (root.metadata())()
@@ -150,6 +154,68 @@ pub fn load(file: &Path, private_dir: &Path) -> Result<Loaded, LoadError> {
         metadata,
         file: file.to_owned(),
     })
+}
+
+/// Refuses an ELF64 file whose program segments or section table reach past its end.
+/// Files that are not ELF64 are left for the dynamic loader to refuse.
+fn check_elf(file: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
+    let len = f.metadata().map_err(|e| format!("cannot read: {e}"))?.len();
+    // The headers sit at the start; 64 KiB holds them for any library we build.
+    let mut head = Vec::with_capacity(64 * 1024);
+    f.by_ref()
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    elf_fits(&head, len)
+}
+
+/// `b` is the start of a file of `len` bytes.
+fn elf_fits(b: &[u8], len: u64) -> Result<(), String> {
+    const PT_LOAD: u32 = 1;
+    const PT_DYNAMIC: u32 = 2;
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return Ok(());
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
+    let truncated = |what: String| {
+        Err(format!(
+            "not a loadable shared library: truncated or malformed ({what}, but the file has {len} bytes)"
+        ))
+    };
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+    let ph_end = phoff.saturating_add(phentsize.saturating_mul(phnum));
+    if ph_end > len || phentsize < 56 {
+        return truncated(format!("program headers end at byte {ph_end}"));
+    }
+    if ph_end > b.len() as u64 {
+        return Err(
+            "not a loadable shared library: its program headers are not where a \
+                    shared library keeps them"
+                .into(),
+        );
+    }
+    if shoff != 0 {
+        let sh_end = shoff.saturating_add(shentsize.saturating_mul(shnum));
+        if sh_end > len {
+            return truncated(format!("section headers end at byte {sh_end}"));
+        }
+    }
+    for i in 0..phnum {
+        let at = (phoff + i * phentsize) as usize;
+        let kind = u32_at(at);
+        if kind == PT_LOAD || kind == PT_DYNAMIC {
+            let end = u64_at(at + 8).saturating_add(u64_at(at + 0x20));
+            if end > len {
+                return truncated(format!("segment {i} ends at byte {end}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn open(copy: &Path) -> Result<PluginRootRef, (ErrorType, String)> {
@@ -236,6 +302,22 @@ mod tests {
         assert_eq!(e.error_type, ErrorType::Load);
         assert!(e.to_string().contains("x.so"), "{e}");
         assert_eq!(std::fs::read_dir(&private).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn truncated_elf_files_are_refused_before_the_dynamic_loader_sees_them() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let head = |cut: usize| &me[..cut.min(64 * 1024)];
+        assert!(
+            elf_fits(head(me.len()), me.len() as u64).is_ok(),
+            "a whole ELF file passes"
+        );
+        for cut in [8192, me.len() / 2, me.len() - 1] {
+            let e = elf_fits(head(cut), cut as u64).unwrap_err();
+            assert!(e.contains("truncated"), "{cut}: {e}");
+        }
+        let text = b"plain text, not ELF at all, and long enough to have a header...";
+        assert!(elf_fits(text, text.len() as u64).is_ok());
     }
 
     #[test]

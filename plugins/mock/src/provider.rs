@@ -18,6 +18,9 @@ const PERIOD: i64 = 30 * DAY;
 
 #[derive(Default)]
 struct State {
+    /// Distinguishes this instance's ids from an earlier instance's (a restart or a new
+    /// build starts counting again), as a real provider's ids never repeat.
+    tag: String,
     seq: u64,
     customers: BTreeMap<String, Customer>,
     methods: BTreeMap<String, (PaymentMethod, CardBehaviour)>,
@@ -31,7 +34,7 @@ struct State {
 impl State {
     fn next_id(&mut self, prefix: &str) -> String {
         self.seq += 1;
-        format!("mock_{prefix}_{:06}", self.seq)
+        format!("mock_{prefix}_{}{:06}", self.tag, self.seq)
     }
 }
 
@@ -242,10 +245,23 @@ impl Plugin for MockProvider {
             .map(str::to_owned)
             .collect();
         host.info("mock provider ready");
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Milliseconds since the epoch, in base 36, with this library's instance count.
+        let mut t = u64::try_from(host.now_millis()).unwrap_or_default();
+        let mut tag = String::new();
+        while t > 0 {
+            tag.insert(0, char::from_digit((t % 36) as u32, 36).unwrap_or('0'));
+            t /= 36;
+        }
+        let state = State {
+            tag: format!("{tag}{n}x"),
+            ..State::default()
+        };
         Ok(Self {
             host,
             secrets,
-            state: Mutex::default(),
+            state: Mutex::new(state),
         })
     }
 }
