@@ -1,7 +1,8 @@
 //! `make bench`: plugin load time, the host-side overhead of one provider call through the
 //! blocking pool, and `POST /v1/payments` throughput against the real release binary on
-//! SQLite. Prints medians and percentiles; BENCHMARKS.md records the results with the
-//! machine they ran on. `payhost-bench [plugins|payments]` runs one part.
+//! SQLite, and live plugin replacement (file landing → serving, latency during swaps).
+//! Prints medians and percentiles; BENCHMARKS.md records the results with the machine they
+//! ran on. `payhost-bench [plugins|payments|live]` runs one part.
 
 use payhost::clock::SystemClock;
 use payhost::config::ProviderConfig;
@@ -35,6 +36,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "payments") {
         payments::run(64, Duration::from_secs(10));
+    }
+    if only.as_deref().is_none_or(|o| o == "live") {
+        live::run();
     }
 }
 
@@ -113,6 +117,8 @@ fn plugins() {
     });
 }
 
+mod conn;
+mod live;
 mod payments;
 
 fn registry_direct(
