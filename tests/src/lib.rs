@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod db;
+pub mod fake_stripe;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -45,6 +46,10 @@ pub fn plugin(lib_name: &str) -> PathBuf {
         "lib{lib_name}.{}",
         std::env::consts::DLL_EXTENSION
     ))
+}
+
+pub fn stripe_so() -> PathBuf {
+    plugin("payhost_plugin_stripe")
 }
 
 pub fn mock_so() -> PathBuf {

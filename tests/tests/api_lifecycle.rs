@@ -10,6 +10,17 @@ use serde_json::{json, Value};
 const MOCK: &str =
     "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_test_secret\" }\n";
 
+/// The provider a walk runs against: its instance name and how its customer ids start.
+struct Provider {
+    name: &'static str,
+    customer_prefix: &'static str,
+}
+
+const MOCK_PROVIDER: Provider = Provider {
+    name: "mock",
+    customer_prefix: "mock_cus_",
+};
+
 /// A scratch host with the mock provider on `db` (None: SQLite in the scratch folder).
 fn scratch(db: Option<TestDb>) -> (Scratch, TestDb) {
     let mut host = "default_provider = \"mock\"\n".to_owned();
@@ -41,7 +52,7 @@ fn events_for(api: &Api, object: &str) -> Vec<String> {
     event_types(api, &format!("&object_id={object}"))
 }
 
-fn walk(s: &Scratch, db: &TestDb) {
+fn walk(s: &Scratch, db: &TestDb, provider: &Provider) {
     let host = s.serve();
     let api = Api::new(&host.addr, API_KEY);
 
@@ -51,8 +62,11 @@ fn walk(s: &Scratch, db: &TestDb) {
     ok(&c, 201);
     let cust = c.s("id");
     assert!(cust.starts_with("cust_"), "{c:?}");
-    assert_eq!(c.s("provider"), "mock");
-    assert!(c.s("provider_id").starts_with("mock_cus_"), "{c:?}");
+    assert_eq!(c.s("provider"), provider.name);
+    assert!(
+        c.s("provider_id").starts_with(provider.customer_prefix),
+        "{c:?}"
+    );
     let again = api.post("/v1/customers", &new_user);
     ok(&again, 200);
     assert_eq!(again.s("id"), cust, "one customer per user and provider");
@@ -377,7 +391,7 @@ fn walk(s: &Scratch, db: &TestDb) {
     let succeeded = &api.get("/v1/events?type=PaymentSucceeded").body["data"][0];
     assert_eq!(succeeded["object_id"], Value::String(pay.clone()));
     assert_eq!(succeeded["data"]["customer"], Value::String(cust.clone()));
-    assert_eq!(succeeded["provider"], "mock");
+    assert_eq!(succeeded["provider"], provider.name);
 
     let (code, _) = host.terminate();
     assert_eq!(code, 0);
@@ -386,7 +400,7 @@ fn walk(s: &Scratch, db: &TestDb) {
 #[test]
 fn lifecycle_on_sqlite() {
     let (s, db) = scratch(None);
-    walk(&s, &db);
+    walk(&s, &db, &MOCK_PROVIDER);
 }
 
 #[test]
@@ -396,5 +410,40 @@ fn lifecycle_on_postgres() {
         return;
     };
     let (s, db) = scratch(Some(pg));
-    walk(&s, &db);
+    walk(&s, &db, &MOCK_PROVIDER);
+}
+
+#[test]
+fn lifecycle_with_stripe_on_the_fake_stripe_server() {
+    let fake = payhost_tests::fake_stripe::FakeStripe::start();
+    let providers = format!(
+        "[providers.stripe]\nplugin = \"stripe\"\nallow_hosts = [\"127.0.0.1\"]\n\
+         config = {{ api_key = \"{}\", webhook_secret = \"whsec_test_secret\", api_base = \"{}\" }}\n",
+        payhost_tests::fake_stripe::API_KEY,
+        fake.base
+    );
+    let s = Scratch::with_host(
+        &[(&stripe_so(), "libpayhost_plugin_stripe.so")],
+        "default_provider = \"stripe\"\n",
+        &providers,
+    );
+    let db = TestDb::sqlite(s.dir.path());
+    walk(
+        &s,
+        &db,
+        &Provider {
+            name: "stripe",
+            customer_prefix: "cus_",
+        },
+    );
+    // Everything went over Stripe's protocol: pinned version, a key on every POST.
+    let seen = fake.fake.seen();
+    assert!(seen.len() > 30);
+    assert!(seen
+        .iter()
+        .all(|r| r.stripe_version.as_deref() == Some("2024-06-20")));
+    assert!(seen
+        .iter()
+        .filter(|r| r.method == "POST")
+        .all(|r| r.idempotency_key.is_some()));
 }

@@ -78,7 +78,10 @@ impl ReportSink {
     }
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type HttpClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
 
 /// Default upper bound for one HTTP exchange when the plugin gives none.
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,6 +105,14 @@ impl InstanceServices {
     ) -> Self {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        // http:// stays allowed for local endpoints (tests, a proxy on localhost); the
+        // allowlist decides which hosts an instance may reach at all.
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Self {
             instance: instance.to_owned(),
             allow_hosts,
@@ -128,10 +139,10 @@ impl InstanceServices {
                 format!("host '{host}' is not in this provider instance's allow_hosts"),
             ));
         }
-        if uri.scheme_str() != Some("http") {
-            return Err(PluginError::new(
-                codes::UNAVAILABLE,
-                "only http:// egress is available in this build of the host",
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(PluginError::invalid(
+                "url",
+                format!("'{}' is neither http:// nor https://", req.url),
             ));
         }
         let mut builder = hyper::Request::builder()
