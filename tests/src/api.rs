@@ -93,9 +93,15 @@ impl Api {
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-             Authorization: Bearer {}\r\nContent-Type: application/json\r\n",
+             Authorization: Bearer {}\r\n",
             self.addr, self.key
         );
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            head.push_str("Content-Type: application/json\r\n");
+        }
         if let Some(t) = &self.tenant {
             head.push_str(&format!("X-Tenant-Id: {t}\r\n"));
         }

@@ -5,6 +5,7 @@
 //! before `cargo test`); a test never rebuilds the world.
 
 pub mod api;
+pub mod conformance;
 pub mod db;
 pub mod fake_stripe;
 

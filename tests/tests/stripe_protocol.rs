@@ -1,0 +1,277 @@
+//! The stripe plugin's protocol, through the host's registry and the real `.so`, against
+//! the fake Stripe server: retries exactly as Stripe's SDKs make them (with the same
+//! Idempotency-Key), idempotent replays and `idempotency_error`, error mapping, deadlines,
+//! and the fake itself refusing what Stripe refuses.
+
+use payhost::app::AppState;
+use payhost::clock::ManualClock;
+use payhost::config;
+use payhost::plugins::CallError;
+use payhost_plugin_api::abi_stable::std_types::{ROption, RVec};
+use payhost_plugin_api::{
+    capabilities as cap, codes, CallCtx, Currency, Money, NewCustomer, NewPayment, PaymentStatus,
+};
+use payhost_tests::fake_stripe::{Chaos, FakeStripe, Running, API_KEY};
+use payhost_tests::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn scratch(fake: &Running, api_key: &str, extra: &str) -> Scratch {
+    Scratch::new(
+        &[(&stripe_so(), "libpayhost_plugin_stripe.so")],
+        &format!(
+            "[providers.stripe]\nplugin = \"stripe\"\nallow_hosts = [\"127.0.0.1\"]\n{extra}\
+             config = {{ api_key = \"{api_key}\", webhook_secret = \"whsec_x\", api_base = \"{}\" }}\n",
+            fake.base
+        ),
+    )
+}
+
+async fn start(s: &Scratch) -> AppState {
+    AppState::start(
+        config::load(&s.config()).unwrap(),
+        Arc::new(ManualClock::new(1_700_000_000_000)),
+    )
+    .await
+    .unwrap()
+}
+
+fn ctx(key: Option<&str>) -> CallCtx {
+    CallCtx {
+        idempotency_key: key.map(Into::into).into(),
+        request_id: "req_test".into(),
+    }
+}
+
+async fn create_customer(state: &AppState, key: Option<&str>) -> Result<String, CallError> {
+    let c = ctx(key);
+    state
+        .registry
+        .call("stripe", cap::CUSTOMERS, "create_customer", move |p| {
+            p.create_customer(
+                c,
+                NewCustomer {
+                    email: "a@example.com".into(),
+                    name: ROption::RNone,
+                    metadata: RVec::new(),
+                },
+            )
+        })
+        .await
+        .map(|c| c.id.to_string())
+}
+
+fn posts(fake: &FakeStripe) -> Vec<Option<String>> {
+    fake.seen()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.idempotency_key)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_as_the_sdks_do_with_one_idempotency_key() {
+    let fake = FakeStripe::start();
+    let s = scratch(&fake, API_KEY, "");
+    let state = start(&s).await;
+
+    // Two 500s, then the answer: two retries, all with the same key.
+    fake.fake
+        .chaos([Chaos::Status(500, None), Chaos::Status(500, None)]);
+    create_customer(&state, Some("k-retry")).await.unwrap();
+    assert_eq!(posts(&fake.fake), vec![Some("k-retry".to_owned()); 3]);
+
+    // Three 500s: at most two retries, then a retryable provider_unavailable.
+    fake.fake.clear_seen();
+    fake.fake.chaos([
+        Chaos::Status(500, None),
+        Chaos::Status(503, None),
+        Chaos::Status(500, None),
+    ]);
+    let e = create_customer(&state, None).await.unwrap_err();
+    assert!(
+        matches!(&e, CallError::Plugin(p) if p.code.as_str() == codes::UNAVAILABLE && p.retryable),
+        "{e:?}"
+    );
+    let keys = posts(&fake.fake);
+    assert_eq!(keys.len(), 3);
+    assert!(
+        keys[0].is_some() && keys.iter().all(|k| *k == keys[0]),
+        "a generated key, reused: {keys:?}"
+    );
+
+    // 429 is retried only when Stripe says so; Stripe-Should-Retry: false stops a 500.
+    fake.fake.clear_seen();
+    fake.fake.chaos([Chaos::Status(429, None)]);
+    let limited = create_customer(&state, None).await.unwrap_err();
+    assert!(
+        matches!(&limited, CallError::Plugin(p) if p.code.as_str() == codes::RATE_LIMITED),
+        "{limited:?}"
+    );
+    assert_eq!(posts(&fake.fake).len(), 1);
+    fake.fake.clear_seen();
+    fake.fake.chaos([Chaos::Status(429, Some(true))]);
+    create_customer(&state, None).await.unwrap();
+    assert_eq!(posts(&fake.fake).len(), 2);
+    fake.fake.clear_seen();
+    fake.fake.chaos([Chaos::Status(500, Some(false))]);
+    assert!(create_customer(&state, None).await.is_err());
+    assert_eq!(
+        posts(&fake.fake).len(),
+        1,
+        "Stripe-Should-Retry: false is final"
+    );
+
+    // A dropped connection is retried with the same key.
+    fake.fake.clear_seen();
+    fake.fake.chaos([Chaos::Drop]);
+    create_customer(&state, Some("k-drop")).await.unwrap();
+    assert_eq!(posts(&fake.fake), vec![Some("k-drop".to_owned()); 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_replays_errors_and_deadlines() {
+    let fake = FakeStripe::start();
+    let s = scratch(&fake, API_KEY, "call_timeout_ms = 1500\n");
+    let state = start(&s).await;
+    let customer = create_customer(&state, None).await.unwrap();
+
+    let pay = |key: &'static str, amount: i64, pm: Option<&'static str>| {
+        let (c, customer) = (ctx(Some(key)), customer.clone());
+        let reg = state.registry.clone();
+        async move {
+            reg.call("stripe", cap::PAYMENTS, "create_payment", move |p| {
+                p.create_payment(
+                    c,
+                    NewPayment {
+                        customer_id: customer.into(),
+                        amount: Money::new(amount, Currency::parse("usd").unwrap()),
+                        payment_method: pm.map(Into::into).into(),
+                        description: ROption::RNone,
+                        metadata: RVec::new(),
+                    },
+                )
+            })
+            .await
+        }
+    };
+    let first = pay("order-1", 1000, Some("pm_card_visa")).await.unwrap();
+    assert_eq!(first.status, PaymentStatus::Succeeded);
+    let again = pay("order-1", 1000, Some("pm_card_visa")).await.unwrap();
+    assert_eq!(
+        again.id, first.id,
+        "Stripe replays the first answer for a repeated key"
+    );
+    let other = pay("order-1", 2000, Some("pm_card_visa"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&other, CallError::Plugin(p) if p.code.as_str() == codes::CONFLICT),
+        "{other:?}"
+    );
+
+    // A declined card is a failed payment, with Stripe's decline code.
+    let declined = pay(
+        "order-2",
+        500,
+        Some("pm_card_chargeDeclinedInsufficientFunds"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(declined.status, PaymentStatus::Failed);
+    assert_eq!(
+        declined
+            .failure_code
+            .as_ref()
+            .map(|c| c.as_str())
+            .into_option(),
+        Some("insufficient_funds")
+    );
+
+    // Stripe's own validation comes back with its param.
+    let bad = pay("order-3", 500, Some("pm_card_unknown"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&bad, CallError::Plugin(p) if p.code.as_str() == codes::NOT_FOUND),
+        "{bad:?}"
+    );
+
+    // A slow answer past the instance's deadline is a timeout, and the host carries on.
+    fake.fake.chaos([Chaos::Slow(Duration::from_millis(2500))]);
+    let slow = create_customer(&state, None).await.unwrap_err();
+    assert!(matches!(slow, CallError::Timeout { .. }), "{slow:?}");
+    create_customer(&state, None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_is_an_authentication_error_that_never_echoes_it() {
+    let fake = FakeStripe::start();
+    let s = scratch(&fake, "sk_test_wrong_key_123456", "");
+    let state = start(&s).await;
+    let e = create_customer(&state, None).await.unwrap_err();
+    match e {
+        CallError::Plugin(p) => {
+            assert_eq!(p.code.as_str(), codes::AUTHENTICATION);
+            assert!(!p.message.contains("sk_test"), "{}", p.message);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_fake_refuses_what_stripe_refuses() {
+    let fake = FakeStripe::start();
+    let addr = fake.base.trim_start_matches("http://").to_owned();
+    let send = |auth: &str, ctype: &str, body: &str| {
+        let api = api::Api::new(&addr, auth);
+        api.send(
+            "POST",
+            "/v1/customers",
+            &[("Content-Type", ctype)],
+            Some(body),
+        )
+    };
+    let form = "application/x-www-form-urlencoded";
+    assert_eq!(send("sk_test_nope", form, "email=a%40b.c").status, 401);
+    let json = send(API_KEY, "application/json", "{\"email\":\"a@b.c\"}");
+    assert_eq!(json.status, 400, "{json:?}");
+    let unknown = send(API_KEY, form, "email=a%40b.c&colour=red");
+    assert_eq!(
+        (unknown.status, unknown.body["error"]["param"].as_str()),
+        (400, Some("colour"))
+    );
+    assert_eq!(unknown.body["error"]["type"], "invalid_request_error");
+    let api = api::Api::new(&addr, API_KEY);
+    let missing = api.send(
+        "POST",
+        "/v1/payment_intents",
+        &[("Content-Type", form)],
+        Some("currency=usd"),
+    );
+    assert_eq!(
+        (missing.status, missing.body["error"]["param"].as_str()),
+        (400, Some("amount"))
+    );
+    let first = api.send(
+        "POST",
+        "/v1/customers",
+        &[("Content-Type", form), ("Idempotency-Key", "k1")],
+        Some("email=a%40b.c"),
+    );
+    let replay = api.send(
+        "POST",
+        "/v1/customers",
+        &[("Content-Type", form), ("Idempotency-Key", "k1")],
+        Some("email=a%40b.c"),
+    );
+    assert_eq!(first.body["id"], replay.body["id"]);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    let reused = api.send(
+        "POST",
+        "/v1/customers",
+        &[("Content-Type", form), ("Idempotency-Key", "k1")],
+        Some("email=z%40b.c"),
+    );
+    assert_eq!(reused.body["error"]["type"], "idempotency_error");
+}
