@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::plugins::{CallError, Registry};
 use crate::service::PaymentService;
 use crate::store::{Store, StoreError};
+use crate::webhooks::Webhooks;
 use payhost_plugin_api::DomainEventReport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub struct AppState {
     pub service: Arc<PaymentService>,
     pub metrics: Arc<Metrics>,
     pub idempotency: Arc<Inflight>,
+    pub webhooks: Arc<Webhooks>,
 }
 
 /// Scans the plugin folder and starts every configured provider instance. Failures are
@@ -91,6 +93,12 @@ impl AppState {
                 }
             }
         });
+        let webhooks = Arc::new(Webhooks::new(
+            service.clone(),
+            registry.clone(),
+            clock.clone(),
+        ));
+        webhooks.spawn(Duration::from_secs(1));
         Ok(Self {
             config,
             registry,
@@ -98,6 +106,7 @@ impl AppState {
             service,
             metrics,
             idempotency: Arc::new(Inflight::default()),
+            webhooks,
         })
     }
 

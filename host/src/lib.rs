@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod plugins;
 pub mod service;
 pub mod store;
+pub mod webhooks;

@@ -211,6 +211,12 @@ impl HostProcess {
         http(&self.addr, "GET", path, key, None)
     }
 
+    /// SIGKILL: the host gets no chance to clean up (a crash).
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, waits for exit; returns the exit code and everything on stderr.
     pub fn terminate(mut self) -> (i32, String) {
         let _ = Command::new("kill")

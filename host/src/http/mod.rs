@@ -6,6 +6,7 @@ mod auth;
 mod call;
 mod error;
 mod v1;
+mod webhook;
 
 pub use call::{parse_json, Inflight, RequestId};
 pub use error::ApiError;
@@ -51,6 +52,7 @@ pub fn app(state: AppState) -> Router {
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
+        .route("/webhooks/payments/{provider}", post(webhook::receive))
         .merge(api)
         .merge(admin)
         .fallback(|| async { ApiError::not_found("route", "no such route") })

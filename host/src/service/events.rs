@@ -177,6 +177,23 @@ impl Recorder {
         provider: &str,
         reports: &[DomainEventReport],
     ) -> Result<(), ServiceError> {
+        let ids = self.resolve(provider, reports).await?;
+        let mut unit = Unit::new();
+        let staged = self.stage(&mut unit, provider, None, reports, &ids);
+        let changed = self.store.commit(unit).await?;
+        self.dispatch_new(staged, &changed);
+        Ok(())
+    }
+
+    /// The payhost ids of the provider objects the reports name, where payhost knows them.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn resolve(
+        &self,
+        provider: &str,
+        reports: &[DomainEventReport],
+    ) -> Result<Ids, ServiceError> {
         let mut ids = Ids::default();
         for r in reports {
             for provider_id in [
@@ -194,11 +211,7 @@ impl Recorder {
                 }
             }
         }
-        let mut unit = Unit::new();
-        let staged = self.stage(&mut unit, provider, None, reports, &ids);
-        let changed = self.store.commit(unit).await?;
-        self.dispatch_new(staged, &changed);
-        Ok(())
+        Ok(ids)
     }
 
     async fn lookup(

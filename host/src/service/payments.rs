@@ -282,8 +282,8 @@ impl PaymentService {
             concat!(
                 "INSERT INTO payments (",
                 payment_cols!(),
-                ") VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                ", synced_at) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
             ),
             vec![
                 row.id.clone().into(),
@@ -341,7 +341,7 @@ impl PaymentService {
         let mut unit = Unit::new();
         unit.push(
             "UPDATE payments SET status = $2, amount_refunded = $3, payment_method = $4, \
-             failure_code = $5, failure_message = $6, updated_at = $7 WHERE id = $1",
+             failure_code = $5, failure_message = $6, updated_at = $7, synced_at = $7 WHERE id = $1",
             vec![
                 row.id.clone().into(),
                 row.status.clone().into(),

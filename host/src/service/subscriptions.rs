@@ -183,7 +183,7 @@ impl PaymentService {
             concat!(
                 "INSERT INTO subscriptions (",
                 subscription_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ", synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
             ),
             vec![
                 row.id.clone().into(),
@@ -273,7 +273,7 @@ impl PaymentService {
         unit.push(
             "UPDATE subscriptions SET price_id = $2, status = $3, cancel_at_period_end = $4, \
              current_period_start = $5, current_period_end = $6, trial_end = $7, \
-             canceled_at = $8, updated_at = $9 WHERE id = $1",
+             canceled_at = $8, updated_at = $9, synced_at = $9 WHERE id = $1",
             vec![
                 row.id.clone().into(),
                 row.price_id.clone().into(),

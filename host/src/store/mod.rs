@@ -47,17 +47,24 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: concat!(
-        include_str!("../../migrations/common.sql"),
-        include_str!("../../migrations/sqlite/0001_init.sql")
-    ),
-    postgres: concat!(
-        include_str!("../../migrations/common.sql"),
-        include_str!("../../migrations/postgres/0001_init.sql")
-    ),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: concat!(
+            include_str!("../../migrations/common.sql"),
+            include_str!("../../migrations/sqlite/0001_init.sql")
+        ),
+        postgres: concat!(
+            include_str!("../../migrations/common.sql"),
+            include_str!("../../migrations/postgres/0001_init.sql")
+        ),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("../../migrations/0002_webhooks.sql"),
+        postgres: include_str!("../../migrations/0002_webhooks.sql"),
+    },
+];
 
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
 const SQLITE_PRAGMAS: &[&str] = &[

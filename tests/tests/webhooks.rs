@@ -1,0 +1,363 @@
+//! The webhook endpoint and inbox over the real binary: signatures checked by each
+//! provider's plugin (valid, invalid, missing, expired, rotated secrets) for mock and stripe;
+//! a delivered event syncs the record it names unless the record holds a newer state;
+//! duplicates — also 100 at once — are one event; a kill -9 during a burst loses nothing
+//! that was acknowledged and applies nothing twice.
+
+use payhost_plugin_api::signature;
+use payhost_tests::api::{Api, Resp};
+use payhost_tests::db::TestDb;
+use payhost_tests::fake_stripe::FakeStripe;
+use payhost_tests::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn deliver(api: &Api, provider: &str, header: Option<(&str, &str)>, body: &str) -> Resp {
+    let headers: Vec<(&str, &str)> = header.into_iter().collect();
+    api.send(
+        "POST",
+        &format!("/webhooks/payments/{provider}"),
+        &headers,
+        Some(body),
+    )
+}
+
+fn mock_event(secret: &str, t: i64, id: &str, kind: &str, object: &Value) -> (String, String) {
+    payhost_plugin_mock::webhook::signed_event(secret, t, id, kind, object)
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn count(db: &TestDb, sql: &str, args: &[&str]) -> usize {
+    db.value(sql, args).unwrap().parse().unwrap()
+}
+
+const MOCK: &str = "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = [\"whsec_new\", \"whsec_old\"] }\n";
+
+fn mock_host() -> (Scratch, HostProcess, Api, TestDb) {
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        "default_provider = \"mock\"\n",
+        MOCK,
+    );
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let db = TestDb::sqlite(s.dir.path());
+    (s, host, api, db)
+}
+
+fn open_payment(api: &Api, user: &str) -> (String, String) {
+    let p = api.post(
+        "/v1/payments",
+        &json!({"user_id": user, "email": format!("{user}@example.com"), "amount": 1500, "currency": "usd"}),
+    );
+    assert_eq!(p.status, 201, "{p:?}");
+    (p.s("id"), p.s("provider_id"))
+}
+
+#[test]
+fn mock_webhooks_are_verified_stored_once_and_synced() {
+    let (_s, host, api, db) = mock_host();
+    let (pay, provider_pay) = open_payment(&api, "w1");
+    let object =
+        json!({"id": provider_pay, "amount": 1500, "currency": "usd", "status": "succeeded"});
+    let hdr = "X-Webhook-Signature";
+
+    // Signed with the old secret of a rotation: accepted, stored, processed.
+    let (body, sig) = mock_event("whsec_old", now(), "evt_m1", "payment.succeeded", &object);
+    let ok = deliver(&api, "mock", Some((hdr, &sig)), &body);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.body["duplicate"], false);
+    eventually("the payment synced", || {
+        db.value("SELECT status FROM payments WHERE id = $1", &[&pay])
+            .as_deref()
+            == Some("succeeded")
+    });
+    let again = deliver(&api, "mock", Some((hdr, &sig)), &body);
+    assert_eq!(
+        (again.status, again.body["duplicate"].clone()),
+        (200, json!(true))
+    );
+    let (body2, sig2) = mock_event("whsec_new", now(), "evt_m2", "payment.succeeded", &object);
+    assert_eq!(
+        deliver(&api, "mock", Some((hdr, &sig2)), &body2).status,
+        200,
+        "the new secret too"
+    );
+
+    // Refusals: nothing stored.
+    let (bad_body, bad_sig) = mock_event(
+        "whsec_wrong",
+        now(),
+        "evt_bad",
+        "payment.succeeded",
+        &object,
+    );
+    let wrong = deliver(&api, "mock", Some((hdr, &bad_sig)), &bad_body);
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (400, "invalid_signature"),
+        "{wrong:?}"
+    );
+    let missing = deliver(&api, "mock", None, &bad_body);
+    assert_eq!((missing.status, missing.code()), (400, "invalid_signature"));
+    let (old_body, old_sig) = mock_event(
+        "whsec_new",
+        now() - 400,
+        "evt_old",
+        "payment.succeeded",
+        &object,
+    );
+    let expired = deliver(&api, "mock", Some((hdr, &old_sig)), &old_body);
+    assert_eq!(expired.status, 400);
+    assert!(
+        expired.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tolerance"),
+        "{expired:?}"
+    );
+    let tampered = deliver(&api, "mock", Some((hdr, &sig)), &body.replace("1500", "1"));
+    assert_eq!(tampered.status, 400);
+    assert_eq!(
+        deliver(&api, "paypal", Some((hdr, &sig)), &body).status,
+        404
+    );
+    assert_eq!(
+        count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]),
+        2
+    );
+
+    // An older failure arriving late does not overwrite the newer success.
+    let (late, late_sig) = mock_event(
+        "whsec_new",
+        now() - 120,
+        "evt_late",
+        "payment.failed",
+        &json!({"id": provider_pay, "status": "failed", "failure_message": "declined"}),
+    );
+    assert_eq!(
+        deliver(&api, "mock", Some((hdr, &late_sig)), &late).status,
+        200
+    );
+    eventually("the late event processed", || {
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'processed'",
+            &[],
+        ) == 3
+    });
+    assert_eq!(
+        db.value("SELECT status FROM payments WHERE id = $1", &[&pay])
+            .as_deref(),
+        Some("succeeded")
+    );
+    let succeeded = api.get(&format!("/v1/events?type=PaymentSucceeded&object_id={pay}"));
+    assert_eq!(
+        succeeded.body["data"].as_array().unwrap().len(),
+        1,
+        "one fact, one event"
+    );
+    drop(host);
+}
+
+#[test]
+fn a_hundred_copies_at_once_are_one_event() {
+    let (_s, _host, api, db) = mock_host();
+    let (pay, provider_pay) = open_payment(&api, "w2");
+    let object =
+        json!({"id": provider_pay, "amount": 1500, "currency": "usd", "status": "succeeded"});
+    let (body, sig) = mock_event(
+        "whsec_new",
+        now(),
+        "evt_storm",
+        "payment.succeeded",
+        &object,
+    );
+    let answers: Vec<Resp> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..100)
+            .map(|_| {
+                scope.spawn(|| deliver(&api, "mock", Some(("X-Webhook-Signature", &sig)), &body))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        answers.iter().all(|a| a.status == 200),
+        "every copy is acknowledged"
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.body["duplicate"] == false)
+            .count(),
+        1
+    );
+    eventually("processed", || {
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'processed'",
+            &[],
+        ) == 1
+    });
+    assert_eq!(
+        count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]),
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE type = 'PaymentSucceeded' AND object_id = $1", &[&pay]),
+        1
+    );
+}
+
+#[test]
+fn stripe_webhooks_are_verified_and_synced() {
+    let fake = FakeStripe::start();
+    let providers = format!(
+        "[providers.stripe]\nplugin = \"stripe\"\nallow_hosts = [\"127.0.0.1\"]\n\
+         config = {{ api_key = \"{}\", webhook_secret = [\"whsec_test_secret\", \"whsec_rotated_secret\"], api_base = \"{}\" }}\n",
+        payhost_tests::fake_stripe::API_KEY,
+        fake.base
+    );
+    let s = Scratch::with_host(
+        &[(&stripe_so(), "stripe.so")],
+        "default_provider = \"stripe\"\n",
+        &providers,
+    );
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let db = TestDb::sqlite(s.dir.path());
+    let (pay, pi) = open_payment(&api, "s1");
+    let body = json!({"id": "evt_1S", "object": "event", "type": "payment_intent.succeeded", "created": now(),
+        "data": {"object": {"id": pi, "object": "payment_intent", "amount": 1500, "currency": "usd", "status": "succeeded", "customer": null}}})
+    .to_string();
+    for (secret, id) in [("whsec_rotated_secret", "evt_1S")] {
+        let header = signature::header(&[secret], now(), body.as_bytes());
+        let r = deliver(&api, "stripe", Some(("Stripe-Signature", &header)), &body);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body["event_id"], id);
+    }
+    eventually("the payment synced", || {
+        db.value("SELECT status FROM payments WHERE id = $1", &[&pay])
+            .as_deref()
+            == Some("succeeded")
+    });
+    let wrong = signature::header(&["whsec_other"], now(), body.as_bytes());
+    assert_eq!(
+        deliver(&api, "stripe", Some(("Stripe-Signature", &wrong)), &body).code(),
+        "invalid_signature"
+    );
+    let stale = signature::header(&["whsec_test_secret"], now() - 301, body.as_bytes());
+    assert_eq!(
+        deliver(&api, "stripe", Some(("Stripe-Signature", &stale)), &body).status,
+        400
+    );
+    let v0 = format!(
+        "t={},v0={}",
+        now(),
+        signature::compute("whsec_test_secret", now(), body.as_bytes())
+    );
+    assert_eq!(
+        deliver(&api, "stripe", Some(("Stripe-Signature", &v0)), &body).status,
+        400,
+        "v0 never counts"
+    );
+    // An event type payhost has no domain event for: acknowledged and recorded.
+    let other = json!({"id": "evt_2S", "object": "event", "type": "customer.created", "created": now(), "data": {"object": {"id": "cus_x"}}}).to_string();
+    let header = signature::header(&["whsec_test_secret"], now(), other.as_bytes());
+    assert_eq!(
+        deliver(&api, "stripe", Some(("Stripe-Signature", &header)), &other).status,
+        200
+    );
+    eventually("both processed", || {
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'processed'",
+            &[],
+        ) == 2
+    });
+}
+
+#[test]
+fn kill_9_during_a_burst_loses_nothing_acknowledged_and_applies_nothing_twice() {
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        "default_provider = \"mock\"\n",
+        MOCK,
+    );
+    let host = s.serve();
+    let addr = host.addr.clone();
+    let db = TestDb::sqlite(s.dir.path());
+    let acked = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for w in 0..8 {
+            let (addr, acked) = (addr.clone(), &acked);
+            scope.spawn(move || {
+                let api = Api::new(&addr, API_KEY);
+                for n in 0..1000 {
+                    let id = format!("evt_burst_{w}_{n}");
+                    let object = json!({"id": format!("mock_pi_burst_{w}_{n}"), "amount": 100, "currency": "usd", "status": "succeeded"});
+                    let (body, sig) = mock_event("whsec_new", now(), &id, "payment.succeeded", &object);
+                    // The host dies under us: a connection error ends this worker.
+                    let sent = std::panic::catch_unwind(|| deliver(&api, "mock", Some(("X-Webhook-Signature", &sig)), &body));
+                    match sent {
+                        Ok(r) if r.status == 200 => acked.lock().unwrap().push(id),
+                        _ => break,
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        host.kill9();
+    });
+    let acked = acked.into_inner().unwrap();
+    assert!(
+        acked.len() > 20,
+        "the burst was acknowledged before the kill: {}",
+        acked.len()
+    );
+
+    let host = s.serve();
+    eventually("every stored event processed after the restart", || {
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status <> 'processed'",
+            &[],
+        ) == 0
+    });
+    for id in &acked {
+        assert_eq!(
+            db.value(
+                "SELECT status FROM webhook_inbox WHERE event_id = $1",
+                &[id]
+            )
+            .as_deref(),
+            Some("processed"),
+            "{id} was acknowledged"
+        );
+    }
+    let inbox = count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]);
+    let events = count(
+        &db,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE type = 'PaymentSucceeded'",
+        &[],
+    );
+    assert_eq!(
+        events, inbox,
+        "one domain event per stored webhook, none twice"
+    );
+    drop(host);
+}
