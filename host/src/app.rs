@@ -5,6 +5,7 @@ use crate::config::{self, Loaded};
 use crate::events::Dispatcher;
 use crate::http::Inflight;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::plugins::{CallError, Registry};
 use crate::service::PaymentService;
 use crate::store::{Store, StoreError};
@@ -99,6 +100,8 @@ impl AppState {
             clock.clone(),
         ));
         webhooks.spawn(Duration::from_secs(1));
+        let outbox = Arc::new(Outbox::new(service.clone(), clock.clone(), &config));
+        outbox.spawn(Duration::from_millis(500));
         Ok(Self {
             config,
             registry,

@@ -37,6 +37,56 @@ pub struct Config {
     /// Tenant id → provider instance name.
     #[serde(default)]
     pub tenants: BTreeMap<String, String>,
+    /// How payhost sends its emails (receipts, failure notices, welcome).
+    #[serde(default)]
+    pub email: EmailSection,
+    /// The application's endpoints that receive every domain event, signed.
+    #[serde(default)]
+    pub webhook_endpoints: Vec<WebhookEndpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSection {
+    /// `file` (default: `.eml` files in `dir`, nothing to install) or `smtp`.
+    #[serde(default = "default_email_transport")]
+    pub transport: String,
+    /// Folder for the file transport, relative to the config file (default: `mail` in the
+    /// data folder).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    #[serde(default = "default_mail_from")]
+    pub from: String,
+    /// `smtp://host:port` or `smtps://user:password@host` for the smtp transport.
+    #[serde(default)]
+    pub smtp_url: Option<String>,
+}
+
+impl Default for EmailSection {
+    fn default() -> Self {
+        Self {
+            transport: default_email_transport(),
+            dir: None,
+            from: default_mail_from(),
+            smtp_url: None,
+        }
+    }
+}
+
+fn default_email_transport() -> String {
+    "file".into()
+}
+fn default_mail_from() -> String {
+    "payhost <billing@payhost.invalid>".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    pub name: String,
+    pub url: String,
+    /// Signs every delivery (`Payhost-Signature: t=..,v1=..`).
+    pub secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +107,9 @@ pub struct HostSection {
     /// `PAYHOST_DATABASE_URL` overrides it.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// First retry delay of an outgoing webhook; it doubles per attempt, up to an hour.
+    #[serde(default = "default_webhook_retry_ms")]
+    pub webhook_retry_base_ms: u64,
     /// Fallback rescan of the plugin folder, for filesystems that do not notify.
     #[serde(default = "default_rescan_ms")]
     pub plugin_rescan_ms: u64,
@@ -84,6 +137,7 @@ impl Default for HostSection {
             database_url: None,
             body_limit_bytes: default_body_limit(),
             plugin_rescan_ms: default_rescan_ms(),
+            webhook_retry_base_ms: default_webhook_retry_ms(),
             call_timeout_ms: default_call_timeout_ms(),
             api_keys: default_api_keys(),
             admin_keys: default_admin_keys(),
@@ -99,6 +153,9 @@ fn default_plugin_dir() -> PathBuf {
 }
 fn default_data_dir() -> PathBuf {
     "data".into()
+}
+fn default_webhook_retry_ms() -> u64 {
+    10_000
 }
 fn default_rescan_ms() -> u64 {
     2_000
@@ -180,6 +237,7 @@ pub struct Loaded {
     pub config: Config,
     pub plugin_dir: PathBuf,
     pub data_dir: PathBuf,
+    pub mail_dir: PathBuf,
 }
 
 impl Loaded {
@@ -214,6 +272,10 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
         file: file.to_owned(),
         plugin_dir: base.join(&config.host.plugin_dir),
         data_dir: base.join(&config.host.data_dir),
+        mail_dir: config.email.dir.as_ref().map_or_else(
+            || base.join(&config.host.data_dir).join("mail"),
+            |d| base.join(d),
+        ),
         config,
     })
 }
@@ -287,6 +349,35 @@ fn validate(file: &Path, c: &Config) -> Result<(), ConfigError> {
                     "'{provider}' is not a configured provider (configured: {})",
                     known()
                 ),
+            ));
+        }
+    }
+    if !matches!(c.email.transport.as_str(), "file" | "smtp") {
+        return Err(key_err("email.transport".into(), "'file' or 'smtp'".into()));
+    }
+    if c.email.transport == "smtp" && c.email.smtp_url.is_none() {
+        return Err(key_err(
+            "email.smtp_url".into(),
+            "an smtp:// or smtps:// URL when email.transport is 'smtp'".into(),
+        ));
+    }
+    for (i, e) in c.webhook_endpoints.iter().enumerate() {
+        if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
+            return Err(key_err(
+                format!("webhook_endpoints[{i}].url"),
+                "an http(s) URL".into(),
+            ));
+        }
+        if e.secret.len() < 16 {
+            return Err(key_err(
+                format!("webhook_endpoints[{i}].secret"),
+                "a secret of at least 16 characters".into(),
+            ));
+        }
+        if c.webhook_endpoints[..i].iter().any(|o| o.name == e.name) {
+            return Err(key_err(
+                format!("webhook_endpoints[{i}].name"),
+                format!("a unique name ('{}' repeats)", e.name),
             ));
         }
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod outbox;
 pub mod plugins;
 pub mod service;
 pub mod store;

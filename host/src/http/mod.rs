@@ -40,6 +40,9 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/plugins/rescan", post(admin_rescan))
         .route("/admin/plugins/{name}/stop", post(admin_stop))
         .route("/admin/plugins/{name}/reload", post(admin_reload))
+        .route("/admin/outbox", get(admin_outbox))
+        .route("/admin/outbox/{id}/retry", post(admin_outbox_retry))
+        .route("/admin/inbox", get(admin_inbox))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin_key,
@@ -129,6 +132,31 @@ async fn readyz(State(s): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// (pending, failed, age in seconds of the oldest pending row) of the inbox or the outbox.
+async fn queue_state(s: &AppState, table: &'static str) -> (f64, f64, f64) {
+    use crate::store::RowExt;
+    let sql = match table {
+        "inbox" => "SELECT CAST(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS pending, \
+                    CAST(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
+                    MIN(CASE WHEN status = 'pending' THEN received_at END) AS oldest FROM webhook_inbox",
+        _ => "SELECT CAST(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS pending, \
+              CAST(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
+              MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest FROM outbox",
+    };
+    let now = s.clock.now_secs();
+    match s.service.store().one(sql, vec![]).await {
+        Ok(Some(r)) => (
+            r.opt_int("pending").ok().flatten().unwrap_or(0) as f64,
+            r.opt_int("failed").ok().flatten().unwrap_or(0) as f64,
+            r.opt_int("oldest")
+                .ok()
+                .flatten()
+                .map_or(0.0, |o| (now - o).max(0) as f64),
+        ),
+        _ => (0.0, 0.0, 0.0),
+    }
+}
+
 async fn metrics(State(s): State<AppState>) -> Response {
     let running = s
         .registry
@@ -136,11 +164,41 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .iter()
         .filter(|i| i.state == "running")
         .count();
-    let text = s.metrics.render(&[(
-        "payhost_provider_instances_running",
-        "Provider instances serving calls.",
-        running as f64,
-    )]);
+    let (ip, ifl, iage) = queue_state(&s, "inbox").await;
+    let (op, ofl, oage) = queue_state(&s, "outbox").await;
+    let text = s.metrics.render(&[
+        (
+            "payhost_provider_instances_running",
+            "Provider instances serving calls.",
+            running as f64,
+        ),
+        (
+            "payhost_webhook_inbox_pending",
+            "Stored webhooks not processed yet.",
+            ip,
+        ),
+        (
+            "payhost_webhook_inbox_failed",
+            "Stored webhooks that exhausted their retries.",
+            ifl,
+        ),
+        (
+            "payhost_webhook_inbox_oldest_pending_seconds",
+            "Age of the oldest pending webhook.",
+            iage,
+        ),
+        ("payhost_outbox_pending", "Handler work not done yet.", op),
+        (
+            "payhost_outbox_failed",
+            "Handler work that exhausted its retries.",
+            ofl,
+        ),
+        (
+            "payhost_outbox_oldest_pending_seconds",
+            "Age of the oldest pending handler work.",
+            oage,
+        ),
+    ]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -230,4 +288,101 @@ async fn admin_reload(
         "plugins": s.registry.plugin_rows(),
         "instances": s.registry.instance_rows(),
     })))
+}
+
+#[derive(serde::Deserialize)]
+struct QueueFilter {
+    status: Option<String>,
+}
+
+async fn admin_outbox(
+    State(s): State<AppState>,
+    axum::extract::Query(f): axum::extract::Query<QueueFilter>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::store::RowExt;
+    let rows = s
+        .service
+        .store()
+        .all(
+            "SELECT id, event_id, handler, target, status, attempts, last_error, last_status, \
+             next_attempt_at, created_at, done_at FROM outbox \
+             WHERE ($1 IS NULL OR status = $1) ORDER BY created_at DESC, id LIMIT 200",
+            vec![f.status.into()],
+        )
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.text("id").ok(), "event_id": r.text("event_id").ok(),
+                "handler": r.text("handler").ok(), "target": r.text("target").ok(),
+                "status": r.text("status").ok(), "attempts": r.int("attempts").ok(),
+                "last_error": r.opt_text("last_error").ok().flatten(),
+                "last_status": r.opt_int("last_status").ok().flatten(),
+                "next_attempt_at_ms": r.int("next_attempt_at").ok(),
+                "created_at": r.int("created_at").ok(), "done_at": r.opt_int("done_at").ok().flatten(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+async fn admin_outbox_retry(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut unit = crate::store::Unit::new();
+    unit.push(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
+         WHERE id = $1 AND status <> 'done'",
+        vec![id.clone().into(), s.clock.now_millis().into()],
+    );
+    let changed = s
+        .service
+        .store()
+        .commit(unit)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    if changed.first().copied().unwrap_or(0) == 0 {
+        return Err(ApiError::not_found(
+            "outbox",
+            &format!("no pending or failed outbox row '{id}'"),
+        )
+        .with_param("id"));
+    }
+    s.service.recorder().outbox_wake.notify_one();
+    Ok(Json(json!({"id": id, "status": "pending"})))
+}
+
+async fn admin_inbox(
+    State(s): State<AppState>,
+    axum::extract::Query(f): axum::extract::Query<QueueFilter>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::store::RowExt;
+    let rows = s
+        .service
+        .store()
+        .all(
+            "SELECT id, provider, event_id, event_type, status, attempts, last_error, received_at, \
+             processed_at FROM webhook_inbox WHERE ($1 IS NULL OR status = $1) \
+             ORDER BY received_at DESC, id LIMIT 200",
+            vec![f.status.into()],
+        )
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.text("id").ok(), "provider": r.text("provider").ok(),
+                "event_id": r.text("event_id").ok(), "type": r.text("event_type").ok(),
+                "status": r.text("status").ok(), "attempts": r.int("attempts").ok(),
+                "last_error": r.opt_text("last_error").ok().flatten(),
+                "received_at": r.int("received_at").ok(),
+                "processed_at": r.opt_int("processed_at").ok().flatten(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
 }

@@ -31,11 +31,38 @@ pub struct Staged {
     event: DomainEvent,
 }
 
+const INSERT_OUTBOX: &str = "INSERT INTO outbox \
+     (id, event_id, handler, target, status, attempts, next_attempt_at, created_at) \
+     VALUES ($1, $2, $3, $4, 'pending', 0, $6, $5)";
+
+/// The work a new event of `kind` owes: (handler, target).
+pub fn handlers(kind: DomainEventKind, endpoints: &[String]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match kind {
+        DomainEventKind::PaymentSucceeded => out.push(("receipt_email", String::new())),
+        DomainEventKind::PaymentFailed | DomainEventKind::InvoicePaymentFailed => {
+            out.push(("failure_email", String::new()));
+        }
+        DomainEventKind::SubscriptionCreated => out.push(("welcome_email", String::new())),
+        DomainEventKind::PaymentCreated
+        | DomainEventKind::SubscriptionUpdated
+        | DomainEventKind::SubscriptionCancelled
+        | DomainEventKind::RefundProcessed
+        | DomainEventKind::InvoicePaid => {}
+    }
+    out.extend(endpoints.iter().map(|e| ("webhook", e.clone())));
+    out
+}
+
 #[derive(Clone)]
 pub struct Recorder {
     store: Store,
     dispatcher: Arc<Dispatcher>,
     clock: Arc<dyn Clock>,
+    /// The application's webhook endpoints (names) every event is delivered to.
+    endpoints: Vec<String>,
+    /// Woken when new outbox work was committed.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The state that makes a report a new fact for its (provider, kind, object), for the kinds
@@ -89,11 +116,18 @@ fn data(r: &DomainEventReport, ids: &Ids) -> Value {
 }
 
 impl Recorder {
-    pub fn new(store: Store, dispatcher: Arc<Dispatcher>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Store,
+        dispatcher: Arc<Dispatcher>,
+        clock: Arc<dyn Clock>,
+        endpoints: Vec<String>,
+    ) -> Self {
         Self {
             store,
             dispatcher,
             clock,
+            endpoints,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -150,6 +184,20 @@ impl Recorder {
             } else {
                 unit.push_if_changed(INSERT_EVENT, args)
             };
+            // Each runs only if the one before it did: all of them only for a new event.
+            for (handler, target) in handlers(r.kind, &self.endpoints) {
+                unit.push_if_changed(
+                    INSERT_OUTBOX,
+                    vec![
+                        super::new_id("obx").into(),
+                        id.clone().into(),
+                        handler.into(),
+                        target.into(),
+                        now.into(),
+                        self.clock.now_millis().into(),
+                    ],
+                );
+            }
             let mut event = DomainEvent::from_report(provider, r);
             event.id = Some(id);
             event.tenant = tenant.map(str::to_owned);
@@ -160,10 +208,15 @@ impl Recorder {
 
     /// Dispatches the staged events whose rows were written (the new facts).
     pub fn dispatch_new(&self, staged: Vec<Staged>, changed: &Changed) {
+        let mut any = false;
         for s in staged {
             if changed.get(s.stmt).copied().unwrap_or(0) > 0 {
+                any = true;
                 self.dispatcher.dispatch(Event::Domain(Box::new(s.event)));
             }
+        }
+        if any {
+            self.outbox_wake.notify_one();
         }
     }
 

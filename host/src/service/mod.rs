@@ -12,7 +12,7 @@ pub mod payments;
 mod rows;
 pub mod subscriptions;
 
-pub use events::{EventFilter, Recorder};
+pub use events::{handlers, EventFilter, Recorder};
 pub use rows::new_id;
 
 use crate::clock::Clock;
@@ -129,7 +129,18 @@ impl PaymentService {
         clock: Arc<dyn Clock>,
         config: Arc<crate::config::Loaded>,
     ) -> Self {
-        let recorder = Recorder::new(store.clone(), registry.dispatcher().clone(), clock.clone());
+        let endpoints = config
+            .config
+            .webhook_endpoints
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        let recorder = Recorder::new(
+            store.clone(),
+            registry.dispatcher().clone(),
+            clock.clone(),
+            endpoints,
+        );
         Self {
             registry,
             store,

@@ -64,6 +64,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0002_webhooks.sql"),
         postgres: include_str!("../../migrations/0002_webhooks.sql"),
     },
+    Migration {
+        version: 3,
+        sqlite: include_str!("../../migrations/0003_outbox.sql"),
+        postgres: include_str!("../../migrations/0003_outbox.sql"),
+    },
 ];
 
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.

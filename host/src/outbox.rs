@@ -1,0 +1,359 @@
+//! The outbox worker: the work new domain events owe, done at least once and recorded when
+//! done. Rows are written in the same unit as their event, so a crash between an event and
+//! its handler loses nothing; a crash between the work and its record repeats it, which
+//! every handler tolerates (an email file is written under the row's id; an application
+//! webhook carries the event id for the receiver to deduplicate).
+//!
+//! Emails: a receipt for PaymentSucceeded, a notice for PaymentFailed and
+//! InvoicePaymentFailed, a welcome for SubscriptionCreated — real RFC 5322 messages built
+//! with lettre, written as `.eml` files (default) or sent over SMTP. Application webhooks:
+//! every event, JSON, signed `Payhost-Signature: t=..,v1=..` (HMAC-SHA256 over "t.body", as
+//! Stripe signs), delivered per endpoint strictly in event order (a failing delivery holds
+//! the ones after it), retried with exponential backoff for more than 24 hours, then left
+//! `failed` for an operator to retry.
+
+use crate::clock::Clock;
+use crate::config::{EmailSection, Loaded, WebhookEndpoint};
+use crate::service::PaymentService;
+use crate::store::{RowExt, StoreError, Unit};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use lettre::message::{header::ContentType, Mailbox, Message};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use payhost_plugin_api::{signature, Currency, Money};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Email attempts before a row is left `failed`.
+const EMAIL_ATTEMPTS: i64 = 10;
+/// Webhook attempts: with the delay doubling up to an hour, well over 24 hours of retries.
+const WEBHOOK_ATTEMPTS: i64 = 40;
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+type HttpClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+pub struct Outbox {
+    service: Arc<PaymentService>,
+    clock: Arc<dyn Clock>,
+    email: EmailSection,
+    mail_dir: PathBuf,
+    endpoints: Vec<WebhookEndpoint>,
+    retry_base_ms: u64,
+    http: HttpClient,
+}
+
+/// One row of work with its event.
+struct Work {
+    id: String,
+    handler: String,
+    target: String,
+    attempts: i64,
+    due: bool,
+    event: Value,
+}
+
+fn money(data: &Value) -> String {
+    match (
+        data["amount"].as_i64(),
+        data["currency"]
+            .as_str()
+            .and_then(|c| Currency::parse(c).ok()),
+    ) {
+        (Some(a), Some(c)) => Money::new(a, c).display(),
+        _ => "your payment".into(),
+    }
+}
+
+impl Outbox {
+    pub fn new(service: Arc<PaymentService>, clock: Arc<dyn Clock>, config: &Loaded) -> Self {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        Self {
+            service,
+            clock,
+            email: config.config.email.clone(),
+            mail_dir: config.mail_dir.clone(),
+            endpoints: config.config.webhook_endpoints.clone(),
+            retry_base_ms: config.config.host.webhook_retry_base_ms.max(1),
+            http: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    pub fn spawn(self: &Arc<Self>, poll: Duration) {
+        let me = self.clone();
+        let wake = self.service.recorder().outbox_wake.clone();
+        tokio::spawn(async move {
+            loop {
+                while me.run_once().await > 0 {}
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(poll) => {}
+                }
+            }
+        });
+    }
+
+    /// One round: due emails, then each endpoint's deliveries in order. Returns how many
+    /// rows were done.
+    pub async fn run_once(&self) -> usize {
+        match self.round().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox round failed");
+                0
+            }
+        }
+    }
+
+    async fn round(&self) -> Result<usize, StoreError> {
+        let now_ms = self.clock.now_millis();
+        let rows = self
+            .service
+            .store()
+            .all(
+                "SELECT o.id, o.handler, o.target, o.attempts, o.next_attempt_at, e.id AS event_id, \
+                 e.seq, e.type, e.tenant, e.provider, e.object_id, e.provider_object_id, e.data, \
+                 e.created_at FROM outbox o JOIN events e ON e.id = o.event_id \
+                 WHERE o.status = 'pending' ORDER BY e.seq, o.id LIMIT 500",
+                vec![],
+            )
+            .await?;
+        let mut done = 0;
+        let mut blocked: BTreeSet<String> = BTreeSet::new();
+        for r in rows {
+            let work = Work {
+                id: r.text("id")?,
+                handler: r.text("handler")?,
+                target: r.text("target")?,
+                attempts: r.int("attempts")?,
+                due: r.int("next_attempt_at")? <= now_ms,
+                event: json!({
+                    "id": r.text("event_id")?, "object": "event", "seq": r.int("seq")?,
+                    "type": r.text("type")?, "tenant": r.opt_text("tenant")?,
+                    "provider": r.text("provider")?, "object_id": r.opt_text("object_id")?,
+                    "provider_object_id": r.text("provider_object_id")?,
+                    "data": serde_json::from_str::<Value>(&r.text("data")?).unwrap_or(Value::Null),
+                    "created_at": r.int("created_at")?,
+                }),
+            };
+            let webhook = work.handler == "webhook";
+            // Per endpoint, strictly in order: a row waiting for its retry holds the rest.
+            if webhook && blocked.contains(&work.target) {
+                continue;
+            }
+            if !work.due {
+                if webhook {
+                    blocked.insert(work.target.clone());
+                }
+                continue;
+            }
+            let outcome = match work.handler.as_str() {
+                "webhook" => self.deliver(&work).await,
+                _ => self.email(&work).await,
+            };
+            match outcome {
+                Ok(status) => {
+                    self.finish(&work.id, "done", work.attempts + 1, None, status, None)
+                        .await?;
+                    done += 1;
+                }
+                Err((error, status)) => {
+                    if webhook {
+                        blocked.insert(work.target.clone());
+                    }
+                    let attempts = work.attempts + 1;
+                    let limit = if webhook {
+                        WEBHOOK_ATTEMPTS
+                    } else {
+                        EMAIL_ATTEMPTS
+                    };
+                    let doubling = 1u64 << (attempts.clamp(1, 21) - 1);
+                    let delay = self.retry_base_ms.saturating_mul(doubling).min(3_600_000);
+                    let state = if attempts >= limit {
+                        "failed"
+                    } else {
+                        "pending"
+                    };
+                    tracing::warn!(outbox_id = %work.id, handler = %work.handler, target = %work.target, attempts, error = %error, "outbox work failed");
+                    self.finish(
+                        &work.id,
+                        state,
+                        attempts,
+                        Some(&error),
+                        status,
+                        Some(now_ms + delay as i64),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn finish(
+        &self,
+        id: &str,
+        status: &str,
+        attempts: i64,
+        error: Option<&str>,
+        http_status: Option<u16>,
+        next_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut unit = Unit::new();
+        unit.push(
+            "UPDATE outbox SET status = $2, attempts = $3, last_error = $4, last_status = $5, \
+             next_attempt_at = COALESCE($6, next_attempt_at), \
+             done_at = CASE WHEN $2 = 'done' THEN $7 ELSE done_at END WHERE id = $1",
+            vec![
+                id.into(),
+                status.into(),
+                attempts.into(),
+                error.map(str::to_owned).into(),
+                http_status.map(i64::from).into(),
+                next_ms.into(),
+                self.clock.now_secs().into(),
+            ],
+        );
+        self.service.store().commit(unit).await.map(drop)
+    }
+
+    /// Posts the event to the endpoint, signed.
+    async fn deliver(&self, w: &Work) -> Result<Option<u16>, (String, Option<u16>)> {
+        let Some(endpoint) = self.endpoints.iter().find(|e| e.name == w.target) else {
+            return Err((
+                format!("no webhook endpoint named '{}' is configured", w.target),
+                None,
+            ));
+        };
+        let body = w.event.to_string();
+        let t = self.clock.now_secs();
+        let request = hyper::Request::post(endpoint.url.as_str())
+            .header("content-type", "application/json")
+            .header("user-agent", "payhost")
+            .header(
+                "payhost-event-id",
+                w.event["id"].as_str().unwrap_or_default(),
+            )
+            .header(
+                "payhost-signature",
+                signature::header(&[endpoint.secret.as_str()], t, body.as_bytes()),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| (e.to_string(), None))?;
+        let exchange = async {
+            let resp = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| (format!("cannot reach the endpoint: {e}"), None))?;
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            if (200..300).contains(&status) {
+                Ok(Some(status))
+            } else {
+                Err((format!("the endpoint answered {status}"), Some(status)))
+            }
+        };
+        tokio::time::timeout(WEBHOOK_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(("the endpoint did not answer in time".into(), None)))
+    }
+
+    /// Builds and sends one email.
+    async fn email(&self, w: &Work) -> Result<Option<u16>, (String, Option<u16>)> {
+        let data = &w.event["data"];
+        let customer = data["customer"].as_str().unwrap_or_default();
+        let row = self
+            .service
+            .store()
+            .one(
+                "SELECT email, name FROM customers WHERE id = $1",
+                vec![customer.into()],
+            )
+            .await
+            .map_err(|e| (e.to_string(), None))?;
+        let Some(row) = row else {
+            // Nobody to write to (an event about a customer payhost does not know).
+            return Ok(None);
+        };
+        let (email, name) = (
+            row.text("email").unwrap_or_default(),
+            row.opt_text("name").unwrap_or_default(),
+        );
+        let amount = money(data);
+        let (subject, text) = match w.handler.as_str() {
+            "receipt_email" => (
+                format!("Receipt: {amount} received"),
+                format!("Hello{},\n\nWe received your payment of {amount}.\nPayment: {}\n\nThank you.\n",
+                    name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
+                    data["payment"].as_str().or(w.event["object_id"].as_str()).unwrap_or_default()),
+            ),
+            "failure_email" => (
+                format!("Payment failed: {amount}"),
+                format!("Hello{},\n\nYour payment of {amount} did not go through{}.\nPlease check your payment method; we will try again.\n",
+                    name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
+                    data["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()),
+            ),
+            _ => (
+                "Welcome aboard".to_owned(),
+                format!("Hello{},\n\nYour subscription to {} has started.\n",
+                    name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
+                    data["plan"].as_str().unwrap_or("your plan")),
+            ),
+        };
+        let to: Mailbox = email
+            .parse()
+            .map_err(|e| (format!("recipient '{email}': {e}"), None))?;
+        let from: Mailbox = self
+            .email
+            .from
+            .parse()
+            .map_err(|e| (format!("email.from: {e}"), None))?;
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(subject)
+            .message_id(Some(format!("<{}@payhost>", w.id)))
+            .header(ContentType::TEXT_PLAIN)
+            .body(text)
+            .map_err(|e| (e.to_string(), None))?;
+        if self.email.transport == "smtp" {
+            let url = self.email.smtp_url.clone().unwrap_or_default();
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+                .map_err(|e| (format!("email.smtp_url: {e}"), None))?
+                .build();
+            transport
+                .send(message)
+                .await
+                .map_err(|e| (format!("smtp: {e}"), None))?;
+            return Ok(None);
+        }
+        // The row's id names the file: doing the work twice writes the same message.
+        let dir = self.mail_dir.clone();
+        let (file, bytes) = (dir.join(format!("{}.eml", w.id)), message.formatted());
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = file.with_extension("eml.tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &file)
+        })
+        .await
+        .map_err(|e| (e.to_string(), None))?
+        .map_err(|e| (format!("cannot write the message: {e}"), None))?;
+        Ok(None)
+    }
+}

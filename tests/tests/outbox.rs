@@ -1,0 +1,257 @@
+//! Event handlers through the outbox, over the real binary: receipt, failure and welcome
+//! emails written as real messages; the application's webhook endpoint, down at first,
+//! receives every event signed and in order once it comes back.
+
+use payhost_plugin_api::signature;
+use payhost_tests::api::Api;
+use payhost_tests::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MOCK: &str =
+    "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_mock\" }\n";
+const APP_SECRET: &str = "whsec_app_0123456789abcdef";
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn messages(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn receipts_failure_notices_and_welcomes_are_real_messages() {
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        "default_provider = \"mock\"\n",
+        MOCK,
+    );
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let c = api.post(
+        "/v1/customers",
+        &json!({"user_id": "ada", "email": "ada@example.com", "name": "Ada"}),
+    );
+    let cust = c.s("id");
+    let paid = api.post("/v1/payments", &json!({"customer": cust, "amount": 1500, "currency": "usd", "payment_method": "pm_card_visa"}));
+    assert_eq!(paid.s("status"), "succeeded");
+    let failed = api.post("/v1/payments", &json!({"customer": cust, "amount": 1200, "currency": "eur", "payment_method": "pm_card_chargeDeclined"}));
+    assert_eq!(failed.s("status"), "failed");
+    let yen = api.post("/v1/payments", &json!({"customer": cust, "amount": 4200, "currency": "jpy", "payment_method": "pm_card_visa"}));
+    assert_eq!(yen.status, 201);
+    let sub = api.post(
+        "/v1/subscriptions",
+        &json!({"customer": cust, "price": "price_pro", "trial_days": 7}),
+    );
+    assert_eq!(sub.status, 201);
+
+    let dir = s.dir.path().join("data").join("mail");
+    eventually("four messages", || messages(&dir).len() == 4);
+    let all = messages(&dir);
+    let find = |subject: &str| {
+        all.iter()
+            .find(|m| m.contains(&format!("Subject: {subject}")))
+            .unwrap_or_else(|| panic!("no message '{subject}' in {all:#?}"))
+    };
+    let receipt = find("Receipt: 15.00 USD received");
+    assert!(receipt.contains("To: ada@example.com"), "{receipt}");
+    assert!(
+        receipt.contains("From: payhost <billing@payhost.invalid>"),
+        "{receipt}"
+    );
+    assert!(
+        receipt.contains(&paid.s("id")),
+        "the receipt names the payment: {receipt}"
+    );
+    find("Receipt: 4200 JPY received");
+    let notice = find("Payment failed: 12.00 EUR");
+    assert!(notice.contains("Your card was declined"), "{notice}");
+    let welcome = find("Welcome aboard");
+    assert!(welcome.contains("price_pro"), "{welcome}");
+    // Done once: the outbox rows are done and nothing is written again.
+    let admin = Api::new(&host.addr, ADMIN_KEY);
+    let rows = admin.get("/admin/outbox?status=done");
+    assert_eq!(rows.body["data"].as_array().unwrap().len(), 4, "{rows:?}");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(messages(&dir).len(), 4);
+}
+
+/// The requests an endpoint received: (lowercase headers, body).
+type Received = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
+
+/// A minimal endpoint: answers 200 and keeps (headers, body) of each request.
+fn receiver(listener: TcpListener) -> Received {
+    let got: Received = Arc::default();
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            keep.lock()
+                .unwrap()
+                .push((headers, String::from_utf8(body).unwrap()));
+            let mut stream = stream;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    got
+}
+
+#[test]
+fn an_endpoint_that_was_down_gets_every_event_signed_and_in_order() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        "default_provider = \"mock\"\nwebhook_retry_base_ms = 100\n",
+        &format!(
+            "{MOCK}[[webhook_endpoints]]\nname = \"app\"\nurl = \"http://127.0.0.1:{port}/payhost\"\nsecret = \"{APP_SECRET}\"\n"
+        ),
+    );
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let admin = Api::new(&host.addr, ADMIN_KEY);
+    let p = api.post("/v1/payments", &json!({"user_id": "u", "email": "u@example.com", "amount": 800, "currency": "usd", "payment_method": "pm_card_visa"}));
+    let pay = p.s("id");
+    assert_eq!(
+        api.post("/v1/refunds", &json!({"payment": pay, "amount": 300}))
+            .status,
+        201
+    );
+    assert_eq!(
+        api.post("/v1/refunds", &json!({"payment": pay})).status,
+        201
+    );
+
+    // The endpoint is down: deliveries fail and wait, the first holding the others.
+    eventually("failed attempts recorded", || {
+        let rows = admin.get("/admin/outbox?status=pending").body;
+        rows["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["handler"] == "webhook" && r["attempts"].as_i64() >= Some(2))
+    });
+    let pending = admin.get("/admin/outbox?status=pending").body;
+    let webhooks: Vec<&Value> = pending["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["handler"] == "webhook")
+        .collect();
+    assert_eq!(webhooks.len(), 4, "{pending}");
+    let tried: Vec<&&Value> = webhooks
+        .iter()
+        .filter(|r| r["attempts"].as_i64() > Some(0))
+        .collect();
+    assert_eq!(
+        tried.len(),
+        1,
+        "only the first event's delivery is tried while it fails: {pending}"
+    );
+    let first = (*tried[0]).clone();
+    assert!(
+        first["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{first}"
+    );
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/outbox/{}/retry", first["id"].as_str().unwrap()),
+                &json!({})
+            )
+            .status,
+        200
+    );
+    assert_eq!(
+        admin
+            .post("/admin/outbox/obx_nope/retry", &json!({}))
+            .status,
+        404
+    );
+
+    // It comes back: every event arrives, in order, signed.
+    let got = receiver(TcpListener::bind(("127.0.0.1", port)).unwrap());
+    eventually("four deliveries", || got.lock().unwrap().len() >= 4);
+    std::thread::sleep(Duration::from_millis(300));
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 4, "each event once");
+    let events: Vec<Value> = got
+        .iter()
+        .map(|(_, b)| serde_json::from_str(b).unwrap())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "PaymentCreated",
+            "PaymentSucceeded",
+            "RefundProcessed",
+            "RefundProcessed"
+        ]
+    );
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    for (headers, body) in &got {
+        let sig = &headers
+            .iter()
+            .find(|(k, _)| k == "payhost-signature")
+            .unwrap()
+            .1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        signature::verify(sig, body.as_bytes(), &[APP_SECRET], now, 300)
+            .expect("a valid Payhost-Signature");
+        assert!(
+            signature::verify(sig, body.as_bytes(), &["whsec_someone_else_000"], now, 300).is_err()
+        );
+    }
+    let metrics = api
+        .get("/metrics")
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(metrics.contains("payhost_outbox_pending 0"), "{metrics}");
+}
