@@ -43,6 +43,28 @@ pub struct Config {
     /// The application's endpoints that receive every domain event, signed.
     #[serde(default)]
     pub webhook_endpoints: Vec<WebhookEndpoint>,
+    #[serde(default)]
+    pub dunning: DunningSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DunningSection {
+    /// Days after a failed payment when it is attempted again; empty turns dunning off.
+    #[serde(default = "default_retry_days")]
+    pub retry_days: Vec<u32>,
+}
+
+impl Default for DunningSection {
+    fn default() -> Self {
+        Self {
+            retry_days: default_retry_days(),
+        }
+    }
+}
+
+fn default_retry_days() -> Vec<u32> {
+    vec![1, 3, 5]
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,6 +373,12 @@ fn validate(file: &Path, c: &Config) -> Result<(), ConfigError> {
                 ),
             ));
         }
+    }
+    if c.dunning.retry_days.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(key_err(
+            "dunning.retry_days".into(),
+            "days in increasing order, e.g. [1, 3, 5]".into(),
+        ));
     }
     if !matches!(c.email.transport.as_str(), "file" | "smtp") {
         return Err(key_err("email.transport".into(), "'file' or 'smtp'".into()));

@@ -5,12 +5,15 @@
 //! webhook carries the event id for the receiver to deduplicate).
 //!
 //! Emails: a receipt for PaymentSucceeded, a notice for PaymentFailed and
-//! InvoicePaymentFailed, a welcome for SubscriptionCreated — real RFC 5322 messages built
+//! InvoicePaymentFailed, a welcome for SubscriptionCreated, a final notice when dunning
+//! gives up — real RFC 5322 messages built
 //! with lettre, written as `.eml` files (default) or sent over SMTP. Application webhooks:
 //! every event, JSON, signed `Payhost-Signature: t=..,v1=..` (HMAC-SHA256 over "t.body", as
 //! Stripe signs), delivered per endpoint strictly in event order (a failing delivery holds
 //! the ones after it), retried with exponential backoff for more than 24 hours, then left
-//! `failed` for an operator to retry.
+//! `failed` for an operator to retry. Dunning: a failed payment payhost knows is attempted
+//! again `dunning.retry_days` after the failure (with the customer's default method), on
+//! the host clock, until it succeeds or the schedule ends.
 
 use crate::clock::Clock;
 use crate::config::{EmailSection, Loaded, WebhookEndpoint};
@@ -47,6 +50,7 @@ pub struct Outbox {
     mail_dir: PathBuf,
     endpoints: Vec<WebhookEndpoint>,
     retry_base_ms: u64,
+    retry_days: Vec<u32>,
     http: HttpClient,
 }
 
@@ -89,6 +93,7 @@ impl Outbox {
             mail_dir: config.mail_dir.clone(),
             endpoints: config.config.webhook_endpoints.clone(),
             retry_base_ms: config.config.host.webhook_retry_base_ms.max(1),
+            retry_days: config.config.dunning.retry_days.clone(),
             http: Client::builder(TokioExecutor::new()).build(connector),
         }
     }
@@ -107,16 +112,121 @@ impl Outbox {
         });
     }
 
-    /// One round: due emails, then each endpoint's deliveries in order. Returns how many
-    /// rows were done.
+    /// One round: due emails, each endpoint's deliveries in order, due dunning attempts.
+    /// Returns how many pieces of work were done.
     pub async fn run_once(&self) -> usize {
-        match self.round().await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(error = %e, "outbox round failed");
-                0
+        let outbox = self.round().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "outbox round failed");
+            0
+        });
+        let dunning = self.dunning_round().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "dunning round failed");
+            0
+        });
+        outbox + dunning
+    }
+
+    /// Schedules the retries of a failed payment payhost knows (provider-managed invoice
+    /// payments have their own retries).
+    async fn schedule_dunning(&self, w: &Work) -> Result<Option<u16>, (String, Option<u16>)> {
+        let payment = match w.event["type"].as_str() {
+            Some("PaymentFailed") => w.event["object_id"].as_str(),
+            _ => w.event["data"]["payment"].as_str(),
+        };
+        let (Some(payment), Some(first)) = (payment, self.retry_days.first()) else {
+            return Ok(None);
+        };
+        let now = self.clock.now_secs();
+        let mut unit = Unit::new();
+        unit.push(
+            "INSERT INTO dunning (payment_id, event_id, failed_at, attempts, next_at, status, updated_at) \
+             VALUES ($1, $2, $3, 0, $4, 'scheduled', $3) ON CONFLICT (payment_id) DO NOTHING",
+            vec![
+                payment.into(),
+                w.event["id"].as_str().unwrap_or_default().into(),
+                now.into(),
+                (now + i64::from(*first) * 86_400).into(),
+            ],
+        );
+        self.service
+            .store()
+            .commit(unit)
+            .await
+            .map_err(|e| (e.to_string(), None))?;
+        Ok(None)
+    }
+
+    /// Attempts the payments whose retry is due; a success ends their dunning, the last
+    /// failure ends it with a final notice to the customer.
+    async fn dunning_round(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now_secs();
+        let rows = self
+            .service
+            .store()
+            .all(
+                "SELECT payment_id, event_id, failed_at, attempts FROM dunning \
+                 WHERE status = 'scheduled' AND next_at <= $1 ORDER BY next_at LIMIT 50",
+                vec![now.into()],
+            )
+            .await?;
+        let n = rows.len();
+        for r in rows {
+            let (payment, event, failed_at, attempts) = (
+                r.text("payment_id")?,
+                r.text("event_id")?,
+                r.int("failed_at")?,
+                r.int("attempts")? + 1,
+            );
+            let ctx = crate::service::Ctx {
+                request_id: format!("dunning-{payment}-{attempts}"),
+                ..crate::service::Ctx::default()
+            };
+            let outcome = self.service.retry_payment(&ctx, &payment).await;
+            let (status, error) = match &outcome {
+                Ok(s) if s == "succeeded" => ("recovered", None),
+                Ok(s) => ("scheduled", Some(format!("the payment is {s}"))),
+                Err(e) => ("scheduled", Some(e.to_string())),
+            };
+            let last = usize::try_from(attempts).unwrap_or(usize::MAX) >= self.retry_days.len();
+            let status = if status == "scheduled" && last {
+                "exhausted"
+            } else {
+                status
+            };
+            let next = self
+                .retry_days
+                .get(usize::try_from(attempts).unwrap_or(usize::MAX))
+                .map_or(now, |d| failed_at + i64::from(*d) * 86_400);
+            tracing::info!(payment = %payment, attempts, status, "dunning attempt");
+            let mut unit = Unit::new();
+            unit.push(
+                "UPDATE dunning SET attempts = $2, status = $3, next_at = $4, last_error = $5, \
+                 updated_at = $6 WHERE payment_id = $1",
+                vec![
+                    payment.clone().into(),
+                    attempts.into(),
+                    status.into(),
+                    next.into(),
+                    error.into(),
+                    now.into(),
+                ],
+            );
+            if status == "exhausted" {
+                unit.push(
+                    "INSERT INTO outbox (id, event_id, handler, target, status, attempts, \
+                     next_attempt_at, created_at) VALUES ($1, $2, 'final_notice_email', '', \
+                     'pending', 0, $3, $4) ON CONFLICT (event_id, handler, target) DO NOTHING",
+                    vec![
+                        crate::service::new_id("obx").into(),
+                        event.into(),
+                        self.clock.now_millis().into(),
+                        now.into(),
+                    ],
+                );
             }
+            self.service.store().commit(unit).await?;
         }
+        Ok(n)
     }
 
     async fn round(&self) -> Result<usize, StoreError> {
@@ -163,6 +273,7 @@ impl Outbox {
             }
             let outcome = match work.handler.as_str() {
                 "webhook" => self.deliver(&work).await,
+                "dunning" => self.schedule_dunning(&work).await,
                 _ => self.email(&work).await,
             };
             match outcome {
@@ -301,6 +412,12 @@ impl Outbox {
                 format!("Hello{},\n\nWe received your payment of {amount}.\nPayment: {}\n\nThank you.\n",
                     name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
                     data["payment"].as_str().or(w.event["object_id"].as_str()).unwrap_or_default()),
+            ),
+            "final_notice_email" => (
+                format!("We could not collect {amount}"),
+                format!("Hello{},\n\nWe tried your payment of {amount} {} more times and could not collect it.\nPlease update your payment method.\n",
+                    name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
+                    self.retry_days.len()),
             ),
             "failure_email" => (
                 format!("Payment failed: {amount}"),

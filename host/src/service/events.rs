@@ -42,6 +42,7 @@ pub fn handlers(kind: DomainEventKind, endpoints: &[String]) -> Vec<(&'static st
         DomainEventKind::PaymentSucceeded => out.push(("receipt_email", String::new())),
         DomainEventKind::PaymentFailed | DomainEventKind::InvoicePaymentFailed => {
             out.push(("failure_email", String::new()));
+            out.push(("dunning", String::new()));
         }
         DomainEventKind::SubscriptionCreated => out.push(("welcome_email", String::new())),
         DomainEventKind::PaymentCreated

@@ -436,6 +436,27 @@ impl PaymentService {
         self.sync_payment(ctx, row, p, emitted).await
     }
 
+    /// Attempts a failed payment again (dunning), with the customer's default payment
+    /// method when there is one. Returns the payment's status afterwards.
+    ///
+    /// # Errors
+    /// Unknown payment, or the provider's error.
+    pub async fn retry_payment(&self, ctx: &Ctx, id: &str) -> Result<String, ServiceError> {
+        let row = self.payment(id, "id").await?;
+        if row.status == PaymentStatus::Succeeded.as_str() {
+            return Ok(row.status);
+        }
+        let customer = self.customer(&row.customer_id, "customer").await?;
+        let payment_method = match &customer.default_payment_method {
+            Some(pm) => Some(self.pm_provider_id(&customer, pm).await?),
+            None => None,
+        };
+        let reply = self
+            .confirm_payment(ctx, id, ConfirmPayment { payment_method })
+            .await?;
+        Ok(reply.body["status"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// `POST /v1/refunds`: all of what remains, or part of it.
     ///
     /// # Errors

@@ -69,6 +69,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0003_outbox.sql"),
         postgres: include_str!("../../migrations/0003_outbox.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("../../migrations/0004_dunning.sql"),
+        postgres: include_str!("../../migrations/0004_dunning.sql"),
+    },
 ];
 
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
