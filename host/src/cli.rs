@@ -1,4 +1,4 @@
-//! The `payhost` command line: `serve`, `plugins list`, `plugins check`.
+//! The `payhost` command line: `serve`, `plugins list`, `plugins check`, `events replay`.
 
 use crate::app::{check_bind, start_registry, AppState};
 use crate::clock::SystemClock;
@@ -32,6 +32,18 @@ enum Command {
     /// Inspect plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Operate on stored webhooks and handler work.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Process a stored webhook again (its inbox id `whin_...` or the provider's event id),
+    /// or retry a handler's work (its outbox id `obx_...`). A running server picks it up
+    /// within a second; otherwise the next start does. Applying an event again never
+    /// duplicates its effects.
+    Replay { id: String },
 }
 
 #[derive(Subcommand)]
@@ -51,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve => serve(&cli.config).await.map(|()| 0),
         Command::Plugins(PluginsCommand::List { json }) => list(&cli.config, json).await,
         Command::Plugins(PluginsCommand::Check { file }) => Ok(check(&file)),
+        Command::Events(EventsCommand::Replay { id }) => replay(&cli.config, &id).await,
     }
 }
 
@@ -195,6 +208,45 @@ async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+async fn replay(config_file: &Path, id: &str) -> anyhow::Result<i32> {
+    use crate::clock::Clock;
+    use crate::store::{Store, Unit};
+    let loaded = config::load(config_file)?;
+    let store = Store::open(&loaded.database_url())
+        .await
+        .with_context(|| format!("{}: cannot open the database", config_file.display()))?;
+    let (now_ms, now) = (SystemClock.now_millis(), SystemClock.now_secs());
+    let mut unit = Unit::new();
+    if id.starts_with("obx_") {
+        unit.push(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
+             WHERE id = $1 AND status <> 'done'",
+            vec![id.into(), now_ms.into()],
+        );
+    } else {
+        unit.push(
+            "UPDATE webhook_inbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
+             last_error = NULL WHERE id = $1 OR event_id = $1",
+            vec![id.into(), now.into()],
+        );
+    }
+    let changed = store.commit(unit).await?;
+    store.close().await;
+    match changed.first().copied().unwrap_or(0) {
+        0 => {
+            eprintln!(
+                "error: no stored webhook or pending/failed handler work matches '{id}' \
+                 (inbox ids start with whin_, outbox ids with obx_; done handler work is final)"
+            );
+            Ok(1)
+        }
+        n => {
+            println!("queued {n} for processing again: {id}");
+            Ok(0)
+        }
+    }
 }
 
 fn check(file: &Path) -> i32 {

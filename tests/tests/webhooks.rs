@@ -70,7 +70,7 @@ fn open_payment(api: &Api, user: &str) -> (String, String) {
 
 #[test]
 fn mock_webhooks_are_verified_stored_once_and_synced() {
-    let (_s, host, api, db) = mock_host();
+    let (s, host, api, db) = mock_host();
     let (pay, provider_pay) = open_payment(&api, "w1");
     let object =
         json!({"id": provider_pay, "amount": 1500, "currency": "usd", "status": "succeeded"});
