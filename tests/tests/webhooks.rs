@@ -171,6 +171,34 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
         1,
         "one fact, one event"
     );
+
+    // An operator replays a stored webhook: processed again, its effects not duplicated.
+    let (code, out, err) = s.payhost(&["events", "replay", "evt_m1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    eventually("replayed", || {
+        db.value(
+            "SELECT CAST(attempts AS TEXT) FROM webhook_inbox WHERE event_id = 'evt_m1'",
+            &[],
+        )
+        .as_deref()
+            == Some("1")
+            && db
+                .value(
+                    "SELECT status FROM webhook_inbox WHERE event_id = 'evt_m1'",
+                    &[],
+                )
+                .as_deref()
+                == Some("processed")
+    });
+    let succeeded = api.get(&format!("/v1/events?type=PaymentSucceeded&object_id={pay}"));
+    assert_eq!(
+        succeeded.body["data"].as_array().unwrap().len(),
+        1,
+        "still one event"
+    );
+    let (code, _, err) = s.payhost(&["events", "replay", "evt_nothing"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("evt_nothing"), "{err}");
     drop(host);
 }
 
