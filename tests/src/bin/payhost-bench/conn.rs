@@ -20,6 +20,16 @@ impl Conn {
         }
     }
 
+    /// Sends a POST with extra header lines (each ending in \r\n) and reads the answer.
+    pub fn post_with(&mut self, path: &str, extra: &str, body: &str) -> u16 {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\n{extra}Content-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.exchange(&req)
+    }
+
     /// Sends a POST and reads the whole answer; returns the status.
     pub fn post(&mut self, path: &str, key: &str, body: &str) -> u16 {
         let req = format!(
@@ -28,6 +38,10 @@ impl Conn {
              Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
+        self.exchange(&req)
+    }
+
+    fn exchange(&mut self, req: &str) -> u16 {
         self.writer.write_all(req.as_bytes()).unwrap();
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();

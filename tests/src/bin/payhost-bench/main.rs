@@ -2,7 +2,7 @@
 //! blocking pool, and `POST /v1/payments` throughput against the real release binary on
 //! SQLite, and live plugin replacement (file landing → serving, latency during swaps).
 //! Prints medians and percentiles; BENCHMARKS.md records the results with the machine they
-//! ran on. `payhost-bench [plugins|payments|live]` runs one part.
+//! ran on. `payhost-bench [plugins|payments|live|webhooks]` runs one part.
 
 use payhost::clock::SystemClock;
 use payhost::config::ProviderConfig;
@@ -39,6 +39,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "live") {
         live::run();
+    }
+    if only.as_deref().is_none_or(|o| o == "webhooks") {
+        webhooks::run(64, Duration::from_secs(10));
     }
 }
 
@@ -120,6 +123,7 @@ fn plugins() {
 mod conn;
 mod live;
 mod payments;
+mod webhooks;
 
 fn registry_direct(
     instance: &payhost::plugins::Instance,

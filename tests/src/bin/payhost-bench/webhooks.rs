@@ -1,0 +1,96 @@
+//! Webhook acknowledgements under load: signed Stripe-format events (unique ids) posted to
+//! `/webhooks/payments/stripe` of the release `payhost serve` on SQLite (every acknowledged
+//! event fsync'd in the inbox before its 2xx), N workers on keep-alive connections, while
+//! the host's processor works through the inbox at the same time.
+
+use crate::conn::Conn;
+use payhost_plugin_api::signature;
+use payhost_tests::db::TestDb;
+use payhost_tests::{stripe_so, Scratch};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const SECRET: &str = "whsec_bench_secret";
+
+pub fn run(workers: usize, duration: Duration) {
+    let s = Scratch::with_host(
+        &[(&stripe_so(), "stripe.so")],
+        "default_provider = \"stripe\"\n",
+        &format!(
+            "[providers.stripe]\nplugin = \"stripe\"\n\
+             config = {{ api_key = \"sk_test_bench\", webhook_secret = \"{SECRET}\", api_base = \"http://127.0.0.1:9\" }}\n"
+        ),
+    );
+    let log = std::env::var("PAYHOST_BENCH_LOG").unwrap_or_else(|_| "info".into());
+    let host = s.serve_with_env(&[("RUST_LOG", log.as_str())]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let seq = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let (addr, stop, measuring, seq) = (host.addr.clone(), stop.clone(), measuring.clone(), seq.clone());
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(&addr);
+                let (mut samples, mut failed) = (Vec::new(), 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+                    let body = format!(
+                        r#"{{"id":"evt_bench_{n}","object":"event","type":"payment_intent.succeeded","created":{t},"livemode":false,"api_version":"2024-06-20","data":{{"object":{{"id":"pi_bench_{n}","object":"payment_intent","amount":2000,"currency":"usd","status":"succeeded","customer":"cus_bench"}}}}}}"#
+                    );
+                    let header = signature::header(&[SECRET], t, body.as_bytes());
+                    let started = Instant::now();
+                    let status = conn.post_with("/webhooks/payments/stripe", &format!("Stripe-Signature: {header}\r\n"), &body);
+                    if measuring.load(Ordering::Relaxed) {
+                        samples.push(started.elapsed());
+                        if status != 200 {
+                            failed += 1;
+                        }
+                    }
+                }
+                (samples, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    measuring.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    std::thread::sleep(duration);
+    measuring.store(false, Ordering::SeqCst);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for t in threads {
+        let (s, f) = t.join().unwrap();
+        all.extend(s);
+        failed += f;
+    }
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "POST /webhooks/payments/stripe, sqlite, concurrency {workers}: {:.0} acknowledged/s over {:.1} s \
+         (n={}, failed={failed}) p50={:.2?} p90={:.2?} p99={:.2?} max={:.2?}",
+        all.len() as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        all.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        all[all.len() - 1]
+    );
+    // How far the processor got meanwhile.
+    let db = TestDb::sqlite(s.dir.path());
+    let processed = db.value(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'processed'",
+        &[],
+    );
+    let stored = db.value("SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]);
+    println!(
+        "  inbox at the end: {} stored, {} processed",
+        stored.unwrap_or_default(),
+        processed.unwrap_or_default()
+    );
+    let (code, _) = host.terminate();
+    assert_eq!(code, 0);
+}
