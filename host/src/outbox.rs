@@ -387,14 +387,25 @@ impl Outbox {
     /// Builds and sends one email.
     async fn email(&self, w: &Work) -> Result<Option<u16>, (String, Option<u16>)> {
         let data = &w.event["data"];
-        let customer = data["customer"].as_str().unwrap_or_default();
+        // The customer the event names, else the customer of the record it is about.
+        let object = w.event["object_id"].as_str().unwrap_or_default();
+        let sql = match (data["customer"].as_str(), w.event["type"].as_str().unwrap_or_default()) {
+            (Some(_), _) => "SELECT email, name FROM customers WHERE id = $1",
+            (None, t) if t.starts_with("Payment") => {
+                "SELECT c.email, c.name FROM customers c JOIN payments p ON p.customer_id = c.id WHERE p.id = $1"
+            }
+            (None, t) if t.starts_with("Subscription") => {
+                "SELECT c.email, c.name FROM customers c JOIN subscriptions s ON s.customer_id = c.id WHERE s.id = $1"
+            }
+            (None, _) => {
+                "SELECT c.email, c.name FROM customers c JOIN invoices i ON i.customer_id = c.id WHERE i.id = $1"
+            }
+        };
+        let key = data["customer"].as_str().unwrap_or(object);
         let row = self
             .service
             .store()
-            .one(
-                "SELECT email, name FROM customers WHERE id = $1",
-                vec![customer.into()],
-            )
+            .one(sql, vec![key.into()])
             .await
             .map_err(|e| (e.to_string(), None))?;
         let Some(row) = row else {

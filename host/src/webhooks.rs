@@ -13,7 +13,7 @@
 
 use crate::clock::Clock;
 use crate::plugins::{CallError, Registry};
-use crate::service::{new_id, PaymentService, ServiceError};
+use crate::service::{new_id, Ids, PaymentService, ServiceError};
 use crate::store::{Arg, RowExt, Unit};
 use payhost_plugin_api::abi_stable::std_types::ROption;
 use payhost_plugin_api::{
@@ -256,11 +256,11 @@ impl Webhooks {
             .collect();
         let now = self.clock.now_secs();
         let mut unit = Unit::new();
-        for r in &reports {
-            sync(&mut unit, provider, r, created, now);
-        }
         let recorder = self.service.recorder();
-        let ids = recorder.resolve(provider, &reports).await?;
+        let mut ids = recorder.resolve(provider, &reports).await?;
+        for r in &reports {
+            sync(&mut unit, provider, r, created, now, &mut ids);
+        }
         let staged = recorder.stage(&mut unit, provider, None, &reports, &ids);
         unit.push(
             "UPDATE webhook_inbox SET status = 'processed', processed_at = $2, \
@@ -275,7 +275,14 @@ impl Webhooks {
 
 /// The statements that bring the record a report names up to the state it tells, unless
 /// the record already holds a newer one.
-fn sync(unit: &mut Unit, provider: &str, r: &DomainEventReport, created: i64, now: i64) {
+fn sync(
+    unit: &mut Unit,
+    provider: &str,
+    r: &DomainEventReport,
+    created: i64,
+    now: i64,
+    ids: &mut Ids,
+) {
     let object = r.object_id.as_str();
     match r.kind {
         DomainEventKind::PaymentSucceeded | DomainEventKind::PaymentFailed => {
@@ -284,6 +291,7 @@ fn sync(unit: &mut Unit, provider: &str, r: &DomainEventReport, created: i64, no
             } else {
                 "failed"
             };
+            adopt_payment(unit, provider, r, status, (created, now), ids);
             unit.push(
                 "UPDATE payments SET status = $3, failure_message = COALESCE($4, failure_message), \
                  synced_at = $5, updated_at = $6 \
@@ -332,9 +340,53 @@ fn sync(unit: &mut Unit, provider: &str, r: &DomainEventReport, created: i64, no
                 ],
             );
         }
-        // Facts with nothing to sync beyond the event itself.
-        DomainEventKind::PaymentCreated | DomainEventKind::RefundProcessed => {}
+        DomainEventKind::PaymentCreated => {
+            let status = opt(&r.status).unwrap_or_else(|| "requires_payment_method".into());
+            adopt_payment(unit, provider, r, &status, (created, now), ids);
+        }
+        // Nothing to sync beyond the event itself.
+        DomainEventKind::RefundProcessed => {}
     }
+}
+
+/// A payment payhost has not seen (created at the provider directly) for a customer it
+/// knows: the payload carries enough to record it. Unknown customers: the event alone.
+fn adopt_payment(
+    unit: &mut Unit,
+    provider: &str,
+    r: &DomainEventReport,
+    status: &str,
+    (created, now): (i64, i64),
+    ids: &mut Ids,
+) {
+    let (Some(customer), Some(amount)) = (opt(&r.customer_id), r.amount.as_ref().into_option())
+    else {
+        return;
+    };
+    if ids.get(r.object_id.as_str()).is_some() || ids.get(&customer).is_none() {
+        // Known already, or a customer payhost does not know.
+        return;
+    }
+    let id = new_id("pay");
+    *ids = std::mem::take(ids).with(r.object_id.as_str(), &id);
+    unit.push(
+        "INSERT INTO payments (id, tenant, customer_id, provider, provider_id, amount, currency, \
+         amount_refunded, status, metadata, created_at, updated_at, synced_at) \
+         SELECT $1, c.tenant, c.id, $2, $3, $4, $5, 0, $6, '{}', $7, $8, $7 FROM customers c \
+         WHERE c.provider = $2 AND c.provider_id = $9 \
+         ON CONFLICT (provider, provider_id) DO NOTHING",
+        vec![
+            id.into(),
+            provider.into(),
+            r.object_id.as_str().into(),
+            amount.amount.into(),
+            amount.currency.as_str().into(),
+            status.into(),
+            created.into(),
+            now.into(),
+            customer.into(),
+        ],
+    );
 }
 
 #[cfg(test)]

@@ -45,7 +45,8 @@ fn count(db: &TestDb, sql: &str, args: &[&str]) -> usize {
     db.value(sql, args).unwrap().parse().unwrap()
 }
 
-const MOCK: &str = "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = [\"whsec_new\", \"whsec_old\"] }\n";
+const MOCK: &str = "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = [\"whsec_new\", \"whsec_old\"] }\n\
+    [[webhook_endpoints]]\nname = \"app\"\nurl = \"http://127.0.0.1:9/down\"\nsecret = \"whsec_app_0123456789abcdef\"\n";
 
 fn mock_host() -> (Scratch, HostProcess, Api, TestDb) {
     let s = Scratch::with_host(
@@ -172,6 +173,43 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
         "one fact, one event"
     );
 
+    // A payment created at the provider directly, for a customer payhost knows: adopted.
+    let customer = api.get(&format!("/v1/payments/{pay}")).body["customer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let provider_customer = api
+        .get(&format!("/v1/customers/{customer}"))
+        .s("provider_id");
+    let external = json!({"id": "mock_pi_external", "customer": provider_customer, "amount": 4000, "currency": "usd", "status": "succeeded"});
+    let (ext_body, ext_sig) = mock_event(
+        "whsec_new",
+        now(),
+        "evt_ext",
+        "payment.succeeded",
+        &external,
+    );
+    assert_eq!(
+        deliver(&api, "mock", Some((hdr, &ext_sig)), &ext_body).status,
+        200
+    );
+    eventually("the external payment recorded", || {
+        db.rows(
+            "SELECT status, customer_id FROM payments WHERE provider_id = 'mock_pi_external'",
+            &[],
+        ) == vec![vec![Some("succeeded".to_owned()), Some(customer.clone())]]
+    });
+    let adopted = db
+        .value(
+            "SELECT id FROM payments WHERE provider_id = 'mock_pi_external'",
+            &[],
+        )
+        .unwrap();
+    let ev = api.get(&format!(
+        "/v1/events?type=PaymentSucceeded&object_id={adopted}"
+    ));
+    assert_eq!(ev.body["data"].as_array().unwrap().len(), 1, "{ev:?}");
+
     // An operator replays a stored webhook: processed again, its effects not duplicated.
     let (code, out, err) = s.payhost(&["events", "replay", "evt_m1"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -249,6 +287,28 @@ fn a_hundred_copies_at_once_are_one_event() {
         count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE type = 'PaymentSucceeded' AND object_id = $1", &[&pay]),
         1
     );
+    // One event: one receipt, one delivery to the application's endpoint.
+    let event = db
+        .value(
+            "SELECT id FROM events WHERE type = 'PaymentSucceeded' AND object_id = $1",
+            &[&pay],
+        )
+        .unwrap();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM outbox WHERE event_id = $1 AND handler = 'webhook'",
+            &[&event]
+        ),
+        1
+    );
+    assert_eq!(count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM outbox WHERE event_id = $1 AND handler = 'receipt_email'", &[&event]), 1);
+    let mail = _s.dir.path().join("data").join("mail");
+    eventually("the receipt", || {
+        std::fs::read_dir(&mail).map(|d| d.count()).unwrap_or(0) >= 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read_dir(&mail).unwrap().count(), 1, "one email");
 }
 
 #[test]

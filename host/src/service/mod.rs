@@ -106,7 +106,7 @@ impl Ids {
         self
     }
 
-    fn get(&self, provider_id: &str) -> Option<String> {
+    pub fn get(&self, provider_id: &str) -> Option<String> {
         self.0
             .iter()
             .find(|(p, _)| p == provider_id)
