@@ -17,12 +17,11 @@
 
 use crate::clock::Clock;
 use crate::config::{EmailSection, Loaded, WebhookEndpoint};
+use crate::plugins::services::{http_client, HttpClient};
 use crate::service::PaymentService;
 use crate::store::{RowExt, StoreError, Unit};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use lettre::message::{header::ContentType, Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use payhost_plugin_api::{signature, Currency, Money};
@@ -37,11 +36,6 @@ const EMAIL_ATTEMPTS: i64 = 10;
 /// Webhook attempts: with the delay doubling up to an hour, well over 24 hours of retries.
 const WEBHOOK_ATTEMPTS: i64 = 40;
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-
-type HttpClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
 
 pub struct Outbox {
     service: Arc<PaymentService>,
@@ -78,14 +72,6 @@ fn money(data: &Value) -> String {
 
 impl Outbox {
     pub fn new(service: Arc<PaymentService>, clock: Arc<dyn Clock>, config: &Loaded) -> Self {
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
         Self {
             service,
             clock,
@@ -94,7 +80,7 @@ impl Outbox {
             endpoints: config.config.webhook_endpoints.clone(),
             retry_base_ms: config.config.host.webhook_retry_base_ms.max(1),
             retry_days: config.config.dunning.retry_days.clone(),
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: http_client(Duration::from_secs(5)),
         }
     }
 

@@ -273,6 +273,18 @@ pub fn http(
     (status, json)
 }
 
+/// Polls `done` until it holds; panics naming `what` after 30 s.
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The lifecycle events in an `/admin/plugins` answer, as (type, name, detail) triples,
 /// where detail is the error_type, the reason, or "" .
 pub fn lifecycle(admin: &Value) -> Vec<(String, String, String)> {

@@ -9,19 +9,11 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MOCK: &str =
     "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_mock\" }\n";
 const APP_SECRET: &str = "whsec_app_0123456789abcdef";
-
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn messages(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)

@@ -10,7 +10,7 @@ use payhost_tests::db::TestDb;
 use payhost_tests::fake_stripe::FakeStripe;
 use payhost_tests::*;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now() -> i64 {
     SystemTime::now()
@@ -31,14 +31,6 @@ fn deliver(api: &Api, provider: &str, header: Option<(&str, &str)>, body: &str) 
 
 fn mock_event(secret: &str, t: i64, id: &str, kind: &str, object: &Value) -> (String, String) {
     payhost_plugin_mock::webhook::signed_event(secret, t, id, kind, object)
-}
-
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn count(db: &TestDb, sql: &str, args: &[&str]) -> usize {

@@ -78,10 +78,25 @@ impl ReportSink {
     }
 }
 
-type HttpClient = Client<
+/// The host's one outgoing HTTP client type: hyper over rustls (webpki roots).
+pub type HttpClient = Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 >;
+
+/// A client for https:// and http:// (local endpoints: tests, a proxy on localhost); who
+/// may be reached is the caller's decision (allowlists, configured endpoints).
+pub fn http_client(connect_timeout: Duration) -> HttpClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
 
 /// Default upper bound for one HTTP exchange when the plugin gives none.
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,23 +118,13 @@ impl InstanceServices {
         clock: Arc<dyn Clock>,
         runtime: tokio::runtime::Handle,
     ) -> Self {
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        // http:// stays allowed for local endpoints (tests, a proxy on localhost); the
-        // allowlist decides which hosts an instance may reach at all.
-        connector.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
         Self {
             instance: instance.to_owned(),
             allow_hosts,
             sink,
             clock,
             runtime,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: http_client(Duration::from_secs(10)),
         }
     }
 
