@@ -26,7 +26,7 @@ use lettre::message::{header::ContentType, Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use payhost_plugin_api::{signature, Currency, Money};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,7 +100,7 @@ impl Outbox {
 
     /// One round: due emails, each endpoint's deliveries in order, due dunning attempts.
     /// Returns how many pieces of work were done.
-    pub async fn run_once(&self) -> usize {
+    pub async fn run_once(self: &Arc<Self>) -> usize {
         let outbox = self.round().await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "outbox round failed");
             0
@@ -215,7 +215,9 @@ impl Outbox {
         Ok(n)
     }
 
-    async fn round(&self) -> Result<usize, StoreError> {
+    /// Emails and dunning run here; each endpoint's deliveries run in a task of their own,
+    /// strictly in order, so an endpoint that hangs delays only itself.
+    async fn round(self: &Arc<Self>) -> Result<usize, StoreError> {
         let now_ms = self.clock.now_millis();
         let rows = self
             .service
@@ -228,8 +230,8 @@ impl Outbox {
                 vec![],
             )
             .await?;
-        let mut done = 0;
-        let mut blocked: BTreeSet<String> = BTreeSet::new();
+        let mut others = Vec::new();
+        let mut targets: BTreeMap<String, Vec<Work>> = BTreeMap::new();
         for r in rows {
             let work = Work {
                 id: r.text("id")?,
@@ -246,59 +248,80 @@ impl Outbox {
                     "created_at": r.int("created_at")?,
                 }),
             };
-            let webhook = work.handler == "webhook";
-            // Per endpoint, strictly in order: a row waiting for its retry holds the rest.
-            if webhook && blocked.contains(&work.target) {
-                continue;
-            }
-            if !work.due {
-                if webhook {
-                    blocked.insert(work.target.clone());
-                }
-                continue;
-            }
-            let outcome = match work.handler.as_str() {
-                "webhook" => self.deliver(&work).await,
-                "dunning" => self.schedule_dunning(&work).await,
-                _ => self.email(&work).await,
-            };
-            match outcome {
-                Ok(status) => {
-                    self.finish(&work.id, "done", work.attempts + 1, None, status, None)
-                        .await?;
-                    done += 1;
-                }
-                Err((error, status)) => {
-                    if webhook {
-                        blocked.insert(work.target.clone());
-                    }
-                    let attempts = work.attempts + 1;
-                    let limit = if webhook {
-                        WEBHOOK_ATTEMPTS
-                    } else {
-                        EMAIL_ATTEMPTS
-                    };
-                    let doubling = 1u64 << (attempts.clamp(1, 21) - 1);
-                    let delay = self.retry_base_ms.saturating_mul(doubling).min(3_600_000);
-                    let state = if attempts >= limit {
-                        "failed"
-                    } else {
-                        "pending"
-                    };
-                    tracing::warn!(outbox_id = %work.id, handler = %work.handler, target = %work.target, attempts, error = %error, "outbox work failed");
-                    self.finish(
-                        &work.id,
-                        state,
-                        attempts,
-                        Some(&error),
-                        status,
-                        Some(now_ms + delay as i64),
-                    )
-                    .await?;
-                }
+            if work.handler == "webhook" {
+                targets.entry(work.target.clone()).or_default().push(work);
+            } else {
+                others.push(work);
             }
         }
+        let mut deliveries = tokio::task::JoinSet::new();
+        for (_, list) in targets {
+            let me = self.clone();
+            deliveries.spawn(async move {
+                let mut done = 0;
+                // A row waiting for its retry, or failing now, holds the rows after it.
+                for work in list.iter().take_while(|w| w.due) {
+                    if !me.run(work, now_ms).await? {
+                        break;
+                    }
+                    done += 1;
+                }
+                Ok::<usize, StoreError>(done)
+            });
+        }
+        let mut done = 0;
+        for work in others.iter().filter(|w| w.due) {
+            if self.run(work, now_ms).await? {
+                done += 1;
+            }
+        }
+        while let Some(joined) = deliveries.join_next().await {
+            done += joined.unwrap_or(Ok(0))?;
+        }
         Ok(done)
+    }
+
+    /// Does one piece of work and records the outcome; true when it was done.
+    async fn run(&self, work: &Work, now_ms: i64) -> Result<bool, StoreError> {
+        let webhook = work.handler == "webhook";
+        let outcome = match work.handler.as_str() {
+            "webhook" => self.deliver(work).await,
+            "dunning" => self.schedule_dunning(work).await,
+            _ => self.email(work).await,
+        };
+        match outcome {
+            Ok(status) => {
+                self.finish(&work.id, "done", work.attempts + 1, None, status, None)
+                    .await?;
+                Ok(true)
+            }
+            Err((error, status)) => {
+                let attempts = work.attempts + 1;
+                let limit = if webhook {
+                    WEBHOOK_ATTEMPTS
+                } else {
+                    EMAIL_ATTEMPTS
+                };
+                let doubling = 1u64 << (attempts.clamp(1, 21) - 1);
+                let delay = self.retry_base_ms.saturating_mul(doubling).min(3_600_000);
+                let state = if attempts >= limit {
+                    "failed"
+                } else {
+                    "pending"
+                };
+                tracing::warn!(outbox_id = %work.id, handler = %work.handler, target = %work.target, attempts, error = %error, "outbox work failed");
+                self.finish(
+                    &work.id,
+                    state,
+                    attempts,
+                    Some(&error),
+                    status,
+                    Some(now_ms + delay as i64),
+                )
+                .await?;
+                Ok(false)
+            }
+        }
     }
 
     async fn finish(

@@ -253,3 +253,38 @@ fn an_endpoint_that_was_down_gets_every_event_signed_and_in_order() {
         .to_owned();
     assert!(metrics.contains("payhost_outbox_pending 0"), "{metrics}");
 }
+
+#[test]
+fn an_endpoint_that_hangs_does_not_hold_up_emails() {
+    // Accepts connections (the kernel's backlog) and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        "default_provider = \"mock\"\n",
+        &format!(
+            "{MOCK}[[webhook_endpoints]]\nname = \"slow\"\nurl = \"http://127.0.0.1:{port}/hang\"\nsecret = \"{APP_SECRET}\"\n"
+        ),
+    );
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let admin = Api::new(&host.addr, ADMIN_KEY);
+    let p = api.post(
+        "/v1/payments",
+        &json!({"user_id": "h", "email": "h@example.com", "amount": 900, "currency": "usd", "payment_method": "pm_card_visa"}),
+    );
+    assert_eq!(p.s("status"), "succeeded");
+    let dir = s.dir.path().join("data").join("mail");
+    eventually("the receipt", || !messages(&dir).is_empty());
+    // The receipt went out while the endpoint's first delivery was still waiting for an answer.
+    let rows = admin.get("/admin/outbox?status=pending").body;
+    let hanging: Vec<&Value> = rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["handler"] == "webhook")
+        .collect();
+    assert!(!hanging.is_empty(), "{rows}");
+    assert!(hanging.iter().all(|r| r["attempts"] == 0), "{rows}");
+    drop(silent);
+}
