@@ -41,14 +41,19 @@ const MOCK: &str = "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secr
     [[webhook_endpoints]]\nname = \"app\"\nurl = \"http://127.0.0.1:9/down\"\nsecret = \"whsec_app_0123456789abcdef\"\n";
 
 fn mock_host() -> (Scratch, HostProcess, Api, TestDb) {
-    let s = Scratch::with_host(
-        &[(&mock_so(), "mock.so")],
-        "default_provider = \"mock\"\n",
-        MOCK,
-    );
+    mock_host_on(None)
+}
+
+/// A host with the mock on `db` (None: SQLite in the scratch folder).
+fn mock_host_on(db: Option<TestDb>) -> (Scratch, HostProcess, Api, TestDb) {
+    let mut host_lines = "default_provider = \"mock\"\n".to_owned();
+    if let Some(db) = &db {
+        host_lines.push_str(&db.host_line());
+    }
+    let s = Scratch::with_host(&[(&mock_so(), "mock.so")], &host_lines, MOCK);
     let host = s.serve();
     let api = Api::new(&host.addr, API_KEY);
-    let db = TestDb::sqlite(s.dir.path());
+    let db = db.unwrap_or_else(|| TestDb::sqlite(s.dir.path()));
     (s, host, api, db)
 }
 
@@ -234,7 +239,25 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
 
 #[test]
 fn a_hundred_copies_at_once_are_one_event() {
-    let (_s, _host, api, db) = mock_host();
+    hundred_copies(None);
+}
+
+#[test]
+fn a_hundred_copies_at_once_are_one_event_on_postgres() {
+    let Some(pg) = TestDb::postgres("webhooks") else {
+        eprintln!(
+            "skipped: set {} to run the PostgreSQL tests",
+            payhost_tests::db::POSTGRES_VAR
+        );
+        return;
+    };
+    hundred_copies(Some(pg));
+}
+
+/// 100 concurrent deliveries of one event: one inbox row, one domain event, one receipt,
+/// one delivery owed to the application's endpoint.
+fn hundred_copies(db: Option<TestDb>) {
+    let (_s, _host, api, db) = mock_host_on(db);
     let (pay, provider_pay) = open_payment(&api, "w2");
     let object =
         json!({"id": provider_pay, "amount": 1500, "currency": "usd", "status": "succeeded"});
