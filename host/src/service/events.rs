@@ -248,21 +248,26 @@ impl Recorder {
         provider: &str,
         reports: &[DomainEventReport],
     ) -> Result<Ids, ServiceError> {
-        let mut ids = Ids::default();
-        for r in reports {
-            for provider_id in [
-                Some(r.object_id.to_string()),
-                opt(&r.customer_id),
-                opt(&r.payment_id),
-                opt(&r.subscription_id),
-                opt(&r.invoice_id),
-            ]
-            .into_iter()
+        // Each provider id once (a payment event names its payment twice, as object and as
+        // payment): every lookup is a round trip to the database.
+        let wanted: std::collections::BTreeSet<String> = reports
+            .iter()
+            .flat_map(|r| {
+                [
+                    Some(r.object_id.to_string()),
+                    opt(&r.customer_id),
+                    opt(&r.payment_id),
+                    opt(&r.subscription_id),
+                    opt(&r.invoice_id),
+                ]
+            })
             .flatten()
-            {
-                if let Some(id) = self.lookup(provider, &provider_id).await? {
-                    ids = ids.with(&provider_id, &id);
-                }
+            .filter(|id| !id.is_empty())
+            .collect();
+        let mut ids = Ids::default();
+        for provider_id in wanted {
+            if let Some(id) = self.lookup(provider, &provider_id).await? {
+                ids = ids.with(&provider_id, &id);
             }
         }
         Ok(ids)
