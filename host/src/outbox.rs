@@ -46,6 +46,9 @@ pub struct Outbox {
     retry_base_ms: u64,
     retry_days: Vec<u32>,
     http: HttpClient,
+    /// The SMTP transport (its connection pool) when `email.transport = "smtp"`, built once;
+    /// a URL it cannot use is an error for every message, in the outbox's log.
+    smtp: Option<Result<AsyncSmtpTransport<Tokio1Executor>, String>>,
 }
 
 /// One row of work with its event.
@@ -81,6 +84,12 @@ impl Outbox {
             retry_base_ms: config.config.host.webhook_retry_base_ms.max(1),
             retry_days: config.config.dunning.retry_days.clone(),
             http: http_client(Duration::from_secs(5)),
+            smtp: (config.config.email.transport == "smtp").then(|| {
+                let url = config.config.email.smtp_url.clone().unwrap_or_default();
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+                    .map(|b| b.build())
+                    .map_err(|e| format!("email.smtp_url: {e}"))
+            }),
         }
     }
 
@@ -468,11 +477,8 @@ impl Outbox {
             .header(ContentType::TEXT_PLAIN)
             .body(text)
             .map_err(|e| (e.to_string(), None))?;
-        if self.email.transport == "smtp" {
-            let url = self.email.smtp_url.clone().unwrap_or_default();
-            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
-                .map_err(|e| (format!("email.smtp_url: {e}"), None))?
-                .build();
+        if let Some(smtp) = &self.smtp {
+            let transport = smtp.as_ref().map_err(|e| (e.clone(), None))?;
             transport
                 .send(message)
                 .await

@@ -152,17 +152,6 @@ impl FakeStripe {
     pub fn clear_seen(&self) {
         self.inner.lock().unwrap().seen.clear();
     }
-
-    /// A stored object by id, as Stripe holds it (for assertions).
-    pub fn object(&self, id: &str) -> Option<Value> {
-        let i = self.inner.lock().unwrap();
-        i.customers
-            .get(id)
-            .or_else(|| i.intents.get(id))
-            .or_else(|| i.subscriptions.get(id))
-            .or_else(|| i.methods.get(id))
-            .cloned()
-    }
 }
 
 async fn handle(

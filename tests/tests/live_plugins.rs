@@ -239,12 +239,15 @@ fn a_broken_build_leaves_the_running_one_serving() {
         201,
         "the old build keeps serving"
     );
-    let errors: Vec<String> = lifecycle_of_mock(&admin);
-    assert_eq!(
-        errors.last().map(String::as_str),
-        Some("PluginInitialized"),
-        "{errors:?}"
+    // The refusal is a PluginError about the file, and the running plugin was not stopped.
+    let all = lifecycle(&admin.get("/admin/plugins").body);
+    assert!(
+        all.iter()
+            .any(|(t, name, d)| t == "PluginError" && name == "mock.so" && d == "load"),
+        "{all:?}"
     );
+    let mock = lifecycle_of_mock(&admin);
+    assert_eq!(mock, ["PluginRegistered", "PluginInitialized"], "{mock:?}");
 
     // The complete build lands: it takes over.
     install(&mock_next_so(), &dir, "mock.so");

@@ -25,12 +25,13 @@ pub struct RequestId(pub String);
 
 const MAX_KEY_LEN: usize = 255;
 
-/// The request's tenant, id, idempotency key and caller scope.
+/// The request's tenant, id, idempotency key and caller.
 pub struct ReqMeta {
     tenant: Option<String>,
     request_id: String,
     idempotency_key: Option<String>,
-    scope: String,
+    /// The bearer credential; idempotency keys are scoped to a hash of it.
+    bearer: String,
     method: String,
     path: String,
 }
@@ -74,7 +75,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ReqMeta {
                 .map(|r| r.0.clone())
                 .unwrap_or_default(),
             idempotency_key,
-            scope: sha256_hex(&[bearer.as_bytes()])[..16].to_owned(),
+            bearer,
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
         })
@@ -89,6 +90,19 @@ impl ReqMeta {
             idempotency: None,
             defer_reply: false,
         }
+    }
+}
+
+/// Query parameters, refused with an error in the API's shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::invalid(None, format!("query: {}", e.body_text())))
     }
 }
 
@@ -197,7 +211,8 @@ where
         return Ok(reply_response(op(s.service.clone(), ctx, req).await?));
     };
     let request_hash = sha256_hex(&[meta.method.as_bytes(), meta.path.as_bytes(), &body]);
-    let slot = (meta.scope.clone(), key.clone());
+    let scope = sha256_hex(&[meta.bearer.as_bytes()])[..16].to_owned();
+    let slot = (scope.clone(), key.clone());
     let claimed = s
         .idempotency
         .0
@@ -220,7 +235,7 @@ where
         .store()
         .one(
             "SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
-            vec![meta.scope.clone().into(), key.clone().into()],
+            vec![scope.clone().into(), key.clone().into()],
         )
         .await
         .map_err(ServiceError::from)?;
@@ -249,7 +264,7 @@ where
         return Ok(response);
     }
     ctx.idempotency = Some(IdemSlot {
-        scope: meta.scope.clone(),
+        scope,
         key,
         request_hash,
     });

@@ -291,13 +291,14 @@ async fn admin_reload(
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct QueueFilter {
     status: Option<String>,
 }
 
 async fn admin_outbox(
     State(s): State<AppState>,
-    axum::extract::Query(f): axum::extract::Query<QueueFilter>,
+    call::ApiQuery(f): call::ApiQuery<QueueFilter>,
 ) -> Result<Json<Value>, ApiError> {
     use crate::store::RowExt;
     let rows = s
@@ -357,7 +358,7 @@ async fn admin_outbox_retry(
 
 async fn admin_inbox(
     State(s): State<AppState>,
-    axum::extract::Query(f): axum::extract::Query<QueueFilter>,
+    call::ApiQuery(f): call::ApiQuery<QueueFilter>,
 ) -> Result<Json<Value>, ApiError> {
     use crate::store::RowExt;
     let rows = s

@@ -1,15 +1,14 @@
 //! `/v1`: the API an application's backend calls. Each handler is one service operation;
 //! POSTs go through the idempotency protocol in [`super::call::post`].
 
-use super::call::{get, post, RawBody, ReqMeta};
+use super::call::{get, post, ApiQuery, RawBody, ReqMeta};
 use super::ApiError;
 use crate::app::AppState;
 use crate::service::{customers, invoices, payments, subscriptions, EventFilter, Reply};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get as get_route, post as post_route};
 use axum::Router;
-use serde::de::DeserializeOwned;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -47,31 +46,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/invoices/{id}", get_route(get_invoice))
         .route("/v1/checkout", post_route(checkout))
         .route("/v1/events", get_route(list_events))
-}
-
-/// Query parameters with errors in the API's shape.
-fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
-    let q: Query<T> = Query::try_from_uri(
-        &format!("/?{}", raw.unwrap_or_default())
-            .parse()
-            .map_err(|_| ApiError::invalid(None, "malformed query string"))?,
-    )
-    .map_err(|e| ApiError::invalid(None, format!("query: {}", e.body_text())))?;
-    Ok(q.0)
-}
-
-/// The raw query string, for [`query`].
-struct RawQuery(Option<String>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RawQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, ApiError> {
-        Ok(Self(parts.uri.query().map(str::to_owned)))
-    }
 }
 
 async fn create_customer(
@@ -162,9 +136,8 @@ async fn list_invoices(
     State(s): State<AppState>,
     meta: ReqMeta,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    ApiQuery(q): ApiQuery<invoices::ListInvoices>,
 ) -> Result<Response, ApiError> {
-    let q: invoices::ListInvoices = query(q.as_deref())?;
     get(&s, meta, |svc, ctx| async move {
         svc.list_invoices(&ctx, &id, q).await
     })
@@ -353,9 +326,8 @@ async fn checkout(
 async fn list_events(
     State(s): State<AppState>,
     meta: ReqMeta,
-    RawQuery(q): RawQuery,
+    ApiQuery(filter): ApiQuery<EventFilter>,
 ) -> Result<Response, ApiError> {
-    let filter: EventFilter = query(q.as_deref())?;
     get(&s, meta, |svc, _| async move {
         let body = svc.recorder().list(&filter).await?;
         Ok(Reply { status: 200, body })

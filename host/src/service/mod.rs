@@ -12,7 +12,7 @@ pub mod payments;
 mod rows;
 pub mod subscriptions;
 
-pub use events::{handlers, EventFilter, Recorder};
+pub use events::{EventFilter, Recorder};
 pub use rows::new_id;
 
 use crate::clock::Clock;

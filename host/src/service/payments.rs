@@ -4,10 +4,10 @@ use super::customers::{kv, ropt, CreateCustomer};
 use super::rows::{new_id, payment_cols, CustomerRow, PaymentRow};
 use super::{metadata_json, opt, Ctx, Ids, PaymentService, Reply, ServiceError};
 use crate::store::{Arg, RowExt, Unit};
-use abi_stable::std_types::ROption;
+use abi_stable::std_types::{ROption, RResult, RString};
 use payhost_plugin_api::{
-    capabilities as cap, Currency, DomainEventKind, DomainEventReport, Money, NewPayment,
-    NewRefund, Payment, PaymentStatus, Refund,
+    capabilities as cap, CallCtx, Currency, DomainEventKind, DomainEventReport, Money, NewPayment,
+    NewRefund, Payment, PaymentStatus, PluginError, ProviderBox, Refund,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -364,23 +364,39 @@ impl PaymentService {
         self.finish(ctx, unit, &provider, events, &ids, reply).await
     }
 
+    /// Runs an operation on an existing payment's provider and syncs the answer.
+    async fn payment_op<F>(
+        &self,
+        ctx: &Ctx,
+        row: PaymentRow,
+        operation: &'static str,
+        f: F,
+    ) -> Result<Reply, ServiceError>
+    where
+        F: FnOnce(&ProviderBox, CallCtx, RString) -> RResult<Payment, PluginError> + Send + 'static,
+    {
+        let pid: RString = row.provider_id.as_str().into();
+        let (p, emitted) = self
+            .call(
+                &row.provider,
+                cap::PAYMENTS,
+                operation,
+                ctx.call_ctx(""),
+                move |pr, c| f(pr, c, pid),
+            )
+            .await?;
+        self.sync_payment(ctx, row, p, emitted).await
+    }
+
     /// `GET /v1/payments/{id}`: refreshed from the provider.
     ///
     /// # Errors
     /// Unknown id, or the provider's error.
     pub async fn get_payment(&self, ctx: &Ctx, id: &str) -> Result<Reply, ServiceError> {
         let row = self.payment(id, "id").await?;
-        let pid = row.provider_id.clone();
-        let (p, emitted) = self
-            .call(
-                &row.provider,
-                cap::PAYMENTS,
-                "get_payment",
-                ctx.call_ctx(""),
-                move |pr, c| pr.get_payment(c, pid.into()),
-            )
+        let mut reply = self
+            .payment_op(ctx, row, "get_payment", |pr, c, pid| pr.get_payment(c, pid))
             .await?;
-        let mut reply = self.sync_payment(ctx, row, p, emitted).await?;
         // A read never hands out the client secret again.
         reply.body["client_secret"] = Value::Null;
         Ok(reply)
@@ -404,17 +420,10 @@ impl PaymentService {
             }
             None => None,
         };
-        let pid = row.provider_id.clone();
-        let (p, emitted) = self
-            .call(
-                &row.provider,
-                cap::PAYMENTS,
-                "confirm_payment",
-                ctx.call_ctx(""),
-                move |pr, c| pr.confirm_payment(c, pid.into(), ropt(pm)),
-            )
-            .await?;
-        self.sync_payment(ctx, row, p, emitted).await
+        self.payment_op(ctx, row, "confirm_payment", move |pr, c, pid| {
+            pr.confirm_payment(c, pid, ropt(pm))
+        })
+        .await
     }
 
     /// `POST /v1/payments/{id}/cancel`.
@@ -423,17 +432,10 @@ impl PaymentService {
     /// Unknown id, or the provider's error (e.g. a payment that already succeeded).
     pub async fn cancel_payment(&self, ctx: &Ctx, id: &str) -> Result<Reply, ServiceError> {
         let row = self.payment(id, "id").await?;
-        let pid = row.provider_id.clone();
-        let (p, emitted) = self
-            .call(
-                &row.provider,
-                cap::PAYMENTS,
-                "cancel_payment",
-                ctx.call_ctx(""),
-                move |pr, c| pr.cancel_payment(c, pid.into()),
-            )
-            .await?;
-        self.sync_payment(ctx, row, p, emitted).await
+        self.payment_op(ctx, row, "cancel_payment", |pr, c, pid| {
+            pr.cancel_payment(c, pid)
+        })
+        .await
     }
 
     /// Attempts a failed payment again (dunning), with the customer's default payment

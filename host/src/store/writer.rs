@@ -105,10 +105,6 @@ impl Unit {
         self.stmts.len() - 1
     }
 
-    pub fn extend(&mut self, other: Unit) {
-        self.stmts.extend(other.stmts);
-    }
-
     pub fn is_empty(&self) -> bool {
         self.stmts.is_empty()
     }

@@ -73,10 +73,15 @@ fn plugins() {
             scratch.path(),
             Duration::from_secs(10),
         );
-        registry.register_file(&mock).unwrap();
+        let folder = scratch.path().join("plugins");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(&mock, folder.join("mock.so")).unwrap();
         let cfg: ProviderConfig =
             toml::from_str("plugin = \"mock\"\nconfig = { webhook_secret = \"w\" }").unwrap();
-        registry.start_instance("mock", &cfg).await.unwrap();
+        let synced = registry
+            .sync(&folder, &[("mock".to_owned(), cfg)].into())
+            .await;
+        assert_eq!(synced.loaded, ["mock"], "{synced:?}");
         let customer = registry
             .call("mock", cap::CUSTOMERS, "create_customer", |p| {
                 p.create_customer(
