@@ -250,25 +250,43 @@ async fn replay(config_file: &Path, id: &str) -> anyhow::Result<i32> {
 }
 
 fn check(file: &Path) -> i32 {
-    let dir = match tempfile_dir() {
+    // A private, unpredictable 0700 folder: another user cannot plant a library there.
+    let dir = match tempfile::Builder::new().prefix("payhost-check-").tempdir() {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: cannot create a temporary folder: {e}");
             return 2;
         }
     };
-    let result = loader::load(file, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    match result {
+    match loader::load(file, dir.path()) {
         Ok(l) => {
-            let m = &l.metadata;
+            let m = &l.manifest;
+            let keys: Vec<String> = m
+                .config
+                .iter()
+                .map(|k| {
+                    let mut tags = Vec::new();
+                    if k.required {
+                        tags.push("required");
+                    }
+                    if k.secret {
+                        tags.push("secret");
+                    }
+                    if tags.is_empty() {
+                        k.name.clone()
+                    } else {
+                        format!("{} ({})", k.name, tags.join(", "))
+                    }
+                })
+                .collect();
             println!("file:            {}", file.display());
             println!("name:            {}", m.name);
             println!("version:         {}", m.version);
+            println!("contract:        {}", m.contract);
             println!("type:            {}", m.plugin_type);
-            println!("required config: {}", m.required_config.join(", "));
+            println!("config keys:     {}", keys.join(", "));
             println!("capabilities:    {}", m.capabilities.join(", "));
-            println!("webhook header:  {}", m.webhook_signature_header);
+            println!("webhook headers: {}", m.webhook_headers.join(", "));
             0
         }
         Err(e) => {
@@ -276,10 +294,4 @@ fn check(file: &Path) -> i32 {
             1
         }
     }
-}
-
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("payhost-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -227,28 +227,35 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    fn text(&self) -> String {
+    fn json(&self) -> Option<serde_json::Value> {
         match self {
-            Scalar::Text(s) => s.clone(),
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Bool(b) => b.to_string(),
+            Scalar::Text(s) if s.is_empty() => None,
+            Scalar::Text(s) => Some(s.clone().into()),
+            Scalar::Int(i) => Some((*i).into()),
+            Scalar::Bool(b) => Some((*b).into()),
         }
     }
 }
 
 impl ProviderConfig {
-    /// The configuration as key/value pairs; list values become one pair per element.
-    /// Empty strings (an unset optional variable) are left out.
-    pub fn pairs(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
+    /// The configuration as the plugin receives it: a JSON object of its keys. Empty
+    /// strings (an unset optional variable) are left out, in lists too.
+    pub fn config_json(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
         for (k, v) in &self.config {
-            match v {
-                ConfigValue::One(s) => out.push((k.clone(), s.text())),
-                ConfigValue::Many(list) => out.extend(list.iter().map(|s| (k.clone(), s.text()))),
+            let value = match v {
+                ConfigValue::One(s) => s.json(),
+                ConfigValue::Many(list) => {
+                    let items: Vec<serde_json::Value> =
+                        list.iter().filter_map(Scalar::json).collect();
+                    (!items.is_empty()).then_some(serde_json::Value::Array(items))
+                }
+            };
+            if let Some(v) = value {
+                out.insert(k.clone(), v);
             }
         }
-        out.retain(|(_, v)| !v.is_empty());
-        out
+        serde_json::Value::Object(out)
     }
 }
 
@@ -519,19 +526,19 @@ mod tests {
     #[test]
     fn interpolates_variables_and_defaults() {
         let c = parse_with(BASE, &[("STRIPE_API_KEY", "sk_test_1")]).unwrap();
-        let mock = c.providers["mock"].pairs();
-        assert!(mock.contains(&("webhook_secret".into(), "whsec_default".into())));
-        assert!(
-            mock.contains(&("list".into(), "a".into()))
-                && mock.contains(&("list".into(), "b".into()))
+        let mock = c.providers["mock"].config_json();
+        assert_eq!(
+            mock,
+            serde_json::json!({"webhook_secret": "whsec_default", "list": ["a", "b"]})
         );
         assert_eq!(
-            c.providers["stripe_eu"].pairs(),
-            vec![("api_key".into(), "sk_test_1".into())]
+            c.providers["stripe_eu"].config_json(),
+            serde_json::json!({"api_key": "sk_test_1"})
         );
         let unset = parse_with(BASE, &[]).unwrap();
-        assert!(
-            unset.providers["stripe_eu"].pairs().is_empty(),
+        assert_eq!(
+            unset.providers["stripe_eu"].config_json(),
+            serde_json::json!({}),
             "empty values are left out"
         );
     }

@@ -15,10 +15,8 @@ use crate::clock::Clock;
 use crate::plugins::{CallError, Registry};
 use crate::service::{new_id, Ids, PaymentService, ServiceError};
 use crate::store::{Arg, RowExt, Unit};
-use payhost_plugin_api::abi_stable::std_types::ROption;
 use payhost_plugin_api::{
-    capabilities as cap, DomainEventKind, DomainEventReport, KeyValue, VerifiedEvent,
-    WebhookDelivery,
+    ops, CallCtx, DomainEventKind, DomainEventReport, Headers, WebhookDelivery, WebhookEvent,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,10 +54,6 @@ pub struct Webhooks {
     wake: Notify,
 }
 
-fn opt(v: &ROption<payhost_plugin_api::abi_stable::std_types::RString>) -> Option<String> {
-    v.as_ref().map(|s| s.to_string()).into_option()
-}
-
 /// Seconds to wait before attempt `n + 1`.
 fn backoff_secs(attempts: i64) -> i64 {
     2i64.saturating_pow(u32::try_from(attempts.clamp(0, 12)).unwrap_or(12))
@@ -89,18 +83,23 @@ impl Webhooks {
         &self,
         provider: &str,
         body: Vec<u8>,
-        headers: Vec<KeyValue>,
+        headers: Headers,
     ) -> Result<Received, ReceiveError> {
+        // Providers send JSON: the inbox stores the payload as text.
+        let payload = String::from_utf8(body.clone()).map_err(|_| {
+            ReceiveError::Call(CallError::Plugin(payhost_plugin_api::PluginError::invalid(
+                "body",
+                "the webhook body is not UTF-8 text",
+            )))
+        })?;
         let delivery = WebhookDelivery {
             body: body.into(),
-            headers: headers.into(),
+            headers,
             now: self.clock.now_secs(),
         };
         let event = self
             .registry
-            .call(provider, cap::WEBHOOKS, "verify_webhook", move |p| {
-                p.verify_webhook(delivery)
-            })
+            .call::<ops::VerifyWebhook>(provider, CallCtx::default(), delivery)
             .await
             .map_err(ReceiveError::Call)?;
         let now = self.clock.now_secs();
@@ -115,7 +114,7 @@ impl Webhooks {
                 provider.into(),
                 event.id.as_str().into(),
                 event.event_type.as_str().into(),
-                event.payload.as_str().into(),
+                payload.into(),
                 event.created.into(),
                 now.into(),
             ],
@@ -132,8 +131,8 @@ impl Webhooks {
         }
         tracing::info!(provider, event_id = %event.id, event_type = %event.event_type, duplicate, "webhook received");
         Ok(Received {
-            event_id: event.id.to_string(),
-            event_type: event.event_type.to_string(),
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
             duplicate,
         })
     }
@@ -180,11 +179,11 @@ impl Webhooks {
                 Ok((
                     row.text("id")?,
                     row.text("provider")?,
-                    VerifiedEvent {
-                        id: row.text("event_id")?.into(),
-                        event_type: row.text("event_type")?.into(),
+                    WebhookEvent {
+                        id: row.text("event_id")?,
+                        event_type: row.text("event_type")?,
                         created: row.int("created")?,
-                        payload: row.text("payload")?.into(),
+                        payload: row.text("payload")?,
                     },
                     row.int("attempts")?,
                 ))
@@ -243,17 +242,14 @@ impl Webhooks {
         &self,
         id: &str,
         provider: &str,
-        event: VerifiedEvent,
+        event: WebhookEvent,
     ) -> Result<(), ServiceError> {
         let created = event.created;
         let reports: Vec<DomainEventReport> = self
             .registry
-            .call(provider, cap::WEBHOOKS, "map_webhook", move |p| {
-                p.map_webhook(event)
-            })
+            .call::<ops::MapWebhook>(provider, CallCtx::default(), event)
             .await?
-            .into_iter()
-            .collect();
+            .events;
         let now = self.clock.now_secs();
         let mut unit = Unit::new();
         let recorder = self.service.recorder();
@@ -284,7 +280,7 @@ fn sync(
     ids: &mut Ids,
 ) {
     let object = r.object_id.as_str();
-    match r.kind {
+    match &r.kind {
         DomainEventKind::PaymentSucceeded | DomainEventKind::PaymentFailed => {
             let status = if r.kind == DomainEventKind::PaymentSucceeded {
                 "succeeded"
@@ -296,7 +292,7 @@ fn sync(
                 "UPDATE payments SET status = $3, failure_message = COALESCE($4, failure_message), \
                  synced_at = $5, updated_at = $6 \
                  WHERE provider = $1 AND provider_id = $2 AND synced_at <= $5",
-                vec![provider.into(), object.into(), status.into(), Arg::from(opt(&r.error)), created.into(), now.into()],
+                vec![provider.into(), object.into(), status.into(), Arg::from(r.error.clone()), created.into(), now.into()],
             );
         }
         DomainEventKind::SubscriptionCreated | DomainEventKind::SubscriptionUpdated => {
@@ -307,8 +303,8 @@ fn sync(
                 vec![
                     provider.into(),
                     object.into(),
-                    Arg::from(opt(&r.status)),
-                    Arg::from(opt(&r.plan_id)),
+                    Arg::from(r.status.clone()),
+                    Arg::from(r.plan_id.clone()),
                     r.cancel_at_period_end.into(),
                     created.into(),
                     now.into(),
@@ -341,11 +337,33 @@ fn sync(
             );
         }
         DomainEventKind::PaymentCreated => {
-            let status = opt(&r.status).unwrap_or_else(|| "requires_payment_method".into());
+            let status = r
+                .status
+                .clone()
+                .unwrap_or_else(|| "requires_payment_method".into());
             adopt_payment(unit, provider, r, &status, (created, now), ids);
         }
-        // Nothing to sync beyond the event itself.
-        DomainEventKind::RefundProcessed => {}
+        DomainEventKind::PaymentAuthorized | DomainEventKind::PaymentCanceled => {
+            let status = if r.kind == DomainEventKind::PaymentAuthorized {
+                "requires_capture"
+            } else {
+                "canceled"
+            };
+            unit.push(
+                "UPDATE payments SET status = $3, synced_at = $4, updated_at = $5 \
+                 WHERE provider = $1 AND provider_id = $2 AND synced_at <= $4",
+                vec![
+                    provider.into(),
+                    object.into(),
+                    status.into(),
+                    created.into(),
+                    now.into(),
+                ],
+            );
+        }
+        // Nothing to sync beyond the event itself (a kind a newer plugin reports is kept in
+        // the event log as it came).
+        DomainEventKind::RefundProcessed | DomainEventKind::Unknown(_) => {}
     }
 }
 
@@ -359,8 +377,7 @@ fn adopt_payment(
     (created, now): (i64, i64),
     ids: &mut Ids,
 ) {
-    let (Some(customer), Some(amount)) = (opt(&r.customer_id), r.amount.as_ref().into_option())
-    else {
+    let (Some(customer), Some(amount)) = (r.customer_id.clone(), r.amount.as_ref()) else {
         return;
     };
     if ids.get(r.object_id.as_str()).is_some() || ids.get(&customer).is_none() {

@@ -1,72 +1,89 @@
-//! The one error type that crosses the plugin boundary.
+//! The one error type that crosses the plugin boundary, in both directions.
 
-use abi_stable::{
-    std_types::{ROption, RString},
-    StableAbi,
-};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Stable error codes. Providers may use others (e.g. a decline reason); the host maps the
-/// ones below to HTTP statuses and treats any other code as a provider error.
+/// Stable error codes. The host maps these to HTTP answers; any other code is treated as a
+/// provider error (502) and passed on to the API caller as `provider_error`.
 pub mod codes {
-    /// The request was malformed or refused by the provider as invalid.
+    /// The request was malformed or refused by the provider as invalid (400).
     pub const INVALID_REQUEST: &str = "invalid_request";
-    /// The object named does not exist at the provider.
+    /// The object named does not exist at the provider (404).
     pub const NOT_FOUND: &str = "not_found";
-    /// The card was declined; `decline_code` says why.
+    /// The card was declined; `decline_code` says why (402). A decline while creating or
+    /// confirming a payment is better answered as a payment with status `failed`.
     pub const CARD_DECLINED: &str = "card_declined";
-    /// The operation is not declared by this provider.
+    /// The operation, or a value in the request, is not supported by this plugin (400). The
+    /// message says why; `param` names the field when one is at fault.
     pub const UNSUPPORTED: &str = "unsupported_operation";
-    /// Missing or invalid configuration at initialization.
+    /// Missing or invalid configuration at initialization; `param` names the key.
     pub const CONFIG: &str = "invalid_config";
-    /// The provider refused our credentials.
+    /// The provider refused the plugin's credentials (502).
     pub const AUTHENTICATION: &str = "provider_authentication";
-    /// The provider rate-limited us.
+    /// The provider rate-limited the plugin (429).
     pub const RATE_LIMITED: &str = "rate_limited";
-    /// The provider could not be reached or answered with a server error.
+    /// The provider could not be reached or answered with a server error (503).
     pub const UNAVAILABLE: &str = "provider_unavailable";
-    /// The request conflicts with the state of the object (e.g. refund above the remaining amount).
+    /// The request conflicts with the state of the object, e.g. canceling a payment that
+    /// already succeeded (409).
     pub const CONFLICT: &str = "conflict";
-    /// A webhook signature was missing, malformed, stale or did not match.
+    /// A webhook signature was missing, malformed, stale or did not match (400).
     pub const INVALID_SIGNATURE: &str = "invalid_signature";
-    /// The plugin panicked; the panic was caught at the boundary.
+    /// The call's deadline passed before it could finish (504).
+    pub const DEADLINE: &str = "deadline_exceeded";
+    /// The plugin panicked; the panic was caught at the boundary (502).
     pub const PANICKED: &str = "plugin_panicked";
-    /// Anything else that went wrong inside the plugin.
+    /// A message across the boundary could not be decoded: a bug on one side (502).
+    pub const PROTOCOL: &str = "protocol_error";
+    /// Anything else that went wrong inside the plugin (502).
     pub const INTERNAL: &str = "plugin_internal";
 }
 
-/// An error from a plugin: a stable code, a human message, and whether retrying may help.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+/// An error: a stable code, a message for people, the request field at fault, the
+/// provider's decline reason, and whether retrying the same request may succeed.
+///
+/// Messages reach API callers: never put a secret, a credential or a provider's raw
+/// authentication message in one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginError {
-    pub code: RString,
-    pub message: RString,
+    /// One of [`codes`], or a provider-specific code.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
     /// The request field at fault, if one is.
-    pub param: ROption<RString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
     /// The provider's decline reason for card errors (e.g. `insufficient_funds`).
-    pub decline_code: ROption<RString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    /// Retrying the same request later may succeed (rate limits, outages).
+    #[serde(default)]
     pub retryable: bool,
 }
 
 impl PluginError {
+    /// An error with `code` and `message`.
     pub fn new(code: &str, message: impl Into<String>) -> Self {
         Self {
-            code: code.into(),
-            message: message.into().into(),
-            param: ROption::RNone,
-            decline_code: ROption::RNone,
+            code: code.to_owned(),
+            message: message.into(),
+            param: None,
+            decline_code: None,
             retryable: false,
         }
     }
 
+    /// `invalid_request` naming the parameter at fault.
     pub fn invalid(param: &str, message: impl Into<String>) -> Self {
         Self::new(codes::INVALID_REQUEST, message).with_param(param)
     }
 
+    /// `not_found`: `no such {what}: '{id}'`.
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(codes::NOT_FOUND, format!("no such {what}: '{id}'"))
     }
 
+    /// `unsupported_operation` for an operation this plugin does not implement.
     pub fn unsupported(operation: &str) -> Self {
         Self::new(
             codes::UNSUPPORTED,
@@ -74,19 +91,37 @@ impl PluginError {
         )
     }
 
+    /// `invalid_config` naming the configuration key at fault.
+    pub fn config(key: &str, message: impl Into<String>) -> Self {
+        Self::new(codes::CONFIG, message).with_param(key)
+    }
+
+    /// `conflict`: the object's state does not allow the operation.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(codes::CONFLICT, message)
+    }
+
+    /// Names the request field at fault.
     pub fn with_param(mut self, param: &str) -> Self {
-        self.param = ROption::RSome(param.into());
+        self.param = Some(param.to_owned());
         self
     }
 
+    /// Sets the provider's decline reason.
     pub fn with_decline_code(mut self, code: &str) -> Self {
-        self.decline_code = ROption::RSome(code.into());
+        self.decline_code = Some(code.to_owned());
         self
     }
 
+    /// Marks whether retrying may help.
     pub fn retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
         self
+    }
+
+    /// Whether this is the given code.
+    pub fn is(&self, code: &str) -> bool {
+        self.code == code
     }
 }
 

@@ -13,9 +13,13 @@ pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 /// Why a signature header was refused. The messages are the official SDKs' own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureError {
+    /// No timestamp, or a header that is not `k=v` pairs.
     Malformed,
+    /// No `v1` signature (only `v0` or other schemes, which never count).
     NoV1,
+    /// No `v1` signature matches any secret.
     Mismatch,
+    /// The timestamp is older than the tolerance.
     TooOld,
 }
 

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use payhost_plugin_stripe::form::Form;
+use payhost_plugin_kit::Form;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,8 @@ pub struct Seen {
 
 #[derive(Default)]
 struct Inner {
+    /// The fake's own base URL (its 3-D Secure pages live there).
+    base: String,
     seq: u64,
     customers: BTreeMap<String, Value>,
     methods: BTreeMap<String, Value>,
@@ -134,6 +136,7 @@ impl FakeStripe {
             });
         });
         let addr = rx.recv().unwrap();
+        fake.inner.lock().unwrap().base = format!("http://{addr}");
         Running {
             base: format!("http://{addr}"),
             fake,
@@ -234,6 +237,12 @@ fn answer(
     form: &Form,
     key: Option<String>,
 ) -> (u16, Value, bool) {
+    if let (&Method::GET, Some(pi)) = (method, path.strip_prefix("/fake-3ds/")) {
+        // The buyer's browser on the bank's page: no API key, and it completes the payment.
+        let mut inner = fake.inner.lock().unwrap();
+        let (s, v) = authenticate(&mut inner, pi);
+        return (s, v, false);
+    }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     if auth != Some(&format!("Bearer {API_KEY}")) {
         let (s, v) = error(
@@ -336,6 +345,7 @@ fn route(i: &mut Inner, method: &Method, path: &str, form: &Form) -> Answer {
             .ok_or_else(|| missing("payment_intent", id)),
         ("POST", ["v1", "payment_intents", id, "confirm"]) => confirm_intent(i, id, form),
         ("POST", ["v1", "payment_intents", id, "cancel"]) => cancel_intent(i, id),
+        ("POST", ["v1", "payment_intents", id, "capture"]) => capture_intent(i, id, form),
         ("POST", ["v1", "refunds"]) => refund(i, form),
         ("POST", ["v1", "subscriptions"]) => create_subscription(i, form),
         ("GET", ["v1", "subscriptions", id]) => i
@@ -475,15 +485,104 @@ fn pay(i: &mut Inner, id: &str, pm: &str) -> Result<Value, Answer> {
             "message": "Your card was declined.", "param": null, "payment_intent": pi.clone()}});
         return Err((402, body));
     }
-    if needs_auth {
+    pi["last_payment_error"] = Value::Null;
+    if needs_auth && pi["authenticated"] != true {
         pi["status"] = "requires_action".into();
+        pi["next_action"] = match pi["return_url"].as_str() {
+            Some(return_url) => json!({"type": "redirect_to_url", "redirect_to_url": {
+                "url": format!("{}/fake-3ds/{id}", i_base(pi)), "return_url": return_url}}),
+            None => {
+                json!({"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}})
+            }
+        };
+        return Ok(pi.clone());
+    }
+    authorized(pi, id);
+    Ok(pi.clone())
+}
+
+/// Where the fake's own pages are (the base URL the plugin called, kept on the intent).
+fn i_base(pi: &Value) -> String {
+    pi["fake_base"]
+        .as_str()
+        .unwrap_or("http://127.0.0.1")
+        .to_owned()
+}
+
+/// The card went through: captured at once, or held for a manual capture.
+fn authorized(pi: &mut Value, id: &str) {
+    pi["next_action"] = Value::Null;
+    let charge = json!({"id": format!("ch_{}", &id[3..]), "object": "charge", "amount_refunded": 0,
+        "amount_captured": 0, "payment_intent": id});
+    pi["latest_charge"] = charge;
+    if pi["capture_method"] == "manual" {
+        pi["status"] = "requires_capture".into();
+        pi["amount_capturable"] = pi["amount"].clone();
     } else {
         pi["status"] = "succeeded".into();
         pi["amount_received"] = pi["amount"].clone();
-        let charge = json!({"id": format!("ch_{}", &id[3..]), "object": "charge", "amount_refunded": 0, "payment_intent": id});
-        pi["latest_charge"] = charge;
-        pi["last_payment_error"] = Value::Null;
+        pi["latest_charge"]["amount_captured"] = pi["amount"].clone();
     }
+}
+
+/// The buyer completed 3-D Secure on the bank's page: the intent goes on by itself.
+fn authenticate(i: &mut Inner, id: &str) -> Answer {
+    let Some(pi) = i.intents.get_mut(id) else {
+        return missing("payment_intent", id);
+    };
+    if pi["status"] != "requires_action" {
+        return (200, json!({"page": "nothing to authenticate"}));
+    }
+    pi["authenticated"] = true.into();
+    authorized(pi, id);
+    (
+        200,
+        json!({"page": "authenticated", "return_url": pi["return_url"]}),
+    )
+}
+
+fn capture_intent(i: &mut Inner, id: &str, f: &Form) -> Result<Value, Answer> {
+    check(
+        f,
+        &["amount_to_capture", "expand", "final_capture", "metadata"],
+        &[],
+    )?;
+    let pi = i
+        .intents
+        .get_mut(id)
+        .ok_or_else(|| missing("payment_intent", id))?;
+    if pi["status"] != "requires_capture" {
+        return Err(invalid(
+            "payment_intent_unexpected_state",
+            &format!(
+                "This PaymentIntent could not be captured because it has a status of {}. Only a PaymentIntent with one of the following statuses may be captured: requires_capture.",
+                pi["status"].as_str().unwrap_or("")
+            ),
+            None,
+        ));
+    }
+    let capturable = pi["amount_capturable"].as_i64().unwrap_or(0);
+    let amount = match f.get("amount_to_capture") {
+        Some(a) => a.parse::<i64>().map_err(|_| {
+            invalid(
+                "parameter_invalid_integer",
+                "Invalid integer: amount_to_capture",
+                Some("amount_to_capture"),
+            )
+        })?,
+        None => capturable,
+    };
+    if amount <= 0 || amount > capturable {
+        return Err(invalid(
+            "amount_too_large",
+            &format!("The amount to capture ({amount}) is greater than the amount capturable ({capturable})."),
+            Some("amount_to_capture"),
+        ));
+    }
+    pi["status"] = "succeeded".into();
+    pi["amount_received"] = amount.into();
+    pi["amount_capturable"] = 0.into();
+    pi["latest_charge"]["amount_captured"] = amount.into();
     Ok(pi.clone())
 }
 
@@ -501,9 +600,26 @@ fn create_intent(i: &mut Inner, f: &Form) -> Result<Value, Answer> {
             "metadata",
             "expand",
             "off_session",
+            "capture_method",
+            "return_url",
         ],
         &["amount", "currency"],
     )?;
+    let capture = f.get("capture_method").unwrap_or("automatic_async");
+    if !matches!(capture, "automatic" | "automatic_async" | "manual") {
+        return Err(invalid(
+            "parameter_invalid_string",
+            "Invalid capture_method: must be one of automatic, automatic_async, or manual",
+            Some("capture_method"),
+        ));
+    }
+    if f.get("return_url").is_some() && f.get("confirm") != Some("true") {
+        return Err(invalid(
+            "parameter_invalid_string",
+            "You can only pass in return_url if confirm is true.",
+            Some("return_url"),
+        ));
+    }
     let amount: i64 = f
         .get("amount")
         .and_then(|a| a.parse().ok())
@@ -523,6 +639,8 @@ fn create_intent(i: &mut Inner, f: &Form) -> Result<Value, Answer> {
     let id = next(i, "pi");
     let pi = json!({"id": id, "object": "payment_intent", "amount": amount, "currency": f.get("currency"),
         "customer": f.get("customer"), "status": "requires_payment_method", "amount_received": 0,
+        "amount_capturable": 0, "capture_method": capture, "next_action": null,
+        "return_url": f.get("return_url"), "fake_base": i.base,
         "client_secret": format!("{id}_secret_fake"), "payment_method": null, "last_payment_error": null,
         "latest_charge": null, "description": f.get("description"), "metadata": metadata(f), "created": NOW});
     i.intents.insert(id.clone(), pi.clone());
@@ -564,6 +682,11 @@ fn confirm_intent(i: &mut Inner, id: &str, f: &Form) -> Result<Value, Answer> {
             ),
             None,
         ));
+    }
+    if let Some(url) = f.get("return_url") {
+        if let Some(p) = i.intents.get_mut(id) {
+            p["return_url"] = url.into();
+        }
     }
     let pm = f
         .get("payment_method")
@@ -625,7 +748,7 @@ fn refund(i: &mut Inner, f: &Form) -> Result<Value, Answer> {
         ));
     }
     let refunded = pi["latest_charge"]["amount_refunded"].as_i64().unwrap_or(0);
-    let remaining = pi["amount"].as_i64().unwrap_or(0) - refunded;
+    let remaining = pi["amount_received"].as_i64().unwrap_or(0) - refunded;
     let amount = match f.get("amount") {
         Some(a) => a.parse::<i64>().map_err(|_| {
             invalid(

@@ -61,7 +61,7 @@ pub fn misbehaving_so() -> PathBuf {
     plugin("payhost_test_plugin_misbehaving")
 }
 
-/// The mock's source built as version 1.1.0: "a new build" of the mock plugin.
+/// The mock's source built as version 2.0.1: "a new build" of the mock plugin.
 pub fn mock_next_so() -> PathBuf {
     plugin("payhost_test_plugin_mock_next")
 }

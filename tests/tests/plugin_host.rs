@@ -49,7 +49,7 @@ fn serves_the_mock_provider_and_lists_it() {
         ),
         (Some("mock"), Some("mock"), Some("running"))
     );
-    assert_eq!(p["version"], "1.0.0");
+    assert_eq!(p["version"], "2.0.0");
     assert_eq!(p["default"], true);
     assert!(p["capabilities"]
         .as_array()
@@ -93,7 +93,7 @@ fn serves_the_mock_provider_and_lists_it() {
             row["version"].as_str(),
             row["plugin_type"].as_str()
         ),
-        (Some("mock"), Some("1.0.0"), Some("payment"))
+        (Some("mock"), Some("2.0.0"), Some("payment"))
     );
     assert_eq!(row["state"], "active");
     assert!(row["file"].as_str().unwrap().ends_with("mock.so"));
@@ -102,7 +102,7 @@ fn serves_the_mock_provider_and_lists_it() {
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with("mock") && l.contains("1.0.0") && l.contains("active")),
+            .any(|l| l.starts_with("mock") && l.contains("2.0.0") && l.contains("active")),
         "{table}"
     );
 }

@@ -20,7 +20,7 @@ pub struct DomainEvent {
     pub tenant: Option<String>,
     /// The provider instance that reported it.
     pub provider: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub object_id: String,
     pub customer_id: Option<String>,
     pub payment_id: Option<String>,
@@ -38,30 +38,23 @@ pub struct DomainEvent {
 
 impl DomainEvent {
     pub fn from_report(provider: &str, r: &DomainEventReport) -> Self {
-        let s = |o: &abi_stable::std_types::ROption<abi_stable::std_types::RString>| {
-            o.as_ref().map(|s| s.to_string()).into_option()
-        };
         Self {
             id: None,
             tenant: None,
             provider: provider.to_owned(),
-            kind: r.kind.as_str(),
-            object_id: r.object_id.to_string(),
-            customer_id: s(&r.customer_id),
-            payment_id: s(&r.payment_id),
-            subscription_id: s(&r.subscription_id),
-            invoice_id: s(&r.invoice_id),
-            amount: r.amount.as_ref().map(|m| m.amount).into_option(),
-            currency: r
-                .amount
-                .as_ref()
-                .map(|m| m.currency.to_string())
-                .into_option(),
-            status: s(&r.status),
-            plan_id: s(&r.plan_id),
-            previous_plan_id: s(&r.previous_plan_id),
+            kind: r.kind.as_str().to_owned(),
+            object_id: r.object_id.clone(),
+            customer_id: r.customer_id.clone(),
+            payment_id: r.payment_id.clone(),
+            subscription_id: r.subscription_id.clone(),
+            invoice_id: r.invoice_id.clone(),
+            amount: r.amount.as_ref().map(|m| m.amount),
+            currency: r.amount.as_ref().map(|m| m.currency.to_string()),
+            status: r.status.clone(),
+            plan_id: r.plan_id.clone(),
+            previous_plan_id: r.previous_plan_id.clone(),
             cancel_at_period_end: r.cancel_at_period_end,
-            error: s(&r.error),
+            error: r.error.clone(),
             occurred_at: r.occurred_at,
         }
     }
@@ -116,7 +109,7 @@ impl Dispatcher {
         match &event {
             Event::Lifecycle(e) => e.log(),
             Event::Domain(e) => tracing::info!(
-                provider = %e.provider, kind = e.kind, object_id = %e.object_id,
+                provider = %e.provider, kind = %e.kind, object_id = %e.object_id,
                 "domain event reported"
             ),
         }

@@ -106,7 +106,7 @@ impl From<ServiceError> for ApiError {
                 CallError::Plugin(e) => {
                     let (status, code) = plugin_status(e.code.as_str());
                     let mut api = ApiError::new(status, code, e.message.to_string());
-                    api.param = e.param.as_ref().map(|p| p.to_string()).into_option();
+                    api.param = e.param.clone();
                     api
                 }
                 CallError::Panicked { provider, .. } => ApiError::new(

@@ -10,7 +10,7 @@ use crate::webhooks::ReceiveError;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use payhost_plugin_api::{codes, KeyValue};
+use payhost_plugin_api::{codes, Headers};
 use serde_json::{json, Value};
 
 pub async fn receive(
@@ -19,13 +19,15 @@ pub async fn receive(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let headers: Vec<KeyValue> = headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| KeyValue::new(k.as_str(), v)))
-        .collect();
+    let mut pairs = Headers::new();
+    for (k, v) in &headers {
+        if let Ok(v) = v.to_str() {
+            pairs.push(k.as_str(), v);
+        }
+    }
     let received = s
         .webhooks
-        .receive(&provider, body.to_vec(), headers)
+        .receive(&provider, body.to_vec(), pairs)
         .await
         .map_err(|e| refusal(&provider, e))?;
     Ok(Json(json!({

@@ -210,7 +210,7 @@ impl Registry {
                     return Err(e.into());
                 }
             };
-        let meta = loaded.metadata.clone();
+        let meta = loaded.manifest.clone();
         let replacing = {
             let mut inner = self.inner();
             match inner.plugins.get(&meta.name) {

@@ -1,13 +1,20 @@
 //! Loading one plugin library: a private copy, abi_stable's header and ABI checks, the
-//! metadata call. Never `RootModule::load_from_file`: it caches one module per type, so a
+//! manifest call. Never `RootModule::load_from_file`: it caches one module per type, so a
 //! second plugin would silently come back as the first.
+//!
+//! The binary boundary (`payhost_plugin_api::ffi`) is frozen for the whole 2.x line, so a
+//! 2.x plugin passes abi_stable's layout check in any 2.x host; what grows travels as JSON.
+//! A library whose layout differs anyway (built against a broken or foreign contract) is
+//! refused with a message that names the type, the field and what differs.
 
 use crate::events::ErrorType;
-use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
-use abi_stable::library::{lib_header_from_path, LibraryError};
-use abi_stable::StableAbi;
-use payhost_plugin_api::{PluginMetadata, PluginRootRef, PLUGIN_TYPE_PAYMENT};
-use serde::Serialize;
+use payhost_plugin_api::abi_stable::abi_stability::abi_checking::{
+    AbiInstability, AbiInstabilityErrors, ExpectedFound,
+};
+use payhost_plugin_api::abi_stable::library::{lib_header_from_path, LibraryError};
+use payhost_plugin_api::abi_stable::type_layout::TLFieldOrFunction;
+use payhost_plugin_api::ffi::{decode, decode_error, PluginRootRef};
+use payhost_plugin_api::{Manifest, PLUGIN_TYPE_PAYMENT};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,38 +27,11 @@ pub struct LoadError {
     pub reason: String,
 }
 
-/// The host's view of a plugin's metadata.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Metadata {
-    pub name: String,
-    pub version: String,
-    pub plugin_type: String,
-    pub required_config: Vec<String>,
-    pub capabilities: Vec<String>,
-    pub webhook_signature_header: String,
-}
-
-impl From<PluginMetadata> for Metadata {
-    fn from(m: PluginMetadata) -> Self {
-        let strings = |v: abi_stable::std_types::RVec<abi_stable::std_types::RString>| {
-            v.into_iter().map(String::from).collect()
-        };
-        Self {
-            name: m.name.into(),
-            version: m.version.into(),
-            plugin_type: m.plugin_type.into(),
-            required_config: strings(m.required_config),
-            capabilities: strings(m.capabilities),
-            webhook_signature_header: m.webhook_signature_header.into(),
-        }
-    }
-}
-
 /// A loaded library: its root module and what it declared.
 #[derive(Clone)]
 pub struct Loaded {
     pub root: PluginRootRef,
-    pub metadata: Metadata,
+    pub manifest: Manifest,
     pub file: PathBuf,
 }
 
@@ -94,7 +74,7 @@ static COPY_SEQ: AtomicU64 = AtomicU64::new(0);
 ///
 /// # Errors
 /// [`LoadError`] with the exact reason: unreadable file, not a shared library, not a
-/// payhost plugin, incompatible API version or layout, bad metadata.
+/// payhost plugin, another major contract version, an incompatible layout, a bad manifest.
 pub fn load(file: &Path, private_dir: &Path) -> Result<Loaded, LoadError> {
     let err = |error_type, reason: String| LoadError {
         file: file.display().to_string(),
@@ -125,33 +105,38 @@ pub fn load(file: &Path, private_dir: &Path) -> Result<Loaded, LoadError> {
         .and_then(|()| open(&copy));
     let _ = std::fs::remove_file(&copy);
     let root = result.map_err(|(t, r)| err(t, r))?;
-    let metadata: Metadata = (root.metadata())()
-        .into_result()
-        .map_err(|e| {
-            err(
+    let manifest: Manifest = match (root.manifest())().into_result() {
+        Ok(bytes) => {
+            decode(&bytes, "the plugin's manifest").map_err(|e| err(ErrorType::Load, e.message))?
+        }
+        Err(bytes) => {
+            return Err(err(
                 ErrorType::Load,
-                format!("the plugin's metadata call failed: {e}"),
-            )
-        })?
-        .into();
-    if metadata.name.trim().is_empty() {
+                format!(
+                    "the plugin's manifest call failed: {}",
+                    decode_error(&bytes)
+                ),
+            ))
+        }
+    };
+    if manifest.name.trim().is_empty() {
         return Err(err(
             ErrorType::Load,
             "the plugin declares an empty name".into(),
         ));
     }
-    if metadata.plugin_type != PLUGIN_TYPE_PAYMENT {
+    if manifest.plugin_type != PLUGIN_TYPE_PAYMENT {
         return Err(err(
             ErrorType::Load,
             format!(
                 "plugin type '{}' is not '{PLUGIN_TYPE_PAYMENT}'",
-                metadata.plugin_type
+                manifest.plugin_type
             ),
         ));
     }
     Ok(Loaded {
         root,
-        metadata,
+        manifest,
         file: file.to_owned(),
     })
 }
@@ -232,46 +217,105 @@ fn open(copy: &Path) -> Result<PluginRootRef, (ErrorType, String)> {
         ),
         other => (ErrorType::Abi, summary(&other)),
     })?;
-    match header.init_root_module::<PluginRootRef>() {
-        Ok(root) => Ok(root),
-        Err(LibraryError::IncompatibleVersionNumber {
-            expected_version,
-            actual_version,
-            ..
-        }) => Err((
-            ErrorType::Abi,
-            format!(
-                "library version mismatch: the plugin was built against plugin-api \
-                 {actual_version}, this host speaks {expected_version}"
-            ),
-        )),
-        Err(LibraryError::AbiInstability(full)) => {
-            // An older plugin in a newer host fails the stock check ("too many fields",
-            // abi_stable issue #118). Accept it when the plugin's layout is a prefix of ours.
-            let older_prefix = header.layout().is_some_and(|plugin| {
-                check_layout_compatibility(plugin, PluginRootRef::LAYOUT).is_ok()
-            });
-            if older_prefix {
-                // SAFETY: the check above proved the plugin's root module layout is a
-                // prefix of the host's; prefix types let the host read only that prefix.
-                #[allow(unsafe_code)]
-                let root =
-                    unsafe { header.init_root_module_with_unchecked_layout::<PluginRootRef>() };
-                return root.map_err(|e| (ErrorType::Abi, summary(&e)));
-            }
-            tracing::debug!(error = %full, "full ABI mismatch report");
-            Err((
+    header
+        .init_root_module::<PluginRootRef>()
+        .map_err(|e| match e {
+            LibraryError::IncompatibleVersionNumber {
+                expected_version,
+                actual_version,
+                ..
+            } => (
                 ErrorType::Abi,
                 format!(
-                    "incompatible plugin ABI: {}",
-                    full.to_string()
-                        .lines()
-                        .find(|l| !l.trim().is_empty())
-                        .unwrap_or("layout mismatch")
+                    "library version mismatch: the plugin was built against plugin contract \
+                     {actual_version}, this host speaks {expected_version} (another major \
+                     version: rebuild the plugin against payhost-plugin-api {}.x)",
+                    expected_version.major
                 ),
-            ))
+            ),
+            LibraryError::AbiInstability(report) => {
+                tracing::debug!(error = %report, "full ABI mismatch report");
+                let described = report
+                    .downcast_ref::<AbiInstabilityErrors>()
+                    .map_or_else(|| summary_text(&report.to_string()), describe);
+                (
+                    ErrorType::Abi,
+                    format!("incompatible plugin ABI: {described}"),
+                )
+            }
+            other => (ErrorType::Abi, summary(&other)),
+        })
+}
+
+/// One line per difference abi_stable found: where (the path of fields from the root
+/// module down to the type at fault), what (the kind of difference), expected and found.
+pub(crate) fn describe(report: &AbiInstabilityErrors) -> String {
+    let mut parts = Vec::new();
+    for error in report.errors.iter() {
+        let path: Vec<String> = error
+            .stack_trace
+            .iter()
+            .map(|step| match &step.expected {
+                TLFieldOrFunction::Field(f) => format!("{} ({})", f.name(), f.full_type()),
+                TLFieldOrFunction::Function(f) => first_line(&f.to_string()),
+            })
+            .collect();
+        let place = if path.is_empty() {
+            format!("the root module {}", report.interface.full_type())
+        } else {
+            path.join(" -> ")
+        };
+        for e in error.errs.iter() {
+            parts.push(format!("in {place}: {}", difference(e)));
         }
-        Err(other) => Err((ErrorType::Abi, summary(&other))),
+    }
+    if parts.is_empty() {
+        "layout mismatch (abi_stable gave no detail)".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_owned()
+}
+
+/// "what: expected X, found Y" for one abi_stable difference.
+fn difference(e: &AbiInstability) -> String {
+    fn ef<T: std::fmt::Display>(what: &str, v: &ExpectedFound<T>) -> String {
+        format!(
+            "{what}: expected {}, found {}",
+            first_line(&v.expected.to_string()),
+            first_line(&v.found.to_string())
+        )
+    }
+    fn efd<T: std::fmt::Debug>(what: &str, v: &ExpectedFound<T>) -> String {
+        format!("{what}: expected {:?}, found {:?}", v.expected, v.found)
+    }
+    match e {
+        AbiInstability::Name(v) => ef("mismatched type", v),
+        AbiInstability::Package(v) => ef("mismatched package", v),
+        AbiInstability::PackageVersion(v) => ef("incompatible package version", v),
+        AbiInstability::Size(v) => ef("different size", v),
+        AbiInstability::Alignment(v) => ef("different alignment", v),
+        AbiInstability::FieldCountMismatch(v) => ef("different number of fields", v),
+        AbiInstability::UnexpectedField(v) => format!(
+            "unexpected field: expected '{}: {}', found '{}: {}'",
+            v.expected.name(),
+            v.expected.full_type(),
+            v.found.name(),
+            v.found.full_type()
+        ),
+        AbiInstability::TooManyVariants(v) => ef("different number of variants", v),
+        AbiInstability::UnexpectedVariant(v) => efd("unexpected variant", v),
+        AbiInstability::MismatchedPrimitive(v) => efd("different primitive", v),
+        AbiInstability::MismatchedPrefixSize(v) => ef("a prefix type's prefix differs", v),
+        AbiInstability::FnQualifierMismatch(v) => ef("function qualifiers differ", v),
+        AbiInstability::FnLifetimeMismatch(v) => ef("function lifetimes differ", v),
+        AbiInstability::TLDataDiscriminant(v) => efd("different kind of type", v),
+        AbiInstability::ReprAttr(v) => efd("different repr", v),
+        AbiInstability::MismatchedExhaustiveness(v) => efd("enums differ in exhaustiveness", v),
+        other => first_line(&format!("{other:?}")),
     }
 }
 
@@ -279,6 +323,10 @@ fn open(copy: &Path) -> Result<PluginRootRef, (ErrorType, String)> {
 fn summary(e: &LibraryError) -> String {
     let text = e.to_string();
     tracing::debug!(error = %text, "full plugin load error");
+    summary_text(&text)
+}
+
+fn summary_text(text: &str) -> String {
     text.lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("unknown error")

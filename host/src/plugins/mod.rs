@@ -8,5 +8,5 @@ pub mod services;
 pub mod watch;
 
 pub use live::SyncReport;
-pub use loader::{LoadError, Metadata};
+pub use loader::LoadError;
 pub use registry::{CallError, Instance, InstanceRow, PluginRow, Registry, RegistryError};

@@ -3,16 +3,16 @@
 //! deadline; an instance is held by `Arc`, so swapping it is atomic for new calls while
 //! calls already running on the old one finish before it is shut down.
 
-use super::loader::{self, LoadError, Loaded, Metadata};
-use super::services::{collect_reports, InstanceServices, ReportSink};
+use super::loader::{self, LoadError, Loaded};
+use super::services::{within_call, InstanceServices, ReportSink};
 use crate::clock::Clock;
 use crate::config::ProviderConfig;
 use crate::events::{Dispatcher, ErrorType, Event, LifecycleEvent, StopReason};
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RVec};
-use payhost_plugin_api::{
-    codes, panic_message, DomainEventReport, HostServices_TO, KeyValue, PluginError, ProviderBox,
-};
+use payhost_plugin_api::abi_stable::sabi_trait::TD_Opaque;
+use payhost_plugin_api::abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use payhost_plugin_api::ffi::{self, decode_error, HostFfi, HostFfi_TO, ProviderBox};
+use payhost_plugin_api::{codes, CallCtx, DomainEventReport, Manifest, Operation, PluginError};
+use payhost_plugin_kit::export::panic_message;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 /// How long a stop waits for in-flight calls before shutting the instance down anyway.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How long past a call's deadline the host still waits for the plugin's own answer: the
+/// deadline travels with the call, so a plugin whose HTTP budget ended there answers at
+/// once (with its own error, which says more than a timeout).
+const CALL_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
@@ -35,10 +39,10 @@ pub enum RegistryError {
     },
     #[error("plugin '{plugin}' is not loaded (loaded plugins: {available})")]
     PluginNotLoaded { plugin: String, available: String },
-    #[error("provider '{instance}': missing required config keys: {}", missing.join(", "))]
-    MissingConfig {
+    #[error("provider '{instance}': {}", problems.join("; "))]
+    BadConfig {
         instance: String,
-        missing: Vec<String>,
+        problems: Vec<String>,
     },
     #[error("provider '{instance}': initialization failed: {error}")]
     Init { instance: String, error: String },
@@ -90,20 +94,55 @@ impl CallError {
 pub struct Instance {
     pub name: String,
     pub plugin: String,
-    pub metadata: Metadata,
+    pub manifest: Manifest,
     pub timeout: Duration,
     provider: ProviderBox,
+    services: Arc<InstanceServices>,
 }
 
 impl Instance {
     pub fn supports(&self, capability: &str) -> bool {
-        self.metadata.capabilities.iter().any(|c| c == capability)
+        self.manifest.has(capability)
     }
 
-    /// Runs `f` on the calling thread, with no deadline and no panic isolation beyond the
-    /// plugin's own. For measuring the raw FFI cost only; the host uses [`Registry::call`].
-    pub fn call_direct<T>(&self, f: impl FnOnce(&ProviderBox) -> T) -> T {
-        f(&self.provider)
+    /// Runs operation `O` on the calling thread, with no deadline and no panic isolation
+    /// beyond the plugin's own. For measuring the raw boundary cost, and for the
+    /// conformance suite (which runs on a blocking thread of its own); the host's calls go
+    /// through [`Registry::call`].
+    ///
+    /// # Errors
+    /// The plugin's error.
+    pub fn call_direct<O: Operation>(
+        &self,
+        ctx: &CallCtx,
+        request: &O::Request,
+    ) -> Result<O::Response, PluginError> {
+        ffi::call::<O>(&self.provider, ctx, request)
+    }
+
+    /// One raw call (an operation name and its JSON envelope), as [`Instance::call_direct`].
+    ///
+    /// # Errors
+    /// The plugin's error.
+    pub fn call_raw(&self, op: &str, message: &[u8]) -> Result<Vec<u8>, PluginError> {
+        match self.provider.call(RStr::from(op), RSlice::from(message)) {
+            RResult::ROk(v) => Ok(v.into_vec()),
+            RResult::RErr(e) => Err(decode_error(&e)),
+        }
+    }
+
+    /// The host services this instance was given (its HTTP client and allowlist).
+    pub fn services(&self) -> &InstanceServices {
+        &self.services
+    }
+}
+
+/// The instance's services, shared between the plugin's handle and the host's.
+struct SharedServices(Arc<InstanceServices>);
+
+impl HostFfi for SharedServices {
+    fn call(&self, op: RStr<'_>, message: RSlice<'_, u8>) -> RResult<RVec<u8>, RVec<u8>> {
+        self.0.call(op, message)
     }
 }
 
@@ -139,6 +178,8 @@ pub struct Registry {
 pub struct PluginRow {
     pub name: Option<String>,
     pub version: Option<String>,
+    /// The plugin contract version the plugin was built against.
+    pub contract: Option<String>,
     pub plugin_type: Option<String>,
     pub capabilities: Vec<String>,
     pub file: String,
@@ -152,6 +193,7 @@ pub struct InstanceRow {
     pub name: String,
     pub plugin: String,
     pub version: Option<String>,
+    pub contract: Option<String>,
     pub capabilities: Vec<String>,
     /// `running` or `error: <reason>`.
     pub state: String,
@@ -271,31 +313,25 @@ impl Registry {
         cfg: &ProviderConfig,
         loaded: Loaded,
     ) -> Result<(), RegistryError> {
-        let pairs = cfg.pairs();
-        let missing: Vec<String> = loaded
-            .metadata
-            .required_config
-            .iter()
-            .filter(|k| !pairs.iter().any(|(pk, _)| pk == *k))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(RegistryError::MissingConfig {
+        let config = cfg.config_json();
+        let problems = config_problems(&loaded.manifest, &config);
+        if !problems.is_empty() {
+            return Err(RegistryError::BadConfig {
                 instance: name.to_owned(),
-                missing,
+                problems,
             });
         }
-        let mut config_keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
-        config_keys.dedup();
-        let services = InstanceServices::new(
+        let config_keys: Vec<String> = config
+            .as_object()
+            .map_or_else(Vec::new, |o| o.keys().cloned().collect());
+        let services = Arc::new(InstanceServices::new(
             name,
             cfg.allow_hosts.clone(),
             self.reports.clone(),
             self.clock.clone(),
             tokio::runtime::Handle::current(),
-        );
-        let host = HostServices_TO::from_value(services, TD_Opaque);
-        let config: RVec<KeyValue> = pairs.iter().map(|(k, v)| KeyValue::new(k, v)).collect();
+        ));
+        let host = HostFfi_TO::from_value(SharedServices(services.clone()), TD_Opaque);
         let timeout = cfg
             .call_timeout_ms
             .map_or(self.default_timeout, Duration::from_millis);
@@ -305,7 +341,10 @@ impl Registry {
         };
         let root = loaded.root;
         let task = tokio::task::spawn_blocking(move || {
-            catch_unwind(AssertUnwindSafe(|| (root.new())(config, host)))
+            let bytes = serde_json::to_vec(&config).unwrap_or_default();
+            catch_unwind(AssertUnwindSafe(|| {
+                (root.new())(bytes.as_slice().into(), host)
+            }))
         });
         let provider = match tokio::time::timeout(timeout, task).await {
             Err(_) => {
@@ -315,15 +354,16 @@ impl Registry {
                 )))
             }
             Ok(Err(_)) | Ok(Ok(Err(_))) => return Err(init_err("the plugin panicked".into())),
-            Ok(Ok(Ok(RResult::RErr(e)))) => return Err(init_err(e.to_string())),
+            Ok(Ok(Ok(RResult::RErr(e)))) => return Err(init_err(decode_error(&e).to_string())),
             Ok(Ok(Ok(RResult::ROk(p)))) => p,
         };
         let instance = Arc::new(Instance {
             name: name.to_owned(),
             plugin: cfg.plugin.clone(),
-            metadata: loaded.metadata.clone(),
+            manifest: loaded.manifest.clone(),
             timeout,
             provider,
+            services,
         });
         let previous = {
             let mut inner = self.inner();
@@ -333,7 +373,7 @@ impl Registry {
         self.lifecycle(LifecycleEvent::PluginInitialized {
             name: name.to_owned(),
             plugin: cfg.plugin.clone(),
-            plugin_type: loaded.metadata.plugin_type.clone(),
+            plugin_type: loaded.manifest.plugin_type.clone(),
             config_keys,
         });
         if let Some(old) = previous {
@@ -363,23 +403,19 @@ impl Registry {
         })
     }
 
-    /// Calls a provider operation on the blocking pool, under the instance's deadline.
+    /// Calls operation `O` on the blocking pool, under the instance's deadline; reports the
+    /// plugin emitted while it ran go to the report sink.
     ///
     /// # Errors
     /// [`CallError`]: unknown provider, undeclared capability, the provider's own error,
     /// a caught panic or a missed deadline (the last two also dispatch a PluginError).
-    pub async fn call<T, F>(
+    pub async fn call<O: Operation>(
         &self,
         name: &str,
-        capability: &str,
-        operation: &'static str,
-        f: F,
-    ) -> Result<T, CallError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ProviderBox) -> RResult<T, PluginError> + Send + 'static,
-    {
-        let (outcome, reports) = self.call_reporting(name, capability, operation, f).await;
+        ctx: CallCtx,
+        request: O::Request,
+    ) -> Result<O::Response, CallError> {
+        let (outcome, reports) = self.call_reporting::<O>(name, ctx, request).await;
         for r in reports {
             self.reports.report(name, r);
         }
@@ -388,69 +424,65 @@ impl Registry {
 
     /// [`Registry::call`], also returning the domain event reports the plugin emitted while
     /// the call ran (also when it failed), for the caller to record with the result.
-    pub async fn call_reporting<T, F>(
+    pub async fn call_reporting<O: Operation>(
         &self,
         name: &str,
-        capability: &str,
-        operation: &'static str,
-        f: F,
-    ) -> (Result<T, CallError>, Vec<DomainEventReport>)
-    where
-        T: Send + 'static,
-        F: FnOnce(&ProviderBox) -> RResult<T, PluginError> + Send + 'static,
-    {
+        ctx: CallCtx,
+        request: O::Request,
+    ) -> (Result<O::Response, CallError>, Vec<DomainEventReport>) {
         let started = Instant::now();
-        let (outcome, reports) = self.call_inner(name, capability, operation, f).await;
+        let (outcome, reports) = self.call_inner::<O>(name, ctx, request).await;
         if let Some(observer) = self.observer.get() {
-            observer(name, operation, started.elapsed(), outcome.as_ref().err());
+            observer(name, O::NAME, started.elapsed(), outcome.as_ref().err());
         }
         (outcome, reports)
     }
 
-    async fn call_inner<T, F>(
+    async fn call_inner<O: Operation>(
         &self,
         name: &str,
-        capability: &str,
-        operation: &'static str,
-        f: F,
-    ) -> (Result<T, CallError>, Vec<DomainEventReport>)
-    where
-        T: Send + 'static,
-        F: FnOnce(&ProviderBox) -> RResult<T, PluginError> + Send + 'static,
-    {
+        mut ctx: CallCtx,
+        request: O::Request,
+    ) -> (Result<O::Response, CallError>, Vec<DomainEventReport>) {
         let instance = match self.get(name) {
             Ok(i) => i,
             Err(e) => return (Err(e), Vec::new()),
         };
-        if !instance.supports(capability) {
+        if !instance.supports(O::CAPABILITY) {
             let e = CallError::Unsupported {
                 provider: name.to_owned(),
-                capability: capability.to_owned(),
+                capability: O::CAPABILITY.to_owned(),
             };
             return (Err(e), Vec::new());
         }
         let timeout = instance.timeout;
+        if ctx.deadline_ms == 0 {
+            let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2);
+            ctx.deadline_ms = self.clock.now_millis().saturating_add(ms);
+        }
         let held = instance.clone();
         let task = tokio::task::spawn_blocking(move || {
-            collect_reports(|| catch_unwind(AssertUnwindSafe(|| f(&held.provider))))
+            within_call(ctx.deadline_ms, || {
+                catch_unwind(AssertUnwindSafe(|| held.call_direct::<O>(&ctx, &request)))
+            })
         });
         let mut reports = Vec::new();
-        let outcome = match tokio::time::timeout(timeout, task).await {
+        let outcome = match tokio::time::timeout(timeout + CALL_GRACE, task).await {
             Err(_) => Err(CallError::Timeout {
                 provider: name.to_owned(),
-                operation: operation.to_owned(),
+                operation: O::NAME.to_owned(),
                 ms: timeout.as_millis(),
             }),
-            Ok(Err(join)) => Err(self.panicked(name, operation, &join.to_string())),
+            Ok(Err(join)) => Err(self.panicked(name, O::NAME, &join.to_string())),
             Ok(Ok((result, emitted))) => {
                 reports = emitted;
                 match result {
-                    Err(payload) => Err(self.panicked(name, operation, &panic_message(&*payload))),
-                    Ok(RResult::RErr(e)) if e.code.as_str() == codes::PANICKED => {
-                        Err(self.panicked(name, operation, &e.message))
+                    Err(payload) => Err(self.panicked(name, O::NAME, &panic_message(&*payload))),
+                    Ok(Err(e)) if e.is(codes::PANICKED) => {
+                        Err(self.panicked(name, O::NAME, &e.message))
                     }
-                    Ok(RResult::RErr(e)) => Err(CallError::Plugin(e)),
-                    Ok(RResult::ROk(v)) => Ok(v),
+                    Ok(Err(e)) => Err(CallError::Plugin(e)),
+                    Ok(Ok(v)) => Ok(v),
                 }
             }
         };
@@ -508,15 +540,17 @@ impl Registry {
         }
         let (name, plugin_type, timeout) = (
             instance.name.clone(),
-            instance.metadata.plugin_type.clone(),
+            instance.manifest.plugin_type.clone(),
             instance.timeout,
         );
         let task = tokio::task::spawn_blocking(move || {
-            catch_unwind(AssertUnwindSafe(|| instance.provider.shutdown()))
+            catch_unwind(AssertUnwindSafe(|| {
+                instance.call_raw(payhost_plugin_api::ops::SHUTDOWN, b"{}")
+            }))
         });
         let failure = match tokio::time::timeout(timeout, task).await {
-            Ok(Ok(Ok(RResult::ROk(())))) => None,
-            Ok(Ok(Ok(RResult::RErr(e)))) => Some(e.to_string()),
+            Ok(Ok(Ok(Ok(_)))) => None,
+            Ok(Ok(Ok(Err(e)))) => Some(e.to_string()),
             Ok(_) => Some("shutdown panicked".to_owned()),
             Err(_) => Some(format!(
                 "shutdown did not finish within {} ms",
@@ -543,14 +577,15 @@ impl Registry {
                 let instances: Vec<String> = inner
                     .instances
                     .values()
-                    .filter(|i| i.plugin == l.metadata.name)
+                    .filter(|i| i.plugin == l.manifest.name)
                     .map(|i| i.name.clone())
                     .collect();
                 PluginRow {
-                    name: Some(l.metadata.name.clone()),
-                    version: Some(l.metadata.version.clone()),
-                    plugin_type: Some(l.metadata.plugin_type.clone()),
-                    capabilities: l.metadata.capabilities.clone(),
+                    name: Some(l.manifest.name.clone()),
+                    version: Some(l.manifest.version.clone()),
+                    contract: Some(l.manifest.contract.clone()),
+                    plugin_type: Some(l.manifest.plugin_type.clone()),
+                    capabilities: l.manifest.capabilities.clone(),
                     file: l.file.display().to_string(),
                     state: if instances.is_empty() {
                         "loaded".into()
@@ -564,6 +599,7 @@ impl Registry {
         rows.extend(inner.failed.iter().map(|(file, e)| PluginRow {
             name: None,
             version: None,
+            contract: None,
             plugin_type: None,
             capabilities: Vec::new(),
             file: file.display().to_string(),
@@ -582,8 +618,9 @@ impl Registry {
             .map(|i| InstanceRow {
                 name: i.name.clone(),
                 plugin: i.plugin.clone(),
-                version: Some(i.metadata.version.clone()),
-                capabilities: i.metadata.capabilities.clone(),
+                version: Some(i.manifest.version.clone()),
+                contract: Some(i.manifest.contract.clone()),
+                capabilities: i.manifest.capabilities.clone(),
                 state: "running".into(),
             })
             .collect();
@@ -595,6 +632,7 @@ impl Registry {
                     name: name.clone(),
                     plugin: plugin.clone(),
                     version: None,
+                    contract: None,
                     capabilities: Vec::new(),
                     state: format!("error: {e}"),
                 }),
@@ -611,4 +649,39 @@ fn list_or_none<'a>(names: impl Iterator<Item = &'a String>) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// What is wrong with an instance's configuration by the plugin's manifest: unknown keys
+/// (with the keys the plugin knows) and missing required keys. Empty when it is usable.
+pub fn config_problems(manifest: &Manifest, config: &serde_json::Value) -> Vec<String> {
+    let given: Vec<&String> = config
+        .as_object()
+        .map_or_else(Vec::new, |o| o.keys().collect());
+    let known: Vec<&str> = manifest.config.iter().map(|k| k.name.as_str()).collect();
+    let mut problems: Vec<String> = given
+        .iter()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| {
+            format!(
+                "unknown config key '{k}' (plugin '{}' knows: {})",
+                manifest.name,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
+        .collect();
+    let missing: Vec<&str> = manifest
+        .required_config()
+        .filter(|k| !given.iter().any(|g| g.as_str() == *k))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "missing required config keys: {}",
+            missing.join(", ")
+        ));
+    }
+    problems
 }

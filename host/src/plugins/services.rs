@@ -1,43 +1,68 @@
-//! The host services one provider instance receives: HTTP with an egress allowlist and
-//! deadlines, event emission into the dispatcher, structured logging, the host clock.
+//! The host services one provider instance receives (`payhost_plugin_api::host_ops`): HTTP
+//! with an egress allowlist and the call's deadline, event emission, structured logging,
+//! the host clock, sleeping within the deadline, and a per-instance cache.
 //! Every entry point catches its own panics: an unwind must never cross into a plugin.
 
 use crate::clock::Clock;
 use crate::events::{Dispatcher, DomainEvent, Event};
-use abi_stable::std_types::{RResult, RStr, RVec};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use payhost_plugin_api::abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use payhost_plugin_api::ffi::{decode, encode, HostFfi};
+use payhost_plugin_api::host_ops::{
+    CacheEntry, CacheGet, CacheKey, CachePut, CacheValue, Emit, HostOperation, Http, Log,
+    LogRecord, Now, NowMillis, Sleep, SleepFor,
+};
 use payhost_plugin_api::{
-    codes, guard, DomainEventReport, HostServices, HttpRequest, HttpResponse, KeyValue, LogLevel,
-    PluginError,
+    codes, DomainEventReport, Empty, Headers, HttpRequest, HttpResponse, LogLevel, PluginError,
 };
 use std::cell::RefCell;
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-thread_local! {
-    /// Reports emitted on this thread during a host call, collected for that call's result.
-    static CALL_REPORTS: RefCell<Option<Vec<DomainEventReport>>> = const { RefCell::new(None) };
+/// What the host knows about the call running on this thread.
+#[derive(Default)]
+struct CurrentCall {
+    /// Reports emitted during the call, recorded with its result.
+    reports: Vec<DomainEventReport>,
+    /// Unix milliseconds (host clock) by which the call must answer; 0: none.
+    deadline_ms: i64,
 }
 
-/// Runs `f` (a provider call) and returns what it returned with the domain event reports the
-/// plugin emitted synchronously while it ran, so the host records them with the result.
-pub fn collect_reports<T>(f: impl FnOnce() -> T) -> (T, Vec<DomainEventReport>) {
+thread_local! {
+    static CALL: RefCell<Option<CurrentCall>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a provider call) with its deadline known to the services it uses; returns what
+/// it returned with the domain event reports the plugin emitted while it ran.
+pub fn within_call<T>(deadline_ms: i64, f: impl FnOnce() -> T) -> (T, Vec<DomainEventReport>) {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            CALL_REPORTS.with(|c| *c.borrow_mut() = None);
+            CALL.with(|c| *c.borrow_mut() = None);
         }
     }
-    CALL_REPORTS.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    CALL.with(|c| {
+        *c.borrow_mut() = Some(CurrentCall {
+            reports: Vec::new(),
+            deadline_ms,
+        })
+    });
     let _reset = Reset;
     let out = f();
-    let reports = CALL_REPORTS
+    let reports = CALL
         .with(|c| c.borrow_mut().take())
+        .map(|c| c.reports)
         .unwrap_or_default();
     (out, reports)
+}
+
+fn current_deadline() -> i64 {
+    CALL.with(|c| c.borrow().as_ref().map_or(0, |c| c.deadline_ms))
 }
 
 /// Where reports emitted outside a host call (from a plugin's own threads) go: the payment
@@ -100,6 +125,8 @@ pub fn http_client(connect_timeout: Duration) -> HttpClient {
 
 /// Default upper bound for one HTTP exchange when the plugin gives none.
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response body a plugin gets (a provider answering more is misbehaving).
+const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct InstanceServices {
     instance: String,
@@ -108,6 +135,8 @@ pub struct InstanceServices {
     clock: Arc<dyn Clock>,
     runtime: tokio::runtime::Handle,
     client: HttpClient,
+    /// The instance's cache: key → (value, expiry in Unix ms, 0 for none).
+    cache: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl InstanceServices {
@@ -125,20 +154,25 @@ impl InstanceServices {
             clock,
             runtime,
             client: http_client(Duration::from_secs(10)),
+            cache: Mutex::default(),
         }
     }
 
-    fn exchange(&self, req: HttpRequest) -> Result<HttpResponse, PluginError> {
+    /// The hosts this instance may reach.
+    pub fn allows(&self, host: &str) -> bool {
+        self.allow_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// One HTTP exchange for the plugin (also used to follow a conformance redirect).
+    pub fn exchange(&self, req: HttpRequest) -> Result<HttpResponse, PluginError> {
         let uri: hyper::Uri = req
             .url
             .parse()
             .map_err(|_| PluginError::invalid("url", format!("'{}' is not a URL", req.url)))?;
         let host = uri.host().unwrap_or_default();
-        if !self
-            .allow_hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(host))
-        {
+        if !self.allows(host) {
             return Err(PluginError::invalid(
                 "url",
                 format!("host '{host}' is not in this provider instance's allow_hosts"),
@@ -147,22 +181,33 @@ impl InstanceServices {
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(PluginError::invalid(
                 "url",
-                format!("'{}' is neither http:// nor https://", req.url),
+                format!("'{}' is neither http:// nor https://", uri.path()),
             ));
         }
         let mut builder = hyper::Request::builder()
             .method(req.method.as_str())
             .uri(uri);
-        for h in &req.headers {
-            builder = builder.header(h.key.as_str(), h.value.as_str());
+        for (k, v) in req.headers.iter() {
+            builder = builder.header(k, v);
         }
         let request = builder
-            .body(Full::new(Bytes::from(req.body.into_vec())))
+            .body(Full::new(Bytes::from(req.body.0)))
             .map_err(|e| PluginError::invalid("headers", e.to_string()))?;
-        let timeout = match req.timeout_ms {
+        let mut timeout = match req.timeout_ms {
             0 => DEFAULT_HTTP_TIMEOUT,
             ms => Duration::from_millis(u64::from(ms)),
         };
+        let deadline = current_deadline();
+        if deadline > 0 {
+            let left = deadline - self.clock.now_millis();
+            if left <= 0 {
+                return Err(PluginError::new(
+                    codes::DEADLINE,
+                    "the call's deadline passed before the request was sent",
+                ));
+            }
+            timeout = timeout.min(Duration::from_millis(left.unsigned_abs()));
+        }
         let unavailable = |m: String| PluginError::new(codes::UNAVAILABLE, m).retryable(true);
         self.runtime.block_on(async {
             let send = async {
@@ -172,20 +217,18 @@ impl InstanceServices {
                     .await
                     .map_err(|e| unavailable(e.to_string()))?;
                 let status = resp.status().as_u16();
-                let headers = resp
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| KeyValue::new(k.as_str(), v.to_str().unwrap_or_default()))
-                    .collect::<Vec<_>>();
-                let body = resp
-                    .into_body()
+                let mut headers = Headers::new();
+                for (k, v) in resp.headers() {
+                    headers.push(k.as_str(), v.to_str().unwrap_or_default());
+                }
+                let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                     .collect()
                     .await
-                    .map_err(|e| unavailable(e.to_string()))?
+                    .map_err(|e| unavailable(format!("reading the answer: {e}")))?
                     .to_bytes();
                 Ok(HttpResponse {
                     status,
-                    headers: headers.into(),
+                    headers,
                     body: body.to_vec().into(),
                 })
             };
@@ -199,48 +242,139 @@ impl InstanceServices {
                 })
         })
     }
-}
-
-impl HostServices for InstanceServices {
-    fn http(&self, request: HttpRequest) -> RResult<HttpResponse, PluginError> {
-        guard("host.http", || self.exchange(request))
-    }
 
     fn emit(&self, event: DomainEventReport) {
-        let _ = guard("host.emit", || {
-            let pending = CALL_REPORTS.with(|c| match c.borrow_mut().as_mut() {
-                Some(collected) => {
-                    collected.push(event.clone());
-                    false
-                }
-                None => true,
+        let pending = CALL.with(|c| match c.borrow_mut().as_mut() {
+            Some(call) => {
+                call.reports.push(event.clone());
+                false
+            }
+            None => true,
+        });
+        if pending {
+            self.sink.report(&self.instance, event);
+        }
+    }
+
+    fn log(&self, record: LogRecord) {
+        let fields: Vec<String> = record
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let (instance, message) = (&self.instance, record.message.as_str());
+        match record.level.unwrap_or(LogLevel::Info) {
+            LogLevel::Error => tracing::error!(%instance, ?fields, "{message}"),
+            LogLevel::Warn => tracing::warn!(%instance, ?fields, "{message}"),
+            LogLevel::Info | LogLevel::Unknown(_) => {
+                tracing::info!(%instance, ?fields, "{message}")
+            }
+            LogLevel::Debug => tracing::debug!(%instance, ?fields, "{message}"),
+            LogLevel::Trace => tracing::trace!(%instance, ?fields, "{message}"),
+        }
+    }
+
+    fn sleep(&self, millis: u64) -> Result<(), PluginError> {
+        let deadline = current_deadline();
+        let wanted = i64::try_from(millis).unwrap_or(i64::MAX);
+        if deadline > 0 && self.clock.now_millis().saturating_add(wanted) > deadline {
+            return Err(PluginError::new(
+                codes::DEADLINE,
+                format!("sleeping {millis} ms would pass the call's deadline"),
+            ));
+        }
+        // Plugin calls run on the blocking pool: sleeping here blocks no async worker.
+        std::thread::sleep(Duration::from_millis(millis));
+        Ok(())
+    }
+
+    fn cache_get(&self, key: &str) -> Option<String> {
+        let now = self.clock.now_millis();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.get(key) {
+            Some((v, exp)) if *exp == 0 || *exp > now => Some(v.clone()),
+            Some(_) => {
+                cache.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn cache_put(&self, entry: CacheEntry) {
+        let ttl_ms = i64::try_from(entry.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
+        let expiry = if entry.ttl_secs == 0 {
+            0
+        } else {
+            self.clock.now_millis().saturating_add(ttl_ms)
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        // A bounded cache: a plugin storing per-event values cannot grow the host forever.
+        if cache.len() >= 1024 && !cache.contains_key(&entry.key) {
+            cache.clear();
+        }
+        cache.insert(entry.key, (entry.value, expiry));
+    }
+
+    fn run(&self, op: &str, message: &[u8]) -> Result<Vec<u8>, PluginError> {
+        fn reply<O: HostOperation>(
+            message: &[u8],
+            f: impl FnOnce(O::Request) -> Result<O::Response, PluginError>,
+        ) -> Result<Vec<u8>, PluginError> {
+            let request: O::Request = decode(message, O::NAME)?;
+            Ok(encode(&f(request)?).into_vec())
+        }
+        match op {
+            Http::NAME => reply::<Http>(message, |r| self.exchange(r)),
+            Emit::NAME => reply::<Emit>(message, |e| {
+                self.emit(e);
+                Ok(Empty {})
+            }),
+            Log::NAME => reply::<Log>(message, |r| {
+                self.log(r);
+                Ok(Empty {})
+            }),
+            Now::NAME => reply::<Now>(message, |_| {
+                Ok(NowMillis {
+                    millis: self.clock.now_millis(),
+                })
+            }),
+            Sleep::NAME => reply::<Sleep>(message, |SleepFor { millis }| {
+                self.sleep(millis).map(|()| Empty {})
+            }),
+            CacheGet::NAME => reply::<CacheGet>(message, |CacheKey { key }| {
+                Ok(CacheValue {
+                    value: self.cache_get(&key),
+                })
+            }),
+            CachePut::NAME => reply::<CachePut>(message, |entry| {
+                self.cache_put(entry);
+                Ok(Empty {})
+            }),
+            other => Err(PluginError::new(
+                codes::UNSUPPORTED,
+                format!(
+                    "this host (plugin contract {}) has no host operation '{other}'",
+                    payhost_plugin_api::CONTRACT_VERSION
+                ),
+            )),
+        }
+    }
+}
+
+impl HostFfi for InstanceServices {
+    fn call(&self, op: RStr<'_>, message: RSlice<'_, u8>) -> RResult<RVec<u8>, RVec<u8>> {
+        let op = op.as_str();
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.run(op, message.as_slice())))
+            .unwrap_or_else(|_| {
+                Err(PluginError::new(
+                    codes::INTERNAL,
+                    format!("the host failed inside host operation '{op}'"),
+                ))
             });
-            if pending {
-                self.sink.report(&self.instance, event);
-            }
-            Ok(())
-        });
-    }
-
-    fn log(&self, level: LogLevel, message: RStr<'_>, fields: RVec<KeyValue>) {
-        let _ = guard("host.log", || {
-            let fields: Vec<String> = fields
-                .iter()
-                .map(|kv| format!("{}={}", kv.key, kv.value))
-                .collect();
-            let (instance, message) = (&self.instance, message.as_str());
-            match level {
-                LogLevel::Error => tracing::error!(%instance, ?fields, "{message}"),
-                LogLevel::Warn => tracing::warn!(%instance, ?fields, "{message}"),
-                LogLevel::Info => tracing::info!(%instance, ?fields, "{message}"),
-                LogLevel::Debug => tracing::debug!(%instance, ?fields, "{message}"),
-                LogLevel::Trace => tracing::trace!(%instance, ?fields, "{message}"),
-            }
-            Ok(())
-        });
-    }
-
-    fn now_millis(&self) -> i64 {
-        self.clock.now_millis()
+        match outcome {
+            Ok(bytes) => RResult::ROk(bytes.into()),
+            Err(e) => RResult::RErr(encode(&e)),
+        }
     }
 }

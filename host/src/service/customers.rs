@@ -1,11 +1,11 @@
 //! Users, their provider customers and payment methods.
 
 use super::rows::{customer_cols, new_id, CustomerRow};
-use super::{metadata_json, opt, Ctx, Ids, PaymentService, Reply, ServiceError};
+use super::{metadata_json, Ctx, Ids, PaymentService, Reply, ServiceError};
 use crate::store::{Arg, RowExt, Unit};
-use abi_stable::std_types::{ROption, RVec};
 use payhost_plugin_api::{
-    capabilities as cap, CustomerUpdate, KeyValue, NewCustomer, PaymentMethod,
+    ops, AttachPaymentMethod, CustomerRef, CustomerUpdate, NewCustomer, ObjectRef, PaymentMethod,
+    SetDefaultPaymentMethod,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,10 +41,6 @@ pub struct PaymentMethodRef {
 /// The prefix of payhost's payment method ids; anything else is the provider's id.
 const PM_PREFIX: &str = "pmeth_";
 
-pub(super) fn kv(m: &BTreeMap<String, String>) -> RVec<KeyValue> {
-    m.iter().map(|(k, v)| KeyValue::new(k, v)).collect()
-}
-
 pub(super) fn check_email(email: &str) -> Result<(), ServiceError> {
     let ok = email.split_once('@').is_some_and(|(l, d)| {
         !l.is_empty() && d.contains('.') && !email.contains(char::is_whitespace)
@@ -63,7 +59,7 @@ fn pm_view(id: &str, customer: &str, provider: &str, pm: &PaymentMethod) -> Valu
     json!({
         "id": id, "object": "payment_method", "customer": customer,
         "provider": provider, "provider_id": pm.id.as_str(), "type": pm.kind.as_str(),
-        "brand": opt(&pm.brand), "last4": opt(&pm.last4),
+        "brand": pm.brand.clone(), "last4": pm.last4.clone(),
         "exp_month": pm.exp_month, "exp_year": pm.exp_year,
     })
 }
@@ -139,18 +135,12 @@ impl PaymentService {
         }
         check_email(&req.email)?;
         let new = NewCustomer {
-            email: req.email.as_str().into(),
-            name: req.name.clone().map(Into::into).into(),
-            metadata: kv(&req.metadata),
+            email: req.email.clone(),
+            name: req.name.clone(),
+            metadata: req.metadata.clone(),
         };
         let (created, _) = self
-            .call(
-                provider,
-                cap::CUSTOMERS,
-                "create_customer",
-                ctx.call_ctx("customer"),
-                move |p, c| p.create_customer(c, new),
-            )
+            .call::<ops::CreateCustomer>(provider, ctx.call_ctx("customer"), new)
             .await?;
         let now = self.now();
         let row = CustomerRow {
@@ -160,7 +150,7 @@ impl PaymentService {
             provider: provider.to_owned(),
             provider_id: created.id.to_string(),
             email: created.email.to_string(),
-            name: opt(&created.name),
+            name: created.name.clone(),
             default_payment_method: None,
             metadata: metadata_json(&created.metadata),
             created_at: now,
@@ -247,13 +237,7 @@ impl PaymentService {
         let row = self.customer(id, "id").await?;
         let pid = row.provider_id.clone();
         let (fresh, _) = self
-            .call(
-                &row.provider,
-                cap::CUSTOMERS,
-                "get_customer",
-                ctx.call_ctx(""),
-                move |p, c| p.get_customer(c, pid.into()),
-            )
+            .call::<ops::GetCustomer>(&row.provider, ctx.call_ctx(""), ObjectRef::new(pid))
             .await?;
         self.sync_customer(ctx, row, &fresh, 200).await
     }
@@ -266,9 +250,9 @@ impl PaymentService {
         status: u16,
     ) -> Result<Reply, ServiceError> {
         row.email = fresh.email.to_string();
-        row.name = opt(&fresh.name);
+        row.name = fresh.name.clone();
         row.metadata = metadata_json(&fresh.metadata);
-        if let Some(pm) = opt(&fresh.default_payment_method) {
+        if let Some(pm) = fresh.default_payment_method.clone() {
             row.default_payment_method = Some(self.pm_payhost_id(&row.provider, &pm).await?);
         }
         let mut unit = Unit::new();
@@ -307,19 +291,13 @@ impl PaymentService {
             check_email(e)?;
         }
         let update = CustomerUpdate {
-            customer_id: row.provider_id.as_str().into(),
-            email: req.email.clone().map(Into::into).into(),
-            name: req.name.clone().map(Into::into).into(),
-            metadata: kv(&req.metadata),
+            customer_id: row.provider_id.clone(),
+            email: req.email.clone(),
+            name: req.name.clone(),
+            metadata: req.metadata.clone(),
         };
         let (fresh, _) = self
-            .call(
-                &row.provider,
-                cap::CUSTOMERS,
-                "update_customer",
-                ctx.call_ctx(""),
-                move |p, c| p.update_customer(c, update),
-            )
+            .call::<ops::UpdateCustomer>(&row.provider, ctx.call_ctx(""), update)
             .await?;
         self.sync_customer(ctx, row, &fresh, 200).await
     }
@@ -387,12 +365,13 @@ impl PaymentService {
         let customer = self.customer(customer_id, "id").await?;
         let (cid, pm) = (customer.provider_id.clone(), req.payment_method.clone());
         let (attached, _) = self
-            .call(
+            .call::<ops::AttachPaymentMethod>(
                 &customer.provider,
-                cap::PAYMENT_METHODS,
-                "attach_payment_method",
                 ctx.call_ctx(""),
-                move |p, c| p.attach_payment_method(c, cid.into(), pm.into()),
+                AttachPaymentMethod {
+                    customer_id: cid,
+                    payment_method: pm,
+                },
             )
             .await?;
         let mut unit = Unit::new();
@@ -438,8 +417,8 @@ impl PaymentService {
                 customer.provider.clone().into(),
                 pm.id.as_str().into(),
                 pm.kind.as_str().into(),
-                Arg::from(opt(&pm.brand)),
-                Arg::from(opt(&pm.last4)),
+                Arg::from(pm.brand.clone()),
+                Arg::from(pm.last4.clone()),
                 i64::from(pm.exp_month).into(),
                 i64::from(pm.exp_year).into(),
                 self.now().into(),
@@ -460,17 +439,15 @@ impl PaymentService {
         let customer = self.customer(customer_id, "id").await?;
         let cid = customer.provider_id.clone();
         let (methods, _) = self
-            .call(
+            .call::<ops::ListPaymentMethods>(
                 &customer.provider,
-                cap::PAYMENT_METHODS,
-                "list_payment_methods",
                 ctx.call_ctx(""),
-                move |p, c| p.list_payment_methods(c, cid.into()),
+                CustomerRef { customer_id: cid },
             )
             .await?;
         let mut unit = Unit::new();
-        let mut data = Vec::with_capacity(methods.len());
-        for pm in methods.iter() {
+        let mut data = Vec::with_capacity(methods.data.len());
+        for pm in methods.data.iter() {
             let id = self.stage_payment_method(&mut unit, &customer, pm).await?;
             data.push(pm_view(&id, &customer.id, &customer.provider, pm));
         }
@@ -495,19 +472,15 @@ impl PaymentService {
         let pm = self.pm_provider_id(&customer, &req.payment_method).await?;
         let cid = customer.provider_id.clone();
         let (fresh, _) = self
-            .call(
+            .call::<ops::SetDefaultPaymentMethod>(
                 &customer.provider,
-                cap::PAYMENT_METHODS,
-                "set_default_payment_method",
                 ctx.call_ctx(""),
-                move |p, c| p.set_default_payment_method(c, cid.into(), pm.into()),
+                SetDefaultPaymentMethod {
+                    customer_id: cid,
+                    payment_method: pm,
+                },
             )
             .await?;
         self.sync_customer(ctx, customer, &fresh, 200).await
     }
-}
-
-/// `ROption` from an `Option<String>`.
-pub(super) fn ropt(v: Option<String>) -> ROption<abi_stable::std_types::RString> {
-    v.map(Into::into).into()
 }

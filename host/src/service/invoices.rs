@@ -1,8 +1,8 @@
 //! Invoices: read from the provider, synced into the database on every read.
 
-use super::{opt, Ctx, PaymentService, Reply, ServiceError};
+use super::{Ctx, PaymentService, Reply, ServiceError};
 use crate::store::{Arg, RowExt, Unit};
-use payhost_plugin_api::{capabilities as cap, Invoice, InvoiceQuery};
+use payhost_plugin_api::{ops, Invoice, InvoiceQuery, ObjectRef};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -62,8 +62,8 @@ impl PaymentService {
             Some(id) => id,
             None => super::new_id("inv"),
         };
-        let sub = opt(&inv.subscription_id);
-        let pay = opt(&inv.payment_id);
+        let sub = inv.subscription_id.clone();
+        let pay = inv.payment_id.clone();
         let subscription = match &sub {
             Some(s) => self.id_of(Table::Subscriptions, provider, s).await?,
             None => None,
@@ -91,7 +91,7 @@ impl PaymentService {
                 inv.amount_paid.into(),
                 inv.amount_due.currency.as_str().into(),
                 inv.status.as_str().into(),
-                Arg::from(opt(&inv.pdf_url)),
+                Arg::from(inv.pdf_url.clone()),
                 inv.created.into(),
                 now.into(),
             ],
@@ -103,7 +103,7 @@ impl PaymentService {
             "payment": payment, "provider_payment_id": pay,
             "amount_due": inv.amount_due.amount, "amount_paid": inv.amount_paid,
             "currency": inv.amount_due.currency.as_str(), "status": inv.status.as_str(),
-            "pdf_url": opt(&inv.pdf_url), "created_at": inv.created,
+            "pdf_url": inv.pdf_url.clone(), "created_at": inv.created,
         }))
     }
 
@@ -126,13 +126,7 @@ impl PaymentService {
             })?;
         let (provider, pid) = (row.text("provider")?, row.text("provider_id")?);
         let (inv, _) = self
-            .call(
-                &provider,
-                cap::INVOICES,
-                "get_invoice",
-                ctx.call_ctx(""),
-                move |p, c| p.get_invoice(c, pid.into()),
-            )
+            .call::<ops::GetInvoice>(&provider, ctx.call_ctx(""), ObjectRef::new(pid))
             .await?;
         let mut unit = Unit::new();
         let body = self.stage_invoice(&mut unit, &provider, &inv).await?;
@@ -176,22 +170,16 @@ impl PaymentService {
             None => None,
         };
         let query = InvoiceQuery {
-            customer_id: customer.provider_id.as_str().into(),
+            customer_id: customer.provider_id.clone(),
             limit: q.limit,
-            starting_after: super::customers::ropt(starting_after),
+            starting_after,
         };
         let (page, _) = self
-            .call(
-                &customer.provider,
-                cap::INVOICES,
-                "list_invoices",
-                ctx.call_ctx(""),
-                move |p, c| p.list_invoices(c, query),
-            )
+            .call::<ops::ListInvoices>(&customer.provider, ctx.call_ctx(""), query)
             .await?;
         let mut unit = Unit::new();
-        let mut data = Vec::with_capacity(page.invoices.len());
-        for inv in page.invoices.iter() {
+        let mut data = Vec::with_capacity(page.data.len());
+        for inv in page.data.iter() {
             data.push(
                 self.stage_invoice(&mut unit, &customer.provider, inv)
                     .await?,

@@ -19,8 +19,7 @@ use crate::clock::Clock;
 use crate::events::Dispatcher;
 use crate::plugins::{CallError, Registry};
 use crate::store::{Store, StoreError, Unit};
-use abi_stable::std_types::{ROption, RResult};
-use payhost_plugin_api::{CallCtx, DomainEventReport, PluginError, ProviderBox};
+use payhost_plugin_api::{CallCtx, DomainEventReport, Operation};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -79,8 +78,9 @@ impl Ctx {
             s => format!("{}:{s}", i.key),
         });
         CallCtx {
-            idempotency_key: key.map(Into::into).into(),
-            request_id: self.request_id.clone().into(),
+            idempotency_key: key,
+            request_id: self.request_id.clone(),
+            deadline_ms: 0,
         }
     }
 
@@ -196,22 +196,17 @@ impl PaymentService {
         })
     }
 
-    /// Calls `op` on `provider`; the reports the plugin emitted come back with the result.
-    async fn call<T, F>(
+    /// Calls operation `O` on `provider`; the reports the plugin emitted come back with the
+    /// result.
+    async fn call<O: Operation>(
         &self,
         provider: &str,
-        capability: &str,
-        operation: &'static str,
         ctx: CallCtx,
-        f: F,
-    ) -> Result<(T, Vec<DomainEventReport>), ServiceError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ProviderBox, CallCtx) -> RResult<T, PluginError> + Send + 'static,
-    {
+        request: O::Request,
+    ) -> Result<(O::Response, Vec<DomainEventReport>), ServiceError> {
         let (outcome, reports) = self
             .registry
-            .call_reporting(provider, capability, operation, move |p| f(p, ctx))
+            .call_reporting::<O>(provider, ctx, request)
             .await;
         match outcome {
             Ok(v) => Ok((v, reports)),
@@ -260,14 +255,6 @@ impl PaymentService {
     }
 }
 
-fn opt(v: &ROption<abi_stable::std_types::RString>) -> Option<String> {
-    v.as_ref().map(|s| s.to_string()).into_option()
-}
-
-fn metadata_json(m: &[payhost_plugin_api::KeyValue]) -> String {
-    let map: serde_json::Map<String, Value> = m
-        .iter()
-        .map(|kv| (kv.key.to_string(), Value::String(kv.value.to_string())))
-        .collect();
-    Value::Object(map).to_string()
+fn metadata_json(m: &payhost_plugin_api::Metadata) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
 }

@@ -1,13 +1,12 @@
 //! Payments and refunds.
 
-use super::customers::{kv, ropt, CreateCustomer};
+use super::customers::CreateCustomer;
 use super::rows::{new_id, payment_cols, CustomerRow, PaymentRow};
-use super::{metadata_json, opt, Ctx, Ids, PaymentService, Reply, ServiceError};
+use super::{metadata_json, Ctx, Ids, PaymentService, Reply, ServiceError};
 use crate::store::{Arg, RowExt, Unit};
-use abi_stable::std_types::{ROption, RResult, RString};
 use payhost_plugin_api::{
-    capabilities as cap, CallCtx, Currency, DomainEventKind, DomainEventReport, Money, NewPayment,
-    NewRefund, Payment, PaymentStatus, PluginError, ProviderBox, Refund,
+    ops, ConfirmPayment as ConfirmRequest, Currency, DomainEventKind, DomainEventReport, Money,
+    NewPayment, NewRefund, ObjectRef, Operation, Payment, PaymentStatus, Refund,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -89,9 +88,9 @@ pub(super) fn payment_events(p: &Payment, created: bool, now: i64) -> Vec<Domain
     let report = |kind| {
         let mut r = DomainEventReport::new(kind, &p.id, now);
         r.customer_id = p.customer_id.clone();
-        r.payment_id = ROption::RSome(p.id.clone());
-        r.amount = ROption::RSome(p.amount.clone());
-        r.status = ROption::RSome(p.status.as_str().into());
+        r.payment_id = Some(p.id.clone());
+        r.amount = Some(p.amount.clone());
+        r.status = Some(p.status.as_str().into());
         r.error = p.failure_message.clone();
         r
     };
@@ -113,12 +112,21 @@ pub(super) fn payment_events(p: &Payment, created: bool, now: i64) -> Vec<Domain
     out
 }
 
+/// The client secret a payment's next action carries, for the answer that created or
+/// confirmed it.
+pub(super) fn client_secret(p: &Payment) -> Option<String> {
+    p.next_action
+        .as_ref()
+        .and_then(|a| a.client_secret())
+        .map(str::to_owned)
+}
+
 fn refund_view(id: &str, payment: &PaymentRow, r: &Refund, created_at: i64) -> Value {
     json!({
         "id": id, "object": "refund", "payment": payment.id,
         "provider": payment.provider, "provider_id": r.id.as_str(),
         "amount": r.amount.amount, "currency": r.amount.currency.as_str(),
-        "status": r.status.as_str(), "reason": opt(&r.reason), "created_at": created_at,
+        "status": r.status.as_str(), "reason": r.reason.clone(), "created_at": created_at,
     })
 }
 
@@ -243,20 +251,14 @@ impl PaymentService {
             metadata,
         } = charge;
         let new = NewPayment {
-            customer_id: customer.provider_id.as_str().into(),
-            amount,
-            payment_method: ropt(payment_method),
-            description: ropt(description.clone()),
-            metadata: kv(&metadata),
+            customer_id: Some(customer.provider_id.clone()),
+            payment_method,
+            description: description.clone(),
+            metadata,
+            ..NewPayment::new(amount)
         };
         let (p, emitted) = self
-            .call(
-                &customer.provider,
-                cap::PAYMENTS,
-                "create_payment",
-                ctx.call_ctx(step),
-                move |pr, c| pr.create_payment(c, new),
-            )
+            .call::<ops::CreatePayment>(&customer.provider, ctx.call_ctx(step), new)
             .await?;
         let now = self.now();
         let row = PaymentRow {
@@ -269,9 +271,9 @@ impl PaymentService {
             currency: p.amount.currency.as_str().to_owned(),
             amount_refunded: p.amount_refunded,
             status: p.status.as_str().to_owned(),
-            payment_method: opt(&p.payment_method),
-            failure_code: opt(&p.failure_code),
-            failure_message: opt(&p.failure_message),
+            payment_method: p.payment_method.clone(),
+            failure_code: p.failure_code.clone(),
+            failure_message: p.failure_message.clone(),
             description,
             metadata: metadata_json(&p.metadata),
             created_at: now,
@@ -311,7 +313,7 @@ impl PaymentService {
             .with(&row.provider_id, &row.id);
         let reply = Reply {
             status: 201,
-            body: row.view(opt(&p.client_secret)),
+            body: row.view(client_secret(&p)),
         };
         self.finish(ctx, unit, &customer.provider, events, &ids, reply)
             .await
@@ -334,9 +336,9 @@ impl PaymentService {
         events.extend(emitted);
         row.status = p.status.as_str().to_owned();
         row.amount_refunded = row.amount_refunded.max(p.amount_refunded);
-        row.payment_method = opt(&p.payment_method).or(row.payment_method);
-        row.failure_code = opt(&p.failure_code);
-        row.failure_message = opt(&p.failure_message);
+        row.payment_method = p.payment_method.clone().or(row.payment_method);
+        row.failure_code = p.failure_code.clone();
+        row.failure_message = p.failure_message.clone();
         row.updated_at = now;
         let mut unit = Unit::new();
         unit.push(
@@ -358,32 +360,21 @@ impl PaymentService {
             .with(&row.provider_id, &row.id);
         let reply = Reply {
             status: 200,
-            body: row.view(opt(&p.client_secret)),
+            body: row.view(client_secret(&p)),
         };
         let provider = row.provider.clone();
         self.finish(ctx, unit, &provider, events, &ids, reply).await
     }
 
     /// Runs an operation on an existing payment's provider and syncs the answer.
-    async fn payment_op<F>(
+    async fn payment_op<O: Operation<Response = Payment>>(
         &self,
         ctx: &Ctx,
         row: PaymentRow,
-        operation: &'static str,
-        f: F,
-    ) -> Result<Reply, ServiceError>
-    where
-        F: FnOnce(&ProviderBox, CallCtx, RString) -> RResult<Payment, PluginError> + Send + 'static,
-    {
-        let pid: RString = row.provider_id.as_str().into();
+        request: O::Request,
+    ) -> Result<Reply, ServiceError> {
         let (p, emitted) = self
-            .call(
-                &row.provider,
-                cap::PAYMENTS,
-                operation,
-                ctx.call_ctx(""),
-                move |pr, c| f(pr, c, pid),
-            )
+            .call::<O>(&row.provider, ctx.call_ctx(""), request)
             .await?;
         self.sync_payment(ctx, row, p, emitted).await
     }
@@ -394,8 +385,9 @@ impl PaymentService {
     /// Unknown id, or the provider's error.
     pub async fn get_payment(&self, ctx: &Ctx, id: &str) -> Result<Reply, ServiceError> {
         let row = self.payment(id, "id").await?;
+        let request = ObjectRef::new(&row.provider_id);
         let mut reply = self
-            .payment_op(ctx, row, "get_payment", |pr, c, pid| pr.get_payment(c, pid))
+            .payment_op::<ops::GetPayment>(ctx, row, request)
             .await?;
         // A read never hands out the client secret again.
         reply.body["client_secret"] = Value::Null;
@@ -420,10 +412,13 @@ impl PaymentService {
             }
             None => None,
         };
-        self.payment_op(ctx, row, "confirm_payment", move |pr, c, pid| {
-            pr.confirm_payment(c, pid, ropt(pm))
-        })
-        .await
+        let request = ConfirmRequest {
+            id: row.provider_id.clone(),
+            payment_method: pm,
+            return_url: None,
+        };
+        self.payment_op::<ops::ConfirmPayment>(ctx, row, request)
+            .await
     }
 
     /// `POST /v1/payments/{id}/cancel`.
@@ -432,10 +427,9 @@ impl PaymentService {
     /// Unknown id, or the provider's error (e.g. a payment that already succeeded).
     pub async fn cancel_payment(&self, ctx: &Ctx, id: &str) -> Result<Reply, ServiceError> {
         let row = self.payment(id, "id").await?;
-        self.payment_op(ctx, row, "cancel_payment", |pr, c, pid| {
-            pr.cancel_payment(c, pid)
-        })
-        .await
+        let request = ObjectRef::new(&row.provider_id);
+        self.payment_op::<ops::CancelPayment>(ctx, row, request)
+            .await
     }
 
     /// Attempts a failed payment again (dunning), with the customer's default payment
@@ -510,18 +504,12 @@ impl PaymentService {
             ));
         }
         let new = NewRefund {
-            payment_id: payment.provider_id.as_str().into(),
-            amount: req.amount.into(),
-            reason: ropt(req.reason.clone()),
+            payment_id: payment.provider_id.clone(),
+            amount: req.amount,
+            reason: req.reason.clone(),
         };
         let (refund, emitted) = self
-            .call(
-                &payment.provider,
-                cap::REFUNDS,
-                "create_refund",
-                ctx.call_ctx(""),
-                move |p, c| p.create_refund(c, new),
-            )
+            .call::<ops::CreateRefund>(&payment.provider, ctx.call_ctx(""), new)
             .await?;
         let id = new_id("rfnd");
         let now = self.now();
@@ -537,7 +525,7 @@ impl PaymentService {
                 refund.amount.amount.into(),
                 refund.amount.currency.as_str().into(),
                 refund.status.as_str().into(),
-                Arg::from(opt(&refund.reason)),
+                Arg::from(refund.reason.clone()),
                 now.into(),
             ],
         );
@@ -549,10 +537,10 @@ impl PaymentService {
         let mut events = Vec::new();
         if refund.status == payhost_plugin_api::RefundStatus::Succeeded {
             let mut r = DomainEventReport::new(DomainEventKind::RefundProcessed, &refund.id, now);
-            r.payment_id = ROption::RSome(payment.provider_id.as_str().into());
-            r.customer_id = ROption::RSome(customer.provider_id.as_str().into());
-            r.amount = ROption::RSome(refund.amount.clone());
-            r.status = ROption::RSome("succeeded".into());
+            r.payment_id = Some(payment.provider_id.clone());
+            r.customer_id = Some(customer.provider_id.clone());
+            r.amount = Some(refund.amount.clone());
+            r.status = Some("succeeded".into());
             events.push(r);
         }
         events.extend(emitted);

@@ -1,14 +1,12 @@
 //! Subscriptions and checkout.
 
-use super::customers::kv;
 use super::payments::{check_money, Charge, Payer};
 use super::rows::{new_id, subscription_cols, CustomerRow, SubscriptionRow};
-use super::{metadata_json, opt, Ctx, Ids, PaymentService, Reply, ServiceError};
+use super::{metadata_json, Ctx, Ids, PaymentService, Reply, ServiceError};
 use crate::store::{Arg, Unit};
-use abi_stable::std_types::{ROption, RString};
 use payhost_plugin_api::{
-    capabilities as cap, DomainEventKind, DomainEventReport, NewSubscription, PluginError,
-    ProviderBox, Subscription, SubscriptionStatus,
+    ops, CancelSubscription as CancelRequest, ChangeSubscriptionPrice, DomainEventKind,
+    DomainEventReport, NewSubscription, ObjectRef, Operation, Subscription, SubscriptionStatus,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -72,10 +70,10 @@ enum Plan {
 
 fn sub_report(kind: DomainEventKind, s: &Subscription, now: i64) -> DomainEventReport {
     let mut r = DomainEventReport::new(kind, &s.id, now);
-    r.customer_id = ROption::RSome(s.customer_id.clone());
-    r.subscription_id = ROption::RSome(s.id.clone());
-    r.plan_id = ROption::RSome(s.price_id.clone());
-    r.status = ROption::RSome(s.status.as_str().into());
+    r.customer_id = s.customer_id.clone();
+    r.subscription_id = Some(s.id.clone());
+    r.plan_id = Some(s.price_id.clone());
+    r.status = Some(s.status.as_str().into());
     r.cancel_at_period_end = s.cancel_at_period_end;
     r
 }
@@ -146,19 +144,14 @@ impl PaymentService {
         step: &str,
     ) -> Result<Reply, ServiceError> {
         let new = NewSubscription {
-            customer_id: customer.provider_id.as_str().into(),
-            price_id: price.into(),
+            customer_id: Some(customer.provider_id.clone()),
+            price_id: price,
             trial_days,
-            metadata: kv(metadata),
+            metadata: metadata.clone(),
+            ..NewSubscription::default()
         };
         let (s, emitted) = self
-            .call(
-                &customer.provider,
-                cap::SUBSCRIPTIONS,
-                "create_subscription",
-                ctx.call_ctx(step),
-                move |p, c| p.create_subscription(c, new),
-            )
+            .call::<ops::CreateSubscription>(&customer.provider, ctx.call_ctx(step), new)
             .await?;
         let now = self.now();
         let row = SubscriptionRow {
@@ -172,8 +165,8 @@ impl PaymentService {
             cancel_at_period_end: s.cancel_at_period_end,
             current_period_start: s.current_period_start,
             current_period_end: s.current_period_end,
-            trial_end: s.trial_end.into_option(),
-            canceled_at: s.canceled_at.into_option(),
+            trial_end: s.trial_end,
+            canceled_at: s.canceled_at,
             metadata: metadata_json(&s.metadata),
             created_at: now,
             updated_at: now,
@@ -210,7 +203,12 @@ impl PaymentService {
             .with(&row.provider_id, &row.id);
         let reply = Reply {
             status: 201,
-            body: row.view(opt(&s.client_secret)),
+            body: row.view(
+                s.next_action
+                    .as_ref()
+                    .and_then(|a| a.client_secret())
+                    .map(str::to_owned),
+            ),
         };
         self.finish(ctx, unit, &customer.provider, events, &ids, reply)
             .await
@@ -218,31 +216,18 @@ impl PaymentService {
 
     /// Runs a subscription operation on the provider and writes the new state with the
     /// events its change tells.
-    async fn sync_subscription<F>(
+    async fn sync_subscription<O: Operation<Response = Subscription>>(
         &self,
         ctx: &Ctx,
         id: &str,
-        operation: &'static str,
-        f: F,
-    ) -> Result<Reply, ServiceError>
-    where
-        F: FnOnce(
-                &ProviderBox,
-                payhost_plugin_api::CallCtx,
-                RString,
-            ) -> abi_stable::std_types::RResult<Subscription, PluginError>
-            + Send
-            + 'static,
-    {
+        request: impl FnOnce(String) -> O::Request,
+    ) -> Result<Reply, ServiceError> {
         let mut row = self.subscription(id).await?;
-        let pid: RString = row.provider_id.as_str().into();
         let (s, emitted) = self
-            .call(
+            .call::<O>(
                 &row.provider,
-                cap::SUBSCRIPTIONS,
-                operation,
                 ctx.call_ctx(""),
-                move |p, c| f(p, c, pid),
+                request(row.provider_id.clone()),
             )
             .await?;
         let now = self.now();
@@ -256,7 +241,7 @@ impl PaymentService {
         {
             let mut r = sub_report(DomainEventKind::SubscriptionUpdated, &s, now);
             if row.price_id != s.price_id.as_str() {
-                r.previous_plan_id = ROption::RSome(row.price_id.as_str().into());
+                r.previous_plan_id = Some(row.price_id.clone());
             }
             events.push(r);
         }
@@ -266,8 +251,8 @@ impl PaymentService {
         row.cancel_at_period_end = s.cancel_at_period_end;
         row.current_period_start = s.current_period_start;
         row.current_period_end = s.current_period_end;
-        row.trial_end = s.trial_end.into_option();
-        row.canceled_at = s.canceled_at.into_option();
+        row.trial_end = s.trial_end;
+        row.canceled_at = s.canceled_at;
         row.updated_at = now;
         let mut unit = Unit::new();
         unit.push(
@@ -303,10 +288,8 @@ impl PaymentService {
     /// # Errors
     /// Unknown id, or the provider's error.
     pub async fn get_subscription(&self, ctx: &Ctx, id: &str) -> Result<Reply, ServiceError> {
-        self.sync_subscription(ctx, id, "get_subscription", |p, c, pid| {
-            p.get_subscription(c, pid)
-        })
-        .await
+        self.sync_subscription::<ops::GetSubscription>(ctx, id, ObjectRef::new)
+            .await
     }
 
     /// `POST /v1/subscriptions/{id}/price`: moves the subscription to another price.
@@ -322,8 +305,11 @@ impl PaymentService {
         if req.price.trim().is_empty() {
             return Err(ServiceError::invalid("price", "price must not be empty"));
         }
-        self.sync_subscription(ctx, id, "change_subscription_price", move |p, c, pid| {
-            p.change_subscription_price(c, pid, req.price.into())
+        self.sync_subscription::<ops::ChangeSubscriptionPrice>(ctx, id, |pid| {
+            ChangeSubscriptionPrice {
+                id: pid,
+                price_id: req.price,
+            }
         })
         .await
     }
@@ -338,8 +324,9 @@ impl PaymentService {
         id: &str,
         req: CancelSubscription,
     ) -> Result<Reply, ServiceError> {
-        self.sync_subscription(ctx, id, "cancel_subscription", move |p, c, pid| {
-            p.cancel_subscription(c, pid, req.at_period_end)
+        self.sync_subscription::<ops::CancelSubscription>(ctx, id, |pid| CancelRequest {
+            id: pid,
+            at_period_end: req.at_period_end,
         })
         .await
     }
@@ -353,10 +340,8 @@ impl PaymentService {
         ctx: &Ctx,
         id: &str,
     ) -> Result<Reply, ServiceError> {
-        self.sync_subscription(ctx, id, "reactivate_subscription", |p, c, pid| {
-            p.reactivate_subscription(c, pid)
-        })
-        .await
+        self.sync_subscription::<ops::ReactivateSubscription>(ctx, id, ObjectRef::new)
+            .await
     }
 
     /// `POST /v1/checkout`: customer ensured, then a subscription (`price`) or a payment

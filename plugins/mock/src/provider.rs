@@ -2,55 +2,48 @@
 
 use crate::catalog::{self, CardBehaviour};
 use crate::webhook;
-use payhost_plugin_api::abi_stable::std_types::{ROption, RString, RVec};
-use payhost_plugin_api::{
-    capabilities as cap, codes, CallCtx, Customer, CustomerUpdate, DomainEventKind,
-    DomainEventReport, HostBox, HostExt, Invoice, InvoicePage, InvoiceQuery, InvoiceStatus, Money,
-    NewCustomer, NewPayment, NewRefund, NewSubscription, Payment, PaymentMethod, PaymentStatus,
-    Plugin, PluginConfig, PluginError, PluginMetadata, Provider, Refund, RefundStatus,
-    Subscription, SubscriptionStatus, VerifiedEvent, WebhookDelivery,
-};
+use payhost_plugin_kit::config::OneOrMany;
+use payhost_plugin_kit::prelude::*;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 const DAY: i64 = 86_400;
 const PERIOD: i64 = 30 * DAY;
 
+/// The mock's configuration.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MockConfig {
+    /// The secret webhooks are signed with (`X-Webhook-Signature`); a list while one is
+    /// being rolled (each verifies).
+    pub webhook_secret: OneOrMany<Secret>,
+}
+
 #[derive(Default)]
 struct State {
-    /// Distinguishes this instance's ids from an earlier instance's (a restart or a new
-    /// build starts counting again), as a real provider's ids never repeat.
-    tag: String,
-    seq: u64,
     customers: BTreeMap<String, Customer>,
     methods: BTreeMap<String, (PaymentMethod, CardBehaviour)>,
     payments: BTreeMap<String, Payment>,
+    /// Where a payment's buyer returns after a redirect.
+    return_urls: BTreeMap<String, String>,
     subscriptions: BTreeMap<String, Subscription>,
     refunds: BTreeMap<String, Refund>,
     /// In creation order.
     invoices: Vec<Invoice>,
 }
 
-impl State {
-    fn next_id(&mut self, prefix: &str) -> String {
-        self.seq += 1;
-        format!("mock_{prefix}_{}{:06}", self.tag, self.seq)
-    }
-}
-
 /// One mock provider instance.
 pub struct MockProvider {
-    host: HostBox,
-    secrets: Vec<String>,
+    host: Host,
+    ids: IdGen,
+    secrets: Vec<Secret>,
     state: Mutex<State>,
 }
 
-fn some(s: &str) -> ROption<RString> {
-    ROption::RSome(s.into())
-}
-
-fn conflict(message: String) -> PluginError {
-    PluginError::new(codes::CONFLICT, message)
+fn redirect_url(payment_id: &str) -> String {
+    format!("https://mock.payhost.invalid/approve/{payment_id}")
 }
 
 impl MockProvider {
@@ -63,55 +56,44 @@ impl MockProvider {
         self.host.now_secs()
     }
 
-    fn emit(&self, report: DomainEventReport) {
-        self.host.emit(report);
-    }
-
-    /// Resolves a payment method reference: an attached method id or a test-card token.
+    /// An attached method id or a test token: its id and what charging it does.
     fn resolve_method(st: &State, reference: &str) -> Result<(String, CardBehaviour), PluginError> {
         if let Some((pm, behaviour)) = st.methods.get(reference) {
-            return Ok((pm.id.to_string(), *behaviour));
+            return Ok((pm.id.clone(), *behaviour));
         }
-        catalog::test_card(reference)
-            .map(|(b, _, _)| (reference.to_owned(), b))
+        catalog::test_method(reference)
+            .map(|(b, ..)| (reference.to_owned(), b))
             .ok_or_else(|| {
                 PluginError::not_found("payment method", reference).with_param("payment_method")
             })
     }
 
-    fn payment_report(kind: DomainEventKind, p: &Payment, now: i64) -> DomainEventReport {
-        let mut r = DomainEventReport::new(kind, &p.id, now);
-        r.customer_id = p.customer_id.clone();
-        r.payment_id = ROption::RSome(p.id.clone());
-        r.amount = ROption::RSome(p.amount.clone());
-        r.status = some(p.status.as_str());
-        r.error = p.failure_message.clone();
-        r
-    }
-
     /// Charges a payment with a method; the outcome is the payment's new state.
-    fn charge(&self, p: &mut Payment, method: &str, behaviour: CardBehaviour) {
-        p.payment_method = some(method);
+    fn charge(st: &State, p: &mut Payment, method: &str, behaviour: CardBehaviour) {
+        p.payment_method = Some(method.to_owned());
+        p.next_action = None;
+        p.failure_code = None;
+        p.failure_message = None;
         match behaviour {
-            CardBehaviour::Succeeds => {
-                p.status = PaymentStatus::Succeeded;
-                p.failure_code = ROption::RNone;
-                p.failure_message = ROption::RNone;
-            }
+            CardBehaviour::Succeeds => match p.capture_method {
+                CaptureMethod::Manual => p.status = PaymentStatus::RequiresCapture,
+                CaptureMethod::Automatic | CaptureMethod::Unknown(_) => {
+                    p.status = PaymentStatus::Succeeded;
+                    p.amount_received = p.amount.amount;
+                }
+            },
             CardBehaviour::Declined(reason) => {
                 p.status = PaymentStatus::Failed;
-                p.failure_code = some(reason);
-                p.failure_message = some("Your card was declined.");
+                p.failure_code = Some(reason.to_owned());
+                p.failure_message = Some("Your card was declined.".to_owned());
             }
-            CardBehaviour::RequiresAction => p.status = PaymentStatus::RequiresAction,
-        }
-        let kind = match p.status {
-            PaymentStatus::Succeeded => Some(DomainEventKind::PaymentSucceeded),
-            PaymentStatus::Failed => Some(DomainEventKind::PaymentFailed),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            self.emit(Self::payment_report(kind, p, self.now()));
+            CardBehaviour::Redirects => {
+                p.status = PaymentStatus::RequiresAction;
+                p.next_action = Some(NextAction::RedirectToUrl {
+                    url: redirect_url(&p.id),
+                    return_url: st.return_urls.get(&p.id).cloned(),
+                });
+            }
         }
     }
 
@@ -123,39 +105,48 @@ impl MockProvider {
         }
     }
 
-    /// Bills one period of a subscription: an invoice, charged to the default method if any.
-    fn bill(&self, st: &mut State, sub: &mut Subscription, price: Money) -> Invoice {
+    fn payment_report(kind: DomainEventKind, p: &Payment, at: i64) -> DomainEventReport {
+        let mut r = DomainEventReport::new(kind, &p.id, at);
+        r.customer_id = p.customer_id.clone();
+        r.payment_id = Some(p.id.clone());
+        r.amount = Some(p.amount.clone());
+        r.status = Some(p.status.as_str().to_owned());
+        r.error = p.failure_message.clone();
+        r
+    }
+
+    /// Bills one period of a subscription: an invoice and its payment, charged to the
+    /// customer's default method if any. The answer (the subscription) does not show the
+    /// invoice or its payment, so their facts are emitted.
+    fn bill(&self, st: &mut State, sub: &mut Subscription, price: Money) {
         let now = self.now();
-        let invoice_id = st.next_id("in");
-        let payment_id = st.next_id("pi");
-        let default_pm = st
-            .customers
-            .get(sub.customer_id.as_str())
-            .and_then(|c| c.default_payment_method.clone().into_option());
-        let mut payment = Payment {
-            id: payment_id.as_str().into(),
-            customer_id: ROption::RSome(sub.customer_id.clone()),
-            amount: price.clone(),
-            amount_refunded: 0,
-            status: PaymentStatus::RequiresPaymentMethod,
-            client_secret: some(&format!("{payment_id}_secret_mock")),
-            payment_method: ROption::RNone,
-            failure_code: ROption::RNone,
-            failure_message: ROption::RNone,
-            created: now,
-            metadata: RVec::new(),
-        };
+        let invoice_id = self.ids.next("mock_in");
+        let mut payment = Payment::new(
+            self.ids.next("mock_pi"),
+            price.clone(),
+            PaymentStatus::RequiresPaymentMethod,
+        );
+        payment.customer_id = sub.customer_id.clone();
+        payment.created = now;
+        payment.next_action = Some(NextAction::UseClientSecret {
+            client_secret: format!("{}_secret_mock", payment.id),
+        });
+        let default_pm = sub
+            .customer_id
+            .as_deref()
+            .and_then(|c| st.customers.get(c))
+            .and_then(|c| c.default_payment_method.clone());
         if let Some(pm) = default_pm {
             if let Ok((id, behaviour)) = Self::resolve_method(st, &pm) {
-                self.charge(&mut payment, &id, behaviour);
+                Self::charge(st, &mut payment, &id, behaviour);
             }
         }
         let paid = payment.status == PaymentStatus::Succeeded;
         let invoice = Invoice {
-            id: invoice_id.as_str().into(),
-            customer_id: sub.customer_id.clone(),
-            subscription_id: ROption::RSome(sub.id.clone()),
-            payment_id: ROption::RSome(payment.id.clone()),
+            id: invoice_id.clone(),
+            customer_id: sub.customer_id.clone().unwrap_or_default(),
+            subscription_id: Some(sub.id.clone()),
+            payment_id: Some(payment.id.clone()),
             amount_due: price.clone(),
             amount_paid: if paid { price.amount } else { 0 },
             status: if paid {
@@ -163,7 +154,7 @@ impl MockProvider {
             } else {
                 InvoiceStatus::Open
             },
-            pdf_url: some(&format!(
+            pdf_url: Some(format!(
                 "https://mock.payhost.invalid/invoices/{invoice_id}.pdf"
             )),
             created: now,
@@ -173,43 +164,42 @@ impl MockProvider {
         } else {
             SubscriptionStatus::Incomplete
         };
-        sub.client_secret = if paid {
-            ROption::RNone
+        sub.next_action = if paid {
+            None
         } else {
-            payment.client_secret.clone()
+            payment.next_action.clone()
         };
-        let mut report = DomainEventReport::new(
-            if paid {
-                DomainEventKind::InvoicePaid
-            } else {
-                DomainEventKind::InvoicePaymentFailed
-            },
-            &invoice_id,
-            now,
-        );
-        report.customer_id = ROption::RSome(sub.customer_id.clone());
-        report.subscription_id = ROption::RSome(sub.id.clone());
-        report.invoice_id = some(&invoice_id);
-        report.payment_id = some(&payment_id);
-        report.amount = ROption::RSome(price);
-        report.status = some(invoice.status.as_str());
-        report.error = payment.failure_message.clone();
-        if paid || payment.status == PaymentStatus::Failed {
-            self.emit(report);
+        let outcome = match payment.status {
+            PaymentStatus::Succeeded => Some((
+                DomainEventKind::PaymentSucceeded,
+                DomainEventKind::InvoicePaid,
+            )),
+            PaymentStatus::Failed => Some((
+                DomainEventKind::PaymentFailed,
+                DomainEventKind::InvoicePaymentFailed,
+            )),
+            _ => None,
+        };
+        if let Some((payment_kind, invoice_kind)) = outcome {
+            self.host.emit(&Self::payment_report(
+                DomainEventKind::PaymentCreated,
+                &payment,
+                now,
+            ));
+            self.host
+                .emit(&Self::payment_report(payment_kind, &payment, now));
+            let mut r = DomainEventReport::new(invoice_kind, &invoice_id, now);
+            r.customer_id = sub.customer_id.clone();
+            r.subscription_id = Some(sub.id.clone());
+            r.invoice_id = Some(invoice_id.clone());
+            r.payment_id = Some(payment.id.clone());
+            r.amount = Some(price);
+            r.status = Some(invoice.status.as_str().to_owned());
+            r.error = payment.failure_message.clone();
+            self.host.emit(&r);
         }
-        st.payments.insert(payment_id, payment);
-        st.invoices.push(invoice.clone());
-        invoice
-    }
-
-    fn sub_report(kind: DomainEventKind, s: &Subscription, now: i64) -> DomainEventReport {
-        let mut r = DomainEventReport::new(kind, &s.id, now);
-        r.customer_id = ROption::RSome(s.customer_id.clone());
-        r.subscription_id = ROption::RSome(s.id.clone());
-        r.plan_id = ROption::RSome(s.price_id.clone());
-        r.status = some(s.status.as_str());
-        r.cancel_at_period_end = s.cancel_at_period_end;
-        r
+        st.payments.insert(payment.id.clone(), payment);
+        st.invoices.push(invoice);
     }
 
     fn with_subscription<T>(
@@ -227,41 +217,54 @@ impl MockProvider {
         st.subscriptions.insert(id.to_owned(), sub);
         Ok(out)
     }
+
+    fn with_payment(
+        &self,
+        id: &str,
+        f: impl FnOnce(&State, &mut Payment) -> Result<(), PluginError>,
+    ) -> Result<Payment, PluginError> {
+        let mut st = self.state();
+        let mut p = st
+            .payments
+            .get(id)
+            .cloned()
+            .ok_or_else(|| PluginError::not_found("payment", id))?;
+        f(&st, &mut p)?;
+        st.payments.insert(id.to_owned(), p.clone());
+        Ok(p)
+    }
 }
 
 impl Plugin for MockProvider {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata::new("mock", env!("CARGO_PKG_VERSION"))
-            .require(&["webhook_secret"])
-            .capabilities(&cap::ALL)
-            .webhook_header(webhook::SIGNATURE_HEADER)
+    type Config = MockConfig;
+
+    fn manifest() -> Manifest {
+        Manifest::new("mock", env!("CARGO_PKG_VERSION"))
+            .capabilities(&capabilities::ALL)
+            .webhook_headers(&[webhook::SIGNATURE_HEADER])
+            .fixtures(Fixtures {
+                payment_method_succeeds: Some("pm_card_visa".into()),
+                payment_method_declines: Some("pm_card_chargeDeclined".into()),
+                payment_method_requires_action: Some("pm_card_authenticationRequired".into()),
+                price: Some("price_basic".into()),
+                other_price: Some("price_pro".into()),
+                currency: Some("usd".into()),
+                config: [(
+                    "webhook_secret".to_owned(),
+                    serde_json::Value::from("whsec_mock_conformance"),
+                )]
+                .into(),
+                approve_redirect_by_visiting: false,
+            })
     }
 
-    fn new(config: PluginConfig, host: HostBox) -> Result<Self, PluginError> {
-        config.require("webhook_secret")?;
-        let secrets = config
-            .get_all("webhook_secret")
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+    fn new(config: MockConfig, host: Host) -> Result<Self, PluginError> {
         host.info("mock provider ready");
-        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Milliseconds since the epoch, in base 36, with this library's instance count.
-        let mut t = u64::try_from(host.now_millis()).unwrap_or_default();
-        let mut tag = String::new();
-        while t > 0 {
-            tag.insert(0, char::from_digit((t % 36) as u32, 36).unwrap_or('0'));
-            t /= 36;
-        }
-        let state = State {
-            tag: format!("{tag}{n}x"),
-            ..State::default()
-        };
         Ok(Self {
+            ids: IdGen::new(&host),
             host,
-            secrets,
-            state: Mutex::new(state),
+            secrets: config.webhook_secret.0,
+            state: Mutex::default(),
         })
     }
 }
@@ -274,25 +277,23 @@ impl Provider for MockProvider {
                 format!("'{}' is not an email address", req.email),
             ));
         }
-        let mut st = self.state();
-        let id = st.next_id("cus");
         let c = Customer {
-            id: id.as_str().into(),
+            id: self.ids.next("mock_cus"),
             email: req.email,
             name: req.name,
-            default_payment_method: ROption::RNone,
+            default_payment_method: None,
             metadata: req.metadata,
         };
-        st.customers.insert(id, c.clone());
+        self.state().customers.insert(c.id.clone(), c.clone());
         Ok(c)
     }
 
-    fn get_customer(&self, _ctx: &CallCtx, id: &str) -> Result<Customer, PluginError> {
+    fn get_customer(&self, _ctx: &CallCtx, req: ObjectRef) -> Result<Customer, PluginError> {
         self.state()
             .customers
-            .get(id)
+            .get(&req.id)
             .cloned()
-            .ok_or_else(|| PluginError::not_found("customer", id))
+            .ok_or_else(|| PluginError::not_found("customer", &req.id))
     }
 
     fn update_customer(
@@ -303,9 +304,9 @@ impl Provider for MockProvider {
         let mut st = self.state();
         let c = st
             .customers
-            .get_mut(req.customer_id.as_str())
+            .get_mut(&req.customer_id)
             .ok_or_else(|| PluginError::not_found("customer", &req.customer_id))?;
-        if let ROption::RSome(email) = req.email {
+        if let Some(email) = req.email {
             if !email.contains('@') {
                 return Err(PluginError::invalid(
                     "email",
@@ -314,13 +315,14 @@ impl Provider for MockProvider {
             }
             c.email = email;
         }
-        if let ROption::RSome(name) = req.name {
-            c.name = ROption::RSome(name);
+        if let Some(name) = req.name {
+            c.name = Some(name);
         }
-        for kv in req.metadata {
-            c.metadata.retain(|m| m.key != kv.key);
-            if !kv.value.is_empty() {
-                c.metadata.push(kv);
+        for (k, v) in req.metadata {
+            if v.is_empty() {
+                c.metadata.remove(&k);
+            } else {
+                c.metadata.insert(k, v);
             }
         }
         Ok(c.clone())
@@ -329,171 +331,201 @@ impl Provider for MockProvider {
     fn attach_payment_method(
         &self,
         _ctx: &CallCtx,
-        customer_id: &str,
-        token: &str,
+        req: AttachPaymentMethod,
     ) -> Result<PaymentMethod, PluginError> {
         let mut st = self.state();
-        Self::customer_exists(&st, customer_id)?;
-        let (behaviour, brand, last4) = catalog::test_card(token).ok_or_else(|| {
-            PluginError::not_found("payment method", token).with_param("payment_method")
-        })?;
-        let id = st.next_id("pm");
+        Self::customer_exists(&st, &req.customer_id)?;
+        let (behaviour, kind, brand, last4) = catalog::test_method(&req.payment_method)
+            .ok_or_else(|| {
+                PluginError::not_found("payment method", &req.payment_method)
+                    .with_param("payment_method")
+            })?;
         let pm = PaymentMethod {
-            id: id.as_str().into(),
-            customer_id: some(customer_id),
-            kind: "card".into(),
-            brand: some(brand),
-            last4: some(last4),
-            exp_month: 12,
-            exp_year: 2034,
+            id: self.ids.next("mock_pm"),
+            customer_id: Some(req.customer_id),
+            kind: kind.into(),
+            brand: Some(brand.into()),
+            last4: (!last4.is_empty()).then(|| last4.to_owned()),
+            exp_month: if kind == "card" { 12 } else { 0 },
+            exp_year: if kind == "card" { 2034 } else { 0 },
         };
-        st.methods.insert(id, (pm.clone(), behaviour));
+        st.methods.insert(pm.id.clone(), (pm.clone(), behaviour));
         Ok(pm)
     }
 
     fn list_payment_methods(
         &self,
         _ctx: &CallCtx,
-        customer_id: &str,
-    ) -> Result<Vec<PaymentMethod>, PluginError> {
+        req: CustomerRef,
+    ) -> Result<PaymentMethodList, PluginError> {
         let st = self.state();
-        Self::customer_exists(&st, customer_id)?;
-        Ok(st
-            .methods
-            .values()
-            .filter(|(pm, _)| {
-                pm.customer_id.as_ref().map(RString::as_str).into_option() == Some(customer_id)
-            })
-            .map(|(pm, _)| pm.clone())
-            .collect())
+        Self::customer_exists(&st, &req.customer_id)?;
+        Ok(PaymentMethodList {
+            data: st
+                .methods
+                .values()
+                .filter(|(pm, _)| pm.customer_id.as_deref() == Some(req.customer_id.as_str()))
+                .map(|(pm, _)| pm.clone())
+                .collect(),
+        })
     }
 
     fn set_default_payment_method(
         &self,
         _ctx: &CallCtx,
-        customer_id: &str,
-        pm_id: &str,
+        req: SetDefaultPaymentMethod,
     ) -> Result<Customer, PluginError> {
         let mut st = self.state();
-        Self::customer_exists(&st, customer_id)?;
-        let owned = st.methods.get(pm_id).is_some_and(|(pm, _)| {
-            pm.customer_id.as_ref().map(RString::as_str).into_option() == Some(customer_id)
-        });
+        Self::customer_exists(&st, &req.customer_id)?;
+        let owned = st
+            .methods
+            .get(&req.payment_method)
+            .is_some_and(|(pm, _)| pm.customer_id.as_deref() == Some(req.customer_id.as_str()));
         if !owned {
             return Err(PluginError::invalid(
                 "payment_method",
-                format!("payment method '{pm_id}' is not attached to customer '{customer_id}'"),
+                format!(
+                    "payment method '{}' is not attached to customer '{}'",
+                    req.payment_method, req.customer_id
+                ),
             ));
         }
-        let c = st.customers.get_mut(customer_id).expect("checked above");
-        c.default_payment_method = some(pm_id);
+        let c = st
+            .customers
+            .get_mut(&req.customer_id)
+            .ok_or_else(|| PluginError::not_found("customer", &req.customer_id))?;
+        c.default_payment_method = Some(req.payment_method);
         Ok(c.clone())
     }
 
     fn create_payment(&self, _ctx: &CallCtx, req: NewPayment) -> Result<Payment, PluginError> {
-        if req.amount.amount <= 0 {
-            return Err(PluginError::invalid(
-                "amount",
-                "amount must be a positive number of minor units",
-            ));
+        if let CaptureMethod::Unknown(m) = &req.capture_method {
+            return Err(PluginError::new(
+                codes::UNSUPPORTED,
+                format!("the mock does not know capture method '{m}'"),
+            )
+            .with_param("capture_method"));
         }
+        let customer = req.customer_id.ok_or_else(|| {
+            PluginError::invalid("customer", "the mock keeps customers: give a customer_id")
+        })?;
         let mut st = self.state();
-        Self::customer_exists(&st, &req.customer_id)?;
+        Self::customer_exists(&st, &customer)?;
         let method = match &req.payment_method {
-            ROption::RSome(m) => Some(Self::resolve_method(&st, m)?),
-            ROption::RNone => None,
+            Some(m) => Some(Self::resolve_method(&st, m)?),
+            None => None,
         };
-        let id = st.next_id("pi");
-        let mut p = Payment {
-            id: id.as_str().into(),
-            customer_id: ROption::RSome(req.customer_id),
-            amount: req.amount,
-            amount_refunded: 0,
-            status: PaymentStatus::RequiresPaymentMethod,
-            client_secret: some(&format!("{id}_secret_mock")),
-            payment_method: ROption::RNone,
-            failure_code: ROption::RNone,
-            failure_message: ROption::RNone,
-            created: self.now(),
-            metadata: req.metadata,
-        };
-        self.emit(Self::payment_report(
-            DomainEventKind::PaymentCreated,
-            &p,
-            self.now(),
-        ));
-        if let Some((pm, behaviour)) = method {
-            self.charge(&mut p, &pm, behaviour);
+        let mut p = Payment::new(
+            self.ids.next("mock_pi"),
+            req.amount,
+            PaymentStatus::RequiresPaymentMethod,
+        );
+        p.customer_id = Some(customer);
+        p.capture_method = req.capture_method;
+        p.created = self.now();
+        p.metadata = req.metadata;
+        p.next_action = Some(NextAction::UseClientSecret {
+            client_secret: format!("{}_secret_mock", p.id),
+        });
+        if let Some(url) = req.return_url {
+            st.return_urls.insert(p.id.clone(), url);
         }
-        st.payments.insert(id, p.clone());
+        if let Some((pm, behaviour)) = method {
+            Self::charge(&st, &mut p, &pm, behaviour);
+        }
+        st.payments.insert(p.id.clone(), p.clone());
         Ok(p)
     }
 
-    fn get_payment(&self, _ctx: &CallCtx, id: &str) -> Result<Payment, PluginError> {
+    fn get_payment(&self, _ctx: &CallCtx, req: ObjectRef) -> Result<Payment, PluginError> {
         self.state()
             .payments
-            .get(id)
+            .get(&req.id)
             .cloned()
-            .ok_or_else(|| PluginError::not_found("payment", id))
+            .ok_or_else(|| PluginError::not_found("payment", &req.id))
     }
 
-    fn confirm_payment(
-        &self,
-        _ctx: &CallCtx,
-        id: &str,
-        method: Option<&str>,
-    ) -> Result<Payment, PluginError> {
-        let mut st = self.state();
-        let mut p = st
-            .payments
-            .get(id)
-            .cloned()
-            .ok_or_else(|| PluginError::not_found("payment", id))?;
-        match p.status {
-            PaymentStatus::Succeeded | PaymentStatus::Canceled | PaymentStatus::Processing => {
-                return Err(conflict(format!(
-                    "payment '{id}' is {} and cannot be confirmed",
-                    p.status.as_str()
-                )))
+    fn confirm_payment(&self, _ctx: &CallCtx, req: ConfirmPayment) -> Result<Payment, PluginError> {
+        let id = req.id.clone();
+        self.with_payment(&req.id, |st, p| {
+            match p.status {
+                PaymentStatus::Succeeded
+                | PaymentStatus::Canceled
+                | PaymentStatus::Processing
+                | PaymentStatus::RequiresCapture => {
+                    return Err(PluginError::conflict(format!(
+                        "payment '{id}' is {} and cannot be confirmed",
+                        p.status
+                    )))
+                }
+                PaymentStatus::RequiresAction if req.payment_method.is_none() => {
+                    return Err(PluginError::conflict(format!(
+                        "payment '{id}' waits for the buyer to finish at {}",
+                        redirect_url(&id)
+                    )))
+                }
+                PaymentStatus::RequiresPaymentMethod
+                | PaymentStatus::RequiresConfirmation
+                | PaymentStatus::RequiresAction
+                | PaymentStatus::Failed
+                | PaymentStatus::Unknown(_) => {}
             }
-            _ => {}
-        }
-        let customer_default = p
-            .customer_id
-            .as_ref()
-            .into_option()
-            .and_then(|c| st.customers.get(c.as_str()))
-            .and_then(|c| c.default_payment_method.clone().into_option());
-        let reference = method
-            .map(str::to_owned)
-            .or_else(|| p.payment_method.clone().into_option().map(Into::into))
-            .or_else(|| customer_default.map(Into::into))
-            .ok_or_else(|| {
-                PluginError::invalid(
-                    "payment_method",
-                    "a payment method is needed to confirm this payment",
-                )
-            })?;
-        let (pm, behaviour) = Self::resolve_method(&st, &reference)?;
-        self.charge(&mut p, &pm, behaviour);
-        st.payments.insert(id.to_owned(), p.clone());
-        Ok(p)
+            let customer_default = p
+                .customer_id
+                .as_deref()
+                .and_then(|c| st.customers.get(c))
+                .and_then(|c| c.default_payment_method.clone());
+            let reference = req
+                .payment_method
+                .or_else(|| p.payment_method.clone())
+                .or(customer_default)
+                .ok_or_else(|| {
+                    PluginError::invalid(
+                        "payment_method",
+                        "a payment method is needed to confirm this payment",
+                    )
+                })?;
+            let (pm, behaviour) = Self::resolve_method(st, &reference)?;
+            Self::charge(st, p, &pm, behaviour);
+            Ok(())
+        })
     }
 
-    fn cancel_payment(&self, _ctx: &CallCtx, id: &str) -> Result<Payment, PluginError> {
-        let mut st = self.state();
-        let p = st
-            .payments
-            .get_mut(id)
-            .ok_or_else(|| PluginError::not_found("payment", id))?;
-        if matches!(p.status, PaymentStatus::Succeeded | PaymentStatus::Canceled) {
-            return Err(conflict(format!(
-                "payment '{id}' is {} and cannot be canceled",
-                p.status.as_str()
-            )));
-        }
-        p.status = PaymentStatus::Canceled;
-        Ok(p.clone())
+    fn cancel_payment(&self, _ctx: &CallCtx, req: ObjectRef) -> Result<Payment, PluginError> {
+        self.with_payment(&req.id, |_, p| match p.status {
+            PaymentStatus::Succeeded | PaymentStatus::Canceled => Err(PluginError::conflict(
+                format!("payment '{}' is {} and cannot be canceled", p.id, p.status),
+            )),
+            _ => {
+                p.status = PaymentStatus::Canceled;
+                p.next_action = None;
+                Ok(())
+            }
+        })
+    }
+
+    fn capture_payment(&self, _ctx: &CallCtx, req: CapturePayment) -> Result<Payment, PluginError> {
+        self.with_payment(&req.id, |_, p| {
+            if p.status != PaymentStatus::RequiresCapture {
+                return Err(PluginError::conflict(format!(
+                    "payment '{}' is {}, not requires_capture",
+                    p.id, p.status
+                )));
+            }
+            let amount = req.amount.unwrap_or(p.amount.amount);
+            if amount <= 0 || amount > p.amount.amount {
+                return Err(PluginError::invalid(
+                    "amount",
+                    format!(
+                        "capture amount {amount} must be between 1 and the {} authorized",
+                        p.amount.amount
+                    ),
+                ));
+            }
+            p.status = PaymentStatus::Succeeded;
+            p.amount_received = amount;
+            Ok(())
+        })
     }
 
     fn create_subscription(
@@ -503,121 +535,109 @@ impl Provider for MockProvider {
     ) -> Result<Subscription, PluginError> {
         let price = catalog::price(&req.price_id)
             .ok_or_else(|| PluginError::not_found("price", &req.price_id).with_param("price"))?;
+        let customer = req.customer_id.ok_or_else(|| {
+            PluginError::invalid("customer", "the mock keeps customers: give a customer_id")
+        })?;
         let now = self.now();
         let mut st = self.state();
-        Self::customer_exists(&st, &req.customer_id)?;
-        let id = st.next_id("sub");
+        Self::customer_exists(&st, &customer)?;
         let trial_end = (req.trial_days > 0).then(|| now + i64::from(req.trial_days) * DAY);
         let mut sub = Subscription {
-            id: id.as_str().into(),
-            customer_id: req.customer_id,
+            id: self.ids.next("mock_sub"),
+            customer_id: Some(customer),
             price_id: req.price_id,
             status: SubscriptionStatus::Trialing,
             cancel_at_period_end: false,
             current_period_start: now,
             current_period_end: trial_end.unwrap_or(now + PERIOD),
-            trial_end: trial_end.into(),
-            canceled_at: ROption::RNone,
-            client_secret: ROption::RNone,
+            trial_end,
+            canceled_at: None,
+            next_action: None,
             metadata: req.metadata,
         };
         if trial_end.is_none() {
             self.bill(&mut st, &mut sub, price);
         }
-        st.subscriptions.insert(id, sub.clone());
-        self.emit(Self::sub_report(
-            DomainEventKind::SubscriptionCreated,
-            &sub,
-            now,
-        ));
+        st.subscriptions.insert(sub.id.clone(), sub.clone());
         Ok(sub)
     }
 
-    fn get_subscription(&self, _ctx: &CallCtx, id: &str) -> Result<Subscription, PluginError> {
-        self.with_subscription(id, |_, s| Ok(s.clone()))
+    fn get_subscription(
+        &self,
+        _ctx: &CallCtx,
+        req: ObjectRef,
+    ) -> Result<Subscription, PluginError> {
+        self.with_subscription(&req.id, |_, s| Ok(s.clone()))
     }
 
     fn change_subscription_price(
         &self,
         _ctx: &CallCtx,
-        id: &str,
-        price_id: &str,
+        req: ChangeSubscriptionPrice,
     ) -> Result<Subscription, PluginError> {
-        catalog::price(price_id)
-            .ok_or_else(|| PluginError::not_found("price", price_id).with_param("price"))?;
-        let now = self.now();
-        let sub = self.with_subscription(id, |_, s| {
+        catalog::price(&req.price_id)
+            .ok_or_else(|| PluginError::not_found("price", &req.price_id).with_param("price"))?;
+        self.with_subscription(&req.id, |_, s| {
             if s.status == SubscriptionStatus::Canceled {
-                return Err(conflict(format!("subscription '{id}' is canceled")));
+                return Err(PluginError::conflict(format!(
+                    "subscription '{}' is canceled",
+                    s.id
+                )));
             }
-            let previous = std::mem::replace(&mut s.price_id, price_id.into());
-            Ok((s.clone(), previous))
-        })?;
-        let mut r = Self::sub_report(DomainEventKind::SubscriptionUpdated, &sub.0, now);
-        r.previous_plan_id = ROption::RSome(sub.1);
-        self.emit(r);
-        Ok(sub.0)
+            s.price_id = req.price_id;
+            Ok(s.clone())
+        })
     }
 
     fn cancel_subscription(
         &self,
         _ctx: &CallCtx,
-        id: &str,
-        at_period_end: bool,
+        req: CancelSubscription,
     ) -> Result<Subscription, PluginError> {
         let now = self.now();
-        let sub = self.with_subscription(id, |_, s| {
+        self.with_subscription(&req.id, |_, s| {
             if s.status == SubscriptionStatus::Canceled {
-                return Err(conflict(format!("subscription '{id}' is already canceled")));
+                return Err(PluginError::conflict(format!(
+                    "subscription '{}' is already canceled",
+                    s.id
+                )));
             }
-            if at_period_end {
+            if req.at_period_end {
                 s.cancel_at_period_end = true;
             } else {
                 s.status = SubscriptionStatus::Canceled;
                 s.cancel_at_period_end = false;
-                s.canceled_at = ROption::RSome(now);
+                s.canceled_at = Some(now);
             }
             Ok(s.clone())
-        })?;
-        let kind = if at_period_end {
-            DomainEventKind::SubscriptionUpdated
-        } else {
-            DomainEventKind::SubscriptionCancelled
-        };
-        self.emit(Self::sub_report(kind, &sub, now));
-        Ok(sub)
+        })
     }
 
     fn reactivate_subscription(
         &self,
         _ctx: &CallCtx,
-        id: &str,
+        req: ObjectRef,
     ) -> Result<Subscription, PluginError> {
-        let now = self.now();
-        let sub = self.with_subscription(id, |_, s| {
+        self.with_subscription(&req.id, |_, s| {
             if s.status == SubscriptionStatus::Canceled {
-                return Err(conflict(format!(
-                    "subscription '{id}' was canceled and cannot be reactivated; create a new one"
+                return Err(PluginError::conflict(format!(
+                    "subscription '{}' was canceled and cannot be reactivated; create a new one",
+                    s.id
                 )));
             }
             if !s.cancel_at_period_end {
-                return Err(conflict(format!(
-                    "subscription '{id}' is not scheduled for cancellation"
+                return Err(PluginError::conflict(format!(
+                    "subscription '{}' is not scheduled for cancellation",
+                    s.id
                 )));
             }
             s.cancel_at_period_end = false;
             Ok(s.clone())
-        })?;
-        self.emit(Self::sub_report(
-            DomainEventKind::SubscriptionUpdated,
-            &sub,
-            now,
-        ));
-        Ok(sub)
+        })
     }
 
     fn create_refund(&self, _ctx: &CallCtx, req: NewRefund) -> Result<Refund, PluginError> {
-        if let ROption::RSome(reason) = &req.reason {
+        if let Some(reason) = &req.reason {
             if !matches!(
                 reason.as_str(),
                 "duplicate" | "fraudulent" | "requested_by_customer"
@@ -629,23 +649,19 @@ impl Provider for MockProvider {
             }
         }
         let now = self.now();
+        let id = self.ids.next("mock_re");
         let mut st = self.state();
-        let id = st.next_id("re");
-        let p = st
-            .payments
-            .get_mut(req.payment_id.as_str())
-            .ok_or_else(|| {
-                PluginError::not_found("payment", &req.payment_id).with_param("payment")
-            })?;
+        let p = st.payments.get_mut(&req.payment_id).ok_or_else(|| {
+            PluginError::not_found("payment", &req.payment_id).with_param("payment")
+        })?;
         if p.status != PaymentStatus::Succeeded {
-            return Err(conflict(format!(
+            return Err(PluginError::conflict(format!(
                 "payment '{}' is {} and cannot be refunded",
-                p.id,
-                p.status.as_str()
+                p.id, p.status
             )));
         }
-        let remaining = p.amount.amount - p.amount_refunded;
-        let amount = req.amount.into_option().unwrap_or(remaining);
+        let remaining = p.refundable();
+        let amount = req.amount.unwrap_or(remaining);
         if amount <= 0 || amount > remaining {
             let msg = if remaining == 0 {
                 format!("payment '{}' has already been fully refunded", p.id)
@@ -656,31 +672,24 @@ impl Provider for MockProvider {
         }
         p.amount_refunded += amount;
         let refund = Refund {
-            id: id.as_str().into(),
+            id: id.clone(),
             payment_id: p.id.clone(),
             amount: Money::new(amount, p.amount.currency.clone()),
             status: RefundStatus::Succeeded,
             reason: req.reason,
             created: now,
         };
-        let mut r = DomainEventReport::new(DomainEventKind::RefundProcessed, &id, now);
-        r.payment_id = ROption::RSome(p.id.clone());
-        r.customer_id = p.customer_id.clone();
-        r.amount = ROption::RSome(refund.amount.clone());
-        r.status = some("succeeded");
         st.refunds.insert(id, refund.clone());
-        drop(st);
-        self.emit(r);
         Ok(refund)
     }
 
-    fn get_invoice(&self, _ctx: &CallCtx, id: &str) -> Result<Invoice, PluginError> {
+    fn get_invoice(&self, _ctx: &CallCtx, req: ObjectRef) -> Result<Invoice, PluginError> {
         self.state()
             .invoices
             .iter()
-            .find(|i| i.id.as_str() == id)
+            .find(|i| i.id == req.id)
             .cloned()
-            .ok_or_else(|| PluginError::not_found("invoice", id))
+            .ok_or_else(|| PluginError::not_found("invoice", &req.id))
     }
 
     fn list_invoices(&self, _ctx: &CallCtx, q: InvoiceQuery) -> Result<InvoicePage, PluginError> {
@@ -697,30 +706,146 @@ impl Provider for MockProvider {
             .iter()
             .rev()
             .filter(|i| i.customer_id == q.customer_id)
-            .skip_while(|i| matches!(&q.starting_after, ROption::RSome(after) if i.id != *after));
+            .skip_while(|i| {
+                q.starting_after
+                    .as_ref()
+                    .is_some_and(|after| i.id != *after)
+            });
         if q.starting_after.is_some() && newest_first.next().is_none() {
             return Err(PluginError::invalid(
                 "starting_after",
                 "no such invoice in this list",
             ));
         }
-        let page: Vec<Invoice> = newest_first
+        let data: Vec<Invoice> = newest_first
             .by_ref()
             .take(q.limit as usize)
             .cloned()
             .collect();
         Ok(InvoicePage {
-            invoices: page.into(),
+            data,
             has_more: newest_first.next().is_some(),
         })
     }
 
-    fn verify_webhook(&self, d: WebhookDelivery) -> Result<VerifiedEvent, PluginError> {
-        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+    fn verify_webhook(
+        &self,
+        _ctx: &CallCtx,
+        d: WebhookDelivery,
+    ) -> Result<VerifiedEvent, PluginError> {
+        let secrets: Vec<&str> = self.secrets.iter().map(Secret::expose).collect();
         webhook::verify(&d, &secrets)
     }
 
-    fn map_webhook(&self, event: VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError> {
-        webhook::map(&event)
+    fn map_webhook(
+        &self,
+        _ctx: &CallCtx,
+        event: WebhookEvent,
+    ) -> Result<WebhookReports, PluginError> {
+        webhook::map(&event).map(|events| WebhookReports { events })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payhost_plugin_kit::conformance;
+    use payhost_plugin_kit::testing::{call, instance};
+    use serde_json::json;
+
+    #[test]
+    fn passes_the_conformance_suite_in_process() {
+        let report = conformance::run(&conformance::in_process::<MockProvider>(None));
+        report.assert_passed();
+        let skipped: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| matches!(c.outcome, conformance::Outcome::Skip(_)))
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            skipped,
+            ["redirects.approve_then_confirm"],
+            "the mock declares everything; only a buyer's approval cannot be simulated:\n{report}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_config_key_is_refused_naming_it() {
+        let e = instance::<MockProvider>(json!({"webhook_secrt": "x"}), &FakeHost::new())
+            .err()
+            .unwrap();
+        assert_eq!(e.param.as_deref(), Some("webhook_secrt"));
+        assert!(e.message.contains("webhook_secret"), "{e}");
+    }
+
+    #[test]
+    fn ids_differ_between_instances_started_at_the_same_instant() {
+        let fake = FakeHost::new();
+        let config = json!({"webhook_secret": "s"});
+        let a: MockProvider = instance(config.clone(), &fake).unwrap();
+        let b: MockProvider = instance(config, &fake).unwrap();
+        let ctx = CallCtx::default();
+        let new = NewCustomer {
+            email: "a@example.com".into(),
+            ..NewCustomer::default()
+        };
+        let ca = call::<ops::CreateCustomer>(&a, &ctx, &new).unwrap();
+        let cb = call::<ops::CreateCustomer>(&b, &ctx, &new).unwrap();
+        assert_ne!(ca.id, cb.id);
+    }
+
+    #[test]
+    fn a_subscription_billed_at_once_emits_what_its_answer_cannot_show() {
+        let fake = FakeHost::new();
+        let mock: MockProvider = instance(json!({"webhook_secret": "s"}), &fake).unwrap();
+        let ctx = CallCtx::default();
+        let c = call::<ops::CreateCustomer>(
+            &mock,
+            &ctx,
+            &NewCustomer {
+                email: "a@example.com".into(),
+                ..NewCustomer::default()
+            },
+        )
+        .unwrap();
+        let pm = call::<ops::AttachPaymentMethod>(
+            &mock,
+            &ctx,
+            &AttachPaymentMethod {
+                customer_id: c.id.clone(),
+                payment_method: "pm_card_visa".into(),
+            },
+        )
+        .unwrap();
+        call::<ops::SetDefaultPaymentMethod>(
+            &mock,
+            &ctx,
+            &SetDefaultPaymentMethod {
+                customer_id: c.id.clone(),
+                payment_method: pm.id,
+            },
+        )
+        .unwrap();
+        let s = call::<ops::CreateSubscription>(
+            &mock,
+            &ctx,
+            &NewSubscription {
+                customer_id: Some(c.id),
+                price_id: "price_basic".into(),
+                ..NewSubscription::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.status, SubscriptionStatus::Active);
+        let kinds: Vec<DomainEventKind> = fake.events().into_iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                DomainEventKind::PaymentCreated,
+                DomainEventKind::PaymentSucceeded,
+                DomainEventKind::InvoicePaid
+            ]
+        );
     }
 }

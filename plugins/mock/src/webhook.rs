@@ -7,10 +7,9 @@
 //!                      "amount": 1000, "currency": "usd", "status": "succeeded"}}}
 //! ```
 
-use payhost_plugin_api::abi_stable::std_types::ROption;
-use payhost_plugin_api::{
+use payhost_plugin_kit::{
     codes, signature, Currency, DomainEventKind, DomainEventReport, Money, PluginError,
-    VerifiedEvent, WebhookDelivery,
+    VerifiedEvent, WebhookDelivery, WebhookEvent,
 };
 use serde::Deserialize;
 
@@ -60,9 +59,7 @@ fn bad_signature(message: String) -> PluginError {
 pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, PluginError> {
     let header = d
         .headers
-        .iter()
-        .find(|h| h.key.eq_ignore_ascii_case(SIGNATURE_HEADER))
-        .map(|h| h.value.as_str())
+        .get(SIGNATURE_HEADER)
         .ok_or_else(|| bad_signature(format!("missing {SIGNATURE_HEADER} header")))?;
     signature::verify(
         header,
@@ -78,10 +75,9 @@ pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, Pl
         PluginError::invalid("body", format!("webhook body is not a mock event: {e}"))
     })?;
     Ok(VerifiedEvent {
-        id: ev.id.into(),
-        event_type: ev.event_type.into(),
+        id: ev.id,
+        event_type: ev.event_type,
         created: ev.created,
-        payload: text.into(),
     })
 }
 
@@ -89,11 +85,13 @@ pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, Pl
 ///
 /// # Errors
 /// `invalid_request` when the payload is not a mock event.
-pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError> {
+pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> {
     let ev: Event = serde_json::from_str(&event.payload)
         .map_err(|e| PluginError::invalid("payload", format!("not a mock event: {e}")))?;
     let kind = match ev.event_type.as_str() {
         "payment.created" => DomainEventKind::PaymentCreated,
+        "payment.authorized" => DomainEventKind::PaymentAuthorized,
+        "payment.canceled" => DomainEventKind::PaymentCanceled,
         "payment.succeeded" => DomainEventKind::PaymentSucceeded,
         "payment.failed" => DomainEventKind::PaymentFailed,
         "refund.succeeded" => DomainEventKind::RefundProcessed,
@@ -105,7 +103,7 @@ pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError>
         _ => return Ok(Vec::new()),
     };
     let o = ev.data.object;
-    let mut r = DomainEventReport::new(kind, &o.id, ev.created);
+    let mut r = DomainEventReport::new(kind.clone(), &o.id, ev.created);
     let amount = match (o.amount, o.currency.as_deref()) {
         (Some(a), Some(c)) => Some(Money::new(
             a,
@@ -113,28 +111,29 @@ pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError>
         )),
         _ => None,
     };
-    let opt = |v: Option<String>| ROption::from(v.map(Into::into));
-    r.customer_id = opt(o.customer);
-    r.amount = amount.into();
-    r.status = opt(o.status);
-    r.error = opt(o.failure_message);
-    r.plan_id = opt(o.price);
-    r.previous_plan_id = opt(o.previous_price);
+    r.customer_id = o.customer;
+    r.amount = amount;
+    r.status = o.status;
+    r.error = o.failure_message;
+    r.plan_id = o.price;
+    r.previous_plan_id = o.previous_price;
     r.cancel_at_period_end = o.cancel_at_period_end;
-    r.subscription_id = opt(o.subscription);
-    r.invoice_id = opt(o.invoice);
-    r.payment_id = opt(o.payment);
+    r.subscription_id = o.subscription;
+    r.invoice_id = o.invoice;
+    r.payment_id = o.payment;
     match kind {
         DomainEventKind::PaymentCreated
+        | DomainEventKind::PaymentAuthorized
         | DomainEventKind::PaymentSucceeded
-        | DomainEventKind::PaymentFailed => r.payment_id = ROption::RSome(o.id.into()),
+        | DomainEventKind::PaymentFailed
+        | DomainEventKind::PaymentCanceled => r.payment_id = Some(o.id),
         DomainEventKind::SubscriptionCreated
         | DomainEventKind::SubscriptionUpdated
-        | DomainEventKind::SubscriptionCancelled => r.subscription_id = ROption::RSome(o.id.into()),
+        | DomainEventKind::SubscriptionCancelled => r.subscription_id = Some(o.id),
         DomainEventKind::InvoicePaid | DomainEventKind::InvoicePaymentFailed => {
-            r.invoice_id = ROption::RSome(o.id.into())
+            r.invoice_id = Some(o.id)
         }
-        DomainEventKind::RefundProcessed => {}
+        DomainEventKind::RefundProcessed | DomainEventKind::Unknown(_) => {}
     }
     Ok(vec![r])
 }
@@ -160,16 +159,24 @@ pub fn signed_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use payhost_plugin_api::KeyValue;
+    use payhost_plugin_kit::Headers;
 
     fn delivery(body: &str, header: Option<&str>, now: i64) -> WebhookDelivery {
         WebhookDelivery {
-            body: body.as_bytes().to_vec().into(),
+            body: body.into(),
             headers: header
-                .map(|h| vec![KeyValue::new(SIGNATURE_HEADER, h)])
-                .unwrap_or_default()
-                .into(),
+                .map(|h| Headers::new().with(SIGNATURE_HEADER, h))
+                .unwrap_or_default(),
             now,
+        }
+    }
+
+    fn stored(body: &str, ev: &VerifiedEvent) -> WebhookEvent {
+        WebhookEvent {
+            id: ev.id.clone(),
+            event_type: ev.event_type.clone(),
+            created: ev.created,
+            payload: body.to_owned(),
         }
     }
 
@@ -178,14 +185,11 @@ mod tests {
         let obj = serde_json::json!({"id": "mock_pi_1", "customer": "mock_cus_1", "amount": 1250, "currency": "eur", "status": "succeeded"});
         let (body, header) = signed_event("whsec_m", 1000, "evt_1", "payment.succeeded", &obj);
         let ev = verify(&delivery(&body, Some(&header), 1010), &["whsec_m"]).unwrap();
-        assert_eq!(ev.id.as_str(), "evt_1");
-        let reports = map(&ev).unwrap();
+        assert_eq!(ev.id, "evt_1");
+        let reports = map(&stored(&body, &ev)).unwrap();
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].kind, DomainEventKind::PaymentSucceeded);
-        assert_eq!(
-            reports[0].payment_id.as_ref().unwrap().as_str(),
-            "mock_pi_1"
-        );
+        assert_eq!(reports[0].payment_id.as_deref(), Some("mock_pi_1"));
         assert_eq!(reports[0].amount.as_ref().unwrap().display(), "12.50 EUR");
     }
 
@@ -199,17 +203,14 @@ mod tests {
             &serde_json::json!({"id": "o"}),
         );
         let code = |d: WebhookDelivery| verify(&d, &["whsec_m"]).unwrap_err().code;
+        assert_eq!(code(delivery(&body, None, 1000)), codes::INVALID_SIGNATURE);
         assert_eq!(
-            code(delivery(&body, None, 1000)).as_str(),
-            codes::INVALID_SIGNATURE
-        );
-        assert_eq!(
-            code(delivery(&body, Some(&header), 1000 + 301)).as_str(),
+            code(delivery(&body, Some(&header), 1000 + 301)),
             codes::INVALID_SIGNATURE
         );
         let tampered = body.replace("evt_1", "evt_2");
         assert_eq!(
-            code(delivery(&tampered, Some(&header), 1000)).as_str(),
+            code(delivery(&tampered, Some(&header), 1000)),
             codes::INVALID_SIGNATURE
         );
         assert!(verify(
@@ -229,6 +230,6 @@ mod tests {
             &serde_json::json!({"id": "o"}),
         );
         let ev = verify(&delivery(&body, Some(&header), 5), &["s"]).unwrap();
-        assert!(map(&ev).unwrap().is_empty());
+        assert!(map(&stored(&body, &ev)).unwrap().is_empty());
     }
 }

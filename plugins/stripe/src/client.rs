@@ -1,18 +1,15 @@
-//! Stripe's v1 protocol over the host's HTTP service: form bodies, Bearer auth, a pinned
-//! `Stripe-Version`, an `Idempotency-Key` on every POST (the caller's, else a generated one,
-//! the same across retries), and retries exactly as Stripe's official SDKs make them.
+//! Stripe's v1 protocol over the author kit's HTTP client: form bodies, Bearer auth, a
+//! pinned `Stripe-Version`, an `Idempotency-Key` on every POST (the caller's, else a
+//! generated one, the same across retries), and retries exactly as Stripe's official SDKs
+//! make them, sleeping through the host and never past the call's deadline.
 
 use crate::config::StripeConfig;
-use crate::form::Form;
 use crate::wire::{ErrorBody, StripeError};
-use payhost_plugin_api::abi_stable::std_types::RVec;
-use payhost_plugin_api::{codes, HostBox, HttpRequest, KeyValue, PluginError};
+use payhost_plugin_kit::{
+    codes, CallCtx, Form, Host, HttpClient, PluginError, Response, RetryPolicy,
+};
 use serde::de::DeserializeOwned;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-/// Upper bound for one exchange with Stripe.
-const TIMEOUT_MS: u32 = 30_000;
 const USER_AGENT: &str = concat!("payhost-stripe/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +20,8 @@ pub enum Method {
 }
 
 impl Method {
-    fn as_str(self) -> &'static str {
+    /// The HTTP method's name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
@@ -87,19 +85,6 @@ impl Failure {
     }
 }
 
-pub struct Client {
-    cfg: StripeConfig,
-    seq: AtomicU64,
-    jitter: AtomicU64,
-}
-
-/// `min(0.5 s * 2^(n-1), 5 s)` scaled by a jitter in [0.5, 1.0], never under 0.5 s — the
-/// SDKs' sleep before retry `n` (1-based).
-pub fn backoff(n: u32, jitter: f64) -> Duration {
-    let base = (0.5 * 2f64.powi(n.saturating_sub(1) as i32)).min(5.0);
-    Duration::from_secs_f64((base * (0.5 + jitter.clamp(0.0, 1.0) * 0.5)).max(0.5))
-}
-
 /// Whether the SDKs retry this answer.
 pub fn should_retry(status: u16, should_retry_header: Option<&str>) -> bool {
     match should_retry_header {
@@ -109,134 +94,85 @@ pub fn should_retry(status: u16, should_retry_header: Option<&str>) -> bool {
     }
 }
 
+/// A Stripe API client for one instance.
+pub struct Client {
+    http: HttpClient,
+}
+
+/// The SDKs' policy: at most `max_retries` retries, sleeping `min(0.5 s * 2^(n-1), 5 s)`
+/// scaled by a jitter in [0.5, 1.0] and never under 0.5 s, on connection errors and on the
+/// answers [`should_retry`] names.
+pub fn policy(max_retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        retry_answer: |r: &Response| should_retry(r.status, r.headers.get("stripe-should-retry")),
+        ..RetryPolicy::default()
+    }
+}
+
 impl Client {
-    pub fn new(cfg: StripeConfig) -> Self {
-        Self {
-            cfg,
-            seq: AtomicU64::new(0),
-            jitter: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
-        }
+    /// A client for `cfg`'s account.
+    pub fn new(host: Host, cfg: &StripeConfig) -> Self {
+        let http = HttpClient::new(host, cfg.base())
+            .header("authorization", &format!("Bearer {}", cfg.api_key.expose()))
+            .header("stripe-version", cfg.version())
+            .header("user-agent", USER_AGENT)
+            .idempotency_header("idempotency-key")
+            .retry(policy(cfg.max_retries.unwrap_or(2)));
+        Self { http }
     }
 
-    pub fn config(&self) -> &StripeConfig {
-        &self.cfg
-    }
-
-    fn next_jitter(&self) -> f64 {
-        // xorshift64: good enough to spread retries, no dependency needed.
-        let mut x = self.jitter.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.jitter.store(x, Ordering::Relaxed);
-        (x % 1000) as f64 / 1000.0
-    }
-
-    fn generated_key(&self, host: &HostBox) -> String {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!(
-            "payhost-{}-{nanos:x}-{}",
-            payhost_plugin_api::HostExt::now_secs(host),
-            self.seq.fetch_add(1, Ordering::Relaxed)
-        )
-    }
-
-    /// One Stripe request, retried as the SDKs do.
+    /// One Stripe request, retried as the SDKs do, inside the call's deadline.
     ///
     /// # Errors
     /// [`Failure::Stripe`] with Stripe's error, or [`Failure::Other`].
     pub fn call<T: DeserializeOwned>(
         &self,
-        host: &HostBox,
         method: Method,
         path: &str,
         form: &Form,
-        idempotency_key: Option<&str>,
+        ctx: &CallCtx,
     ) -> Result<T, Failure> {
-        let mut url = format!("{}{path}", self.cfg.api_base);
-        let mut body = Vec::new();
-        let mut headers = vec![
-            KeyValue::new(
-                "authorization",
-                format!("Bearer {}", self.cfg.api_key.expose()),
-            ),
-            KeyValue::new("stripe-version", &self.cfg.api_version),
-            KeyValue::new("user-agent", USER_AGENT),
-        ];
-        match method {
+        let mut request = self.http.request(method.as_str(), path).ctx(ctx);
+        request = match method {
             Method::Get | Method::Delete => {
-                if !form.pairs().is_empty() {
-                    url = format!("{url}?{}", form.encode());
-                }
+                form.pairs().iter().fold(request, |r, (k, v)| r.query(k, v))
             }
-            Method::Post => {
-                body = form.encode().into_bytes();
-                headers.push(KeyValue::new(
-                    "content-type",
-                    "application/x-www-form-urlencoded",
-                ));
-                let key = idempotency_key.map_or_else(|| self.generated_key(host), str::to_owned);
-                headers.push(KeyValue::new("idempotency-key", key));
-            }
-        }
-        let request = HttpRequest {
-            method: method.as_str().into(),
-            url: url.into(),
-            headers: RVec::from(headers),
-            body: RVec::from(body),
-            timeout_ms: TIMEOUT_MS,
+            Method::Post => request.form(form),
         };
-        let mut attempt = 0;
-        loop {
-            let outcome = host.http(request.clone()).into_result();
-            let retry = match &outcome {
-                Err(e) => e.code.as_str() == codes::UNAVAILABLE,
-                Ok(r) if (200..300).contains(&r.status) => false,
-                Ok(r) => should_retry(
-                    r.status,
-                    payhost_plugin_api::lookup(&r.headers, "stripe-should-retry"),
-                ),
-            };
-            if retry && attempt < self.cfg.max_retries {
-                attempt += 1;
-                std::thread::sleep(backoff(attempt, self.next_jitter()));
-                continue;
-            }
-            let response = outcome.map_err(Failure::Other)?;
-            if (200..300).contains(&response.status) {
-                return serde_json::from_slice(&response.body).map_err(|e| {
-                    Failure::Other(PluginError::new(
-                        codes::INTERNAL,
-                        format!(
-                            "unexpected answer from Stripe for {} {path}: {e}",
-                            method.as_str()
-                        ),
-                    ))
-                });
-            }
-            return Err(match serde_json::from_slice::<ErrorBody>(&response.body) {
-                Ok(b) => Failure::Stripe {
-                    status: response.status,
-                    error: Box::new(b.error),
-                },
-                Err(_) => Failure::Other(
-                    PluginError::new(
-                        if response.status >= 500 {
-                            codes::UNAVAILABLE
-                        } else {
-                            codes::INTERNAL
-                        },
-                        format!(
-                            "Stripe answered {} without an error object",
-                            response.status
-                        ),
-                    )
-                    .retryable(response.status >= 500),
-                ),
+        let response = request.send().map_err(Failure::Other)?;
+        if response.is_success() {
+            return response.json().map_err(|e| {
+                Failure::Other(PluginError::new(
+                    codes::INTERNAL,
+                    format!(
+                        "unexpected answer from Stripe for {} {path}: {}",
+                        method.as_str(),
+                        e.message
+                    ),
+                ))
             });
         }
+        Err(match serde_json::from_slice::<ErrorBody>(&response.body) {
+            Ok(b) => Failure::Stripe {
+                status: response.status,
+                error: Box::new(b.error),
+            },
+            Err(_) => Failure::Other(
+                PluginError::new(
+                    if response.status >= 500 {
+                        codes::UNAVAILABLE
+                    } else {
+                        codes::INTERNAL
+                    },
+                    format!(
+                        "Stripe answered {} without an error object",
+                        response.status
+                    ),
+                )
+                .retryable(response.status >= 500),
+            ),
+        })
     }
 }
 
@@ -251,15 +187,14 @@ mod tests {
         assert!(should_retry(429, Some("true")));
         assert!(!should_retry(500, Some("false")));
         assert!(!should_retry(400, None) && !should_retry(402, None));
-        assert_eq!(backoff(1, 1.0), Duration::from_millis(500));
-        assert_eq!(
-            backoff(1, 0.0),
-            Duration::from_millis(500),
-            "never under 0.5 s"
-        );
-        assert_eq!(backoff(2, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff(2, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff(10, 1.0), Duration::from_secs(5), "capped at 5 s");
+        let p = policy(2);
+        let ms = |d: std::time::Duration| d.as_millis();
+        assert_eq!(ms(p.backoff(1, 1.0)), 500);
+        assert_eq!(ms(p.backoff(1, 0.0)), 500, "never under 0.5 s");
+        assert_eq!(ms(p.backoff(2, 1.0)), 1000);
+        assert_eq!(ms(p.backoff(2, 0.0)), 500);
+        assert_eq!(ms(p.backoff(10, 1.0)), 5000, "capped at 5 s");
+        assert_eq!(p.max_retries, 2);
     }
 
     #[test]
@@ -279,7 +214,7 @@ mod tests {
             .into_plugin_error()
         };
         let auth = err(401, "invalid_request_error", None, None);
-        assert_eq!(auth.code.as_str(), codes::AUTHENTICATION);
+        assert_eq!(auth.code, codes::AUTHENTICATION);
         assert!(!auth.message.contains("sk_test"), "the key is never echoed");
         let declined = err(
             402,
@@ -287,15 +222,8 @@ mod tests {
             Some("card_declined"),
             Some("insufficient_funds"),
         );
-        assert_eq!(declined.code.as_str(), codes::CARD_DECLINED);
-        assert_eq!(
-            declined
-                .decline_code
-                .as_ref()
-                .map(|d| d.as_str())
-                .into_option(),
-            Some("insufficient_funds")
-        );
+        assert_eq!(declined.code, codes::CARD_DECLINED);
+        assert_eq!(declined.decline_code.as_deref(), Some("insufficient_funds"));
         let invalid = err(
             400,
             "invalid_request_error",
@@ -303,25 +231,20 @@ mod tests {
             None,
         );
         assert_eq!(
-            (
-                invalid.code.as_str(),
-                invalid.param.as_ref().map(|p| p.as_str()).into_option()
-            ),
+            (invalid.code.as_str(), invalid.param.as_deref()),
             (codes::INVALID_REQUEST, Some("amount"))
         );
         assert_eq!(
-            err(404, "invalid_request_error", Some("resource_missing"), None)
-                .code
-                .as_str(),
+            err(404, "invalid_request_error", Some("resource_missing"), None).code,
             codes::NOT_FOUND
         );
         assert_eq!(
-            err(400, "idempotency_error", None, None).code.as_str(),
+            err(400, "idempotency_error", None, None).code,
             codes::CONFLICT
         );
         let limited = err(429, "invalid_request_error", Some("rate_limit"), None);
-        assert!(limited.code.as_str() == codes::RATE_LIMITED && limited.retryable);
+        assert!(limited.code == codes::RATE_LIMITED && limited.retryable);
         let down = err(500, "api_error", None, None);
-        assert!(down.code.as_str() == codes::UNAVAILABLE && down.retryable);
+        assert!(down.code == codes::UNAVAILABLE && down.retryable);
     }
 }

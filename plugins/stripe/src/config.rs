@@ -1,97 +1,69 @@
-//! The instance's configuration. Secrets are wrapped so they never print.
+//! The instance's configuration: keys, checks, defaults. Secrets never print.
 
-use payhost_plugin_api::{codes, PluginConfig, PluginError};
-use std::fmt;
-
-/// A secret value: `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use payhost_plugin_kit::config::OneOrMany;
+use payhost_plugin_kit::{PluginError, Secret};
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 /// The API version payhost's wire types follow.
 pub const DEFAULT_API_VERSION: &str = "2024-06-20";
+/// Stripe's API.
 pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 
-#[derive(Debug, Clone)]
+/// A Stripe instance's configuration.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StripeConfig {
+    /// A secret (`sk_...`) or restricted (`rk_...`) API key.
     pub api_key: Secret,
-    /// Every active endpoint secret (several while one is being rolled).
-    pub webhook_secrets: Vec<Secret>,
+    /// The webhook endpoint's signing secret (`whsec_...`); a list while one is rolled.
+    pub webhook_secret: OneOrMany<Secret>,
+    /// The publishable key (`pk_...`) clients use with Stripe.js.
+    #[serde(default)]
     pub publishable_key: Option<String>,
-    pub api_base: String,
-    pub api_version: String,
-    /// Retries after the first attempt (Stripe's SDKs: 2).
-    pub max_retries: u32,
+    /// The API's base URL (default `https://api.stripe.com`; a fake Stripe in tests).
+    #[serde(default)]
+    pub api_base: Option<String>,
+    /// The `Stripe-Version` sent with every request (default 2024-06-20).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Retries after the first attempt, as Stripe's SDKs (default 2).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
 }
 
 impl StripeConfig {
-    /// Reads `api_key`, `webhook_secret` (one or several), and the optional
-    /// `publishable_key`, `api_base`, `api_version`, `max_retries`.
+    /// Checks the values the type cannot.
     ///
     /// # Errors
     /// `invalid_config` naming the key at fault (never its value).
-    pub fn from_config(c: &PluginConfig) -> Result<Self, PluginError> {
-        let api_key = c.require("api_key")?;
-        if !(api_key.starts_with("sk_") || api_key.starts_with("rk_")) {
-            return Err(PluginError::new(
-                codes::CONFIG,
+    pub fn validate(&self) -> Result<(), PluginError> {
+        let key = self.api_key.expose();
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+            return Err(PluginError::config(
+                "api_key",
                 "api_key must be a Stripe secret or restricted key (sk_... or rk_...)",
-            )
-            .with_param("api_key"));
+            ));
         }
-        c.require("webhook_secret")?;
-        let api_base = c
-            .get("api_base")
+        if !(self.base().starts_with("https://") || self.base().starts_with("http://")) {
+            return Err(PluginError::config(
+                "api_base",
+                "api_base must be an http(s) URL",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The API's base URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        self.api_base
+            .as_deref()
             .unwrap_or(DEFAULT_API_BASE)
-            .trim_end_matches('/');
-        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
-            return Err(
-                PluginError::new(codes::CONFIG, "api_base must be an http(s) URL")
-                    .with_param("api_base"),
-            );
-        }
-        let max_retries = match c.get("max_retries") {
-            None => 2,
-            Some(v) => v.parse().map_err(|_| {
-                PluginError::new(codes::CONFIG, "max_retries must be a number")
-                    .with_param("max_retries")
-            })?,
-        };
-        Ok(Self {
-            api_key: Secret::new(api_key),
-            webhook_secrets: c
-                .get_all("webhook_secret")
-                .into_iter()
-                .map(Secret::new)
-                .collect(),
-            publishable_key: c.get("publishable_key").map(str::to_owned),
-            api_base: api_base.to_owned(),
-            api_version: c
-                .get("api_version")
-                .unwrap_or(DEFAULT_API_VERSION)
-                .to_owned(),
-            max_retries,
-        })
+            .trim_end_matches('/')
+    }
+
+    /// The pinned API version.
+    pub fn version(&self) -> &str {
+        self.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION)
     }
 }

@@ -4,24 +4,18 @@
 
 use crate::client::{Client, Failure, Method};
 use crate::config::StripeConfig;
-use crate::form::Form;
 use crate::webhook;
 use crate::wire::{
     List, PaymentIntent, StripeCustomer, StripeInvoice, StripePaymentMethod, StripeRefund,
     StripeSubscription, SubStatus,
 };
-use payhost_plugin_api::abi_stable::std_types::RVec;
-use payhost_plugin_api::{
-    capabilities as cap, codes, CallCtx, Customer, CustomerUpdate, HostBox, Invoice, InvoicePage,
-    InvoiceQuery, NewCustomer, NewPayment, NewRefund, NewSubscription, Payment, PaymentMethod,
-    Plugin, PluginConfig, PluginError, PluginMetadata, Provider, Refund, Subscription,
-    VerifiedEvent, WebhookDelivery,
-};
+use payhost_plugin_kit::prelude::*;
 use serde::de::DeserializeOwned;
 
+/// One Stripe account as a provider instance.
 pub struct StripeProvider {
-    host: HostBox,
     client: Client,
+    webhook_secrets: Vec<Secret>,
 }
 
 /// Path segments come from callers: keep them to Stripe's id alphabet.
@@ -40,15 +34,8 @@ fn seg(id: &str, param: &str) -> Result<String, PluginError> {
     }
 }
 
-fn key(ctx: &CallCtx) -> Option<&str> {
-    ctx.idempotency_key
-        .as_ref()
-        .map(|k| k.as_str())
-        .into_option()
-}
-
-fn conflict(message: String) -> PluginError {
-    PluginError::new(codes::CONFLICT, message)
+fn metadata(form: Form, m: &Metadata) -> Form {
+    form.metadata(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 impl StripeProvider {
@@ -60,7 +47,7 @@ impl StripeProvider {
         ctx: &CallCtx,
     ) -> Result<T, PluginError> {
         self.client
-            .call(&self.host, method, path, form, key(ctx))
+            .call(method, path, form, ctx)
             .map_err(Failure::into_plugin_error)
     }
 
@@ -68,7 +55,7 @@ impl StripeProvider {
     fn charge(&self, path: &str, form: &Form, ctx: &CallCtx) -> Result<Payment, PluginError> {
         match self
             .client
-            .call::<PaymentIntent>(&self.host, Method::Post, path, form, key(ctx))
+            .call::<PaymentIntent>(Method::Post, path, form, ctx)
         {
             Ok(pi) => pi.to_payment(false),
             Err(Failure::Stripe { status, error }) => match error.payment_intent.clone() {
@@ -96,62 +83,70 @@ impl StripeProvider {
             ctx,
         )
     }
+
+    fn intent(&self, id: &str, ctx: &CallCtx) -> Result<PaymentIntent, PluginError> {
+        self.call(
+            Method::Get,
+            &format!("/v1/payment_intents/{}", seg(id, "id")?),
+            &Form::new().set("expand[0]", "latest_charge"),
+            ctx,
+        )
+    }
 }
 
 impl Plugin for StripeProvider {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata::new("stripe", env!("CARGO_PKG_VERSION"))
-            .require(&["api_key", "webhook_secret"])
-            .capabilities(&cap::ALL)
-            .webhook_header(webhook::SIGNATURE_HEADER)
+    type Config = StripeConfig;
+
+    fn manifest() -> Manifest {
+        Manifest::new("stripe", env!("CARGO_PKG_VERSION"))
+            .capabilities(&capabilities::ALL)
+            .webhook_headers(&[webhook::SIGNATURE_HEADER])
+            .fixtures(Fixtures {
+                payment_method_succeeds: Some("pm_card_visa".into()),
+                payment_method_declines: Some("pm_card_chargeDeclined".into()),
+                payment_method_requires_action: Some("pm_card_authenticationRequired".into()),
+                price: Some("price_basic".into()),
+                other_price: Some("price_pro".into()),
+                currency: Some("usd".into()),
+                ..Fixtures::default()
+            })
     }
 
-    fn new(config: PluginConfig, host: HostBox) -> Result<Self, PluginError> {
-        let cfg = StripeConfig::from_config(&config)?;
-        payhost_plugin_api::HostExt::info(&host, "stripe provider ready");
+    fn new(config: StripeConfig, host: Host) -> Result<Self, PluginError> {
+        config.validate()?;
+        host.info("stripe provider ready");
         Ok(Self {
-            host,
-            client: Client::new(cfg),
+            client: Client::new(host, &config),
+            webhook_secrets: config.webhook_secret.0,
         })
     }
 }
 
 impl Provider for StripeProvider {
     fn create_customer(&self, ctx: &CallCtx, req: NewCustomer) -> Result<Customer, PluginError> {
-        let form = Form::new()
-            .set("email", req.email.as_str())
-            .opt("name", req.name.as_ref().map(|n| n.as_str()).into_option())
-            .metadata(
-                req.metadata
-                    .iter()
-                    .map(|kv| (kv.key.as_str(), kv.value.as_str())),
-            );
+        let form = metadata(
+            Form::new()
+                .set("email", &req.email)
+                .opt("name", req.name.as_deref()),
+            &req.metadata,
+        );
         let c: StripeCustomer = self.call(Method::Post, "/v1/customers", &form, ctx)?;
         Ok((&c).into())
     }
 
-    fn get_customer(&self, ctx: &CallCtx, id: &str) -> Result<Customer, PluginError> {
-        let c: StripeCustomer = self.call(
-            Method::Get,
-            &format!("/v1/customers/{}", seg(id, "id")?),
-            &Form::new(),
-            ctx,
-        )?;
+    fn get_customer(&self, ctx: &CallCtx, req: ObjectRef) -> Result<Customer, PluginError> {
+        let path = format!("/v1/customers/{}", seg(&req.id, "id")?);
+        let c: StripeCustomer = self.call(Method::Get, &path, &Form::new(), ctx)?;
         Ok((&c).into())
     }
 
     fn update_customer(&self, ctx: &CallCtx, req: CustomerUpdate) -> Result<Customer, PluginError> {
-        let form = Form::new()
-            .opt(
-                "email",
-                req.email.as_ref().map(|n| n.as_str()).into_option(),
-            )
-            .opt("name", req.name.as_ref().map(|n| n.as_str()).into_option())
-            .metadata(
-                req.metadata
-                    .iter()
-                    .map(|kv| (kv.key.as_str(), kv.value.as_str())),
-            );
+        let form = metadata(
+            Form::new()
+                .opt("email", req.email.as_deref())
+                .opt("name", req.name.as_deref()),
+            &req.metadata,
+        );
         let path = format!("/v1/customers/{}", seg(&req.customer_id, "customer")?);
         let c: StripeCustomer = self.call(Method::Post, &path, &form, ctx)?;
         Ok((&c).into())
@@ -160,14 +155,13 @@ impl Provider for StripeProvider {
     fn attach_payment_method(
         &self,
         ctx: &CallCtx,
-        customer_id: &str,
-        payment_method_id: &str,
+        req: AttachPaymentMethod,
     ) -> Result<PaymentMethod, PluginError> {
         let path = format!(
             "/v1/payment_methods/{}/attach",
-            seg(payment_method_id, "payment_method")?
+            seg(&req.payment_method, "payment_method")?
         );
-        let form = Form::new().set("customer", seg(customer_id, "customer")?);
+        let form = Form::new().set("customer", seg(&req.customer_id, "customer")?);
         let pm: StripePaymentMethod = self.call(Method::Post, &path, &form, ctx)?;
         Ok((&pm).into())
     }
@@ -175,95 +169,104 @@ impl Provider for StripeProvider {
     fn list_payment_methods(
         &self,
         ctx: &CallCtx,
-        customer_id: &str,
-    ) -> Result<Vec<PaymentMethod>, PluginError> {
+        req: CustomerRef,
+    ) -> Result<PaymentMethodList, PluginError> {
         let form = Form::new()
-            .set("customer", seg(customer_id, "customer")?)
+            .set("customer", seg(&req.customer_id, "customer")?)
             .set("type", "card")
             .set("limit", 100);
         let list: List<StripePaymentMethod> =
             self.call(Method::Get, "/v1/payment_methods", &form, ctx)?;
-        Ok(list.data.iter().map(PaymentMethod::from).collect())
+        Ok(PaymentMethodList {
+            data: list.data.iter().map(PaymentMethod::from).collect(),
+        })
     }
 
     fn set_default_payment_method(
         &self,
         ctx: &CallCtx,
-        customer_id: &str,
-        payment_method_id: &str,
+        req: SetDefaultPaymentMethod,
     ) -> Result<Customer, PluginError> {
         let form = Form::new().set(
             "invoice_settings[default_payment_method]",
-            seg(payment_method_id, "payment_method")?,
+            seg(&req.payment_method, "payment_method")?,
         );
-        let path = format!("/v1/customers/{}", seg(customer_id, "customer")?);
+        let path = format!("/v1/customers/{}", seg(&req.customer_id, "customer")?);
         let c: StripeCustomer = self.call(Method::Post, &path, &form, ctx)?;
         Ok((&c).into())
     }
 
     fn create_payment(&self, ctx: &CallCtx, req: NewPayment) -> Result<Payment, PluginError> {
-        let pm = req
-            .payment_method
-            .as_ref()
-            .map(|p| p.as_str())
-            .into_option();
-        let mut form = Form::new()
-            .set("amount", req.amount.amount)
-            .set("currency", req.amount.currency.as_str())
-            .set("customer", seg(req.customer_id.as_str(), "customer")?)
-            .set("automatic_payment_methods[enabled]", true)
-            .opt(
-                "description",
-                req.description.as_ref().map(|d| d.as_str()).into_option(),
-            )
-            .metadata(
-                req.metadata
-                    .iter()
-                    .map(|kv| (kv.key.as_str(), kv.value.as_str())),
-            )
-            .set("expand[0]", "latest_charge");
-        if let Some(pm) = pm {
-            // Charged at once, off-session: no redirect-based methods.
+        let customer = req.customer_id.as_deref().ok_or_else(|| {
+            PluginError::invalid("customer", "Stripe payments need the provider's customer")
+        })?;
+        let capture = match &req.capture_method {
+            CaptureMethod::Automatic => "automatic",
+            CaptureMethod::Manual => "manual",
+            CaptureMethod::Unknown(m) => {
+                return Err(PluginError::new(
+                    codes::UNSUPPORTED,
+                    format!("Stripe has no capture method '{m}'"),
+                )
+                .with_param("capture_method"))
+            }
+        };
+        let mut form = metadata(
+            Form::new()
+                .set("amount", req.amount.amount)
+                .set("currency", req.amount.currency.as_str())
+                .set("customer", seg(customer, "customer")?)
+                .set("capture_method", capture)
+                .set("automatic_payment_methods[enabled]", true)
+                .opt("description", req.description.as_deref()),
+            &req.metadata,
+        )
+        .set("expand[0]", "latest_charge");
+        if let Some(pm) = &req.payment_method {
             form = form
                 .set("payment_method", seg(pm, "payment_method")?)
-                .set("confirm", true)
-                .set("automatic_payment_methods[allow_redirects]", "never");
+                .set("confirm", true);
+            // With a return URL the buyer can be sent through 3-D Secure; without one, the
+            // charge is off-session and redirect-based methods are refused.
+            form = match &req.return_url {
+                Some(url) => form.set("return_url", url),
+                None => form.set("automatic_payment_methods[allow_redirects]", "never"),
+            };
         }
         self.charge("/v1/payment_intents", &form, ctx)
     }
 
-    fn get_payment(&self, ctx: &CallCtx, id: &str) -> Result<Payment, PluginError> {
-        let path = format!("/v1/payment_intents/{}", seg(id, "id")?);
-        let pi: PaymentIntent = self.call(
-            Method::Get,
-            &path,
-            &Form::new().set("expand[0]", "latest_charge"),
-            ctx,
-        )?;
-        pi.to_payment(false)
+    fn get_payment(&self, ctx: &CallCtx, req: ObjectRef) -> Result<Payment, PluginError> {
+        self.intent(&req.id, ctx)?.to_payment(false)
     }
 
-    fn confirm_payment(
-        &self,
-        ctx: &CallCtx,
-        id: &str,
-        payment_method: Option<&str>,
-    ) -> Result<Payment, PluginError> {
-        let path = format!("/v1/payment_intents/{}/confirm", seg(id, "id")?);
+    fn confirm_payment(&self, ctx: &CallCtx, req: ConfirmPayment) -> Result<Payment, PluginError> {
+        let path = format!("/v1/payment_intents/{}/confirm", seg(&req.id, "id")?);
         let form = Form::new()
             .opt(
                 "payment_method",
-                payment_method
+                req.payment_method
+                    .as_deref()
                     .map(|p| seg(p, "payment_method"))
                     .transpose()?,
             )
+            .opt("return_url", req.return_url.as_deref())
             .set("expand[0]", "latest_charge");
         self.charge(&path, &form, ctx)
     }
 
-    fn cancel_payment(&self, ctx: &CallCtx, id: &str) -> Result<Payment, PluginError> {
-        let path = format!("/v1/payment_intents/{}/cancel", seg(id, "id")?);
+    fn cancel_payment(&self, ctx: &CallCtx, req: ObjectRef) -> Result<Payment, PluginError> {
+        let path = format!("/v1/payment_intents/{}/cancel", seg(&req.id, "id")?);
         let pi: PaymentIntent = self.call(Method::Post, &path, &Form::new(), ctx)?;
+        pi.to_payment(false)
+    }
+
+    fn capture_payment(&self, ctx: &CallCtx, req: CapturePayment) -> Result<Payment, PluginError> {
+        let path = format!("/v1/payment_intents/{}/capture", seg(&req.id, "id")?);
+        let form = Form::new()
+            .opt("amount_to_capture", req.amount)
+            .set("expand[0]", "latest_charge");
+        let pi: PaymentIntent = self.call(Method::Post, &path, &form, ctx)?;
         pi.to_payment(false)
     }
 
@@ -272,18 +275,22 @@ impl Provider for StripeProvider {
         ctx: &CallCtx,
         req: NewSubscription,
     ) -> Result<Subscription, PluginError> {
-        let mut form = Form::new()
-            .set("customer", seg(req.customer_id.as_str(), "customer")?)
-            .set("items[0][price]", seg(req.price_id.as_str(), "price")?)
-            // Charge the default method now; without one the subscription is incomplete and
-            // its first invoice's client secret lets the customer pay.
-            .set("payment_behavior", "allow_incomplete")
-            .metadata(
-                req.metadata
-                    .iter()
-                    .map(|kv| (kv.key.as_str(), kv.value.as_str())),
+        let customer = req.customer_id.as_deref().ok_or_else(|| {
+            PluginError::invalid(
+                "customer",
+                "Stripe subscriptions need the provider's customer",
             )
-            .set("expand[0]", "latest_invoice.payment_intent");
+        })?;
+        let mut form = metadata(
+            Form::new()
+                .set("customer", seg(customer, "customer")?)
+                .set("items[0][price]", seg(&req.price_id, "price")?)
+                // Charge the default method now; without one the subscription is incomplete
+                // and its first invoice's client secret lets the customer pay.
+                .set("payment_behavior", "allow_incomplete"),
+            &req.metadata,
+        )
+        .set("expand[0]", "latest_invoice.payment_intent");
         if req.trial_days > 0 {
             form = form.set("trial_period_days", req.trial_days);
         }
@@ -291,45 +298,45 @@ impl Provider for StripeProvider {
         s.to_subscription()
     }
 
-    fn get_subscription(&self, ctx: &CallCtx, id: &str) -> Result<Subscription, PluginError> {
-        self.subscription(id, ctx)?.to_subscription()
+    fn get_subscription(&self, ctx: &CallCtx, req: ObjectRef) -> Result<Subscription, PluginError> {
+        self.subscription(&req.id, ctx)?.to_subscription()
     }
 
     fn change_subscription_price(
         &self,
         ctx: &CallCtx,
-        id: &str,
-        price_id: &str,
+        req: ChangeSubscriptionPrice,
     ) -> Result<Subscription, PluginError> {
-        let current = self.subscription(id, ctx)?;
+        let current = self.subscription(&req.id, ctx)?;
         if current.status == SubStatus::Canceled {
-            return Err(conflict(format!("subscription '{id}' is canceled")));
+            return Err(PluginError::conflict(format!(
+                "subscription '{}' is canceled",
+                req.id
+            )));
         }
         let form = Form::new()
             .set("items[0][id]", &current.item()?.id)
-            .set("items[0][price]", seg(price_id, "price")?)
+            .set("items[0][price]", seg(&req.price_id, "price")?)
             .set("proration_behavior", "create_prorations");
-        let s: StripeSubscription = self.call(
-            Method::Post,
-            &format!("/v1/subscriptions/{}", seg(id, "id")?),
-            &form,
-            ctx,
-        )?;
+        let path = format!("/v1/subscriptions/{}", seg(&req.id, "id")?);
+        let s: StripeSubscription = self.call(Method::Post, &path, &form, ctx)?;
         s.to_subscription()
     }
 
     fn cancel_subscription(
         &self,
         ctx: &CallCtx,
-        id: &str,
-        at_period_end: bool,
+        req: CancelSubscription,
     ) -> Result<Subscription, PluginError> {
-        let current = self.subscription(id, ctx)?;
+        let current = self.subscription(&req.id, ctx)?;
         if current.status == SubStatus::Canceled {
-            return Err(conflict(format!("subscription '{id}' is already canceled")));
+            return Err(PluginError::conflict(format!(
+                "subscription '{}' is already canceled",
+                req.id
+            )));
         }
-        let path = format!("/v1/subscriptions/{}", seg(id, "id")?);
-        let s: StripeSubscription = if at_period_end {
+        let path = format!("/v1/subscriptions/{}", seg(&req.id, "id")?);
+        let s: StripeSubscription = if req.at_period_end {
             self.call(
                 Method::Post,
                 &path,
@@ -345,90 +352,78 @@ impl Provider for StripeProvider {
     fn reactivate_subscription(
         &self,
         ctx: &CallCtx,
-        id: &str,
+        req: ObjectRef,
     ) -> Result<Subscription, PluginError> {
-        let current = self.subscription(id, ctx)?;
+        let current = self.subscription(&req.id, ctx)?;
         if current.status == SubStatus::Canceled {
-            return Err(conflict(format!(
-                "subscription '{id}' was canceled and cannot be reactivated; create a new one"
+            return Err(PluginError::conflict(format!(
+                "subscription '{}' was canceled and cannot be reactivated; create a new one",
+                req.id
             )));
         }
         if !current.cancel_at_period_end {
-            return Err(conflict(format!(
-                "subscription '{id}' is not scheduled for cancellation"
+            return Err(PluginError::conflict(format!(
+                "subscription '{}' is not scheduled for cancellation",
+                req.id
             )));
         }
         let form = Form::new().set("cancel_at_period_end", false);
-        let s: StripeSubscription = self.call(
-            Method::Post,
-            &format!("/v1/subscriptions/{}", seg(id, "id")?),
-            &form,
-            ctx,
-        )?;
+        let path = format!("/v1/subscriptions/{}", seg(&req.id, "id")?);
+        let s: StripeSubscription = self.call(Method::Post, &path, &form, ctx)?;
         s.to_subscription()
     }
 
     fn create_refund(&self, ctx: &CallCtx, req: NewRefund) -> Result<Refund, PluginError> {
         let form = Form::new()
-            .set("payment_intent", seg(req.payment_id.as_str(), "payment")?)
-            .opt("amount", req.amount.into_option())
-            .opt(
-                "reason",
-                req.reason.as_ref().map(|r| r.as_str()).into_option(),
-            );
+            .set("payment_intent", seg(&req.payment_id, "payment")?)
+            .opt("amount", req.amount)
+            .opt("reason", req.reason.as_deref());
         let r: StripeRefund = self.call(Method::Post, "/v1/refunds", &form, ctx)?;
         r.to_refund()
     }
 
-    fn get_invoice(&self, ctx: &CallCtx, id: &str) -> Result<Invoice, PluginError> {
-        let inv: StripeInvoice = self.call(
-            Method::Get,
-            &format!("/v1/invoices/{}", seg(id, "id")?),
-            &Form::new(),
-            ctx,
-        )?;
+    fn get_invoice(&self, ctx: &CallCtx, req: ObjectRef) -> Result<Invoice, PluginError> {
+        let path = format!("/v1/invoices/{}", seg(&req.id, "id")?);
+        let inv: StripeInvoice = self.call(Method::Get, &path, &Form::new(), ctx)?;
         inv.to_invoice()
     }
 
     fn list_invoices(&self, ctx: &CallCtx, q: InvoiceQuery) -> Result<InvoicePage, PluginError> {
         let form = Form::new()
-            .set("customer", seg(q.customer_id.as_str(), "customer")?)
+            .set("customer", seg(&q.customer_id, "customer")?)
             .set("limit", q.limit.clamp(1, 100))
             .opt(
                 "starting_after",
                 q.starting_after
-                    .as_ref()
-                    .map(|s| seg(s.as_str(), "starting_after"))
-                    .into_option()
+                    .as_deref()
+                    .map(|s| seg(s, "starting_after"))
                     .transpose()?,
             );
         let list: List<StripeInvoice> = self.call(Method::Get, "/v1/invoices", &form, ctx)?;
-        let invoices = list
-            .data
-            .iter()
-            .map(StripeInvoice::to_invoice)
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(InvoicePage {
-            invoices: RVec::from(invoices),
+            data: list
+                .data
+                .iter()
+                .map(StripeInvoice::to_invoice)
+                .collect::<Result<Vec<_>, _>>()?,
             has_more: list.has_more,
         })
     }
 
-    fn verify_webhook(&self, delivery: WebhookDelivery) -> Result<VerifiedEvent, PluginError> {
-        let secrets: Vec<&str> = self
-            .client
-            .config()
-            .webhook_secrets
-            .iter()
-            .map(|s| s.expose())
-            .collect();
+    fn verify_webhook(
+        &self,
+        _ctx: &CallCtx,
+        delivery: WebhookDelivery,
+    ) -> Result<VerifiedEvent, PluginError> {
+        let secrets: Vec<&str> = self.webhook_secrets.iter().map(Secret::expose).collect();
         webhook::verify(&delivery, &secrets)
     }
 
     fn map_webhook(
         &self,
-        event: VerifiedEvent,
-    ) -> Result<Vec<payhost_plugin_api::DomainEventReport>, PluginError> {
-        webhook::map(&event)
+        _ctx: &CallCtx,
+        event: WebhookEvent,
+    ) -> Result<WebhookReports, PluginError> {
+        webhook::map(&event).map(|events| WebhookReports { events })
     }
 }

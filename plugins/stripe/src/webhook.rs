@@ -3,10 +3,9 @@
 //! time), and Stripe events mapped into payhost's domain events. Event types payhost has no
 //! domain event for are acknowledged with no event, never an error.
 
-use payhost_plugin_api::abi_stable::std_types::{ROption, RString};
-use payhost_plugin_api::{
-    codes, lookup, signature, Currency, DomainEventKind, DomainEventReport, Money, PluginError,
-    VerifiedEvent, WebhookDelivery,
+use payhost_plugin_kit::{
+    codes, signature, Currency, DomainEventKind, DomainEventReport, Money, PluginError,
+    VerifiedEvent, WebhookDelivery, WebhookEvent,
 };
 use serde_json::Value;
 
@@ -19,7 +18,7 @@ pub const SIGNATURE_HEADER: &str = "stripe-signature";
 /// `invalid_signature` (missing, malformed, stale or wrong), `invalid_request` (a body that
 /// is not a Stripe event).
 pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, PluginError> {
-    let header = lookup(&d.headers, SIGNATURE_HEADER).ok_or_else(|| {
+    let header = d.headers.get(SIGNATURE_HEADER).ok_or_else(|| {
         PluginError::new(codes::INVALID_SIGNATURE, "missing Stripe-Signature header")
     })?;
     signature::verify(
@@ -41,42 +40,38 @@ pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, Pl
         ));
     };
     Ok(VerifiedEvent {
-        id: id.into(),
-        event_type: kind.into(),
+        id: id.to_owned(),
+        event_type: kind.to_owned(),
         created: event["created"].as_i64().unwrap_or(0),
-        payload: String::from_utf8_lossy(&d.body).into_owned().into(),
     })
 }
 
-fn text(v: &Value) -> ROption<RString> {
-    v.as_str().map(RString::from).into()
+fn text(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_owned)
 }
 
 /// An id field that may be expanded into its object.
-fn id_of(v: &Value) -> ROption<RString> {
+fn id_of(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => ROption::RSome(s.as_str().into()),
+        Value::String(s) => Some(s.clone()),
         Value::Object(o) => text(o.get("id").unwrap_or(&Value::Null)),
-        _ => ROption::RNone,
+        _ => None,
     }
 }
 
-fn money(amount: &Value, currency: &Value) -> ROption<Money> {
-    match (
-        amount.as_i64(),
-        currency.as_str().and_then(|c| Currency::parse(c).ok()),
-    ) {
-        (Some(a), Some(c)) => ROption::RSome(Money::new(a, c)),
-        _ => ROption::RNone,
-    }
+fn money(amount: &Value, currency: &Value) -> Option<Money> {
+    Some(Money::new(
+        amount.as_i64()?,
+        Currency::parse(currency.as_str()?).ok()?,
+    ))
 }
 
 /// The domain events a verified Stripe event tells.
 ///
 /// # Errors
 /// `invalid_request` when the payload is not JSON.
-pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError> {
-    let v: Value = serde_json::from_str(event.payload.as_str())
+pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> {
+    let v: Value = serde_json::from_str(&event.payload)
         .map_err(|e| PluginError::invalid("payload", e.to_string()))?;
     let o = &v["data"]["object"];
     let object_id = o["id"].as_str().unwrap_or_default();
@@ -95,13 +90,25 @@ pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError>
             } else {
                 DomainEventKind::PaymentFailed
             };
+            let failed = kind == DomainEventKind::PaymentFailed;
             let mut r = report(kind);
-            r.payment_id = ROption::RSome(object_id.into());
+            r.payment_id = Some(object_id.to_owned());
             r.amount = money(&o["amount"], &o["currency"]);
             r.error = text(&o["last_payment_error"]["message"]);
-            if kind == DomainEventKind::PaymentFailed {
-                r.status = ROption::RSome("failed".into());
+            if failed {
+                r.status = Some("failed".into());
             }
+            out.push(r);
+        }
+        "payment_intent.amount_capturable_updated" | "payment_intent.canceled" => {
+            let kind = if event.event_type == "payment_intent.canceled" {
+                DomainEventKind::PaymentCanceled
+            } else {
+                DomainEventKind::PaymentAuthorized
+            };
+            let mut r = report(kind);
+            r.payment_id = Some(object_id.to_owned());
+            r.amount = money(&o["amount"], &o["currency"]);
             out.push(r);
         }
         "refund.created" | "refund.updated" if o["status"] == "succeeded" => {
@@ -121,7 +128,7 @@ pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError>
                 r.customer_id = id_of(&o["customer"]);
                 r.payment_id = id_of(&o["payment_intent"]);
                 r.amount = money(&refund["amount"], &refund["currency"]);
-                r.status = ROption::RSome("succeeded".into());
+                r.status = Some("succeeded".into());
                 out.push(r);
             }
         }
@@ -134,7 +141,7 @@ pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError>
                 _ => DomainEventKind::SubscriptionUpdated,
             };
             let mut r = report(kind);
-            r.subscription_id = ROption::RSome(object_id.into());
+            r.subscription_id = Some(object_id.to_owned());
             r.plan_id = text(&o["items"]["data"][0]["price"]["id"]);
             r.previous_plan_id =
                 text(&v["data"]["previous_attributes"]["items"]["data"][0]["price"]["id"]);
@@ -148,7 +155,7 @@ pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError>
                 DomainEventKind::InvoicePaymentFailed
             };
             let mut r = report(kind);
-            r.invoice_id = ROption::RSome(object_id.into());
+            r.invoice_id = Some(object_id.to_owned());
             r.subscription_id = id_of(&o["subscription"]);
             r.payment_id = id_of(&o["payment_intent"]);
             r.amount = money(&o["amount_due"], &o["currency"]);
@@ -164,17 +171,16 @@ pub fn map(event: &VerifiedEvent) -> Result<Vec<DomainEventReport>, PluginError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use payhost_plugin_api::KeyValue;
+    use payhost_plugin_kit::Headers;
 
     const P: &str = r#"{"id":"evt_1","object":"event","type":"payment_intent.succeeded"}"#;
 
     fn delivery(header: Option<&str>, body: &str, now: i64) -> WebhookDelivery {
         WebhookDelivery {
-            body: body.as_bytes().to_vec().into(),
+            body: body.into(),
             headers: header
-                .map(|h| vec![KeyValue::new(SIGNATURE_HEADER, h)])
-                .unwrap_or_default()
-                .into(),
+                .map(|h| Headers::new().with(SIGNATURE_HEADER, h))
+                .unwrap_or_default(),
             now,
         }
     }
@@ -196,7 +202,7 @@ mod tests {
             &["whsec_other"],
         )
         .unwrap_err();
-        assert_eq!(other.code.as_str(), codes::INVALID_SIGNATURE);
+        assert_eq!(other.code, codes::INVALID_SIGNATURE);
         let stale = verify(
             &delivery(Some(rotation), P, 1_700_000_301),
             &["whsec_test_secret"],
@@ -215,12 +221,14 @@ mod tests {
         assert!(missing.message.contains("missing"));
     }
 
-    fn event(kind: &str, object: &str, extra: &str) -> VerifiedEvent {
-        VerifiedEvent {
+    fn event(kind: &str, object: &str, extra: &str) -> WebhookEvent {
+        WebhookEvent {
             id: "evt_9".into(),
             event_type: kind.into(),
             created: 1_700_000_000,
-            payload: format!(r#"{{"id":"evt_9","object":"event","type":"{kind}","created":1700000000,"data":{{"object":{object}{extra}}}}}"#).into(),
+            payload: format!(
+                r#"{{"id":"evt_9","object":"event","type":"{kind}","created":1700000000,"data":{{"object":{object}{extra}}}}}"#
+            ),
         }
     }
 
@@ -231,34 +239,17 @@ mod tests {
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].kind, DomainEventKind::PaymentFailed);
         assert_eq!(
-            failed[0].error.as_ref().map(|s| s.as_str()).into_option(),
+            failed[0].error.as_deref(),
             Some("Your card has insufficient funds.")
         );
-        assert_eq!(
-            failed[0].amount.as_ref().map(|m| m.amount).into_option(),
-            Some(2000)
-        );
+        assert_eq!(failed[0].amount.as_ref().map(|m| m.amount), Some(2000));
 
         let sub = r#"{"id":"sub_1","object":"subscription","customer":"cus_9","status":"active","cancel_at_period_end":true,"items":{"object":"list","data":[{"id":"si_1","price":{"id":"price_pro"}}]}}"#;
         let prev = r#","previous_attributes":{"items":{"data":[{"price":{"id":"price_basic"}}]}}"#;
         let updated = map(&event("customer.subscription.updated", sub, prev)).unwrap();
         assert_eq!(updated[0].kind, DomainEventKind::SubscriptionUpdated);
-        assert_eq!(
-            updated[0]
-                .plan_id
-                .as_ref()
-                .map(|s| s.as_str())
-                .into_option(),
-            Some("price_pro")
-        );
-        assert_eq!(
-            updated[0]
-                .previous_plan_id
-                .as_ref()
-                .map(|s| s.as_str())
-                .into_option(),
-            Some("price_basic")
-        );
+        assert_eq!(updated[0].plan_id.as_deref(), Some("price_pro"));
+        assert_eq!(updated[0].previous_plan_id.as_deref(), Some("price_basic"));
         assert!(updated[0].cancel_at_period_end);
         assert_eq!(
             map(&event("customer.subscription.deleted", sub, "")).unwrap()[0].kind,
@@ -272,19 +263,12 @@ mod tests {
         );
         let unpaid = map(&event("invoice.payment_failed", inv, "")).unwrap();
         assert_eq!(unpaid[0].kind, DomainEventKind::InvoicePaymentFailed);
-        assert_eq!(
-            unpaid[0]
-                .subscription_id
-                .as_ref()
-                .map(|s| s.as_str())
-                .into_option(),
-            Some("sub_1")
-        );
+        assert_eq!(unpaid[0].subscription_id.as_deref(), Some("sub_1"));
 
         let charge = r#"{"id":"ch_1","object":"charge","customer":"cus_9","payment_intent":"pi_3N","amount_refunded":500,"refunds":{"data":[{"id":"re_1","amount":500,"currency":"usd","status":"succeeded"}]}}"#;
         let refunded = map(&event("charge.refunded", charge, "")).unwrap();
         assert_eq!(
-            (refunded[0].kind, refunded[0].object_id.as_str()),
+            (refunded[0].kind.clone(), refunded[0].object_id.as_str()),
             (DomainEventKind::RefundProcessed, "re_1")
         );
 

@@ -2,25 +2,16 @@
 //! payhost's types. Every status is mapped arm by arm; a value a newer API adds becomes
 //! `Unknown`, never a silent default.
 
-use payhost_plugin_api::abi_stable::std_types::{ROption, RString, RVec};
-use payhost_plugin_api::{
-    Currency, Customer, Invoice, InvoiceStatus, KeyValue, Money, Payment, PaymentMethod,
-    PaymentStatus, PluginError, Refund, RefundStatus, Subscription, SubscriptionStatus,
+use payhost_plugin_kit::{
+    codes, CaptureMethod, Currency, Customer, Invoice, InvoiceStatus, Metadata, Money, NextAction,
+    Payment, PaymentMethod, PaymentStatus, PluginError, Refund, RefundStatus, Subscription,
+    SubscriptionStatus,
 };
 use serde::Deserialize;
-use std::collections::BTreeMap;
-
-fn ropt(v: &Option<String>) -> ROption<RString> {
-    v.as_deref().map(RString::from).into()
-}
-
-fn metadata(m: &BTreeMap<String, String>) -> RVec<KeyValue> {
-    m.iter().map(|(k, v)| KeyValue::new(k, v)).collect()
-}
 
 fn money(amount: i64, currency: &str) -> Result<Money, PluginError> {
-    let c = Currency::parse(currency)
-        .map_err(|e| PluginError::new(payhost_plugin_api::codes::INTERNAL, e.to_string()))?;
+    let c =
+        Currency::parse(currency).map_err(|e| PluginError::new(codes::INTERNAL, e.to_string()))?;
     Ok(Money::new(amount, c))
 }
 
@@ -47,7 +38,7 @@ pub struct StripeCustomer {
     pub email: Option<String>,
     pub name: Option<String>,
     #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     #[serde(default)]
     pub invoice_settings: InvoiceSettings,
 }
@@ -60,14 +51,14 @@ pub struct InvoiceSettings {
 impl From<&StripeCustomer> for Customer {
     fn from(c: &StripeCustomer) -> Self {
         Customer {
-            id: c.id.as_str().into(),
-            email: c.email.clone().unwrap_or_default().into(),
-            name: ropt(&c.name),
-            default_payment_method: ropt(&expandable_id(
+            id: c.id.clone(),
+            email: c.email.clone().unwrap_or_default(),
+            name: c.name.clone(),
+            default_payment_method: expandable_id(
                 &c.invoice_settings.default_payment_method,
                 |p| &p.id,
-            )),
-            metadata: metadata(&c.metadata),
+            ),
+            metadata: c.metadata.clone(),
         }
     }
 }
@@ -95,11 +86,11 @@ impl From<&StripePaymentMethod> for PaymentMethod {
     fn from(p: &StripePaymentMethod) -> Self {
         let card = p.card.as_ref();
         PaymentMethod {
-            id: p.id.as_str().into(),
-            customer_id: ropt(&p.customer),
-            kind: p.kind.as_str().into(),
-            brand: ropt(&card.and_then(|c| c.brand.clone())),
-            last4: ropt(&card.and_then(|c| c.last4.clone())),
+            id: p.id.clone(),
+            customer_id: p.customer.clone(),
+            kind: p.kind.clone(),
+            brand: card.and_then(|c| c.brand.clone()),
+            last4: card.and_then(|c| c.last4.clone()),
             exp_month: card.and_then(|c| c.exp_month).unwrap_or(0),
             exp_year: card.and_then(|c| c.exp_year).unwrap_or(0),
         }
@@ -147,7 +138,7 @@ impl From<&IntentStatus> for PaymentStatus {
             IntentStatus::RequiresCapture => PaymentStatus::RequiresCapture,
             IntentStatus::Canceled => PaymentStatus::Canceled,
             IntentStatus::Succeeded => PaymentStatus::Succeeded,
-            IntentStatus::Unknown(s) => PaymentStatus::Unknown(s.as_str().into()),
+            IntentStatus::Unknown(s) => PaymentStatus::Unknown(s.clone()),
         }
     }
 }
@@ -160,16 +151,34 @@ pub struct PaymentIntent {
     #[serde(default)]
     pub amount_received: i64,
     pub status: IntentStatus,
+    #[serde(default)]
+    pub capture_method: Option<String>,
     pub customer: Option<String>,
     pub client_secret: Option<String>,
     pub payment_method: Option<String>,
     pub last_payment_error: Option<LastError>,
     #[serde(default)]
+    pub next_action: Option<IntentNextAction>,
+    #[serde(default)]
     pub created: i64,
     #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     /// Sum of refunds: not on the intent itself; filled from `latest_charge` when expanded.
     pub latest_charge: Option<Expandable<Charge>>,
+}
+
+/// PaymentIntent.next_action.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IntentNextAction {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub redirect_to_url: Option<RedirectToUrl>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedirectToUrl {
+    pub url: Option<String>,
+    pub return_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,23 +209,61 @@ impl PaymentIntent {
             Some(Expandable::Object(c)) => c.amount_refunded,
             _ => 0,
         };
+        let status = if failed {
+            PaymentStatus::Failed
+        } else {
+            (&self.status).into()
+        };
         Ok(Payment {
-            id: self.id.as_str().into(),
-            customer_id: ropt(&self.customer),
+            id: self.id.clone(),
+            customer_id: self.customer.clone(),
             amount: money(self.amount, &self.currency)?,
+            amount_received: self.amount_received,
             amount_refunded,
-            status: if failed {
-                PaymentStatus::Failed
-            } else {
-                (&self.status).into()
+            capture_method: match self.capture_method.as_deref() {
+                Some("manual") => CaptureMethod::Manual,
+                None | Some("automatic" | "automatic_async") => CaptureMethod::Automatic,
+                Some(other) => CaptureMethod::Unknown(other.to_owned()),
             },
-            client_secret: ropt(&self.client_secret),
-            payment_method: ropt(&self.payment_method),
-            failure_code: ropt(&err.and_then(|e| e.decline_code.clone().or(e.code.clone()))),
-            failure_message: ropt(&err.and_then(|e| e.message.clone())),
+            next_action: self.next_action_for(&status),
+            status,
+            payment_method: self.payment_method.clone(),
+            failure_code: err.and_then(|e| e.decline_code.clone().or(e.code.clone())),
+            failure_message: err.and_then(|e| e.message.clone()),
             created: self.created,
-            metadata: metadata(&self.metadata),
+            metadata: self.metadata.clone(),
         })
+    }
+
+    /// What the buyer or client must do: Stripe's redirect (3-D Secure with a return URL),
+    /// or confirming with Stripe.js and the client secret.
+    fn next_action_for(&self, status: &PaymentStatus) -> Option<NextAction> {
+        let redirect = self
+            .next_action
+            .as_ref()
+            .filter(|a| a.kind == "redirect_to_url")
+            .and_then(|a| a.redirect_to_url.as_ref())
+            .and_then(|r| {
+                Some(NextAction::RedirectToUrl {
+                    url: r.url.clone()?,
+                    return_url: r.return_url.clone(),
+                })
+            });
+        let secret = || {
+            self.client_secret
+                .clone()
+                .map(|client_secret| NextAction::UseClientSecret { client_secret })
+        };
+        match status {
+            PaymentStatus::RequiresAction => redirect.or_else(secret),
+            PaymentStatus::RequiresPaymentMethod | PaymentStatus::RequiresConfirmation => secret(),
+            PaymentStatus::Processing
+            | PaymentStatus::RequiresCapture
+            | PaymentStatus::Succeeded
+            | PaymentStatus::Failed
+            | PaymentStatus::Canceled
+            | PaymentStatus::Unknown(_) => None,
+        }
     }
 }
 
@@ -263,7 +310,7 @@ impl From<&SubStatus> for SubscriptionStatus {
             SubStatus::Canceled => SubscriptionStatus::Canceled,
             SubStatus::Unpaid => SubscriptionStatus::Unpaid,
             SubStatus::Paused => SubscriptionStatus::Paused,
-            SubStatus::Unknown(s) => SubscriptionStatus::Unknown(s.as_str().into()),
+            SubStatus::Unknown(s) => SubscriptionStatus::Unknown(s.clone()),
         }
     }
 }
@@ -282,7 +329,7 @@ pub struct StripeSubscription {
     pub items: List<SubscriptionItem>,
     pub latest_invoice: Option<Expandable<StripeInvoice>>,
     #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,7 +347,7 @@ impl StripeSubscription {
     pub fn item(&self) -> Result<&SubscriptionItem, PluginError> {
         self.items.data.first().ok_or_else(|| {
             PluginError::new(
-                payhost_plugin_api::codes::INTERNAL,
+                codes::INTERNAL,
                 format!("subscription '{}' has no items", self.id),
             )
         })
@@ -317,17 +364,18 @@ impl StripeSubscription {
             _ => None,
         };
         Ok(Subscription {
-            id: self.id.as_str().into(),
-            customer_id: self.customer.as_str().into(),
-            price_id: self.item()?.price.id.as_str().into(),
+            id: self.id.clone(),
+            customer_id: Some(self.customer.clone()),
+            price_id: self.item()?.price.id.clone(),
             status: (&self.status).into(),
             cancel_at_period_end: self.cancel_at_period_end,
             current_period_start: self.current_period_start,
             current_period_end: self.current_period_end,
-            trial_end: self.trial_end.into(),
-            canceled_at: self.canceled_at.into(),
-            client_secret: ropt(&client_secret),
-            metadata: metadata(&self.metadata),
+            trial_end: self.trial_end,
+            canceled_at: self.canceled_at,
+            next_action: client_secret
+                .map(|client_secret| NextAction::UseClientSecret { client_secret }),
+            metadata: self.metadata.clone(),
         })
     }
 }
@@ -366,7 +414,7 @@ impl From<&StripeRefundStatus> for RefundStatus {
             StripeRefundStatus::Succeeded => RefundStatus::Succeeded,
             StripeRefundStatus::Failed => RefundStatus::Failed,
             StripeRefundStatus::Canceled => RefundStatus::Canceled,
-            StripeRefundStatus::Unknown(s) => RefundStatus::Unknown(s.as_str().into()),
+            StripeRefundStatus::Unknown(s) => RefundStatus::Unknown(s.clone()),
         }
     }
 }
@@ -386,11 +434,11 @@ pub struct StripeRefund {
 impl StripeRefund {
     pub fn to_refund(&self) -> Result<Refund, PluginError> {
         Ok(Refund {
-            id: self.id.as_str().into(),
-            payment_id: self.payment_intent.clone().unwrap_or_default().into(),
+            id: self.id.clone(),
+            payment_id: self.payment_intent.clone().unwrap_or_default(),
             amount: money(self.amount, &self.currency)?,
             status: (&self.status).into(),
-            reason: ropt(&self.reason),
+            reason: self.reason.clone(),
             created: self.created,
         })
     }
@@ -430,7 +478,7 @@ impl From<&StripeInvoiceStatus> for InvoiceStatus {
             StripeInvoiceStatus::Paid => InvoiceStatus::Paid,
             StripeInvoiceStatus::Uncollectible => InvoiceStatus::Uncollectible,
             StripeInvoiceStatus::Void => InvoiceStatus::Void,
-            StripeInvoiceStatus::Unknown(s) => InvoiceStatus::Unknown(s.as_str().into()),
+            StripeInvoiceStatus::Unknown(s) => InvoiceStatus::Unknown(s.clone()),
         }
     }
 }
@@ -454,17 +502,17 @@ pub struct StripeInvoice {
 impl StripeInvoice {
     pub fn to_invoice(&self) -> Result<Invoice, PluginError> {
         Ok(Invoice {
-            id: self.id.as_str().into(),
-            customer_id: self.customer.as_str().into(),
-            subscription_id: ropt(&self.subscription),
-            payment_id: ropt(&expandable_id(&self.payment_intent, |p| &p.id)),
+            id: self.id.clone(),
+            customer_id: self.customer.clone(),
+            subscription_id: self.subscription.clone(),
+            payment_id: expandable_id(&self.payment_intent, |p| &p.id),
             amount_due: money(self.amount_due, &self.currency)?,
             amount_paid: self.amount_paid,
             status: self
                 .status
                 .as_ref()
                 .map_or(InvoiceStatus::Draft, InvoiceStatus::from),
-            pdf_url: ropt(&self.invoice_pdf),
+            pdf_url: self.invoice_pdf.clone(),
             created: self.created,
         })
     }

@@ -1,15 +1,27 @@
 //! A test-only plugin that misbehaves on purpose: `create_customer` panics (except for
-//! `@calm.example` addresses), `get_customer` outlives any sane deadline, `create_payment`
-//! is slow and echoes the call context it received into the payment's metadata, `new`
-//! fails when told to. Everything else is unsupported.
+//! `@calm.example` addresses) and hands out ids from a counter that starts again with
+//! every instance (they repeat after a restart), `get_customer` outlives any sane deadline,
+//! `create_payment` is slow and echoes the call context it received into the payment's
+//! metadata, `new` fails when told to. Everything else is unsupported.
+//!
+//! It blocks its thread with `std::thread::sleep` on purpose: it stands for a plugin that
+//! hangs, which the host must survive. Real plugins sleep through the host.
 
-use payhost_plugin_api::abi_stable::std_types::{ROption, RVec};
-use payhost_plugin_api::{
-    capabilities, CallCtx, Customer, HostBox, KeyValue, NewCustomer, NewPayment, Payment,
-    PaymentStatus, Plugin, PluginConfig, PluginError, PluginMetadata, Provider,
-};
+use payhost_plugin_kit::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The misbehaving plugin's configuration.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `new` fails with invalid_config.
+    #[serde(default)]
+    fail_init: bool,
+    /// How long `create_payment` takes (default 800 ms).
+    #[serde(default)]
+    slow_ms: Option<u64>,
+}
 
 pub struct Misbehaving {
     slow: Duration,
@@ -17,24 +29,19 @@ pub struct Misbehaving {
 }
 
 impl Plugin for Misbehaving {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata::new("misbehaving", "0.0.1")
+    type Config = Config;
+
+    fn manifest() -> Manifest {
+        Manifest::new("misbehaving", "0.0.1")
             .capabilities(&[capabilities::CUSTOMERS, capabilities::PAYMENTS])
     }
 
-    fn new(config: PluginConfig, _host: HostBox) -> Result<Self, PluginError> {
-        if config.get("fail_init") == Some("true") {
-            return Err(PluginError::new(
-                payhost_plugin_api::codes::CONFIG,
-                "told to fail",
-            ));
+    fn new(config: Config, _host: Host) -> Result<Self, PluginError> {
+        if config.fail_init {
+            return Err(PluginError::config("fail_init", "told to fail"));
         }
-        let slow = config
-            .get("slow_ms")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(800);
         Ok(Self {
-            slow: Duration::from_millis(slow),
+            slow: Duration::from_millis(config.slow_ms.unwrap_or(800)),
             next: AtomicU64::new(1),
         })
     }
@@ -46,40 +53,37 @@ impl Provider for Misbehaving {
             panic!("misbehaving plugin panics in create_customer");
         }
         Ok(Customer {
-            id: format!("bad_cus_{}", self.next.fetch_add(1, Ordering::SeqCst)).into(),
+            id: format!("bad_cus_{}", self.next.fetch_add(1, Ordering::SeqCst)),
             email: req.email,
             name: req.name,
-            default_payment_method: ROption::RNone,
-            metadata: RVec::new(),
+            ..Customer::default()
         })
     }
 
     fn create_payment(&self, ctx: &CallCtx, req: NewPayment) -> Result<Payment, PluginError> {
         std::thread::sleep(self.slow);
-        let key = ctx.idempotency_key.as_ref().map_or("", |k| k.as_str());
-        Ok(Payment {
-            id: format!("bad_pi_{}", self.next.fetch_add(1, Ordering::SeqCst)).into(),
-            customer_id: ROption::RSome(req.customer_id),
-            amount: req.amount,
-            amount_refunded: 0,
-            status: PaymentStatus::RequiresPaymentMethod,
-            client_secret: ROption::RNone,
-            payment_method: ROption::RNone,
-            failure_code: ROption::RNone,
-            failure_message: ROption::RNone,
-            created: 0,
-            metadata: vec![
-                KeyValue::new("seen_idempotency_key", key),
-                KeyValue::new("seen_request_id", ctx.request_id.as_str()),
-            ]
-            .into(),
-        })
+        let mut p = Payment::new(
+            format!("bad_pi_{}", self.next.fetch_add(1, Ordering::SeqCst)),
+            req.amount,
+            PaymentStatus::RequiresPaymentMethod,
+        );
+        p.customer_id = req.customer_id;
+        p.metadata = [
+            (
+                "seen_idempotency_key".to_owned(),
+                ctx.idempotency_key.clone().unwrap_or_default(),
+            ),
+            ("seen_request_id".to_owned(), ctx.request_id.clone()),
+            ("seen_deadline_ms".to_owned(), ctx.deadline_ms.to_string()),
+        ]
+        .into();
+        Ok(p)
     }
 
-    fn get_customer(&self, _ctx: &CallCtx, _id: &str) -> Result<Customer, PluginError> {
+    fn get_customer(&self, _ctx: &CallCtx, _req: ObjectRef) -> Result<Customer, PluginError> {
         std::thread::sleep(Duration::from_secs(3));
         Err(PluginError::not_found("customer", "slow"))
     }
 }
 
-payhost_plugin_api::export_plugin!(Misbehaving);
+payhost_plugin_kit::export_plugin!(Misbehaving);

@@ -8,8 +8,7 @@ use payhost::clock::SystemClock;
 use payhost::config::ProviderConfig;
 use payhost::events::Dispatcher;
 use payhost::plugins::{loader, Registry};
-use payhost_plugin_api::abi_stable::std_types::{ROption, RVec};
-use payhost_plugin_api::{capabilities as cap, CallCtx, NewCustomer};
+use payhost_plugin_api::{ops, CallCtx, NewCustomer, ObjectRef};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,26 +82,25 @@ fn plugins() {
             .await;
         assert_eq!(synced.loaded, ["mock"], "{synced:?}");
         let customer = registry
-            .call("mock", cap::CUSTOMERS, "create_customer", |p| {
-                p.create_customer(
-                    CallCtx::default(),
-                    NewCustomer {
-                        email: "a@b.c".into(),
-                        name: ROption::RNone,
-                        metadata: RVec::new(),
-                    },
-                )
-            })
+            .call::<ops::CreateCustomer>(
+                "mock",
+                CallCtx::default(),
+                NewCustomer {
+                    email: "a@b.c".into(),
+                    ..NewCustomer::default()
+                },
+            )
             .await
             .unwrap();
         let instance = registry.get("mock").unwrap();
 
-        // The plugin work alone: a direct call on this thread.
-        let id = customer.id.clone();
+        // The plugin work alone: a direct call on this thread (the JSON messages both ways
+        // and the FFI call).
+        let request = ObjectRef::new(&customer.id);
         let direct: Vec<Duration> = (0..20_000)
             .map(|_| {
                 let t = Instant::now();
-                let _ = registry_direct(&instance, &id);
+                let _ = instance.call_direct::<ops::GetCustomer>(&CallCtx::default(), &request);
                 t.elapsed()
             })
             .collect();
@@ -111,12 +109,10 @@ fn plugins() {
         // Through the host: lookup, capability check, spawn_blocking, deadline, result.
         let mut through = Vec::with_capacity(20_000);
         for _ in 0..20_000 {
-            let id = customer.id.clone();
+            let request = ObjectRef::new(&customer.id);
             let t = Instant::now();
             registry
-                .call("mock", cap::CUSTOMERS, "get_customer", move |p| {
-                    p.get_customer(CallCtx::default(), id)
-                })
+                .call::<ops::GetCustomer>("mock", CallCtx::default(), request)
                 .await
                 .unwrap();
             through.push(t.elapsed());
@@ -129,10 +125,3 @@ mod conn;
 mod live;
 mod payments;
 mod webhooks;
-
-fn registry_direct(
-    instance: &payhost::plugins::Instance,
-    id: &payhost_plugin_api::abi_stable::std_types::RString,
-) -> bool {
-    instance.call_direct(|p| p.get_customer(CallCtx::default(), id.clone()).is_ok())
-}

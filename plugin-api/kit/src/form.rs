@@ -1,15 +1,18 @@
-//! `application/x-www-form-urlencoded` with Stripe's bracket notation:
-//! `metadata[plan]=pro`, `items[0][price]=price_123`, booleans as `true`/`false`.
+//! `application/x-www-form-urlencoded` bodies and query strings, with the bracket notation
+//! Stripe-style APIs use: `metadata[plan]=pro`, `items[0][price]=price_123`, booleans as
+//! `true`/`false`.
 
 /// Ordered form parameters.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Form(Vec<(String, String)>);
 
 impl Form {
+    /// An empty form.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds `key=value`.
     pub fn set(mut self, key: &str, value: impl ToString) -> Self {
         self.0.push((key.to_owned(), value.to_string()));
         self
@@ -31,10 +34,12 @@ impl Form {
         self
     }
 
+    /// The pairs, in order.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.0
     }
 
+    /// The encoded form, `k=v&k2=v2`.
     pub fn encode(&self) -> String {
         self.0
             .iter()
@@ -43,7 +48,10 @@ impl Form {
             .join("&")
     }
 
-    /// Parses an encoded form (for the tests' fake server and for query strings).
+    /// Parses an encoded form (for fake servers and query strings).
+    ///
+    /// # Errors
+    /// A malformed percent escape or bytes that are not UTF-8.
     pub fn decode(s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
         for part in s.split('&').filter(|p| !p.is_empty()) {
@@ -53,6 +61,7 @@ impl Form {
         Ok(Self(out))
     }
 
+    /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()

@@ -1,12 +1,13 @@
-//! Currencies as validated ISO 4217 codes, and money as minor units of one currency.
+//! Currencies as ISO 4217 codes, and money as minor units of one currency.
 
-use abi_stable::{std_types::RString, StableAbi};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// ISO 4217 codes payhost accepts, with the number of minor-unit digits of each.
+/// ISO 4217 codes payhost knows, with the number of minor-unit digits of each.
 ///
-/// The list is the set of currencies card providers settle in; a code outside it is refused
-/// at the API boundary rather than passed on to a provider that would refuse it later.
+/// The list is the set of currencies card providers settle in. The API refuses a code
+/// outside it ([`Currency::parse`]); the contract carries any three-letter code, so a
+/// currency added in a later version passes through an older plugin or host unchanged.
 const CURRENCIES: &[(&str, u8)] = &[
     ("aed", 2),
     ("ars", 2),
@@ -62,10 +63,9 @@ const CURRENCIES: &[(&str, u8)] = &[
     ("zar", 2),
 ];
 
-/// A validated, lowercase ISO 4217 currency code.
-#[repr(C)]
-#[derive(StableAbi, Clone, PartialEq, Eq, Hash)]
-pub struct Currency(RString);
+/// A lowercase three-letter currency code, e.g. `usd`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency(String);
 
 /// The currency code given is not one payhost knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,14 +80,14 @@ impl fmt::Display for InvalidCurrency {
 impl std::error::Error for InvalidCurrency {}
 
 impl Currency {
-    /// Parses a three-letter ISO 4217 code, in either case.
+    /// Parses a three-letter ISO 4217 code payhost knows, in either case.
     ///
     /// # Errors
     /// [`InvalidCurrency`] when the code is not in payhost's list.
     pub fn parse(code: &str) -> Result<Self, InvalidCurrency> {
         let lower = code.to_ascii_lowercase();
         if CURRENCIES.iter().any(|(c, _)| *c == lower) {
-            Ok(Self(lower.into()))
+            Ok(Self(lower))
         } else {
             Err(InvalidCurrency(code.to_owned()))
         }
@@ -95,21 +95,27 @@ impl Currency {
 
     /// The lowercase code, e.g. `usd`.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.0
     }
 
-    /// Digits after the decimal point for this currency (2 for USD, 0 for JPY, 3 for KWD).
-    pub fn minor_digits(&self) -> u8 {
+    /// Digits after the decimal point (2 for USD, 0 for JPY, 3 for KWD), or `None` for a
+    /// code this version does not know: never guess, a wrong guess moves money by 10×.
+    pub fn minor_digits(&self) -> Option<u8> {
         CURRENCIES
             .iter()
             .find(|(c, _)| *c == self.as_str())
-            .map_or(2, |(_, d)| *d)
+            .map(|(_, d)| *d)
+    }
+
+    /// Every code [`Currency::parse`] accepts.
+    pub fn known() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(c, _)| *c)
     }
 }
 
 impl fmt::Debug for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -119,30 +125,54 @@ impl fmt::Display for Currency {
     }
 }
 
+impl Serialize for Currency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    /// Any three ASCII letters: a currency a newer peer knows is carried, not refused.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) {
+            Ok(Self(s.to_ascii_lowercase()))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "'{s}' is not a three-letter currency code"
+            )))
+        }
+    }
+}
+
 /// An amount in the smallest unit of its currency (cents for USD, yen for JPY).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
+    /// Minor units: `5000` is 50.00 USD or 5,000 JPY.
     pub amount: i64,
+    /// The currency of `amount`.
     pub currency: Currency,
 }
 
 impl Money {
+    /// `amount` minor units of `currency`.
     pub fn new(amount: i64, currency: Currency) -> Self {
         Self { amount, currency }
     }
 
-    /// The amount written for people: `12.34 USD`, `500 JPY`, `1.500 KWD`.
+    /// The amount written for people: `12.34 USD`, `500 JPY`, `1.500 KWD`; a currency of
+    /// unknown precision shows its minor units: `1234 (minor units) XYZ`.
     pub fn display(&self) -> String {
-        let digits = u32::from(self.currency.minor_digits());
         let code = self.currency.as_str().to_ascii_uppercase();
+        let Some(digits) = self.currency.minor_digits().map(u32::from) else {
+            return format!("{} (minor units) {code}", self.amount);
+        };
         if digits == 0 {
             return format!("{} {code}", self.amount);
         }
-        let scale = 10i64.pow(digits);
         let sign = if self.amount < 0 { "-" } else { "" };
         let abs = self.amount.unsigned_abs();
-        let scale = scale.unsigned_abs();
+        let scale = 10u64.pow(digits);
         format!(
             "{sign}{}.{:0width$} {code}",
             abs / scale,
@@ -167,6 +197,18 @@ mod tests {
         for bad in ["", "us", "usdd", "xxx", "12$"] {
             assert!(Currency::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn carries_codes_it_does_not_know_without_guessing_their_precision() {
+        let c: Currency = serde_json::from_str("\"XYZ\"").unwrap();
+        assert_eq!((c.as_str(), c.minor_digits()), ("xyz", None));
+        assert_eq!(
+            Money::new(1234, c).display(),
+            "1234 (minor units) XYZ",
+            "never shown as 12.34"
+        );
+        assert!(serde_json::from_str::<Currency>("\"us\"").is_err());
     }
 
     #[test]

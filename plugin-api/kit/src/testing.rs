@@ -1,0 +1,253 @@
+//! Testing a plugin in its own `cargo test`, without the host: a [`FakeHost`] with
+//! scripted HTTP answers, recorded events and log lines, and a manual clock; [`instance`] to
+//! make a plugin from a JSON config exactly as the host would; [`call`] to run an operation
+//! through the same JSON dispatch the boundary uses. The conformance suite runs on these too
+//! ([`conformance::in_process`](crate::conformance::in_process)).
+
+use crate::api::ffi::{decode, Envelope};
+use crate::api::host_ops::{
+    CacheEntry, CacheGet, CacheKey, CachePut, CacheValue, Emit, HostOperation, Http, Log,
+    LogRecord, Now, NowMillis, Sleep, SleepFor,
+};
+use crate::api::{
+    codes, CallCtx, DomainEventReport, Empty, HttpRequest, HttpResponse, Operation, PluginError,
+};
+use crate::host::RawHost;
+use crate::{Host, Plugin, Provider};
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+type Handler = Box<dyn FnMut(&HttpRequest) -> Result<HttpResponse, PluginError> + Send>;
+
+#[derive(Default)]
+struct State {
+    now_ms: i64,
+    scripted: VecDeque<Result<HttpResponse, PluginError>>,
+    handler: Option<Handler>,
+    requests: Vec<HttpRequest>,
+    events: Vec<DomainEventReport>,
+    logs: Vec<LogRecord>,
+    sleeps: Vec<Duration>,
+    cache: HashMap<String, (String, Option<i64>)>,
+}
+
+/// An in-process host for tests. Clones share state.
+///
+/// HTTP requests are answered by the scripted answers first (in order), then by the handler
+/// from [`FakeHost::on_http`], else with a `provider_unavailable` error saying nothing was
+/// scripted. Sleeping advances the manual clock instead of waiting.
+#[derive(Clone, Default)]
+pub struct FakeHost {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeHost {
+    /// A fake host whose clock reads 2023-11-14 22:13:20 UTC (1,700,000,000 s).
+    pub fn new() -> Self {
+        let fake = Self::default();
+        fake.state().now_ms = 1_700_000_000_000;
+        fake
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The [`Host`] to give a plugin.
+    pub fn host(&self) -> Host {
+        Host::from_raw(Arc::new(self.clone()))
+    }
+
+    /// Answers the next unanswered request with `status` and `body`.
+    pub fn respond(&self, status: u16, body: &str) -> &Self {
+        self.state().scripted.push_back(Ok(HttpResponse {
+            status,
+            headers: Default::default(),
+            body: body.into(),
+        }));
+        self
+    }
+
+    /// Answers the next unanswered request with `status` and a JSON body.
+    pub fn respond_json(&self, status: u16, body: &Value) -> &Self {
+        self.state().scripted.push_back(Ok(HttpResponse {
+            status,
+            headers: crate::api::Headers::new().with("content-type", "application/json"),
+            body: body.to_string().into(),
+        }));
+        self
+    }
+
+    /// The next unanswered request fails as the host's HTTP service fails (no answer).
+    pub fn fail_http(&self, error: PluginError) -> &Self {
+        self.state().scripted.push_back(Err(error));
+        self
+    }
+
+    /// Answers requests the script does not cover (a fake provider in a closure).
+    pub fn on_http(
+        &self,
+        handler: impl FnMut(&HttpRequest) -> Result<HttpResponse, PluginError> + Send + 'static,
+    ) -> &Self {
+        self.state().handler = Some(Box::new(handler));
+        self
+    }
+
+    /// Every HTTP request made so far.
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.state().requests.clone()
+    }
+
+    /// Every event emitted so far.
+    pub fn events(&self) -> Vec<DomainEventReport> {
+        self.state().events.clone()
+    }
+
+    /// Every log line written so far.
+    pub fn logs(&self) -> Vec<LogRecord> {
+        self.state().logs.clone()
+    }
+
+    /// Every sleep asked for.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.state().sleeps.clone()
+    }
+
+    /// The clock, in Unix milliseconds.
+    pub fn now_millis(&self) -> i64 {
+        self.state().now_ms
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.state().now_ms += i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+    }
+
+    fn run(&self, op: &str, message: &[u8]) -> Result<Vec<u8>, PluginError> {
+        fn reply<O: HostOperation>(
+            message: &[u8],
+            f: impl FnOnce(O::Request) -> Result<O::Response, PluginError>,
+        ) -> Result<Vec<u8>, PluginError> {
+            let request: O::Request = decode(message, O::NAME)?;
+            let answer = f(request)?;
+            Ok(serde_json::to_vec(&answer).unwrap_or_default())
+        }
+        match op {
+            Http::NAME => reply::<Http>(message, |r| self.http(r)),
+            Emit::NAME => reply::<Emit>(message, |e| {
+                self.state().events.push(e);
+                Ok(Empty {})
+            }),
+            Log::NAME => reply::<Log>(message, |l| {
+                self.state().logs.push(l);
+                Ok(Empty {})
+            }),
+            Now::NAME => reply::<Now>(message, |_| {
+                Ok(NowMillis {
+                    millis: self.now_millis(),
+                })
+            }),
+            Sleep::NAME => reply::<Sleep>(message, |SleepFor { millis }| {
+                let d = Duration::from_millis(millis);
+                self.state().sleeps.push(d);
+                self.advance(d);
+                Ok(Empty {})
+            }),
+            CacheGet::NAME => reply::<CacheGet>(message, |CacheKey { key }| {
+                let mut st = self.state();
+                let now = st.now_ms;
+                let fresh = match st.cache.get(&key) {
+                    Some((v, exp)) if exp.is_none_or(|e| e > now) => Some(v.clone()),
+                    _ => None,
+                };
+                if fresh.is_none() {
+                    st.cache.remove(&key);
+                }
+                Ok(CacheValue { value: fresh })
+            }),
+            CachePut::NAME => reply::<CachePut>(
+                message,
+                |CacheEntry {
+                     key,
+                     value,
+                     ttl_secs,
+                 }| {
+                    let mut st = self.state();
+                    let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2000);
+                    let expires = (ttl > 0).then(|| st.now_ms + ttl * 1000);
+                    st.cache.insert(key, (value, expires));
+                    Ok(Empty {})
+                },
+            ),
+            other => Err(PluginError::unsupported(&format!(
+                "host operation '{other}'"
+            ))),
+        }
+    }
+
+    fn http(&self, request: HttpRequest) -> Result<HttpResponse, PluginError> {
+        let scripted = {
+            let mut st = self.state();
+            st.requests.push(request.clone());
+            st.scripted.pop_front()
+        };
+        if let Some(answer) = scripted {
+            return answer;
+        }
+        // The handler runs without the lock: it may call back into the fake.
+        let handler = self.state().handler.take();
+        match handler {
+            Some(mut h) => {
+                let answer = h(&request);
+                self.state().handler.get_or_insert(h);
+                answer
+            }
+            None => Err(PluginError::new(
+                codes::UNAVAILABLE,
+                format!(
+                    "FakeHost: no answer scripted for {} {}",
+                    request.method, request.url
+                ),
+            )
+            .retryable(true)),
+        }
+    }
+}
+
+impl RawHost for FakeHost {
+    fn call(&self, op: &str, message: &[u8]) -> Result<Vec<u8>, Vec<u8>> {
+        self.run(op, message)
+            .map_err(|e| serde_json::to_vec(&e).unwrap_or_default())
+    }
+}
+
+/// Makes a plugin instance from a JSON configuration with `host`, exactly as the host does
+/// (unknown keys refused, required keys checked, strings coerced where the type asks).
+///
+/// # Errors
+/// The configuration error or the plugin's own.
+pub fn instance<P: Plugin>(config: Value, host: &FakeHost) -> Result<P, PluginError> {
+    crate::export::instantiate::<P>(&config, host.host())
+}
+
+/// Runs operation `O` on `provider` through the JSON dispatch the boundary uses, so a test
+/// also checks that requests and answers travel.
+///
+/// # Errors
+/// The provider's error, or `protocol_error` when its answer does not decode.
+pub fn call<O: Operation>(
+    provider: &impl Provider,
+    ctx: &CallCtx,
+    request: &O::Request,
+) -> Result<O::Response, PluginError>
+where
+    O::Request: Serialize,
+    O::Response: DeserializeOwned,
+{
+    let message = serde_json::to_vec(&Envelope { ctx, request }).unwrap_or_default();
+    let bytes = crate::export::raw_call(provider, O::NAME, &message)?;
+    decode(&bytes, O::NAME)
+}

@@ -1,0 +1,121 @@
+//! What a plugin may ask of the host. A plugin has its own std, allocator-side globals,
+//! logger and no async runtime, so it does no I/O of its own: HTTP, logging, event emission,
+//! the clock, sleeping and a small cache all go through these. A host that does not know an
+//! operation (an older host) answers `unsupported_operation`.
+
+use crate::types::{DomainEventReport, Empty, HttpRequest, HttpResponse, LogLevel};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One host operation: its name, what it takes and answers.
+pub trait HostOperation {
+    /// The name it travels under.
+    const NAME: &'static str;
+    /// The request.
+    type Request: Serialize + DeserializeOwned;
+    /// The answer.
+    type Response: Serialize + DeserializeOwned;
+}
+
+macro_rules! host_operation {
+    ($(#[$meta:meta])* $ty:ident = $name:literal: $req:ty => $resp:ty) => {
+        $(#[$meta])*
+        pub struct $ty;
+        impl HostOperation for $ty {
+            const NAME: &'static str = $name;
+            type Request = $req;
+            type Response = $resp;
+        }
+    };
+}
+
+host_operation!(
+    /// One HTTP exchange, with the instance's egress allowlist (`allow_hosts`) and never
+    /// past the current call's deadline. Errors: `provider_unavailable` (connect, TLS,
+    /// timeout; retryable), `invalid_request` (a URL outside the allowlist),
+    /// `deadline_exceeded`. Any HTTP status is an answer, not an error.
+    Http = "http": HttpRequest => HttpResponse
+);
+host_operation!(
+    /// Reports a fact that happened outside any operation's answer. During a call, the host
+    /// records it with that call's result; outside a call, on its own.
+    Emit = "emit": DomainEventReport => Empty
+);
+host_operation!(
+    /// Writes one structured log line under the instance's name. Never pass secrets.
+    Log = "log": LogRecord => Empty
+);
+host_operation!(
+    /// The host clock (replaceable in tests): read time only through it.
+    Now = "now": Empty => NowMillis
+);
+host_operation!(
+    /// Sleeps the calling thread (a retry's backoff). Errors with `deadline_exceeded`, at
+    /// once, when the sleep would end past the current call's deadline.
+    Sleep = "sleep": SleepFor => Empty
+);
+host_operation!(
+    /// A value from the instance's cache (e.g. a downloaded certificate), if present and not
+    /// expired. The cache lives as long as the instance; it is not persistent.
+    CacheGet = "cache_get": CacheKey => CacheValue
+);
+host_operation!(
+    /// Stores a value in the instance's cache for `ttl_secs` seconds (0: the instance's life).
+    CachePut = "cache_put": CacheEntry => Empty
+);
+
+/// A log line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogRecord {
+    /// The severity.
+    pub level: Option<LogLevel>,
+    /// A short sentence.
+    pub message: String,
+    /// Structured fields (ids, counts), never secrets.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The answer of [`Now`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NowMillis {
+    /// Milliseconds since the Unix epoch.
+    pub millis: i64,
+}
+
+/// The request of [`Sleep`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SleepFor {
+    /// How long.
+    pub millis: u64,
+}
+
+/// The request of [`CacheGet`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheKey {
+    /// The key.
+    pub key: String,
+}
+
+/// The answer of [`CacheGet`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheValue {
+    /// The value, when present and fresh.
+    pub value: Option<String>,
+}
+
+/// The request of [`CachePut`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheEntry {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// Lifetime in seconds; 0 keeps it for the instance's life.
+    pub ttl_secs: u64,
+}

@@ -1,0 +1,97 @@
+use crate::money::Money;
+use serde::{Deserialize, Serialize};
+
+crate::open_enum! {
+    /// The kinds of payment facts a provider reports. The wire name is the event's name in
+    /// payhost's event log and in the application's webhooks.
+    pub enum DomainEventKind {
+        /// A payment was created.
+        PaymentCreated => "PaymentCreated",
+        /// A payment was authorized and waits for capture (manual capture).
+        PaymentAuthorized => "PaymentAuthorized",
+        /// Money was received.
+        PaymentSucceeded => "PaymentSucceeded",
+        /// A payment attempt failed.
+        PaymentFailed => "PaymentFailed",
+        /// A payment was canceled (an authorization voided, an order abandoned).
+        PaymentCanceled => "PaymentCanceled",
+        /// A subscription was created.
+        SubscriptionCreated => "SubscriptionCreated",
+        /// A subscription's status, price or cancellation schedule changed.
+        SubscriptionUpdated => "SubscriptionUpdated",
+        /// A subscription ended.
+        SubscriptionCancelled => "SubscriptionCancelled",
+        /// Money went back to the buyer.
+        RefundProcessed => "RefundProcessed",
+        /// An invoice was paid.
+        InvoicePaid => "InvoicePaid",
+        /// An invoice's payment failed.
+        InvoicePaymentFailed => "InvoicePaymentFailed",
+    }
+}
+
+/// One fact about one provider object, reported by a plugin (in a webhook's mapping or
+/// through the host's `emit` service). The host turns reports into persisted events, one
+/// per fact: the same payment succeeding, told by an operation's answer and again by a
+/// webhook, is one `PaymentSucceeded`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainEventReport {
+    /// What happened.
+    pub kind: DomainEventKind,
+    /// The provider's id of the object the fact is about: the payment for payment events,
+    /// the subscription, the refund, the invoice.
+    pub object_id: String,
+    /// The provider's customer id involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// The provider's payment id involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    /// The provider's subscription id involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    /// The provider's invoice id involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<String>,
+    /// The amount involved (the payment's, the refund's, the invoice's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+    /// The object's status in payhost's words after the fact (e.g. `succeeded`, `active`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The subscription's price (plan) after the fact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+    /// The price before, for a price change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_plan_id: Option<String>,
+    /// The subscription ends at the end of its period.
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    /// Why a payment failed, for failure events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unix seconds at which it happened, by the provider's clock.
+    pub occurred_at: i64,
+}
+
+impl DomainEventReport {
+    /// A report with only the kind, the object and the time set.
+    pub fn new(kind: DomainEventKind, object_id: &str, occurred_at: i64) -> Self {
+        Self {
+            kind,
+            object_id: object_id.to_owned(),
+            customer_id: None,
+            payment_id: None,
+            subscription_id: None,
+            invoice_id: None,
+            amount: None,
+            status: None,
+            plan_id: None,
+            previous_plan_id: None,
+            cancel_at_period_end: false,
+            error: None,
+            occurred_at,
+        }
+    }
+}

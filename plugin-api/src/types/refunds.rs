@@ -1,0 +1,53 @@
+use crate::money::Money;
+use serde::{Deserialize, Serialize};
+
+crate::open_enum! {
+    /// Status of a refund.
+    pub enum RefundStatus {
+        /// Accepted, not settled yet.
+        Pending => "pending",
+        /// The provider needs something before it can go on.
+        RequiresAction => "requires_action",
+        /// The money went back.
+        Succeeded => "succeeded",
+        /// The refund failed.
+        Failed => "failed",
+        /// The refund was canceled.
+        Canceled => "canceled",
+    }
+}
+
+/// `create_refund`: all of what remains refundable, or part of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRefund {
+    /// The provider's payment id (the plugin finds a capture behind it when the provider
+    /// refunds captures).
+    pub payment_id: String,
+    /// Minor units; `None` refunds whatever remains. Never more than remains: the host
+    /// checks, and a plugin must refuse too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// `duplicate`, `fraudulent` or `requested_by_customer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A refund as the provider holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    /// The provider's id. Never reused.
+    pub id: String,
+    /// The provider's payment id.
+    pub payment_id: String,
+    /// The amount refunded.
+    pub amount: Money,
+    /// The status.
+    pub status: RefundStatus,
+    /// The reason given.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Unix seconds of creation.
+    #[serde(default)]
+    pub created: i64,
+}
