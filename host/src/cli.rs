@@ -13,13 +13,8 @@ use std::sync::Arc;
 #[derive(Parser)]
 #[command(name = "payhost", version, about = "Payment-provider plugin host")]
 pub struct Cli {
-    /// The configuration file.
-    #[arg(
-        long,
-        global = true,
-        env = "PAYHOST_CONFIG",
-        default_value = "plugins.toml"
-    )]
+    /// The configuration file (before the command: `payhost --config x.toml serve`).
+    #[arg(long, env = "PAYHOST_CONFIG", default_value = "plugins.toml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -53,8 +48,26 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Load one file and print its metadata, or exactly why it cannot load (exit 1).
-    Check { file: PathBuf },
+    /// Load one file and print its manifest, or exactly why it cannot load (exit 1).
+    Check {
+        /// The plugin library (`.so`).
+        file: PathBuf,
+    },
+    /// Run the conformance suite against one plugin library: one line per check (PASS,
+    /// FAIL or SKIP and why); exits 1 when a check fails.
+    Conformance {
+        /// The plugin library (`.so`).
+        file: PathBuf,
+        /// The instance to test: a TOML file with the plugin's keys under `[config]` and
+        /// `allow_hosts` for the hosts it may reach (a sandbox, a fake provider). Without
+        /// it, the plugin's own fixture configuration is used (offline plugins).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The provider is a fake whose redirect pages approve when opened: approve
+        /// redirects as a buyer would (never against a real provider).
+        #[arg(long)]
+        approve_redirects: bool,
+    },
 }
 
 /// Runs the command line; the exit code is the process's.
@@ -63,6 +76,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve => serve(&cli.config).await.map(|()| 0),
         Command::Plugins(PluginsCommand::List { json }) => list(&cli.config, json).await,
         Command::Plugins(PluginsCommand::Check { file }) => Ok(check(&file)),
+        Command::Plugins(PluginsCommand::Conformance {
+            file,
+            config,
+            approve_redirects,
+        }) => conformance(&file, config.as_deref(), approve_redirects).await,
         Command::Events(EventsCommand::Replay { id }) => replay(&cli.config, &id).await,
     }
 }
@@ -179,8 +197,8 @@ async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
         println!("(no server running this config: the folder was loaded here)");
     }
     println!(
-        "{:<12} {:<9} {:<8} {:<40} STATE / FILE",
-        "NAME", "VERSION", "TYPE", "CAPABILITIES"
+        "{:<12} {:<9} {:<9} {:<8} {:<40} STATE / FILE",
+        "NAME", "VERSION", "CONTRACT", "TYPE", "CAPABILITIES"
     );
     for r in state["plugins"].as_array().into_iter().flatten() {
         let caps: Vec<String> = r["capabilities"]
@@ -190,9 +208,10 @@ async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
             .map(text)
             .collect();
         println!(
-            "{:<12} {:<9} {:<8} {:<40} {}  {}",
+            "{:<12} {:<9} {:<9} {:<8} {:<40} {}  {}",
             text(&r["name"]),
             text(&r["version"]),
+            text(&r["contract"]),
             text(&r["plugin_type"]),
             caps.join(","),
             text(&r["state"]),
@@ -245,6 +264,44 @@ async fn replay(config_file: &Path, id: &str) -> anyhow::Result<i32> {
         n => {
             println!("queued {n} for processing again: {id}");
             Ok(0)
+        }
+    }
+}
+
+async fn conformance(
+    file: &Path,
+    instance: Option<&Path>,
+    approve_redirects: bool,
+) -> anyhow::Result<i32> {
+    use crate::plugins::conformance::{run, Options};
+    let instance = instance.map(config::load_instance).transpose()?;
+    let options = Options {
+        config: instance.as_ref().map(config::InstanceFile::config_json),
+        allow_hosts: instance
+            .as_ref()
+            .map(|i| i.allow_hosts.clone())
+            .unwrap_or_default(),
+        call_timeout: std::time::Duration::from_millis(
+            instance
+                .as_ref()
+                .and_then(|i| i.call_timeout_ms)
+                .unwrap_or(30_000),
+        ),
+        approve_redirects,
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("payhost-conformance-")
+        .tempdir()
+        .context("cannot create a private temporary folder")?;
+    match run(file, scratch.path(), options, Arc::new(SystemClock)).await {
+        Ok(report) => {
+            println!("conformance of {}", file.display());
+            println!("{report}");
+            Ok(if report.passed() { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("error ({:?}): {e}", e.error_type);
+            Ok(2)
         }
     }
 }

@@ -241,22 +241,77 @@ impl ProviderConfig {
     /// The configuration as the plugin receives it: a JSON object of its keys. Empty
     /// strings (an unset optional variable) are left out, in lists too.
     pub fn config_json(&self) -> serde_json::Value {
-        let mut out = serde_json::Map::new();
-        for (k, v) in &self.config {
-            let value = match v {
-                ConfigValue::One(s) => s.json(),
-                ConfigValue::Many(list) => {
-                    let items: Vec<serde_json::Value> =
-                        list.iter().filter_map(Scalar::json).collect();
-                    (!items.is_empty()).then_some(serde_json::Value::Array(items))
-                }
-            };
-            if let Some(v) = value {
-                out.insert(k.clone(), v);
-            }
-        }
-        serde_json::Value::Object(out)
+        config_json(&self.config)
     }
+}
+
+/// One provider instance outside `plugins.toml` (`payhost plugins conformance --config`):
+/// the plugin's keys under `[config]`, and the instance's egress allowlist.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceFile {
+    /// Hosts the instance may reach over HTTP.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Deadline for one plugin call.
+    #[serde(default)]
+    pub call_timeout_ms: Option<u64>,
+    /// The plugin's configuration keys.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+}
+
+impl InstanceFile {
+    /// The configuration as the plugin receives it.
+    pub fn config_json(&self) -> serde_json::Value {
+        config_json(&self.config)
+    }
+}
+
+/// Reads an instance file (TOML, `${VAR}` interpolated as in `plugins.toml`).
+///
+/// # Errors
+/// [`ConfigError`] naming the file and the key at fault.
+pub fn load_instance(file: &Path) -> Result<InstanceFile, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    let invalid = |message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        message,
+    };
+    let mut value: toml::Value = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    interpolate(
+        &mut value,
+        "",
+        &|key, var| ConfigError::Key {
+            file: file.to_owned(),
+            key: key.to_owned(),
+            expected: format!("environment variable '{var}' is not set"),
+        },
+        &|name| std::env::var(name).ok(),
+    )?;
+    value
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid(e.message().to_owned()))
+}
+
+fn config_json(config: &BTreeMap<String, ConfigValue>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (k, v) in config {
+        let value = match v {
+            ConfigValue::One(s) => s.json(),
+            ConfigValue::Many(list) => {
+                let items: Vec<serde_json::Value> = list.iter().filter_map(Scalar::json).collect();
+                (!items.is_empty()).then_some(serde_json::Value::Array(items))
+            }
+        };
+        if let Some(v) = value {
+            out.insert(k.clone(), v);
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 /// Where a loaded config came from, with paths resolved against its folder.

@@ -439,3 +439,42 @@ fn request_ids_metrics_readiness_and_openapi() {
         "a secret reached the log"
     );
 }
+
+#[test]
+fn a_provider_id_that_repeats_is_refused_and_nothing_is_written() {
+    let s = scratch();
+    let db = TestDb::sqlite(s.dir.path());
+    let first = {
+        let host = s.serve();
+        let api = Api::new(&host.addr, API_KEY);
+        let c = api.post(
+            "/v1/customers",
+            &json!({"user_id": "u1", "email": "ada@calm.example", "provider": "bad"}),
+        );
+        assert_eq!(c.status, 201, "{c:?}");
+        host.terminate();
+        c
+    };
+    assert_eq!(first.s("provider_id"), "bad_cus_1");
+    // The misbehaving plugin counts from 1 again after a restart: its next customer id is
+    // one payhost already holds.
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let again = api.post(
+        "/v1/customers",
+        &json!({"user_id": "u2", "email": "grace@calm.example", "provider": "bad"}),
+    );
+    expect(&again, 502, "provider_id_conflict", None);
+    let message = again.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("bad_cus_1") && message.contains(&first.s("id")),
+        "{message}"
+    );
+    assert_eq!(count(&db, "customers"), "1", "nothing was written");
+    assert_eq!(
+        db.value("SELECT email FROM customers WHERE user_id = $1", &["u1"])
+            .as_deref(),
+        Some("ada@calm.example"),
+        "the first customer's record is untouched"
+    );
+}

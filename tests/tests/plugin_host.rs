@@ -95,6 +95,7 @@ fn serves_the_mock_provider_and_lists_it() {
         ),
         (Some("mock"), Some("2.0.0"), Some("payment"))
     );
+    assert_eq!(row["contract"], payhost_plugin_api::CONTRACT_VERSION);
     assert_eq!(row["state"], "active");
     assert!(row["file"].as_str().unwrap().ends_with("mock.so"));
     let (code, table, _) = s.payhost(&["plugins", "list"]);
@@ -176,7 +177,12 @@ fn plugins_check_prints_metadata_or_the_exact_reason() {
     let (code, out, _) = s.payhost(&["plugins", "check", mock_so().to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("name:            mock") && out.contains("webhook_secret"),
+        out.contains("name:            mock")
+            && out.contains("webhook_secret (required, secret)")
+            && out.contains(&format!(
+                "contract:        {}",
+                payhost_plugin_api::CONTRACT_VERSION
+            )),
         "{out}"
     );
 
@@ -202,7 +208,10 @@ fn configuration_errors_fail_only_the_instance_concerned() {
     let mock = mock_so();
     let s = Scratch::new(
         &[(&mock, "mock.so")],
-        &format!("{MOCK}\n[providers.nokey]\nplugin = \"mock\"\n\n[providers.ghost]\nplugin = \"paypal\"\n"),
+        &format!(
+            "{MOCK}\n[providers.nokey]\nplugin = \"mock\"\n\n[providers.ghost]\nplugin = \"paypal\"\n\
+             [providers.typo]\nplugin = \"mock\"\nconfig = {{ webhook_secrt = \"whsec_typo\" }}\n"
+        ),
     );
     let host = s.serve();
     let (_, admin) = host.get("/admin/plugins", Some(ADMIN_KEY));
@@ -213,6 +222,14 @@ fn configuration_errors_fail_only_the_instance_concerned() {
         nokey.contains("missing required config keys: webhook_secret"),
         "{nokey}"
     );
+    assert_eq!(errors_named(&events, "typo"), ["initialization"]);
+    let typo = admin_events_error_text(&admin, "typo");
+    assert!(
+        typo.contains("unknown config key 'webhook_secrt'")
+            && typo.contains("knows: webhook_secret"),
+        "a misspelt key is named, with the keys the plugin knows: {typo}"
+    );
+    assert!(!typo.contains("whsec_typo"), "never the value: {typo}");
     assert_eq!(errors_named(&events, "ghost"), ["initialization"]);
     let ghost = admin_events_error_text(&admin, "ghost");
     assert!(
@@ -239,6 +256,7 @@ fn configuration_errors_fail_only_the_instance_concerned() {
         "a failed instance still names its plugin"
     );
     assert!(states[2].0 == "nokey" && states[2].1.contains("webhook_secret"));
+    assert!(states[3].0 == "typo" && states[3].1.contains("webhook_secrt"));
 }
 
 #[test]

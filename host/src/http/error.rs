@@ -84,6 +84,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
+            ServiceError::ProviderIdConflict(message) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_id_conflict", message)
+            }
             ServiceError::Call(call) => match call {
                 CallError::UnknownProvider { name, .. } => ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -1,6 +1,7 @@
 //! Plugins: loading libraries, the registry of plugins and provider instances, the services
 //! the host gives each instance, and live management (the registry follows the folder).
 
+pub mod conformance;
 pub mod live;
 pub mod loader;
 pub mod registry;

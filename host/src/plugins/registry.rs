@@ -140,6 +140,26 @@ impl Instance {
 /// The instance's services, shared between the plugin's handle and the host's.
 struct SharedServices(Arc<InstanceServices>);
 
+/// Calls the plugin's constructor with `config` and `services` (on a thread that may block).
+///
+/// # Errors
+/// The plugin's error, or that it panicked.
+pub(super) fn new_provider(
+    root: payhost_plugin_api::ffi::PluginRootRef,
+    services: Arc<InstanceServices>,
+    config: &serde_json::Value,
+) -> Result<ProviderBox, String> {
+    let host = HostFfi_TO::from_value(SharedServices(services), TD_Opaque);
+    let bytes = serde_json::to_vec(config).unwrap_or_default();
+    match catch_unwind(AssertUnwindSafe(|| {
+        (root.new())(bytes.as_slice().into(), host)
+    })) {
+        Err(_) => Err("the plugin panicked".into()),
+        Ok(RResult::RErr(e)) => Err(decode_error(&e).to_string()),
+        Ok(RResult::ROk(p)) => Ok(p),
+    }
+}
+
 impl HostFfi for SharedServices {
     fn call(&self, op: RStr<'_>, message: RSlice<'_, u8>) -> RResult<RVec<u8>, RVec<u8>> {
         self.0.call(op, message)
@@ -331,7 +351,6 @@ impl Registry {
             self.clock.clone(),
             tokio::runtime::Handle::current(),
         ));
-        let host = HostFfi_TO::from_value(SharedServices(services.clone()), TD_Opaque);
         let timeout = cfg
             .call_timeout_ms
             .map_or(self.default_timeout, Duration::from_millis);
@@ -339,13 +358,8 @@ impl Registry {
             instance: name.to_owned(),
             error,
         };
-        let root = loaded.root;
-        let task = tokio::task::spawn_blocking(move || {
-            let bytes = serde_json::to_vec(&config).unwrap_or_default();
-            catch_unwind(AssertUnwindSafe(|| {
-                (root.new())(bytes.as_slice().into(), host)
-            }))
-        });
+        let (root, shared) = (loaded.root, services.clone());
+        let task = tokio::task::spawn_blocking(move || new_provider(root, shared, &config));
         let provider = match tokio::time::timeout(timeout, task).await {
             Err(_) => {
                 return Err(init_err(format!(
@@ -353,9 +367,9 @@ impl Registry {
                     timeout.as_millis()
                 )))
             }
-            Ok(Err(_)) | Ok(Ok(Err(_))) => return Err(init_err("the plugin panicked".into())),
-            Ok(Ok(Ok(RResult::RErr(e)))) => return Err(init_err(decode_error(&e).to_string())),
-            Ok(Ok(Ok(RResult::ROk(p)))) => p,
+            Ok(Err(_)) => return Err(init_err("the plugin panicked".into())),
+            Ok(Ok(Err(e))) => return Err(init_err(e)),
+            Ok(Ok(Ok(p))) => p,
         };
         let instance = Arc::new(Instance {
             name: name.to_owned(),

@@ -1,7 +1,7 @@
 //! Users, their provider customers and payment methods.
 
 use super::rows::{customer_cols, new_id, CustomerRow};
-use super::{metadata_json, Ctx, Ids, PaymentService, Reply, ServiceError};
+use super::{metadata_json, Ctx, Ids, Kind, PaymentService, Reply, ServiceError};
 use crate::store::{Arg, RowExt, Unit};
 use payhost_plugin_api::{
     ops, AttachPaymentMethod, CustomerRef, CustomerUpdate, NewCustomer, ObjectRef, PaymentMethod,
@@ -142,6 +142,8 @@ impl PaymentService {
         let (created, _) = self
             .call::<ops::CreateCustomer>(provider, ctx.call_ctx("customer"), new)
             .await?;
+        self.check_new_provider_id(Kind::Customer, provider, &created.id)
+            .await?;
         let now = self.now();
         let row = CustomerRow {
             id: new_id("cust"),
@@ -249,6 +251,7 @@ impl PaymentService {
         fresh: &payhost_plugin_api::Customer,
         status: u16,
     ) -> Result<Reply, ServiceError> {
+        Self::check_same_object(Kind::Customer, &row.provider, &row.provider_id, &fresh.id)?;
         row.email = fresh.email.to_string();
         row.name = fresh.name.clone();
         row.metadata = metadata_json(&fresh.metadata);
@@ -404,6 +407,22 @@ impl PaymentService {
             .pm_payhost_id(&customer.provider, pm.id.as_str())
             .await?;
         if known != pm.id.as_str() {
+            let owner = self
+                .store
+                .one(
+                    "SELECT customer_id FROM payment_methods WHERE id = $1",
+                    vec![known.clone().into()],
+                )
+                .await?
+                .map(|r| r.text("customer_id"))
+                .transpose()?;
+            if owner.as_deref() != Some(customer.id.as_str()) {
+                return Err(ServiceError::ProviderIdConflict(format!(
+                    "provider '{}' returned payment method '{}' for customer '{}', but payhost \
+                     holds it for another customer; nothing was written",
+                    customer.provider, pm.id, customer.id
+                )));
+            }
             return Ok(known);
         }
         let id = new_id(PM_PREFIX.trim_end_matches('_'));

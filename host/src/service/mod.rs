@@ -36,6 +36,10 @@ pub enum ServiceError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// The provider answered with an id payhost already holds for another record (a
+    /// plugin whose ids repeat), or with another object than the one asked for.
+    #[error("{0}")]
+    ProviderIdConflict(String),
     #[error("{0}")]
     Call(#[from] CallError),
     #[error("{0}")]
@@ -47,6 +51,26 @@ impl ServiceError {
         Self::Invalid {
             param: param.to_owned(),
             message: message.into(),
+        }
+    }
+}
+
+/// The kinds of records that carry a provider's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Customer,
+    Payment,
+    Subscription,
+    Refund,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Customer => "customer",
+            Kind::Payment => "payment",
+            Kind::Subscription => "subscription",
+            Kind::Refund => "refund",
         }
     }
 }
@@ -84,7 +108,7 @@ impl Ctx {
         }
     }
 
-    fn tenant_key(&self) -> String {
+    pub(super) fn tenant_key(&self) -> String {
         self.tenant.clone().unwrap_or_default()
     }
 }
@@ -194,6 +218,71 @@ impl PaymentService {
                 "no provider given and no default provider is configured",
             )
         })
+    }
+
+    /// Refuses a provider id for a new record when payhost already holds it for another:
+    /// provider ids never repeat at a real provider, and writing one record's data under
+    /// another's id would mix two customers' money.
+    ///
+    /// # Errors
+    /// [`ServiceError::ProviderIdConflict`] naming both ids.
+    async fn check_new_provider_id(
+        &self,
+        kind: Kind,
+        provider: &str,
+        provider_id: &str,
+    ) -> Result<(), ServiceError> {
+        let sql = match kind {
+            Kind::Customer => "SELECT id FROM customers WHERE provider = $1 AND provider_id = $2",
+            Kind::Payment => "SELECT id FROM payments WHERE provider = $1 AND provider_id = $2",
+            Kind::Subscription => {
+                "SELECT id FROM subscriptions WHERE provider = $1 AND provider_id = $2"
+            }
+            Kind::Refund => "SELECT id FROM refunds WHERE provider = $1 AND provider_id = $2",
+        };
+        let held = self
+            .store
+            .one(sql, vec![provider.into(), provider_id.into()])
+            .await?;
+        if let Some(row) = held {
+            let existing = crate::store::RowExt::text(&row, "id")?;
+            tracing::error!(provider, provider_id, existing = %existing, kind = kind.name(), "provider returned an id payhost already holds");
+            return Err(ServiceError::ProviderIdConflict(format!(
+                "provider '{provider}' returned id '{provider_id}' for a new {}, but payhost \
+                 already holds that id for {} '{existing}'; provider ids must never repeat, \
+                 so nothing was written",
+                kind.name(),
+                kind.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a provider's answer about another object than the one asked for.
+    ///
+    /// # Errors
+    /// [`ServiceError::ProviderIdConflict`] naming both ids.
+    fn check_same_object(
+        kind: Kind,
+        provider: &str,
+        asked: &str,
+        answered: &str,
+    ) -> Result<(), ServiceError> {
+        if asked == answered {
+            return Ok(());
+        }
+        tracing::error!(
+            provider,
+            asked,
+            answered,
+            kind = kind.name(),
+            "provider answered about another object"
+        );
+        Err(ServiceError::ProviderIdConflict(format!(
+            "provider '{provider}' was asked about {} '{asked}' and answered about '{answered}'; \
+             nothing was written",
+            kind.name()
+        )))
     }
 
     /// Calls operation `O` on `provider`; the reports the plugin emitted come back with the

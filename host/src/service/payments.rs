@@ -2,7 +2,7 @@
 
 use super::customers::CreateCustomer;
 use super::rows::{new_id, payment_cols, CustomerRow, PaymentRow};
-use super::{metadata_json, Ctx, Ids, PaymentService, Reply, ServiceError};
+use super::{metadata_json, Ctx, Ids, Kind, PaymentService, Reply, ServiceError};
 use crate::store::{Arg, RowExt, Unit};
 use payhost_plugin_api::{
     ops, ConfirmPayment as ConfirmRequest, Currency, DomainEventKind, DomainEventReport, Money,
@@ -260,6 +260,8 @@ impl PaymentService {
         let (p, emitted) = self
             .call::<ops::CreatePayment>(&customer.provider, ctx.call_ctx(step), new)
             .await?;
+        self.check_new_provider_id(Kind::Payment, &customer.provider, &p.id)
+            .await?;
         let now = self.now();
         let row = PaymentRow {
             id: new_id("pay"),
@@ -327,6 +329,7 @@ impl PaymentService {
         p: Payment,
         emitted: Vec<DomainEventReport>,
     ) -> Result<Reply, ServiceError> {
+        Self::check_same_object(Kind::Payment, &row.provider, &row.provider_id, &p.id)?;
         let now = self.now();
         let mut events = if row.status == p.status.as_str() {
             Vec::new()
@@ -510,6 +513,8 @@ impl PaymentService {
         };
         let (refund, emitted) = self
             .call::<ops::CreateRefund>(&payment.provider, ctx.call_ctx(""), new)
+            .await?;
+        self.check_new_provider_id(Kind::Refund, &payment.provider, &refund.id)
             .await?;
         let id = new_id("rfnd");
         let now = self.now();

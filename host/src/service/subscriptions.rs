@@ -2,7 +2,7 @@
 
 use super::payments::{check_money, Charge, Payer};
 use super::rows::{new_id, subscription_cols, CustomerRow, SubscriptionRow};
-use super::{metadata_json, Ctx, Ids, PaymentService, Reply, ServiceError};
+use super::{metadata_json, Ctx, Ids, Kind, PaymentService, Reply, ServiceError};
 use crate::store::{Arg, Unit};
 use payhost_plugin_api::{
     ops, CancelSubscription as CancelRequest, ChangeSubscriptionPrice, DomainEventKind,
@@ -153,6 +153,8 @@ impl PaymentService {
         let (s, emitted) = self
             .call::<ops::CreateSubscription>(&customer.provider, ctx.call_ctx(step), new)
             .await?;
+        self.check_new_provider_id(Kind::Subscription, &customer.provider, &s.id)
+            .await?;
         let now = self.now();
         let row = SubscriptionRow {
             id: new_id("subs"),
@@ -230,6 +232,7 @@ impl PaymentService {
                 request(row.provider_id.clone()),
             )
             .await?;
+        Self::check_same_object(Kind::Subscription, &row.provider, &row.provider_id, &s.id)?;
         let now = self.now();
         let mut events = Vec::new();
         let canceled = s.status == SubscriptionStatus::Canceled;
