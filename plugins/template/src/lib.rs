@@ -112,7 +112,8 @@ impl Provider for Template {
                 let left = p.refundable();
                 return Err(PluginError::invalid("amount", format!("{left} is refundable")));
             }
-            Ok(p.amount_refunded += amount)
+            p.amount_refunded += amount;
+            Ok(())
         })?;
         let (id, amount) = (self.ids.next("tr"), Money::new(amount, p.amount.currency));
         let status = RefundStatus::Succeeded;
