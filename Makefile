@@ -17,11 +17,14 @@ build:
 run: build
 	./target/release/payhost --config plugins.toml serve
 
-## test: every test of the workspace; the plugin .so files are built once, first.
+## test: every test of the workspace; the plugin .so files are built once, first, then the
+## contract compatibility builds (the tagged 2.0 host and mock, a broken contract).
 ## The PostgreSQL tests run when PAYHOST_TEST_POSTGRES is set, or a server answers locally.
 PG_TEST_URL := postgres://postgres@127.0.0.1:5432/test
+TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 test:
 	$(CARGO) build --workspace
+	$(TARGET)/debug/payhost-compat
 	if [ -z "$$PAYHOST_TEST_POSTGRES" ] && (echo > /dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
 	  export PAYHOST_TEST_POSTGRES=$(PG_TEST_URL); fi; \
 	$(CARGO) test --workspace

@@ -299,7 +299,10 @@ fn sync(
             unit.push(
                 "UPDATE subscriptions SET status = COALESCE($3, status), \
                  price_id = COALESCE($4, price_id), cancel_at_period_end = $5, synced_at = $6, \
-                 updated_at = $7 WHERE provider = $1 AND provider_id = $2 AND synced_at <= $6",
+                 updated_at = $7, current_period_start = COALESCE($8, current_period_start), \
+                 current_period_end = COALESCE($9, current_period_end), \
+                 trial_end = COALESCE($10, trial_end) \
+                 WHERE provider = $1 AND provider_id = $2 AND synced_at <= $6",
                 vec![
                     provider.into(),
                     object.into(),
@@ -308,6 +311,9 @@ fn sync(
                     r.cancel_at_period_end.into(),
                     created.into(),
                     now.into(),
+                    Arg::from(r.current_period_start),
+                    Arg::from(r.current_period_end),
+                    Arg::from(r.trial_end),
                 ],
             );
         }
@@ -361,10 +367,94 @@ fn sync(
                 ],
             );
         }
-        // Nothing to sync beyond the event itself (a kind a newer plugin reports is kept in
-        // the event log as it came).
-        DomainEventKind::RefundProcessed | DomainEventKind::Unknown(_) => {}
+        DomainEventKind::RefundProcessed => adopt_refund(unit, provider, r, now),
+        DomainEventKind::DisputeOpened | DomainEventKind::DisputeClosed => {
+            let Some(payment) = &r.payment_id else { return };
+            let status = r.status.clone().unwrap_or_else(|| {
+                if r.kind == DomainEventKind::DisputeOpened {
+                    "needs_response".into()
+                } else {
+                    "closed".into()
+                }
+            });
+            unit.push(
+                "UPDATE payments SET dispute_status = $3, updated_at = $4 \
+                 WHERE provider = $1 AND provider_id = $2",
+                vec![
+                    provider.into(),
+                    payment.as_str().into(),
+                    status.into(),
+                    now.into(),
+                ],
+            );
+        }
+        DomainEventKind::PaymentMethodDetached => {
+            let pm = r.payment_method_id.as_deref().unwrap_or(object);
+            unit.push(
+                "UPDATE customers SET default_payment_method = NULL, updated_at = $3 \
+                 WHERE default_payment_method IN \
+                 (SELECT id FROM payment_methods WHERE provider = $1 AND provider_id = $2)",
+                vec![provider.into(), pm.into(), now.into()],
+            );
+            unit.push(
+                "DELETE FROM payment_methods WHERE provider = $1 AND provider_id = $2",
+                vec![provider.into(), pm.into()],
+            );
+        }
+        DomainEventKind::CustomerUpdated => {
+            unit.push(
+                "UPDATE customers SET email = COALESCE($3, email), name = COALESCE($4, name), \
+                 updated_at = $5 WHERE provider = $1 AND provider_id = $2 AND deleted_at IS NULL",
+                vec![
+                    provider.into(),
+                    object.into(),
+                    Arg::from(r.email.clone()),
+                    Arg::from(r.name.clone()),
+                    now.into(),
+                ],
+            );
+        }
+        DomainEventKind::CustomerDeleted => {
+            crate::service::erase_customer(unit, provider, object, now);
+        }
+        // Kept in the event log as it came; nothing this version knows to sync.
+        DomainEventKind::Unknown(_) => {}
     }
+}
+
+/// A refund payhost has not recorded (made in the provider's dashboard): its row, and the
+/// payment's `amount_refunded` raised by it — once, whichever of the API answer and the
+/// webhook arrives first.
+fn adopt_refund(unit: &mut Unit, provider: &str, r: &DomainEventReport, now: i64) {
+    let (Some(payment), Some(amount)) = (&r.payment_id, &r.amount) else {
+        return;
+    };
+    unit.push(
+        "INSERT INTO refunds (id, payment_id, provider, provider_id, amount, currency, status, \
+         reason, created_at) SELECT $1, p.id, $2, $3, $4, $5, 'succeeded', $6, $7 \
+         FROM payments p WHERE p.provider = $2 AND p.provider_id = $8 \
+         ON CONFLICT (provider, provider_id) DO NOTHING",
+        vec![
+            new_id("rfnd").into(),
+            provider.into(),
+            r.object_id.as_str().into(),
+            amount.amount.into(),
+            amount.currency.as_str().into(),
+            Arg::from(r.reason.clone()),
+            now.into(),
+            payment.as_str().into(),
+        ],
+    );
+    unit.push_if_changed(
+        "UPDATE payments SET amount_refunded = amount_refunded + $3, updated_at = $4 \
+         WHERE provider = $1 AND provider_id = $2",
+        vec![
+            provider.into(),
+            payment.as_str().into(),
+            amount.amount.into(),
+            now.into(),
+        ],
+    );
 }
 
 /// A payment payhost has not seen (created at the provider directly) for a customer it

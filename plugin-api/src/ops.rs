@@ -219,6 +219,23 @@ macro_rules! for_each_operation {
             ///   the one it holds, and records one event per fact.
             /// - Event types you have no fact for: answer no events (not an error).
             map_webhook: MapWebhook(webhooks) $crate::types::WebhookEvent => $crate::types::WebhookReports;
+
+            /// Detaches a saved payment method from its customer (since 2.1).
+            ///
+            /// - Capability: `payment_methods`.
+            /// - Called by: `DELETE /v1/customers/{id}/payment_methods/{pm}`; the host removes
+            ///   the method from its records (and from the customer's default).
+            /// - A plugin built before 2.1 answers `unsupported_operation`.
+            detach_payment_method: DetachPaymentMethod(payment_methods) $crate::types::DetachPaymentMethod => $crate::types::PaymentMethod;
+
+            /// Deletes a customer at the provider, with the personal data it holds (since 2.1).
+            ///
+            /// - Capability: `customers`.
+            /// - Called by: `DELETE /v1/customers/{id}`: the host erases the customer's
+            ///   personal data from its own records too, keeping the financial history,
+            ///   anonymized. A provider that cannot delete answers `unsupported_operation`
+            ///   and the host still erases its own copy.
+            delete_customer: DeleteCustomer(customers) $crate::types::ObjectRef => $crate::types::Deleted;
         }
     };
 }
@@ -247,6 +264,31 @@ macro_rules! define_operations {
 
 crate::for_each_operation!(define_operations);
 
+/// The contract version that added each operation after 2.0: a plugin built against an
+/// older version does not know them (it answers `unsupported_operation`), and that is not
+/// a broken promise.
+const ADDED: &[(&str, &str)] = &[
+    ("detach_payment_method", "2.1.0"),
+    ("delete_customer", "2.1.0"),
+];
+
+/// The contract version that added operation `op` ("2.0.0" for the first ones).
+pub fn since(op: &str) -> &'static str {
+    ADDED
+        .iter()
+        .find(|(name, _)| *name == op)
+        .map_or("2.0.0", |(_, v)| v)
+}
+
+/// Whether a plugin built against contract `contract` knows operation `op`.
+pub fn known_to(op: &str, contract: &str) -> bool {
+    let parse = |v: &str| -> (u32, u32) {
+        let mut it = v.split('.').map(|p| p.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    };
+    parse(since(op)) <= parse(contract)
+}
+
 /// The operation answered for an instance being stopped: releases what it holds. Not
 /// gated by a capability; called once, after the last call has finished.
 pub const SHUTDOWN: &str = "shutdown";
@@ -267,5 +309,19 @@ mod tests {
         assert_eq!(names.len(), ALL.len());
         assert_eq!(CreatePayment::NAME, "create_payment");
         assert_eq!(CapturePayment::CAPABILITY, capabilities::MANUAL_CAPTURE);
+    }
+
+    #[test]
+    fn operations_added_later_are_unknown_to_older_plugins() {
+        assert!(known_to("create_payment", "2.0.0"));
+        assert!(!known_to("detach_payment_method", "2.0.0"));
+        assert!(known_to("detach_payment_method", "2.1.0"));
+        assert!(known_to("detach_payment_method", "2.3.1"));
+        for (op, _) in ADDED {
+            assert!(
+                ALL.iter().any(|(name, _)| name == op),
+                "{op} is an operation"
+            );
+        }
     }
 }

@@ -336,6 +336,12 @@ fn route(i: &mut Inner, method: &Method, path: &str, form: &Form) -> Answer {
             .ok_or_else(|| missing("customer", id)),
         ("POST", ["v1", "customers", id]) => update_customer(i, id, form),
         ("POST", ["v1", "payment_methods", pm, "attach"]) => attach(i, pm, form),
+        ("POST", ["v1", "payment_methods", pm, "detach"]) => detach(i, pm, form),
+        ("DELETE", ["v1", "customers", id]) => i
+            .customers
+            .remove(*id)
+            .map(|_| json!({"id": id, "object": "customer", "deleted": true}))
+            .ok_or_else(|| missing("customer", id)),
         ("GET", ["v1", "payment_methods"]) => list_methods(i, form),
         ("POST", ["v1", "payment_intents"]) => create_intent(i, form),
         ("GET", ["v1", "payment_intents", id]) => i
@@ -444,6 +450,23 @@ fn attach(i: &mut Inner, token: &str, f: &Form) -> Result<Value, Answer> {
         "card": {"brand": brand, "last4": last4, "exp_month": 12, "exp_year": 2034}, "token": token});
     i.methods.insert(id, pm.clone());
     Ok(pm)
+}
+
+fn detach(i: &mut Inner, pm: &str, f: &Form) -> Result<Value, Answer> {
+    check(f, &["expand"], &[])?;
+    let m = i
+        .methods
+        .get_mut(pm)
+        .ok_or_else(|| missing("payment_method", pm))?;
+    if m["customer"].is_null() {
+        return Err(invalid(
+            "payment_method_unexpected_state",
+            "The payment method you provided is not attached to a customer so detachment is impossible.",
+            None,
+        ));
+    }
+    m["customer"] = Value::Null;
+    Ok(m.clone())
 }
 
 fn list_methods(i: &mut Inner, f: &Form) -> Result<Value, Answer> {

@@ -61,7 +61,7 @@ pub fn misbehaving_so() -> PathBuf {
     plugin("payhost_test_plugin_misbehaving")
 }
 
-/// The mock's source built as version 2.0.1: "a new build" of the mock plugin.
+/// The mock's source built as version 2.1.1: "a new build" of the mock plugin.
 pub fn mock_next_so() -> PathBuf {
     plugin("payhost_test_plugin_mock_next")
 }
@@ -72,6 +72,23 @@ pub fn install(src: &Path, dir: &Path, name: &str) {
     let tmp = dir.join(format!(".{name}.partial"));
     std::fs::copy(src, &tmp).unwrap();
     std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// An artifact `payhost-compat` built into `target/compat/` (the 2.0 host and mock, the
+/// broken-contract plugin); `make test` runs it before the tests.
+pub fn compat(name: &str) -> PathBuf {
+    let p = target_dir()
+        .parent()
+        .expect("the target folder")
+        .join("compat")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: `make test` builds it (target/debug/payhost-compat runs after \
+         `cargo build --workspace` and before the tests)",
+        p.display()
+    );
+    p
 }
 
 pub fn wrong_major_so() -> PathBuf {
@@ -154,7 +171,12 @@ impl Scratch {
 
     /// [`Scratch::serve`] with extra environment variables.
     pub fn serve_with_env(&self, env: &[(&str, &str)]) -> HostProcess {
-        let mut child = Command::new(payhost_bin())
+        self.serve_binary(&payhost_bin(), env)
+    }
+
+    /// `serve` with another build of the host (the compat test's 2.0 host).
+    pub fn serve_binary(&self, bin: &Path, env: &[(&str, &str)]) -> HostProcess {
+        let mut child = Command::new(bin)
             .arg("--config")
             .arg(self.config())
             .arg("serve")

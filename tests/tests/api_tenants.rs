@@ -134,6 +134,7 @@ async fn tenants_pick_providers_and_records_keep_theirs() {
                 payment: kept.body["id"].as_str().unwrap().into(),
                 amount: None,
                 reason: None,
+                metadata: Default::default(),
             },
         )
         .await

@@ -60,6 +60,19 @@ fn the_template_passes() {
 }
 
 #[test]
+fn the_template_built_outside_the_workspace_passes() {
+    // payhost-compat copied plugins/template into a crate of its own, depending on the kit
+    // by path, and built it: what an outside author does first.
+    let file = compat(&format!(
+        "libmy_provider.{}",
+        std::env::consts::DLL_EXTENSION
+    ));
+    let (code, out) = conformance(&file, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("PASS  payments.succeeds"), "{out}");
+}
+
+#[test]
 fn a_plugin_that_breaks_a_rule_fails_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let rule_breaker = plugin("payhost_test_plugin_rule_breaker");

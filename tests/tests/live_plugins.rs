@@ -74,7 +74,7 @@ fn a_new_build_replaces_removes_and_returns_under_load() {
     let api = Api::new(&host.addr, API_KEY);
     let admin = Api::new(&host.addr, ADMIN_KEY);
     let dir = s.dir.path().join("plugins");
-    wait_for(&api, "running", Some("2.0.0"));
+    wait_for(&api, "running", Some("2.1.0"));
 
     // Phase 0: steady and replacing (no request may fail); 1: being removed; 2: removed;
     // 3: coming back; 4: back (no request may fail).
@@ -111,7 +111,7 @@ fn a_new_build_replaces_removes_and_returns_under_load() {
 
     std::thread::sleep(Duration::from_millis(300));
     install(&mock_next_so(), &dir, "mock.so");
-    wait_for(&api, "running", Some("2.0.1"));
+    wait_for(&api, "running", Some("2.1.1"));
     let after_swap = served(0);
     while served(0) < after_swap + 20 {
         std::thread::sleep(Duration::from_millis(10));
@@ -129,7 +129,7 @@ fn a_new_build_replaces_removes_and_returns_under_load() {
 
     phase.store(3, Ordering::SeqCst);
     install(&mock_next_so(), &dir, "mock.so");
-    wait_for(&api, "running", Some("2.0.1"));
+    wait_for(&api, "running", Some("2.1.1"));
     phase.store(4, Ordering::SeqCst);
     while served(4) < 20 {
         std::thread::sleep(Duration::from_millis(10));
@@ -187,14 +187,14 @@ fn overwriting_the_loaded_file_in_place_keeps_the_host_serving() {
     let s = scratch();
     let host = s.serve();
     let api = Api::new(&host.addr, API_KEY);
-    wait_for(&api, "running", Some("2.0.0"));
+    wait_for(&api, "running", Some("2.1.0"));
     // cp over the file the host loaded: same inode, rewritten while it may be mapped.
     std::fs::copy(mock_next_so(), s.dir.path().join("plugins").join("mock.so")).unwrap();
     for n in 0..30 {
         let r = new_customer(&api, n);
         assert_eq!(r.status, 201, "{r:?}");
     }
-    wait_for(&api, "running", Some("2.0.1"));
+    wait_for(&api, "running", Some("2.1.1"));
     assert_eq!(new_customer(&api, 99).status, 201);
     let (code, log) = host.terminate();
     assert_eq!(code, 0, "{log}");
@@ -207,7 +207,7 @@ fn a_broken_build_leaves_the_running_one_serving() {
     let api = Api::new(&host.addr, API_KEY);
     let admin = Api::new(&host.addr, ADMIN_KEY);
     let dir = s.dir.path().join("plugins");
-    wait_for(&api, "running", Some("2.0.0"));
+    wait_for(&api, "running", Some("2.1.0"));
 
     // A build cut short (its ELF header and a little more) lands over the loaded file.
     let bytes = std::fs::read(mock_next_so()).unwrap();
@@ -232,7 +232,7 @@ fn a_broken_build_leaves_the_running_one_serving() {
     let p = provider(&api);
     assert_eq!(
         (p["state"].as_str(), p["version"].as_str()),
-        (Some("running"), Some("2.0.0"))
+        (Some("running"), Some("2.1.0"))
     );
     assert_eq!(
         new_customer(&api, 1).status,
@@ -251,7 +251,7 @@ fn a_broken_build_leaves_the_running_one_serving() {
 
     // The complete build lands: it takes over.
     install(&mock_next_so(), &dir, "mock.so");
-    wait_for(&api, "running", Some("2.0.1"));
+    wait_for(&api, "running", Some("2.1.1"));
     assert_eq!(new_customer(&api, 2).status, 201);
 }
 
@@ -261,7 +261,7 @@ fn operators_stop_reload_and_rescan_through_the_admin_api() {
     let host = s.serve();
     let api = Api::new(&host.addr, API_KEY);
     let admin = Api::new(&host.addr, ADMIN_KEY);
-    wait_for(&api, "running", Some("2.0.0"));
+    wait_for(&api, "running", Some("2.1.0"));
 
     assert_eq!(
         api.post("/admin/plugins/mock/stop", &json!({})).status,
@@ -284,7 +284,7 @@ fn operators_stop_reload_and_rescan_through_the_admin_api() {
 
     let reloaded = admin.post("/admin/plugins/mock/reload", &json!({}));
     assert_eq!(reloaded.status, 200, "{reloaded:?}");
-    wait_for(&api, "running", Some("2.0.0"));
+    wait_for(&api, "running", Some("2.1.0"));
     assert_eq!(new_customer(&api, 2).status, 201);
     assert_eq!(
         admin

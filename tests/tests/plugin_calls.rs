@@ -170,7 +170,7 @@ async fn the_mock_charges_declines_and_refunds_like_a_provider() {
         let req = NewRefund {
             payment_id: ok.id.clone(),
             amount,
-            reason: None,
+            ..NewRefund::default()
         };
         call::<ops::CreateRefund>(reg, "mock", req)
     };

@@ -49,7 +49,7 @@ fn serves_the_mock_provider_and_lists_it() {
         ),
         (Some("mock"), Some("mock"), Some("running"))
     );
-    assert_eq!(p["version"], "2.0.0");
+    assert_eq!(p["version"], "2.1.0");
     assert_eq!(p["default"], true);
     assert!(p["capabilities"]
         .as_array()
@@ -93,7 +93,7 @@ fn serves_the_mock_provider_and_lists_it() {
             row["version"].as_str(),
             row["plugin_type"].as_str()
         ),
-        (Some("mock"), Some("2.0.0"), Some("payment"))
+        (Some("mock"), Some("2.1.0"), Some("payment"))
     );
     assert_eq!(row["contract"], payhost_plugin_api::CONTRACT_VERSION);
     assert_eq!(row["state"], "active");
@@ -103,7 +103,7 @@ fn serves_the_mock_provider_and_lists_it() {
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with("mock") && l.contains("2.0.0") && l.contains("active")),
+            .any(|l| l.starts_with("mock") && l.contains("2.1.0") && l.contains("active")),
         "{table}"
     );
 }
@@ -136,7 +136,9 @@ fn bad_files_are_refused_with_their_reason_while_the_good_plugin_serves() {
     assert_eq!(errors_named(&events, "wrong-major.so"), ["abi"]);
     let wrong_text = admin_events_error_text(&admin, "wrong-major.so");
     assert!(
-        wrong_text.contains("version mismatch") && wrong_text.contains("2.0.0"),
+        wrong_text.contains("version mismatch")
+            && wrong_text.contains("1.0.0")
+            && wrong_text.contains(payhost_plugin_api::CONTRACT_VERSION),
         "{wrong_text}"
     );
     assert_eq!(

@@ -9,10 +9,11 @@
 
 use crate::events::ErrorType;
 use payhost_plugin_api::abi_stable::abi_stability::abi_checking::{
-    AbiInstability, AbiInstabilityErrors, ExpectedFound,
+    check_layout_compatibility, AbiInstability, AbiInstabilityErrors, ExpectedFound,
 };
 use payhost_plugin_api::abi_stable::library::{lib_header_from_path, LibraryError};
 use payhost_plugin_api::abi_stable::type_layout::TLFieldOrFunction;
+use payhost_plugin_api::abi_stable::StableAbi;
 use payhost_plugin_api::ffi::{decode, decode_error, PluginRootRef};
 use payhost_plugin_api::{Manifest, PLUGIN_TYPE_PAYMENT};
 use std::path::{Path, PathBuf};
@@ -235,9 +236,14 @@ fn open(copy: &Path) -> Result<PluginRootRef, (ErrorType, String)> {
             ),
             LibraryError::AbiInstability(report) => {
                 tracing::debug!(error = %report, "full ABI mismatch report");
-                let described = report
-                    .downcast_ref::<AbiInstabilityErrors>()
-                    .map_or_else(|| summary_text(&report.to_string()), describe);
+                // abi_stable hands back its report as text; the check run again here gives
+                // it as data, to name the type, the field and what differs.
+                let described = header
+                    .layout()
+                    .and_then(|plugin| {
+                        check_layout_compatibility(PluginRootRef::LAYOUT, plugin).err()
+                    })
+                    .map_or_else(|| summary_text(&report.to_string()), |e| describe(&e));
                 (
                     ErrorType::Abi,
                     format!("incompatible plugin ABI: {described}"),
@@ -248,31 +254,39 @@ fn open(copy: &Path) -> Result<PluginRootRef, (ErrorType, String)> {
 }
 
 /// One line per difference abi_stable found: where (the path of fields from the root
-/// module down to the type at fault), what (the kind of difference), expected and found.
+/// module down to the type at fault) and what differs, expected and found.
 pub(crate) fn describe(report: &AbiInstabilityErrors) -> String {
     let mut parts = Vec::new();
     for error in report.errors.iter() {
-        let path: Vec<String> = error
-            .stack_trace
-            .iter()
-            .map(|step| match &step.expected {
-                TLFieldOrFunction::Field(f) => format!("{} ({})", f.name(), f.full_type()),
-                TLFieldOrFunction::Function(f) => first_line(&f.to_string()),
-            })
-            .collect();
-        let place = if path.is_empty() {
-            format!("the root module {}", report.interface.full_type())
-        } else {
-            path.join(" -> ")
-        };
-        for e in error.errs.iter() {
-            parts.push(format!("in {place}: {}", difference(e)));
+        let mut path: Vec<String> = vec![report.interface.full_type().to_string()];
+        for step in error.stack_trace.iter() {
+            if let TLFieldOrFunction::Field(f) = &step.expected {
+                let step = match f.name() {
+                    "__returns" => "returns".to_owned(),
+                    // Positional fields (a tuple's, an enum payload's) go by their type.
+                    n if n
+                        .trim_start_matches("field_")
+                        .chars()
+                        .all(|c| c.is_ascii_digit()) =>
+                    {
+                        f.full_type().to_string()
+                    }
+                    n => n.to_owned(),
+                };
+                if path.last() != Some(&step) {
+                    path.push(step);
+                }
+            }
+        }
+        let diffs: Vec<String> = error.errs.iter().filter_map(difference).collect();
+        if !diffs.is_empty() {
+            parts.push(format!("in {}: {}", path.join(" -> "), diffs.join("; ")));
         }
     }
     if parts.is_empty() {
         "layout mismatch (abi_stable gave no detail)".to_owned()
     } else {
-        parts.join("; ")
+        parts.join(" | ")
     }
 }
 
@@ -280,17 +294,31 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_owned()
 }
 
-/// "what: expected X, found Y" for one abi_stable difference.
-fn difference(e: &AbiInstability) -> String {
-    fn ef<T: std::fmt::Display>(what: &str, v: &ExpectedFound<T>) -> String {
-        format!(
-            "{what}: expected {}, found {}",
-            first_line(&v.expected.to_string()),
-            first_line(&v.found.to_string())
-        )
+/// A field's name as people read it: a function's return value, a parameter.
+fn field_name(name: &str) -> String {
+    match name {
+        "__returns" => "the return value".to_owned(),
+        n if n.contains(',') => "the parameters".to_owned(),
+        n => match n.strip_prefix("param_").and_then(|i| i.parse::<u32>().ok()) {
+            Some(i) => format!("parameter {}", i + 1),
+            None => n.to_owned(),
+        },
     }
-    fn efd<T: std::fmt::Debug>(what: &str, v: &ExpectedFound<T>) -> String {
-        format!("{what}: expected {:?}, found {:?}", v.expected, v.found)
+}
+
+/// "what: expected X, found Y" for one abi_stable difference; `None` when the two sides
+/// print the same (abi_stable reports some follow-on differences that say nothing).
+fn difference(e: &AbiInstability) -> Option<String> {
+    fn ef<T: std::fmt::Display>(what: &str, v: &ExpectedFound<T>) -> Option<String> {
+        let (x, y) = (
+            first_line(&v.expected.to_string()),
+            first_line(&v.found.to_string()),
+        );
+        (x != y).then(|| format!("{what}: expected {x}, found {y}"))
+    }
+    fn efd<T: std::fmt::Debug>(what: &str, v: &ExpectedFound<T>) -> Option<String> {
+        let (x, y) = (format!("{:?}", v.expected), format!("{:?}", v.found));
+        (x != y).then(|| format!("{what}: expected {x}, found {y}"))
     }
     match e {
         AbiInstability::Name(v) => ef("mismatched type", v),
@@ -299,13 +327,13 @@ fn difference(e: &AbiInstability) -> String {
         AbiInstability::Size(v) => ef("different size", v),
         AbiInstability::Alignment(v) => ef("different alignment", v),
         AbiInstability::FieldCountMismatch(v) => ef("different number of fields", v),
-        AbiInstability::UnexpectedField(v) => format!(
-            "unexpected field: expected '{}: {}', found '{}: {}'",
-            v.expected.name(),
-            v.expected.full_type(),
-            v.found.name(),
-            v.found.full_type()
-        ),
+        AbiInstability::UnexpectedField(v) => {
+            let show = |f: &payhost_plugin_api::abi_stable::type_layout::TLField| {
+                format!("{}: {}", field_name(f.name()), f.full_type())
+            };
+            let (x, y) = (show(&v.expected), show(&v.found));
+            (x != y).then(|| format!("a field differs: expected '{x}', found '{y}'"))
+        }
         AbiInstability::TooManyVariants(v) => ef("different number of variants", v),
         AbiInstability::UnexpectedVariant(v) => efd("unexpected variant", v),
         AbiInstability::MismatchedPrimitive(v) => efd("different primitive", v),
@@ -315,7 +343,7 @@ fn difference(e: &AbiInstability) -> String {
         AbiInstability::TLDataDiscriminant(v) => efd("different kind of type", v),
         AbiInstability::ReprAttr(v) => efd("different repr", v),
         AbiInstability::MismatchedExhaustiveness(v) => efd("enums differ in exhaustiveness", v),
-        other => first_line(&format!("{other:?}")),
+        other => Some(first_line(&format!("{other:?}"))),
     }
 }
 

@@ -503,3 +503,29 @@ impl PaymentService {
         self.sync_customer(ctx, customer, &fresh, 200).await
     }
 }
+
+/// Adds to `unit` the statements that erase a customer's personal data (email, name,
+/// metadata, saved payment methods; the user's stored email and name when no other
+/// customer of the user remains) while its payments, subscriptions, refunds and invoices
+/// stay, pointing at the anonymized customer.
+pub(crate) fn erase_customer(unit: &mut Unit, provider: &str, provider_id: &str, now: i64) {
+    unit.push(
+        "DELETE FROM payment_methods WHERE customer_id IN \
+         (SELECT id FROM customers WHERE provider = $1 AND provider_id = $2)",
+        vec![provider.into(), provider_id.into()],
+    );
+    unit.push(
+        "UPDATE customers SET email = '', name = NULL, metadata = '{}', \
+         default_payment_method = NULL, deleted_at = COALESCE(deleted_at, $3), updated_at = $3 \
+         WHERE provider = $1 AND provider_id = $2",
+        vec![provider.into(), provider_id.into(), now.into()],
+    );
+    unit.push(
+        "UPDATE users SET email = '', name = NULL, updated_at = $3 \
+         WHERE EXISTS (SELECT 1 FROM customers c WHERE c.provider = $1 AND c.provider_id = $2 \
+         AND c.tenant = users.tenant AND c.user_id = users.user_id) \
+         AND NOT EXISTS (SELECT 1 FROM customers o WHERE o.tenant = users.tenant \
+         AND o.user_id = users.user_id AND o.deleted_at IS NULL)",
+        vec![provider.into(), provider_id.into(), now.into()],
+    );
+}

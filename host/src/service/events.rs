@@ -52,6 +52,11 @@ pub fn handlers(kind: &DomainEventKind, endpoints: &[String]) -> Vec<(&'static s
         | DomainEventKind::SubscriptionCancelled
         | DomainEventKind::RefundProcessed
         | DomainEventKind::InvoicePaid
+        | DomainEventKind::DisputeOpened
+        | DomainEventKind::DisputeClosed
+        | DomainEventKind::PaymentMethodDetached
+        | DomainEventKind::CustomerUpdated
+        | DomainEventKind::CustomerDeleted
         // A kind a newer plugin reports: recorded and sent to the application, no email.
         | DomainEventKind::Unknown(_) => {}
     }
@@ -83,6 +88,12 @@ fn fact_state(r: &DomainEventReport) -> Option<String> {
         DomainEventKind::PaymentFailed | DomainEventKind::InvoicePaymentFailed => {
             Some(r.error.clone().unwrap_or_default())
         }
+        DomainEventKind::CustomerUpdated => Some(format!(
+            "{}|{}",
+            r.email.clone().unwrap_or_default(),
+            r.name.clone().unwrap_or_default()
+        )),
+        DomainEventKind::DisputeClosed => Some(r.status.clone().unwrap_or_default()),
         DomainEventKind::PaymentCreated
         | DomainEventKind::PaymentAuthorized
         | DomainEventKind::PaymentSucceeded
@@ -91,6 +102,9 @@ fn fact_state(r: &DomainEventReport) -> Option<String> {
         | DomainEventKind::SubscriptionCancelled
         | DomainEventKind::RefundProcessed
         | DomainEventKind::InvoicePaid
+        | DomainEventKind::DisputeOpened
+        | DomainEventKind::PaymentMethodDetached
+        | DomainEventKind::CustomerDeleted
         | DomainEventKind::Unknown(_) => None,
     }
 }

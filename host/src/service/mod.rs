@@ -12,6 +12,7 @@ pub mod payments;
 mod rows;
 pub mod subscriptions;
 
+pub(crate) use customers::erase_customer;
 pub use events::{EventFilter, Recorder};
 pub use rows::new_id;
 

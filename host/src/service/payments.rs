@@ -55,6 +55,8 @@ pub struct CreateRefund {
     pub payment: String,
     pub amount: Option<i64>,
     pub reason: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// What a new payment charges.
@@ -510,18 +512,35 @@ impl PaymentService {
             payment_id: payment.provider_id.clone(),
             amount: req.amount,
             reason: req.reason.clone(),
+            metadata: req.metadata.clone(),
         };
         let (refund, emitted) = self
             .call::<ops::CreateRefund>(&payment.provider, ctx.call_ctx(""), new)
             .await?;
-        self.check_new_provider_id(Kind::Refund, &payment.provider, &refund.id)
+        // The provider's webhook may have told payhost of this refund first: then it is the
+        // same refund (same payment), recorded once; another payment's is a repeated id.
+        let known = self
+            .store
+            .one(
+                "SELECT id, payment_id FROM refunds WHERE provider = $1 AND provider_id = $2",
+                vec![payment.provider.clone().into(), refund.id.clone().into()],
+            )
             .await?;
-        let id = new_id("rfnd");
+        let id = match known {
+            Some(row) if row.text("payment_id")? == payment.id => row.text("id")?,
+            Some(_) => {
+                self.check_new_provider_id(Kind::Refund, &payment.provider, &refund.id)
+                    .await?;
+                new_id("rfnd")
+            }
+            None => new_id("rfnd"),
+        };
         let now = self.now();
         let mut unit = Unit::new();
         unit.push(
             "INSERT INTO refunds (id, payment_id, provider, provider_id, amount, currency, status, \
-             reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             reason, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (provider, provider_id) DO NOTHING",
             vec![
                 id.clone().into(),
                 payment.id.clone().into(),
@@ -531,10 +550,11 @@ impl PaymentService {
                 refund.amount.currency.as_str().into(),
                 refund.status.as_str().into(),
                 Arg::from(refund.reason.clone()),
+                metadata_json(&refund.metadata).into(),
                 now.into(),
             ],
         );
-        unit.push(
+        unit.push_if_changed(
             "UPDATE payments SET amount_refunded = amount_refunded + $2, updated_at = $3 WHERE id = $1",
             vec![payment.id.clone().into(), refund.amount.amount.into(), now.into()],
         );

@@ -74,6 +74,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0004_dunning.sql"),
         postgres: include_str!("../../migrations/0004_dunning.sql"),
     },
+    Migration {
+        version: 5,
+        sqlite: include_str!("../../migrations/0005_contract_2_1.sql"),
+        postgres: include_str!("../../migrations/0005_contract_2_1.sql"),
+    },
 ];
 
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.

@@ -97,6 +97,26 @@ pub struct PaymentMethod {
     pub exp_year: u16,
 }
 
+/// `detach_payment_method` (since 2.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetachPaymentMethod {
+    /// The provider's customer id.
+    pub customer_id: String,
+    /// The provider's payment method id.
+    pub payment_method: String,
+}
+
+/// The answer of an operation that deletes an object (since 2.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Deleted {
+    /// The provider's id of the object.
+    pub id: String,
+    /// It is gone at the provider.
+    pub deleted: bool,
+}
+
 /// The answer of `list_payment_methods`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -27,6 +27,16 @@ crate::open_enum! {
         InvoicePaid => "InvoicePaid",
         /// An invoice's payment failed.
         InvoicePaymentFailed => "InvoicePaymentFailed",
+        /// The buyer disputed a payment (a chargeback) (since 2.1).
+        DisputeOpened => "DisputeOpened",
+        /// A dispute ended; `status` says `won` or `lost` (since 2.1).
+        DisputeClosed => "DisputeClosed",
+        /// A saved payment method was detached from its customer (since 2.1).
+        PaymentMethodDetached => "PaymentMethodDetached",
+        /// A customer's email or name changed at the provider (since 2.1).
+        CustomerUpdated => "CustomerUpdated",
+        /// A customer was deleted at the provider (since 2.1).
+        CustomerDeleted => "CustomerDeleted",
     }
 }
 
@@ -73,6 +83,27 @@ pub struct DomainEventReport {
     pub error: Option<String>,
     /// Unix seconds at which it happened, by the provider's clock.
     pub occurred_at: i64,
+    /// The provider's payment method id involved (since 2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method_id: Option<String>,
+    /// A customer's email after the fact (since 2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A customer's name after the fact (since 2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Unix seconds: the subscription's current period starts (since 2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_period_start: Option<i64>,
+    /// Unix seconds: the subscription's current period ends (since 2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_period_end: Option<i64>,
+    /// Unix seconds: the subscription's trial ends (since 2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_end: Option<i64>,
+    /// Why, for a dispute (`fraudulent`, `product_not_received`, ...) (since 2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl DomainEventReport {
@@ -92,6 +123,13 @@ impl DomainEventReport {
             cancel_at_period_end: false,
             error: None,
             occurred_at,
+            payment_method_id: None,
+            email: None,
+            name: None,
+            current_period_start: None,
+            current_period_end: None,
+            trial_end: None,
+            reason: None,
         }
     }
 }

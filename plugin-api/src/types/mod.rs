@@ -14,8 +14,8 @@ mod webhooks;
 
 pub use ctx::CallCtx;
 pub use customers::{
-    AttachPaymentMethod, Customer, CustomerRef, CustomerUpdate, NewCustomer, PaymentMethod,
-    PaymentMethodList, SetDefaultPaymentMethod,
+    AttachPaymentMethod, Customer, CustomerRef, CustomerUpdate, Deleted, DetachPaymentMethod,
+    NewCustomer, PaymentMethod, PaymentMethodList, SetDefaultPaymentMethod,
 };
 pub use events::{DomainEventKind, DomainEventReport};
 pub use http::{Bytes, Headers, HttpRequest, HttpResponse, LogLevel};

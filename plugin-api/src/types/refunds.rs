@@ -1,3 +1,4 @@
+use super::{is_default, Metadata};
 use crate::money::Money;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,10 @@ pub struct NewRefund {
     /// `duplicate`, `fraudulent` or `requested_by_customer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Passed through to the provider (since 2.1: a plugin built before refuses a refund
+    /// that sets it, naming the field).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub metadata: Metadata,
 }
 
 /// A refund as the provider holds it.
@@ -50,4 +55,7 @@ pub struct Refund {
     /// Unix seconds of creation.
     #[serde(default)]
     pub created: i64,
+    /// The refund's metadata (since 2.1; empty from a plugin built before).
+    #[serde(default)]
+    pub metadata: Metadata,
 }

@@ -370,6 +370,48 @@ impl Provider for MockProvider {
         })
     }
 
+    fn detach_payment_method(
+        &self,
+        _ctx: &CallCtx,
+        req: DetachPaymentMethod,
+    ) -> Result<PaymentMethod, PluginError> {
+        let mut st = self.state();
+        let owned = st
+            .methods
+            .get(&req.payment_method)
+            .is_some_and(|(pm, _)| pm.customer_id.as_deref() == Some(req.customer_id.as_str()));
+        if !owned {
+            return Err(
+                PluginError::not_found("payment method", &req.payment_method)
+                    .with_param("payment_method"),
+            );
+        }
+        let (mut pm, _) = st
+            .methods
+            .remove(&req.payment_method)
+            .ok_or_else(|| PluginError::not_found("payment method", &req.payment_method))?;
+        if let Some(c) = st.customers.get_mut(&req.customer_id) {
+            if c.default_payment_method.as_deref() == Some(pm.id.as_str()) {
+                c.default_payment_method = None;
+            }
+        }
+        pm.customer_id = None;
+        Ok(pm)
+    }
+
+    fn delete_customer(&self, _ctx: &CallCtx, req: ObjectRef) -> Result<Deleted, PluginError> {
+        let mut st = self.state();
+        st.customers
+            .remove(&req.id)
+            .ok_or_else(|| PluginError::not_found("customer", &req.id))?;
+        st.methods
+            .retain(|_, (pm, _)| pm.customer_id.as_deref() != Some(req.id.as_str()));
+        Ok(Deleted {
+            id: req.id,
+            deleted: true,
+        })
+    }
+
     fn set_default_payment_method(
         &self,
         _ctx: &CallCtx,
@@ -678,6 +720,7 @@ impl Provider for MockProvider {
             status: RefundStatus::Succeeded,
             reason: req.reason,
             created: now,
+            metadata: req.metadata,
         };
         st.refunds.insert(id, refund.clone());
         Ok(refund)

@@ -45,6 +45,13 @@ struct Object {
     price: Option<String>,
     previous_price: Option<String>,
     cancel_at_period_end: bool,
+    email: Option<String>,
+    name: Option<String>,
+    reason: Option<String>,
+    payment_method: Option<String>,
+    current_period_start: Option<i64>,
+    current_period_end: Option<i64>,
+    trial_end: Option<i64>,
 }
 
 fn bad_signature(message: String) -> PluginError {
@@ -100,6 +107,11 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
         "subscription.deleted" => DomainEventKind::SubscriptionCancelled,
         "invoice.paid" => DomainEventKind::InvoicePaid,
         "invoice.payment_failed" => DomainEventKind::InvoicePaymentFailed,
+        "dispute.created" => DomainEventKind::DisputeOpened,
+        "dispute.closed" => DomainEventKind::DisputeClosed,
+        "payment_method.detached" => DomainEventKind::PaymentMethodDetached,
+        "customer.updated" => DomainEventKind::CustomerUpdated,
+        "customer.deleted" => DomainEventKind::CustomerDeleted,
         _ => return Ok(Vec::new()),
     };
     let o = ev.data.object;
@@ -121,6 +133,13 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
     r.subscription_id = o.subscription;
     r.invoice_id = o.invoice;
     r.payment_id = o.payment;
+    r.email = o.email;
+    r.name = o.name;
+    r.reason = o.reason;
+    r.payment_method_id = o.payment_method;
+    r.current_period_start = o.current_period_start;
+    r.current_period_end = o.current_period_end;
+    r.trial_end = o.trial_end;
     match kind {
         DomainEventKind::PaymentCreated
         | DomainEventKind::PaymentAuthorized
@@ -133,7 +152,14 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
         DomainEventKind::InvoicePaid | DomainEventKind::InvoicePaymentFailed => {
             r.invoice_id = Some(o.id)
         }
-        DomainEventKind::RefundProcessed | DomainEventKind::Unknown(_) => {}
+        DomainEventKind::PaymentMethodDetached => r.payment_method_id = Some(o.id),
+        DomainEventKind::CustomerUpdated | DomainEventKind::CustomerDeleted => {
+            r.customer_id = Some(o.id)
+        }
+        DomainEventKind::RefundProcessed
+        | DomainEventKind::DisputeOpened
+        | DomainEventKind::DisputeClosed
+        | DomainEventKind::Unknown(_) => {}
     }
     Ok(vec![r])
 }

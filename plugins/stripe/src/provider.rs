@@ -182,6 +182,28 @@ impl Provider for StripeProvider {
         })
     }
 
+    fn detach_payment_method(
+        &self,
+        ctx: &CallCtx,
+        req: DetachPaymentMethod,
+    ) -> Result<PaymentMethod, PluginError> {
+        let path = format!(
+            "/v1/payment_methods/{}/detach",
+            seg(&req.payment_method, "payment_method")?
+        );
+        let pm: StripePaymentMethod = self.call(Method::Post, &path, &Form::new(), ctx)?;
+        Ok((&pm).into())
+    }
+
+    fn delete_customer(&self, ctx: &CallCtx, req: ObjectRef) -> Result<Deleted, PluginError> {
+        let path = format!("/v1/customers/{}", seg(&req.id, "id")?);
+        let d: crate::wire::DeletedObject = self.call(Method::Delete, &path, &Form::new(), ctx)?;
+        Ok(Deleted {
+            id: d.id,
+            deleted: d.deleted,
+        })
+    }
+
     fn set_default_payment_method(
         &self,
         ctx: &CallCtx,

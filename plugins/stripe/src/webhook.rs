@@ -146,6 +146,39 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
             r.previous_plan_id =
                 text(&v["data"]["previous_attributes"]["items"]["data"][0]["price"]["id"]);
             r.cancel_at_period_end = o["cancel_at_period_end"].as_bool().unwrap_or(false);
+            r.current_period_start = o["current_period_start"].as_i64();
+            r.current_period_end = o["current_period_end"].as_i64();
+            r.trial_end = o["trial_end"].as_i64();
+            out.push(r);
+        }
+        "charge.dispute.created" | "charge.dispute.closed" => {
+            let opened = event.event_type == "charge.dispute.created";
+            let mut r = report(if opened {
+                DomainEventKind::DisputeOpened
+            } else {
+                DomainEventKind::DisputeClosed
+            });
+            r.payment_id = id_of(&o["payment_intent"]);
+            r.amount = money(&o["amount"], &o["currency"]);
+            r.reason = text(&o["reason"]);
+            out.push(r);
+        }
+        "payment_method.detached" => {
+            let mut r = report(DomainEventKind::PaymentMethodDetached);
+            r.payment_method_id = Some(object_id.to_owned());
+            // A detached method's customer is null; the one it had is in the previous state.
+            r.customer_id = id_of(&v["data"]["previous_attributes"]["customer"]);
+            out.push(r);
+        }
+        "customer.updated" | "customer.deleted" => {
+            let mut r = report(if event.event_type == "customer.updated" {
+                DomainEventKind::CustomerUpdated
+            } else {
+                DomainEventKind::CustomerDeleted
+            });
+            r.customer_id = Some(object_id.to_owned());
+            r.email = text(&o["email"]);
+            r.name = text(&o["name"]);
             out.push(r);
         }
         "invoice.paid" | "invoice.payment_failed" => {
@@ -272,6 +305,36 @@ mod tests {
             (DomainEventKind::RefundProcessed, "re_1")
         );
 
+        let sub_periods = r#"{"id":"sub_2","object":"subscription","customer":"cus_9","status":"active","current_period_start":1700000000,"current_period_end":1702592000,"trial_end":null,"items":{"data":[{"id":"si_2","price":{"id":"price_pro"}}]}}"#;
+        let renewed = map(&event("customer.subscription.updated", sub_periods, "")).unwrap();
+        assert_eq!(
+            (
+                renewed[0].current_period_start,
+                renewed[0].current_period_end
+            ),
+            (Some(1_700_000_000), Some(1_702_592_000))
+        );
+        let dispute = r#"{"id":"dp_1","object":"dispute","amount":2000,"currency":"usd","payment_intent":"pi_3N","reason":"fraudulent","status":"lost"}"#;
+        let closed = map(&event("charge.dispute.closed", dispute, "")).unwrap();
+        assert_eq!(closed[0].kind, DomainEventKind::DisputeClosed);
+        assert_eq!(
+            (closed[0].payment_id.as_deref(), closed[0].status.as_deref()),
+            (Some("pi_3N"), Some("lost"))
+        );
+        let pm = r#"{"id":"pm_1","object":"payment_method","customer":null}"#;
+        let detached = map(&event(
+            "payment_method.detached",
+            pm,
+            r#","previous_attributes":{"customer":"cus_9"}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                detached[0].payment_method_id.as_deref(),
+                detached[0].customer_id.as_deref()
+            ),
+            (Some("pm_1"), Some("cus_9"))
+        );
         assert!(
             map(&event("customer.created", r#"{"id":"cus_9"}"#, ""))
                 .unwrap()

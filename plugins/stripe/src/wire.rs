@@ -429,6 +429,8 @@ pub struct StripeRefund {
     pub reason: Option<String>,
     #[serde(default)]
     pub created: i64,
+    #[serde(default)]
+    pub metadata: Metadata,
 }
 
 impl StripeRefund {
@@ -440,6 +442,7 @@ impl StripeRefund {
             status: (&self.status).into(),
             reason: self.reason.clone(),
             created: self.created,
+            metadata: self.metadata.clone(),
         })
     }
 }
@@ -516,6 +519,14 @@ impl StripeInvoice {
             created: self.created,
         })
     }
+}
+
+/// The answer of a DELETE: `{"id", "object", "deleted": true}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeletedObject {
+    pub id: String,
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 // ---------------------------------------------------------------- lists and errors

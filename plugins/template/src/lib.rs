@@ -116,8 +116,8 @@ impl Provider for Template {
             Ok(())
         })?;
         let (id, amount) = (self.ids.next("tr"), Money::new(amount, p.amount.currency));
-        let status = RefundStatus::Succeeded;
-        Ok(Refund { id, payment_id: p.id, amount, status, reason: req.reason, created: 0 })
+        let (status, reason, metadata) = (RefundStatus::Succeeded, req.reason, req.metadata);
+        Ok(Refund { id, payment_id: p.id, amount, status, reason, created: 0, metadata })
     }
 
     /// The body is `{"id", "event_type", "created", "payment"}`, signed like Stripe's.

@@ -5,9 +5,10 @@ use crate::api::ops::{self, Operation};
 use crate::api::{
     capabilities as cap, codes, AttachPaymentMethod, Bytes, CallCtx, CancelSubscription,
     CaptureMethod, CapturePayment, ChangeSubscriptionPrice, ConfirmPayment, Currency, CustomerRef,
-    CustomerUpdate, Headers, InvoiceQuery, Manifest, Money, NewCustomer, NewPayment, NewRefund,
-    NewSubscription, NextAction, ObjectRef, Payer, Payment, PaymentStatus, PluginError,
-    SetDefaultPaymentMethod, SubscriptionStatus, WebhookDelivery, WebhookEvent, CONTRACT_VERSION,
+    CustomerUpdate, DetachPaymentMethod, Headers, InvoiceQuery, Manifest, Money, NewCustomer,
+    NewPayment, NewRefund, NewSubscription, NextAction, ObjectRef, Payer, Payment, PaymentStatus,
+    PluginError, SetDefaultPaymentMethod, SubscriptionStatus, WebhookDelivery, WebhookEvent,
+    CONTRACT_VERSION,
 };
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -530,6 +531,7 @@ impl Suite<'_> {
                 payment_id: payment.into(),
                 amount,
                 reason: Some("requested_by_customer".into()),
+                ..NewRefund::default()
             },
         )
     }
@@ -989,15 +991,24 @@ impl Suite<'_> {
                     payload: json!({}).to_string()
                 }
             ),
+            "detach_payment_method" => p!(
+                ops::DetachPaymentMethod,
+                DetachPaymentMethod {
+                    customer_id: MISSING.into(),
+                    payment_method: MISSING.into()
+                }
+            ),
+            "delete_customer" => p!(ops::DeleteCustomer, missing()),
             _ => {}
         }
     }
 
     fn capabilities_complete(&self, a: &dyn Instance) {
         for capability in cap::ALL.iter().filter(|c| self.has(c)) {
+            // Operations added after the plugin's contract version are not its promise.
             let ops_of: Vec<&str> = ops::ALL
                 .iter()
-                .filter(|(_, c)| c == capability)
+                .filter(|(op, c)| c == capability && ops::known_to(op, &self.manifest.contract))
                 .map(|(op, _)| *op)
                 .collect();
             for op in &ops_of {

@@ -120,6 +120,7 @@ impl Provider for RuleBreaker {
             status: RefundStatus::Succeeded,
             reason: None,
             created: 0,
+            metadata: req.metadata,
         })
     }
 }

@@ -106,9 +106,9 @@ pub fn run() {
     let mut landing = Vec::new();
     for i in 0..20 {
         let (build, v) = if i % 2 == 0 {
-            (&new, "2.0.1")
+            (&new, "2.1.1")
         } else {
-            (&old, "2.0.0")
+            (&old, "2.1.0")
         };
         landing.push(swap(&api, &dir, build, v));
         std::thread::sleep(Duration::from_millis(150));
@@ -128,9 +128,9 @@ pub fn run() {
     let (swapping, swap_failed) = under_load(&host.addr, body, window, || {
         for i in 0..6 {
             let (build, v) = if i % 2 == 0 {
-                (&new, "2.0.1")
+                (&new, "2.1.1")
             } else {
-                (&old, "2.0.0")
+                (&old, "2.1.0")
             };
             swap(&api, &dir, build, v);
             std::thread::sleep(Duration::from_millis(1000));
