@@ -18,7 +18,9 @@ run: build
 	./target/release/payhost --config plugins.toml serve
 
 ## test: every test of the workspace; the plugin .so files are built once, first, then the
-## contract compatibility builds (the tagged 2.0 host and mock, a broken contract).
+## contract compatibility builds (the tagged 2.0 host and mock, a broken contract). While the
+## tests run, schemathesis (installed into target/schemathesis-venv from PyPI when missing)
+## tests a live host against its own /openapi.json: tests/schemathesis/run.
 ## The PostgreSQL tests run when PAYHOST_TEST_POSTGRES is set, or a server answers locally.
 PG_TEST_URL := postgres://postgres@127.0.0.1:5432/test
 TARGET ?= $(or $(CARGO_TARGET_DIR),target)
@@ -27,7 +29,12 @@ test:
 	$(TARGET)/debug/payhost-compat
 	if [ -z "$$PAYHOST_TEST_POSTGRES" ] && (echo > /dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
 	  export PAYHOST_TEST_POSTGRES=$(PG_TEST_URL); fi; \
-	$(CARGO) test --workspace
+	tests/schemathesis/run $(TARGET) > $(TARGET)/schemathesis.log 2>&1 & st=$$!; \
+	$(CARGO) test --workspace; tests=$$?; \
+	wait $$st; api=$$?; \
+	grep -v ' INFO ' $(TARGET)/schemathesis.log | tail -60; \
+	echo "cargo test: exit $$tests; schemathesis: exit $$api (full log: $(TARGET)/schemathesis.log)"; \
+	[ $$tests -eq 0 ] && [ $$api -eq 0 ]
 
 lint:
 	$(CARGO) fmt --all -- --check

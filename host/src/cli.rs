@@ -239,17 +239,9 @@ async fn replay(config_file: &Path, id: &str) -> anyhow::Result<i32> {
     let (now_ms, now) = (SystemClock.now_millis(), SystemClock.now_secs());
     let mut unit = Unit::new();
     if id.starts_with("obx_") {
-        unit.push(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
-             WHERE id = $1 AND status <> 'done'",
-            vec![id.into(), now_ms.into()],
-        );
+        crate::store::outbox::retry_work(&mut unit, id, now_ms);
     } else {
-        unit.push(
-            "UPDATE webhook_inbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
-             last_error = NULL WHERE id = $1 OR event_id = $1",
-            vec![id.into(), now.into()],
-        );
+        crate::store::inbox::replay_delivery(&mut unit, id, now);
     }
     let changed = store.commit(unit).await?;
     store.close().await;

@@ -4,6 +4,7 @@
 //! `events` dispatches lifecycle and domain events; `http` serves the API; `cli` is the
 //! command line. The binary is a thin `main` over [`cli::run`].
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;

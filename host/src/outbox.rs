@@ -15,17 +15,17 @@
 //! again `dunning.retry_days` after the failure (with the customer's default method), on
 //! the host clock, until it succeeds or the schedule ends.
 
+use crate::api::views::{EventData, EventView};
 use crate::clock::Clock;
 use crate::config::{EmailSection, Loaded, WebhookEndpoint};
 use crate::plugins::services::{http_client, HttpClient};
-use crate::service::PaymentService;
-use crate::store::{RowExt, StoreError, Unit};
+use crate::service::{new_id, PaymentService};
+use crate::store::{outbox, StoreError, Unit};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use lettre::message::{header::ContentType, Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use payhost_plugin_api::{signature, Currency, Money};
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,14 +58,14 @@ struct Work {
     target: String,
     attempts: i64,
     due: bool,
-    event: Value,
+    event: EventView,
 }
 
-fn money(data: &Value) -> String {
+fn money(data: &EventData) -> String {
     match (
-        data["amount"].as_i64(),
-        data["currency"]
-            .as_str()
+        data.amount,
+        data.currency
+            .as_deref()
             .and_then(|c| Currency::parse(c).ok()),
     ) {
         (Some(a), Some(c)) => Money::new(a, c).display(),
@@ -124,24 +124,21 @@ impl Outbox {
     /// Schedules the retries of a failed payment payhost knows (provider-managed invoice
     /// payments have their own retries).
     async fn schedule_dunning(&self, w: &Work) -> Result<Option<u16>, (String, Option<u16>)> {
-        let payment = match w.event["type"].as_str() {
-            Some("PaymentFailed") => w.event["object_id"].as_str(),
-            _ => w.event["data"]["payment"].as_str(),
+        let payment = match w.event.kind.as_str() {
+            "PaymentFailed" => w.event.object_id.as_deref(),
+            _ => w.event.data.payment.as_deref(),
         };
         let (Some(payment), Some(first)) = (payment, self.retry_days.first()) else {
             return Ok(None);
         };
         let now = self.clock.now_secs();
         let mut unit = Unit::new();
-        unit.push(
-            "INSERT INTO dunning (payment_id, event_id, failed_at, attempts, next_at, status, updated_at) \
-             VALUES ($1, $2, $3, 0, $4, 'scheduled', $3) ON CONFLICT (payment_id) DO NOTHING",
-            vec![
-                payment.into(),
-                w.event["id"].as_str().unwrap_or_default().into(),
-                now.into(),
-                (now + i64::from(*first) * 86_400).into(),
-            ],
+        outbox::schedule_dunning(
+            &mut unit,
+            payment,
+            &w.event.id,
+            now,
+            now + i64::from(*first) * 86_400,
         );
         self.service
             .store()
@@ -155,23 +152,11 @@ impl Outbox {
     /// failure ends it with a final notice to the customer.
     async fn dunning_round(&self) -> Result<usize, StoreError> {
         let now = self.clock.now_secs();
-        let rows = self
-            .service
-            .store()
-            .all(
-                "SELECT payment_id, event_id, failed_at, attempts FROM dunning \
-                 WHERE status = 'scheduled' AND next_at <= $1 ORDER BY next_at LIMIT 50",
-                vec![now.into()],
-            )
-            .await?;
+        let rows = self.service.store().dunning_due(now, 50).await?;
         let n = rows.len();
         for r in rows {
-            let (payment, event, failed_at, attempts) = (
-                r.text("payment_id")?,
-                r.text("event_id")?,
-                r.int("failed_at")?,
-                r.int("attempts")? + 1,
-            );
+            let attempts = r.attempts + 1;
+            let payment = r.payment_id;
             let ctx = crate::service::Ctx {
                 request_id: format!("dunning-{payment}-{attempts}"),
                 ..crate::service::Ctx::default()
@@ -191,32 +176,25 @@ impl Outbox {
             let next = self
                 .retry_days
                 .get(usize::try_from(attempts).unwrap_or(usize::MAX))
-                .map_or(now, |d| failed_at + i64::from(*d) * 86_400);
+                .map_or(now, |d| r.failed_at + i64::from(*d) * 86_400);
             tracing::info!(payment = %payment, attempts, status, "dunning attempt");
             let mut unit = Unit::new();
-            unit.push(
-                "UPDATE dunning SET attempts = $2, status = $3, next_at = $4, last_error = $5, \
-                 updated_at = $6 WHERE payment_id = $1",
-                vec![
-                    payment.clone().into(),
-                    attempts.into(),
-                    status.into(),
-                    next.into(),
-                    error.into(),
-                    now.into(),
-                ],
+            outbox::update_dunning(
+                &mut unit,
+                &payment,
+                attempts,
+                status,
+                next,
+                error.as_deref(),
+                now,
             );
             if status == "exhausted" {
-                unit.push(
-                    "INSERT INTO outbox (id, event_id, handler, target, status, attempts, \
-                     next_attempt_at, created_at) VALUES ($1, $2, 'final_notice_email', '', \
-                     'pending', 0, $3, $4) ON CONFLICT (event_id, handler, target) DO NOTHING",
-                    vec![
-                        crate::service::new_id("obx").into(),
-                        event.into(),
-                        self.clock.now_millis().into(),
-                        now.into(),
-                    ],
+                outbox::add_work(
+                    &mut unit,
+                    &new_id("obx"),
+                    &r.event_id,
+                    "final_notice_email",
+                    (now, self.clock.now_millis()),
                 );
             }
             self.service.store().commit(unit).await?;
@@ -228,34 +206,17 @@ impl Outbox {
     /// strictly in order, so an endpoint that hangs delays only itself.
     async fn round(self: &Arc<Self>) -> Result<usize, StoreError> {
         let now_ms = self.clock.now_millis();
-        let rows = self
-            .service
-            .store()
-            .all(
-                "SELECT o.id, o.handler, o.target, o.attempts, o.next_attempt_at, e.id AS event_id, \
-                 e.seq, e.type, e.tenant, e.provider, e.object_id, e.provider_object_id, e.data, \
-                 e.created_at FROM outbox o JOIN events e ON e.id = o.event_id \
-                 WHERE o.status = 'pending' ORDER BY e.seq, o.id LIMIT 500",
-                vec![],
-            )
-            .await?;
+        let rows = self.service.store().outbox_pending(500).await?;
         let mut others = Vec::new();
         let mut targets: BTreeMap<String, Vec<Work>> = BTreeMap::new();
         for r in rows {
             let work = Work {
-                id: r.text("id")?,
-                handler: r.text("handler")?,
-                target: r.text("target")?,
-                attempts: r.int("attempts")?,
-                due: r.int("next_attempt_at")? <= now_ms,
-                event: json!({
-                    "id": r.text("event_id")?, "object": "event", "seq": r.int("seq")?,
-                    "type": r.text("type")?, "tenant": r.opt_text("tenant")?,
-                    "provider": r.text("provider")?, "object_id": r.opt_text("object_id")?,
-                    "provider_object_id": r.text("provider_object_id")?,
-                    "data": serde_json::from_str::<Value>(&r.text("data")?).unwrap_or(Value::Null),
-                    "created_at": r.int("created_at")?,
-                }),
+                id: r.id,
+                handler: r.handler,
+                target: r.target,
+                attempts: r.attempts,
+                due: r.next_attempt_at <= now_ms,
+                event: EventView::from(&r.event),
             };
             if work.handler == "webhook" {
                 targets.entry(work.target.clone()).or_default().push(work);
@@ -343,19 +304,15 @@ impl Outbox {
         next_ms: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut unit = Unit::new();
-        unit.push(
-            "UPDATE outbox SET status = $2, attempts = $3, last_error = $4, last_status = $5, \
-             next_attempt_at = COALESCE($6, next_attempt_at), \
-             done_at = CASE WHEN $2 = 'done' THEN $7 ELSE done_at END WHERE id = $1",
-            vec![
-                id.into(),
-                status.into(),
-                attempts.into(),
-                error.map(str::to_owned).into(),
-                http_status.map(i64::from).into(),
-                next_ms.into(),
-                self.clock.now_secs().into(),
-            ],
+        outbox::finish_work(
+            &mut unit,
+            id,
+            status,
+            attempts,
+            error,
+            http_status,
+            next_ms,
+            self.clock.now_secs(),
         );
         self.service.store().commit(unit).await.map(drop)
     }
@@ -368,15 +325,12 @@ impl Outbox {
                 None,
             ));
         };
-        let body = w.event.to_string();
+        let body = serde_json::to_string(&w.event).map_err(|e| (e.to_string(), None))?;
         let t = self.clock.now_secs();
         let request = hyper::Request::post(endpoint.url.as_str())
             .header("content-type", "application/json")
             .header("user-agent", "payhost")
-            .header(
-                "payhost-event-id",
-                w.event["id"].as_str().unwrap_or_default(),
-            )
+            .header("payhost-event-id", w.event.id.as_str())
             .header(
                 "payhost-signature",
                 signature::header(&[endpoint.secret.as_str()], t, body.as_bytes()),
@@ -404,43 +358,33 @@ impl Outbox {
 
     /// Builds and sends one email.
     async fn email(&self, w: &Work) -> Result<Option<u16>, (String, Option<u16>)> {
-        let data = &w.event["data"];
+        let data = &w.event.data;
         // The customer the event names, else the customer of the record it is about.
-        let object = w.event["object_id"].as_str().unwrap_or_default();
-        let sql = match (data["customer"].as_str(), w.event["type"].as_str().unwrap_or_default()) {
-            (Some(_), _) => "SELECT email, name FROM customers WHERE id = $1",
-            (None, t) if t.starts_with("Payment") => {
-                "SELECT c.email, c.name FROM customers c JOIN payments p ON p.customer_id = c.id WHERE p.id = $1"
-            }
-            (None, t) if t.starts_with("Subscription") => {
-                "SELECT c.email, c.name FROM customers c JOIN subscriptions s ON s.customer_id = c.id WHERE s.id = $1"
-            }
-            (None, _) => {
-                "SELECT c.email, c.name FROM customers c JOIN invoices i ON i.customer_id = c.id WHERE i.id = $1"
-            }
+        let object = w.event.object_id.as_deref().unwrap_or_default();
+        let kind = if w.event.kind.starts_with("Payment") {
+            "payment"
+        } else if w.event.kind.starts_with("Subscription") {
+            "subscription"
+        } else {
+            "invoice"
         };
-        let key = data["customer"].as_str().unwrap_or(object);
-        let row = self
+        let recipient = self
             .service
             .store()
-            .one(sql, vec![key.into()])
+            .recipient(data.customer.as_deref(), kind, object)
             .await
             .map_err(|e| (e.to_string(), None))?;
-        let Some(row) = row else {
-            // Nobody to write to (an event about a customer payhost does not know).
+        let Some((email, name)) = recipient.filter(|(e, _)| !e.is_empty()) else {
+            // Nobody to write to (a customer payhost does not know, or one erased).
             return Ok(None);
         };
-        let (email, name) = (
-            row.text("email").unwrap_or_default(),
-            row.opt_text("name").unwrap_or_default(),
-        );
         let amount = money(data);
         let (subject, text) = match w.handler.as_str() {
             "receipt_email" => (
                 format!("Receipt: {amount} received"),
                 format!("Hello{},\n\nWe received your payment of {amount}.\nPayment: {}\n\nThank you.\n",
                     name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
-                    data["payment"].as_str().or(w.event["object_id"].as_str()).unwrap_or_default()),
+                    data.payment.as_deref().or(w.event.object_id.as_deref()).unwrap_or_default()),
             ),
             "final_notice_email" => (
                 format!("We could not collect {amount}"),
@@ -452,13 +396,13 @@ impl Outbox {
                 format!("Payment failed: {amount}"),
                 format!("Hello{},\n\nYour payment of {amount} did not go through{}.\nPlease check your payment method; we will try again.\n",
                     name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
-                    data["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()),
+                    data.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()),
             ),
             _ => (
                 "Welcome aboard".to_owned(),
                 format!("Hello{},\n\nYour subscription to {} has started.\n",
                     name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
-                    data["plan"].as_str().unwrap_or("your plan")),
+                    data.plan.as_deref().unwrap_or("your plan")),
             ),
         };
         let to: Mailbox = email

@@ -233,6 +233,11 @@ impl HostProcess {
         http(&self.addr, "GET", path, key, None)
     }
 
+    /// The process id (to read its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: the host gets no chance to clean up (a crash).
     pub fn kill9(mut self) {
         let _ = self.child.kill();

@@ -124,11 +124,18 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
         "invalid_request",
         Some("provider"),
     );
+    // A user payhost has never seen, without the email a new customer needs.
     expect(
         &pay(json!({"user_id": "u3", "amount": 10, "currency": "usd"})),
+        404,
+        "not_found",
+        Some("user_id"),
+    );
+    expect(
+        &pay(json!({"customer": cust, "user_id": "u1", "amount": 10, "currency": "usd"})),
         400,
         "invalid_request",
-        Some("email"),
+        Some("user_id"),
     );
     let big = format!(
         "{{\"customer\": \"{cust}\", \"description\": \"{}\"}}",
@@ -225,14 +232,15 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     );
     expect(&api.get("/v1/nothing/here"), 404, "not_found", None);
 
-    // A refund of a payment that has not succeeded, and refund amounts out of range.
+    // A refund of a payment that has not succeeded (its state: 409), and refund amounts
+    // out of range (malformed: 400; above what remains: 409).
     let open = pay(json!({"customer": cust, "amount": 700, "currency": "usd"}));
     assert_eq!(open.status, 201, "{open:?}");
     let open_id = open.s("id");
     expect(
         &api.post("/v1/refunds", &json!({"payment": open_id})),
-        400,
-        "invalid_request",
+        409,
+        "invalid_state",
         Some("payment"),
     );
     let paid = pay(
@@ -248,8 +256,8 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     );
     expect(
         &api.post("/v1/refunds", &json!({"payment": paid_id, "amount": 701})),
-        400,
-        "invalid_request",
+        409,
+        "invalid_state",
         Some("amount"),
     );
     expect(
@@ -261,9 +269,9 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
         "invalid_request",
         Some("reason"),
     );
-    // Confirming a payment that already succeeded is the provider's conflict, not a 500.
+    // Canceling a payment that already succeeded: its state, not a 500.
     let again = api.post(&format!("/v1/payments/{paid_id}/cancel"), &json!({}));
-    assert!(matches!(again.status, 400 | 409), "{again:?}");
+    expect(&again, 409, "invalid_state", None);
 
     assert_eq!(
         count(&db, "payments"),

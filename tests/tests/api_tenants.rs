@@ -2,14 +2,13 @@
 //! provider switching — a tenant moved to another provider gets new customers there while
 //! existing records keep using theirs. Two instances of the real mock `.so`, in-process.
 
+use payhost::api::requests::{CreateCustomer, CreatePayment, CreateRefund};
 use payhost::app::AppState;
 use payhost::clock::ManualClock;
 use payhost::config;
-use payhost::service::customers::CreateCustomer;
-use payhost::service::payments::CreatePayment;
 use payhost::service::{Ctx, PaymentService};
 use payhost_tests::*;
-use std::collections::BTreeMap;
+use serde_json::json;
 use std::sync::Arc;
 
 const PROVIDERS: &str =
@@ -17,28 +16,18 @@ const PROVIDERS: &str =
     [providers.mock_b]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_b\" }\n";
 
 fn user(id: &str, provider: Option<&str>) -> CreateCustomer {
-    CreateCustomer {
-        user_id: id.into(),
-        email: format!("{id}@example.com"),
-        name: None,
-        metadata: BTreeMap::new(),
-        provider: provider.map(str::to_owned),
-    }
+    serde_json::from_value(
+        json!({"user_id": id, "email": format!("{id}@example.com"), "provider": provider}),
+    )
+    .unwrap()
 }
 
 fn payment(customer: Option<&str>, user_id: Option<&str>) -> CreatePayment {
-    CreatePayment {
-        customer: customer.map(str::to_owned),
-        user_id: user_id.map(str::to_owned),
-        email: None,
-        name: None,
-        provider: None,
-        amount: 2500,
-        currency: "usd".into(),
-        payment_method: Some("pm_card_visa".into()),
-        description: None,
-        metadata: BTreeMap::new(),
-    }
+    serde_json::from_value(json!({
+        "customer": customer, "user_id": user_id, "amount": 2500, "currency": "usd",
+        "payment_method": "pm_card_visa",
+    }))
+    .unwrap()
 }
 
 fn tenant(t: &str) -> Ctx {
@@ -66,24 +55,21 @@ async fn tenants_pick_providers_and_records_keep_theirs() {
         .create_customer(&tenant("acme"), user("u1", None))
         .await
         .unwrap();
-    assert_eq!(
-        acme_user.body["provider"], "mock_b",
-        "the tenant's provider"
-    );
-    assert_eq!(acme_user.body["tenant"], "acme");
+    assert_eq!(acme_user.body.provider, "mock_b", "the tenant's provider");
+    assert_eq!(acme_user.body.tenant.as_deref(), Some("acme"));
     let plain = svc.create_customer(&none, user("u2", None)).await.unwrap();
-    assert_eq!(plain.body["provider"], "mock_a", "the default provider");
+    assert_eq!(plain.body.provider, "mock_a", "the default provider");
     let named = svc
         .create_customer(&none, user("u3", Some("mock_b")))
         .await
         .unwrap();
-    assert_eq!(named.body["provider"], "mock_b", "the provider named");
+    assert_eq!(named.body.provider, "mock_b", "the provider named");
     let tenant_wins = svc
         .create_customer(&tenant("acme"), user("u4", Some("mock_a")))
         .await
         .unwrap();
     assert_eq!(
-        tenant_wins.body["provider"], "mock_b",
+        tenant_wins.body.provider, "mock_b",
         "the tenant's mapping comes first"
     );
 
@@ -100,47 +86,42 @@ async fn tenants_pick_providers_and_records_keep_theirs() {
         Arc::new(config::load(&moved_file).unwrap()),
     );
     let acme = tenant("acme");
-    let old_customer = acme_user.body["id"].as_str().unwrap();
+    let old_customer = acme_user.body.id.as_str();
     let kept = moved
         .create_payment(&acme, payment(Some(old_customer), None))
         .await
         .unwrap();
     assert_eq!(
-        kept.body["provider"], "mock_b",
+        kept.body.provider, "mock_b",
         "an existing customer keeps its provider"
     );
-    assert_eq!(kept.body["status"], "succeeded");
+    assert_eq!(kept.body.status, "succeeded");
     let fresh = moved
         .create_payment(&acme, payment(None, Some("u1")))
         .await
         .unwrap();
     assert_eq!(
-        fresh.body["provider"], "mock_a",
+        fresh.body.provider, "mock_a",
         "the moved tenant's user gets a customer on the new provider"
     );
-    assert_ne!(fresh.body["customer"], acme_user.body["id"]);
+    assert_ne!(fresh.body.customer, acme_user.body.id);
     let again = moved
         .create_payment(&acme, payment(None, Some("u1")))
         .await
         .unwrap();
     assert_eq!(
-        again.body["customer"], fresh.body["customer"],
+        again.body.customer, fresh.body.customer,
         "created once, then reused"
     );
     let refund_old = moved
         .create_refund(
             &acme,
-            payhost::service::payments::CreateRefund {
-                payment: kept.body["id"].as_str().unwrap().into(),
-                amount: None,
-                reason: None,
-                metadata: Default::default(),
-            },
+            serde_json::from_value::<CreateRefund>(json!({"payment": kept.body.id})).unwrap(),
         )
         .await
         .unwrap();
     assert_eq!(
-        refund_old.body["provider"], "mock_b",
+        refund_old.body.provider, "mock_b",
         "operations on a record go to its provider"
     );
 }

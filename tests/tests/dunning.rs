@@ -2,43 +2,48 @@
 //! attempted again after 1, 3 and 5 days, stops as soon as it succeeds, and the customer is
 //! told when the last attempt fails. The real mock `.so`, in-process.
 
+use payhost::api::requests::{CreateCustomer, CreatePayment, PaymentMethodBody};
 use payhost::app::AppState;
 use payhost::clock::ManualClock;
 use payhost::config;
-use payhost::service::customers::{CreateCustomer, PaymentMethodRef};
-use payhost::service::payments::CreatePayment;
 use payhost::service::Ctx;
-use payhost::store::RowExt;
+use payhost_tests::db::TestDb;
 use payhost_tests::*;
-use std::collections::BTreeMap;
+use serde_json::json;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DAY: i64 = 86_400;
 
-async fn status(state: &AppState, payment: &str) -> (String, Option<String>, i64) {
-    let row = state
-        .service
-        .store()
-        .one(
-            "SELECT p.status, d.status AS dunning, d.attempts FROM payments p \
+fn pm(id: &str) -> PaymentMethodBody {
+    serde_json::from_value(json!({ "payment_method": id })).unwrap()
+}
+
+/// The payment's status and its dunning state, read from the database the host writes.
+async fn status(dir: &Path, payment: &str) -> (String, Option<String>, i64) {
+    let (dir, payment) = (dir.to_path_buf(), payment.to_owned());
+    let row = tokio::task::spawn_blocking(move || {
+        TestDb::sqlite(&dir).rows(
+            "SELECT p.status, d.status, CAST(d.attempts AS TEXT) FROM payments p \
              LEFT JOIN dunning d ON d.payment_id = p.id WHERE p.id = $1",
-            vec![payment.into()],
+            &[&payment],
         )
-        .await
-        .unwrap()
-        .unwrap();
+    })
+    .await
+    .unwrap()
+    .remove(0);
     (
-        row.text("status").unwrap(),
-        row.opt_text("dunning").unwrap(),
-        row.opt_int("attempts").unwrap().unwrap_or(0),
+        row[0].clone().unwrap(),
+        row[1].clone(),
+        row[2].as_deref().map_or(0, |a| a.parse().unwrap()),
     )
 }
 
-async fn until(state: &AppState, payment: &str, want: (&str, Option<&str>, i64)) {
+async fn until(dir: &Path, payment: &str, want: (&str, Option<&str>, i64)) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let got = status(state, payment).await;
+        let got = status(dir, payment).await;
         if (got.0.as_str(), got.1.as_deref(), got.2) == want {
             return;
         }
@@ -53,56 +58,34 @@ async fn declined_payment(state: &AppState, user: &str) -> (String, String) {
     let c = svc
         .create_customer(
             &ctx,
-            CreateCustomer {
-                user_id: user.into(),
-                email: format!("{user}@example.com"),
-                name: None,
-                metadata: BTreeMap::new(),
-                provider: None,
-            },
+            serde_json::from_value::<CreateCustomer>(
+                json!({"user_id": user, "email": format!("{user}@example.com")}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
-    let cust = c.body["id"].as_str().unwrap().to_owned();
+    let cust = c.body.id.clone();
     let declining = svc
-        .attach_payment_method(
-            &ctx,
-            &cust,
-            PaymentMethodRef {
-                payment_method: "pm_card_chargeDeclined".into(),
-            },
-        )
+        .attach_payment_method(&ctx, &cust, pm("pm_card_chargeDeclined"))
         .await
         .unwrap();
-    svc.set_default_payment_method(
-        &ctx,
-        &cust,
-        PaymentMethodRef {
-            payment_method: declining.body["id"].as_str().unwrap().into(),
-        },
-    )
-    .await
-    .unwrap();
+    svc.set_default_payment_method(&ctx, &cust, pm(&declining.body.id))
+        .await
+        .unwrap();
     let p = svc
         .create_payment(
             &ctx,
-            CreatePayment {
-                customer: Some(cust.clone()),
-                user_id: None,
-                email: None,
-                name: None,
-                provider: None,
-                amount: 2500,
-                currency: "usd".into(),
-                payment_method: Some("pm_card_chargeDeclined".into()),
-                description: None,
-                metadata: BTreeMap::new(),
-            },
+            serde_json::from_value::<CreatePayment>(json!({
+                "customer": cust, "amount": 2500, "currency": "usd",
+                "payment_method": "pm_card_chargeDeclined",
+            }))
+            .unwrap(),
         )
         .await
         .unwrap();
-    assert_eq!(p.body["status"], "failed");
-    (cust, p.body["id"].as_str().unwrap().to_owned())
+    assert_eq!(p.body.status, "failed");
+    (cust, p.body.id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,64 +100,53 @@ async fn failed_payments_are_retried_on_schedule_until_they_succeed_or_run_out()
         .await
         .unwrap();
     let ctx = Ctx::default();
+    let dir = s.dir.path().to_path_buf();
 
     let (fixed_customer, recovers) = declined_payment(&state, "fixes-card").await;
     let (_, never) = declined_payment(&state, "never-pays").await;
-    until(&state, &recovers, ("failed", Some("scheduled"), 0)).await;
-    until(&state, &never, ("failed", Some("scheduled"), 0)).await;
+    until(&dir, &recovers, ("failed", Some("scheduled"), 0)).await;
+    until(&dir, &never, ("failed", Some("scheduled"), 0)).await;
 
     // Not yet due: nothing happens before a day has passed.
     clock.advance_secs(DAY - 60);
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
-        status(&state, &recovers).await,
+        status(&dir, &recovers).await,
         ("failed".into(), Some("scheduled".into()), 0)
     );
 
     // Day 1: both fail again.
     clock.advance_secs(60);
-    until(&state, &recovers, ("failed", Some("scheduled"), 1)).await;
-    until(&state, &never, ("failed", Some("scheduled"), 1)).await;
+    until(&dir, &recovers, ("failed", Some("scheduled"), 1)).await;
+    until(&dir, &never, ("failed", Some("scheduled"), 1)).await;
 
     // One customer puts a working card on file; day 3 collects that payment and stops.
     let visa = state
         .service
-        .attach_payment_method(
-            &ctx,
-            &fixed_customer,
-            PaymentMethodRef {
-                payment_method: "pm_card_visa".into(),
-            },
-        )
+        .attach_payment_method(&ctx, &fixed_customer, pm("pm_card_visa"))
         .await
         .unwrap();
     state
         .service
-        .set_default_payment_method(
-            &ctx,
-            &fixed_customer,
-            PaymentMethodRef {
-                payment_method: visa.body["id"].as_str().unwrap().into(),
-            },
-        )
+        .set_default_payment_method(&ctx, &fixed_customer, pm(&visa.body.id))
         .await
         .unwrap();
     clock.advance_secs(2 * DAY);
-    until(&state, &recovers, ("succeeded", Some("recovered"), 2)).await;
-    until(&state, &never, ("failed", Some("scheduled"), 2)).await;
+    until(&dir, &recovers, ("succeeded", Some("recovered"), 2)).await;
+    until(&dir, &never, ("failed", Some("scheduled"), 2)).await;
 
     // Day 5: the last attempt fails; the customer gets the final notice.
     clock.advance_secs(2 * DAY);
-    until(&state, &never, ("failed", Some("exhausted"), 3)).await;
+    until(&dir, &never, ("failed", Some("exhausted"), 3)).await;
     clock.advance_secs(10 * DAY);
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
-        status(&state, &recovers).await.2,
+        status(&dir, &recovers).await.2,
         2,
         "no attempt after recovery"
     );
     assert_eq!(
-        status(&state, &never).await.2,
+        status(&dir, &never).await.2,
         3,
         "no attempt after the schedule ended"
     );

@@ -192,7 +192,7 @@ fn plugins_check_prints_metadata_or_the_exact_reason() {
         (text, "not a loadable shared library"),
         (plain_c, "does not export abi_stable's root module symbol"),
         (wrong_major_so(), "library version mismatch"),
-        (tmp.path().join("missing.so"), "cannot copy"),
+        (tmp.path().join("missing.so"), "cannot read"),
     ];
     for (file, reason) in cases {
         let (code, _, err) = s.payhost(&["plugins", "check", file.to_str().unwrap()]);

@@ -31,12 +31,25 @@ async fn require(keys: &[String], req: Request, next: Next) -> Result<Response, 
     }
 }
 
+/// The API key, then the `X-Tenant-Id` every `/v1` route takes.
 pub async fn require_api_key(
     State(s): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    require(&s.config.config.host.api_keys, req, next).await
+    if !accepted(bearer(&req), &s.config.config.host.api_keys) {
+        return Err(ApiError::unauthorized());
+    }
+    if let Some(t) = req.headers().get("x-tenant-id") {
+        let ok = t.to_str().is_ok_and(|t| super::call::visible_ascii(t, 64));
+        if !ok {
+            return Err(ApiError::invalid(
+                Some("X-Tenant-Id".into()),
+                "X-Tenant-Id must be 1 to 64 printable ASCII characters without spaces",
+            ));
+        }
+    }
+    Ok(next.run(req).await)
 }
 
 pub async fn require_admin_key(

@@ -1,29 +1,42 @@
 //! What every API handler shares: the request's metadata (tenant, request id, idempotency
-//! key), JSON bodies parsed with errors that name the field, and the idempotency protocol:
-//! the same key and request replays the stored answer without calling the provider, the
-//! same key with another request is 422, a key whose first request is still running is 409.
+//! key), JSON bodies parsed with errors that name the field, query strings checked against
+//! the parameters they declare, and the idempotency protocol: the same key and request
+//! replays the stored answer without calling the provider, the same key with another
+//! request is 422, a key whose first request is still running is 409.
 
 use super::ApiError;
+use crate::api::requests::{Body, Rules};
 use crate::app::AppState;
 use crate::service::{Ctx, IdemSlot, PaymentService, Reply, ServiceError};
-use crate::store::RowExt;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hyper::body::Bytes;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use utoipa::IntoParams;
 
 /// The id of the request being served (set by the request-id middleware).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-const MAX_KEY_LEN: usize = 255;
+/// Longest `Idempotency-Key`.
+pub const MAX_KEY_LEN: usize = 255;
+/// An `Idempotency-Key`: printable ASCII without spaces, 1 to 255 characters.
+pub const KEY_PATTERN: &str = "^[!-~]{1,255}$";
+/// An `X-Tenant-Id`: printable ASCII without spaces, 1 to 64 characters.
+pub const TENANT_PATTERN: &str = "^[!-~]{1,64}$";
+
+pub(super) fn visible_ascii(s: &str, max: usize) -> bool {
+    (1..=max).contains(&s.len()) && s.bytes().all(|b| (b'!'..=b'~').contains(&b))
+}
 
 /// The request's tenant, id, idempotency key and caller.
 pub struct ReqMeta {
@@ -52,23 +65,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ReqMeta {
         let header = |name: &str| -> Result<Option<String>, ApiError> {
             match parts.headers.get(name) {
                 None => Ok(None),
-                Some(v) => v.to_str().map(|s| Some(s.trim().to_owned())).map_err(|_| {
+                Some(v) => v.to_str().map(|s| Some(s.to_owned())).map_err(|_| {
                     ApiError::invalid(Some(name.to_owned()), format!("header {name} is not text"))
                 }),
             }
         };
         let idempotency_key = header("idempotency-key")?;
         if let Some(k) = &idempotency_key {
-            if k.is_empty() || k.len() > MAX_KEY_LEN {
+            if !visible_ascii(k, MAX_KEY_LEN) {
                 return Err(ApiError::invalid(
                     Some("Idempotency-Key".into()),
-                    format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"),
+                    format!(
+                        "Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters \
+                         without spaces (a UUID, say)"
+                    ),
                 ));
             }
         }
+        // Checked for every /v1 route by the API key middleware.
+        let tenant = header("x-tenant-id")?;
         let bearer = header("authorization")?.unwrap_or_default();
         Ok(Self {
-            tenant: header("x-tenant-id")?.filter(|t| !t.is_empty()),
+            tenant,
             request_id: parts
                 .extensions
                 .get::<RequestId>()
@@ -93,70 +111,201 @@ impl ReqMeta {
     }
 }
 
-/// Query parameters, refused with an error in the API's shape.
+/// The names of the query parameters `T` declares.
+fn declared<T: IntoParams>() -> Vec<String> {
+    T::into_params(|| None)
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+/// Query parameters, refused with an error in the API's shape; a name `T` does not declare
+/// is refused too.
 pub struct ApiQuery<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+fn parse_query<T: DeserializeOwned>(parts: &Parts, known: &[String]) -> Result<T, ApiError> {
+    let raw = parts.uri.query().unwrap_or("");
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::invalid(None, format!("malformed query string: {e}")))?;
+    let mut seen = HashSet::new();
+    for (name, _) in &pairs {
+        if !known.iter().any(|k| k == name) {
+            return Err(ApiError::invalid(
+                Some(name.clone()),
+                format!(
+                    "unknown query parameter '{}' (known: {})",
+                    name.escape_debug(),
+                    known.join(", ")
+                ),
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(ApiError::invalid(
+                Some(name.clone()),
+                format!("query parameter '{name}' is given twice"),
+            ));
+        }
+    }
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let param = (path != ".").then_some(path);
+        let message = match &param {
+            Some(p) => format!("{p}: {inner}"),
+            None => format!("query: {inner}"),
+        };
+        ApiError::invalid(param, message)
+    })
+}
+
+impl<T: DeserializeOwned + IntoParams, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::invalid(None, format!("query: {}", e.body_text())))
+        parse_query(parts, &declared::<T>()).map(ApiQuery)
     }
 }
 
-/// A request body within the configured size limit.
+/// A list's query: its page and its filters, from one query string.
+pub struct ListQuery<F>(pub crate::api::requests::PageParams, pub F);
+
+impl<F: DeserializeOwned + IntoParams, S: Send + Sync> FromRequestParts<S> for ListQuery<F> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        use crate::api::requests::PageParams;
+        let mut known = declared::<PageParams>();
+        known.extend(declared::<F>());
+        let page: PageParams = parse_query(parts, &known)?;
+        let filters: F = parse_query(parts, &known)?;
+        Ok(ListQuery(page, filters))
+    }
+}
+
+/// A request body within the configured size limit, JSON when not empty.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|r| {
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        "the request body is larger than this host accepts",
-                    )
-                } else {
-                    ApiError::invalid(None, format!("cannot read the request body: {r}"))
-                }
-            })
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let essence = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "application/json"
+                    || (essence.starts_with("application/") && essence.ends_with("+json"))
+            });
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is larger than this host accepts",
+                )
+            } else {
+                ApiError::invalid(None, format!("cannot read the request body: {r}"))
+            }
+        })?;
+        if !body.is_empty() && json != Some(true) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be JSON, sent with 'Content-Type: application/json'",
+            )
+            .with_param("Content-Type"));
+        }
+        Ok(RawBody(body))
     }
+}
+
+/// Whether a body gives `field` (present and not null).
+fn given(body: &serde_json::Map<String, Value>, field: &str) -> bool {
+    body.get(field).is_some_and(|v| !v.is_null())
+}
+
+/// Checks a body's cross-field rules.
+fn check_rules(body: &Value, rules: &Rules) -> Result<(), ApiError> {
+    let Some(obj) = body.as_object() else {
+        return Ok(());
+    };
+    for (a, b) in rules.exclusive {
+        if given(obj, a) && given(obj, b) {
+            return Err(ApiError::invalid(
+                Some((*b).to_owned()),
+                format!("give either '{a}' or '{b}', not both"),
+            ));
+        }
+    }
+    if !rules.any_of.is_empty()
+        && !rules
+            .any_of
+            .iter()
+            .any(|group| group.iter().all(|f| given(obj, f)))
+    {
+        // Name the first field missing from the group the caller started on, if any.
+        let started = rules
+            .any_of
+            .iter()
+            .find(|g| g.iter().any(|f| given(obj, f)))
+            .unwrap_or(&rules.any_of[0]);
+        let missing = started
+            .iter()
+            .find(|f| !given(obj, f))
+            .unwrap_or(&started[0]);
+        return Err(ApiError::invalid(
+            Some((*missing).to_owned()),
+            rules.any_of_message,
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a JSON body (an empty body is `{}`); errors name the field at fault.
 ///
 /// # Errors
 /// 400 `invalid_request` for malformed JSON, a missing field, a field of the wrong type
-/// or an unknown field.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// or value, an unknown field, or fields that do not go together.
+pub fn parse_json<T: Body>(body: &[u8]) -> Result<T, ApiError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         body
     };
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(None, format!("malformed JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            None,
+            "the request body must be a JSON object",
+        ));
+    }
+    check_rules(&value, &T::RULES)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::invalid(None, format!("malformed JSON body: {inner}"));
-        }
-        let message = inner.to_string();
-        // serde names a missing or unknown field in backticks; the path names a mistyped one.
+        let message = e.into_inner().to_string();
+        // serde names a missing or unknown field in backticks; the path names a field whose
+        // value is wrong.
         let named = message
             .split('`')
             .nth(1)
             .filter(|_| {
                 message.starts_with("missing field") || message.starts_with("unknown field")
             })
-            .map(str::to_owned);
+            .map(|n| match path.as_str() {
+                "." => n.to_owned(),
+                // An unknown field's path already ends with it.
+                p if p == n || p.ends_with(&format!(".{n}")) => p.to_owned(),
+                p => format!("{p}.{n}"),
+            });
         let param = named.or_else(|| (path != ".").then_some(path));
         let message = match &param {
             Some(p) if !message.contains(p.as_str()) => format!("{p}: {message}"),
@@ -185,27 +334,28 @@ impl Drop for InflightGuard {
     }
 }
 
-fn reply_response(reply: Reply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+fn reply_response<T: Serialize>(reply: Reply<T>) -> Response {
+    let status = StatusCode::from_u16(reply.status.code()).unwrap_or(StatusCode::OK);
     (status, Json(reply.body)).into_response()
 }
 
-/// Runs a POST: parses the body, applies the idempotency protocol, runs `op`.
+/// Runs a POST (or DELETE): parses the body, applies the idempotency protocol, runs `op`.
 ///
 /// # Errors
 /// A body or idempotency error, or the operation's.
-pub async fn post<T, F, Fut>(
+pub async fn post<B, T, F, Fut>(
     s: &AppState,
     meta: ReqMeta,
     body: Bytes,
     op: F,
 ) -> Result<Response, ApiError>
 where
-    T: DeserializeOwned,
-    F: FnOnce(Arc<PaymentService>, Ctx, T) -> Fut,
-    Fut: Future<Output = Result<Reply, ServiceError>>,
+    B: Body,
+    T: Serialize,
+    F: FnOnce(Arc<PaymentService>, Ctx, B) -> Fut,
+    Fut: Future<Output = Result<Reply<T>, ServiceError>>,
 {
-    let req: T = parse_json(&body)?;
+    let req: B = parse_json(&body)?;
     let mut ctx = meta.ctx();
     let Some(key) = meta.idempotency_key.clone() else {
         return Ok(reply_response(op(s.service.clone(), ctx, req).await?));
@@ -224,7 +374,8 @@ where
             StatusCode::CONFLICT,
             "idempotency_key_in_use",
             format!("a request with Idempotency-Key '{key}' is still being processed; retry later"),
-        ));
+        )
+        .with_param("Idempotency-Key"));
     }
     let _guard = InflightGuard {
         set: s.idempotency.clone(),
@@ -233,14 +384,11 @@ where
     let stored = s
         .service
         .store()
-        .one(
-            "SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
-            vec![scope.clone().into(), key.clone().into()],
-        )
+        .stored_reply(&scope, &key)
         .await
         .map_err(ServiceError::from)?;
-    if let Some(row) = stored {
-        if row.text("request_hash").map_err(ServiceError::from)? != request_hash {
+    if let Some(stored) = stored {
+        if stored.request_hash != request_hash {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -251,13 +399,16 @@ where
             )
             .with_param("Idempotency-Key"));
         }
-        let status = row.int("status").map_err(ServiceError::from)?;
-        let body = serde_json::from_str(&row.text("response").map_err(ServiceError::from)?)
-            .unwrap_or_default();
-        let mut response = reply_response(Reply {
-            status: u16::try_from(status).unwrap_or(200),
-            body,
-        });
+        let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+        let mut response = (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            stored.body,
+        )
+            .into_response();
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -275,37 +426,53 @@ where
 ///
 /// # Errors
 /// The operation's.
-pub async fn get<F, Fut>(s: &AppState, meta: ReqMeta, op: F) -> Result<Response, ApiError>
+pub async fn get<T, F, Fut>(s: &AppState, meta: ReqMeta, op: F) -> Result<Response, ApiError>
 where
+    T: Serialize,
     F: FnOnce(Arc<PaymentService>, Ctx) -> Fut,
-    Fut: Future<Output = Result<Reply, ServiceError>>,
+    Fut: Future<Output = Result<T, ServiceError>>,
 {
-    Ok(reply_response(op(s.service.clone(), meta.ctx()).await?))
+    let body = op(s.service.clone(), meta.ctx()).await?;
+    Ok((StatusCode::OK, Json(body)).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Req {
-        amount: i64,
-        currency: String,
-    }
+    use crate::api::requests::{Checkout, CreateRefund};
 
     #[test]
     fn body_errors_name_the_field() {
-        let e = parse_json::<Req>(br#"{"currency": "usd"}"#).unwrap_err();
+        let e = parse_json::<CreateRefund>(br#"{"amount": 5}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("payment"), "{e:?}");
+        let e =
+            parse_json::<CreateRefund>(br#"{"payment": "pay_1", "amount": "ten"}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("amount"), "{e:?}");
-        let e = parse_json::<Req>(br#"{"amount": "ten", "currency": "usd"}"#).unwrap_err();
-        assert_eq!(e.param.as_deref(), Some("amount"), "{e:?}");
-        let e = parse_json::<Req>(br#"{"amount": 1, "currency": "usd", "colour": 1}"#).unwrap_err();
+        let e = parse_json::<CreateRefund>(br#"{"payment": "pay_1", "colour": 1}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("colour"), "{e:?}");
-        let e = parse_json::<Req>(br#"{"amount": 1,"#).unwrap_err();
+        let e = parse_json::<CreateRefund>(br#"{"payment": "pay_1", "amount": 0}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("amount"), "{e:?}");
+        assert!(e.message.contains("positive"), "{e:?}");
+        let e = parse_json::<CreateRefund>(br#"{"payment": 1,"#).unwrap_err();
         assert!(e.message.starts_with("malformed JSON"), "{e:?}");
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e =
+            parse_json::<CreateRefund>(br#"{"payment": "p", "metadata": {"": "x"}}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("metadata"), "{e:?}");
+    }
+
+    #[test]
+    fn cross_field_rules_name_what_is_missing_or_too_much() {
+        let e = parse_json::<Checkout>(br#"{"user_id": "u"}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("price"), "{e:?}");
+        let e = parse_json::<Checkout>(br#"{"user_id": "u", "amount": 5}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("currency"), "{e:?}");
+        let e = parse_json::<Checkout>(
+            br#"{"user_id": "u", "price": "p", "amount": 5, "currency": "usd"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("amount"), "{e:?}");
+        let ok = parse_json::<Checkout>(br#"{"user_id": "u", "price": "p", "amount": null}"#);
+        assert!(ok.is_ok(), "null is not given: {ok:?}");
     }
 }

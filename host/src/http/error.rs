@@ -1,14 +1,21 @@
-//! API errors: `{"error": {"code", "message", "param"}}` with stable codes and no internals.
-//! Every service and provider failure maps here; details that are not the caller's business
-//! (database text, panic messages) go to the log with the request id, never to the client.
+//! API errors, one shape everywhere (404 and 405 included):
+//! `{"error": {"type", "code", "message", "param", "decline_code", "request_id"}}` with
+//! stable codes and no internals. Every service and provider failure maps here; details
+//! that are not the caller's business (database text, panic messages) go to the log with
+//! the request id, never to the client.
 
+use crate::api::{ErrorBody, ErrorDetail};
 use crate::plugins::CallError;
 use crate::service::ServiceError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use payhost_plugin_api::codes;
-use serde_json::json;
+
+tokio::task_local! {
+    /// The id of the request being served, for the errors it answers.
+    pub static REQUEST_ID: String;
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -16,6 +23,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub param: Option<String>,
+    pub decline_code: Option<String>,
 }
 
 impl ApiError {
@@ -25,6 +33,7 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            decline_code: None,
         }
     }
 
@@ -54,6 +63,34 @@ impl ApiError {
         e.param = param;
         e
     }
+
+    /// The error's family, from its status and code.
+    fn kind(&self) -> &'static str {
+        match (self.status.as_u16(), self.code) {
+            (401, _) => "authentication_error",
+            (402, _) => "card_error",
+            (_, "idempotency_key_in_use" | "idempotency_key_reused") => "idempotency_error",
+            (429, _) => "rate_limit_error",
+            (_, "provider_id_conflict") => "provider_error",
+            (502..=504, _) => "provider_error",
+            (500..=599, _) => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The body, with the id of the request being served.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind(),
+                code: self.code,
+                message: self.message.clone(),
+                param: self.param.clone(),
+                decline_code: self.decline_code.clone(),
+                request_id: REQUEST_ID.try_with(Clone::clone).ok(),
+            },
+        }
+    }
 }
 
 /// The status and stable code for a provider's error code.
@@ -67,6 +104,7 @@ fn plugin_status(code: &str) -> (StatusCode, &'static str) {
         codes::RATE_LIMITED => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         codes::AUTHENTICATION => (StatusCode::BAD_GATEWAY, "provider_authentication"),
         codes::UNAVAILABLE => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
+        codes::DEADLINE => (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"),
         _ => (StatusCode::BAD_GATEWAY, "provider_error"),
     }
 }
@@ -78,51 +116,25 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound { what, param, id } => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                format!("no such {what}: '{id}'"),
+                format!("no such {what}: '{}'", id.escape_debug()),
             )
             .with_param(param),
+            e @ ServiceError::UnknownUser(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+                    .with_param("user_id")
+            }
+            ServiceError::InvalidState { param, message } => {
+                let mut e = ApiError::new(StatusCode::CONFLICT, "invalid_state", message);
+                e.param = param;
+                e
+            }
             ServiceError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
             ServiceError::ProviderIdConflict(message) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "provider_id_conflict", message)
             }
-            ServiceError::Call(call) => match call {
-                CallError::UnknownProvider { name, .. } => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "provider_unavailable",
-                    format!("provider '{name}' is not running"),
-                ),
-                CallError::NotRunning { name, reason } => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "provider_unavailable",
-                    format!("provider '{name}' is not running: {reason}"),
-                ),
-                CallError::Unsupported {
-                    provider,
-                    capability,
-                } => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unsupported_operation",
-                    format!("provider '{provider}' does not support {capability}"),
-                ),
-                CallError::Plugin(e) => {
-                    let (status, code) = plugin_status(e.code.as_str());
-                    let mut api = ApiError::new(status, code, e.message.to_string());
-                    api.param = e.param.clone();
-                    api
-                }
-                CallError::Panicked { provider, .. } => ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "provider_error",
-                    format!("provider '{provider}' failed while handling the request"),
-                ),
-                CallError::Timeout { provider, ms, .. } => ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "provider_timeout",
-                    format!("provider '{provider}' did not answer within {ms} ms"),
-                ),
-            },
+            ServiceError::Call(call) => call.into(),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "database failure");
                 ApiError::new(
@@ -135,13 +147,53 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+impl From<CallError> for ApiError {
+    fn from(call: CallError) -> Self {
+        match call {
+            CallError::UnknownProvider { name, .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider_unavailable",
+                format!("provider '{name}' is not running"),
+            ),
+            CallError::NotRunning { name, reason } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider_unavailable",
+                format!("provider '{name}' is not running: {reason}"),
+            ),
+            CallError::Unsupported {
+                provider,
+                capability,
+            } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_operation",
+                format!("provider '{provider}' does not support {capability}"),
+            ),
+            CallError::Plugin(e) => {
+                let (status, code) = plugin_status(e.code.as_str());
+                let mut api = ApiError::new(status, code, e.message.clone());
+                api.param = e.param.clone();
+                api.decline_code = e.decline_code.clone();
+                api
+            }
+            CallError::Panicked { provider, .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_error",
+                format!("provider '{provider}' failed while handling the request"),
+            ),
+            CallError::Timeout { provider, ms, .. } => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "provider_timeout",
+                format!("provider '{provider}' did not answer within {ms} ms"),
+            ),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
         }
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "param": self.param}});
-        (self.status, Json(body)).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }

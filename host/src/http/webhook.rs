@@ -1,6 +1,6 @@
 //! `POST /webhooks/payments/{provider}`: authenticated by the provider's signature, not by
 //! an API key. 200 once the event is durable in the inbox (also for a repeated delivery);
-//! 400 for a missing or invalid signature, with nothing stored; 404 for an unknown provider.
+//! 401 for a missing or invalid signature, with nothing stored; 404 for an unknown provider.
 
 use super::call::RawBody;
 use super::ApiError;
@@ -11,14 +11,44 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use payhost_plugin_api::{codes, Headers};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+/// A delivery accepted: durable in the inbox, processed asynchronously.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAck {
+    /// Always true.
+    pub received: bool,
+    /// The provider's event id.
+    pub event_id: String,
+    /// The provider's event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The same event was delivered before (nothing changed).
+    pub duplicate: bool,
+}
+
+/// Receives a provider's signed webhook. Authenticated by the provider's signature (the
+/// plugin verifies it), not by an API key.
+#[utoipa::path(post, path = "/webhooks/payments/{provider}", tag = "webhooks",
+    params(("provider" = String, Path, description = "The provider instance's name")),
+    request_body(content = serde_json::Value, description = "The provider's event, as it sent it",
+        content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or stored before)", body = WebhookAck),
+        (status = 400, description = "A body the provider's plugin cannot read; nothing stored",
+            body = crate::api::ErrorBody),
+        (status = 401, description = "Missing or invalid signature; nothing stored",
+            body = crate::api::ErrorBody),
+        (status = 404, description = "No such provider instance, or it takes no webhooks",
+            body = crate::api::ErrorBody),
+    ))]
 pub async fn receive(
     State(s): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookAck>, ApiError> {
     let mut pairs = Headers::new();
     for (k, v) in &headers {
         if let Ok(v) = v.to_str() {
@@ -30,12 +60,12 @@ pub async fn receive(
         .receive(&provider, body.to_vec(), pairs)
         .await
         .map_err(|e| refusal(&provider, e))?;
-    Ok(Json(json!({
-        "received": true,
-        "event_id": received.event_id,
-        "type": received.event_type,
-        "duplicate": received.duplicate,
-    })))
+    Ok(Json(WebhookAck {
+        received: true,
+        event_id: received.event_id,
+        event_type: received.event_type,
+        duplicate: received.duplicate,
+    }))
 }
 
 fn refusal(provider: &str, e: ReceiveError) -> ApiError {
@@ -53,9 +83,11 @@ fn refusal(provider: &str, e: ReceiveError) -> ApiError {
             format!("provider '{provider}' does not accept webhooks"),
         )
         .with_param("provider"),
+        // The signature is the request's credential: without a valid one it is not
+        // authenticated (the provider retries any answer but a 2xx).
         ReceiveError::Call(CallError::Plugin(p)) if p.code.as_str() == codes::INVALID_SIGNATURE => {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
+                StatusCode::UNAUTHORIZED,
                 "invalid_signature",
                 p.message.to_string(),
             )
@@ -67,6 +99,6 @@ fn refusal(provider: &str, e: ReceiveError) -> ApiError {
                 p.message.to_string(),
             )
         }
-        ReceiveError::Call(other) => crate::service::ServiceError::Call(other).into(),
+        ReceiveError::Call(other) => other.into(),
     }
 }

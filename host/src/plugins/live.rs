@@ -41,7 +41,7 @@ fn fingerprint(file: &Path) -> Option<Fingerprint> {
 }
 
 /// What one sync did.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncReport {
     pub loaded: Vec<String>,
     pub replaced: Vec<String>,

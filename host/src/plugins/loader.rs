@@ -16,8 +16,11 @@ use payhost_plugin_api::abi_stable::type_layout::TLFieldOrFunction;
 use payhost_plugin_api::abi_stable::StableAbi;
 use payhost_plugin_api::ffi::{decode, decode_error, PluginRootRef};
 use payhost_plugin_api::{Manifest, PLUGIN_TYPE_PAYMENT};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// Why a file could not be loaded, and which lifecycle error type that is.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,6 +29,39 @@ pub struct LoadError {
     pub file: String,
     pub error_type: ErrorType,
     pub reason: String,
+}
+
+/// Writes `bytes` (the file as read) to a private, uniquely named copy and maps it; the copy
+/// is deleted once mapped (the mapping outlives the name).
+fn map_copy(
+    file: &Path,
+    private_dir: &Path,
+    bytes: &[u8],
+) -> Result<PluginRootRef, (ErrorType, String)> {
+    std::fs::create_dir_all(private_dir).map_err(|e| {
+        (
+            ErrorType::Load,
+            format!("cannot create {}: {e}", private_dir.display()),
+        )
+    })?;
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
+    let copy = private_dir.join(format!(
+        "{stem}-{}-{}.{}",
+        std::process::id(),
+        COPY_SEQ.fetch_add(1, Ordering::Relaxed),
+        std::env::consts::DLL_EXTENSION
+    ));
+    std::fs::write(&copy, bytes).map_err(|e| (ErrorType::Load, format!("cannot copy: {e}")))?;
+    // The dynamic loader trusts an ELF file's sizes: a truncated one (a copy still being
+    // written) would fault inside dlopen and kill the host. Check them first.
+    let result = check_elf(&copy)
+        .map_err(|r| (ErrorType::Load, r))
+        .and_then(|()| open(&copy));
+    let _ = std::fs::remove_file(&copy);
+    result
 }
 
 /// A loaded library: its root module and what it declared.
@@ -67,7 +103,18 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 static COPY_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Loads one plugin file from a private, uniquely named copy.
+/// The libraries mapped into this process, by the SHA-256 of their bytes. A library is
+/// never unmapped (abi_stable's rule: code of a plugin may still be running), so loading
+/// the same bytes again — a reload of an unchanged file — takes the root already mapped
+/// instead of mapping another copy: reloads in a loop cost nothing, only new versions
+/// take memory.
+fn mapped() -> &'static Mutex<HashMap<[u8; 32], PluginRootRef>> {
+    static MAPPED: OnceLock<Mutex<HashMap<[u8; 32], PluginRootRef>>> = OnceLock::new();
+    MAPPED.get_or_init(Mutex::default)
+}
+
+/// Loads one plugin file from a private, uniquely named copy of the bytes read (or the
+/// library already mapped from the same bytes).
 ///
 /// Loading the copy means `dlopen` never returns a stale library for a path it has seen,
 /// and an operator overwriting the original cannot corrupt the mapped code. The copy is
@@ -82,30 +129,25 @@ pub fn load(file: &Path, private_dir: &Path) -> Result<Loaded, LoadError> {
         error_type,
         reason,
     };
-    std::fs::create_dir_all(private_dir).map_err(|e| {
-        err(
-            ErrorType::Load,
-            format!("cannot create {}: {e}", private_dir.display()),
-        )
-    })?;
-    let stem = file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("plugin");
-    let copy = private_dir.join(format!(
-        "{stem}-{}-{}.{}",
-        std::process::id(),
-        COPY_SEQ.fetch_add(1, Ordering::Relaxed),
-        std::env::consts::DLL_EXTENSION
-    ));
-    std::fs::copy(file, &copy).map_err(|e| err(ErrorType::Load, format!("cannot copy: {e}")))?;
-    // The dynamic loader trusts an ELF file's sizes: a truncated one (a copy still being
-    // written) would fault inside dlopen and kill the host. Check them first.
-    let result = check_elf(&copy)
-        .map_err(|r| (ErrorType::Load, r))
-        .and_then(|()| open(&copy));
-    let _ = std::fs::remove_file(&copy);
-    let root = result.map_err(|(t, r)| err(t, r))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| err(ErrorType::Load, format!("cannot read: {e}")))?;
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let known = mapped()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&digest)
+        .copied();
+    let root = match known {
+        Some(root) => root,
+        None => {
+            let root = map_copy(file, private_dir, &bytes).map_err(|(t, r)| err(t, r))?;
+            mapped()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(digest, root);
+            root
+        }
+    };
     let manifest: Manifest = match (root.manifest())().into_result() {
         Ok(bytes) => {
             decode(&bytes, "the plugin's manifest").map_err(|e| err(ErrorType::Load, e.message))?

@@ -194,7 +194,7 @@ pub struct Registry {
 }
 
 /// A plugin or a file as `plugins list` and the admin API show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginRow {
     pub name: Option<String>,
     pub version: Option<String>,
@@ -208,7 +208,7 @@ pub struct PluginRow {
     pub instances: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InstanceRow {
     pub name: String,
     pub plugin: String,

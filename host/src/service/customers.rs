@@ -1,193 +1,193 @@
 //! Users, their provider customers and payment methods.
+//!
+//! A provider without customers (no `customers` capability) gets customers payhost keeps
+//! itself: the row carries payhost's own id as provider id, and every payment or
+//! subscription passes the payer's email and name instead.
 
-use super::rows::{customer_cols, new_id, CustomerRow};
-use super::{metadata_json, Ctx, Ids, Kind, PaymentService, Reply, ServiceError};
-use crate::store::{Arg, RowExt, Unit};
-use payhost_plugin_api::{
-    ops, AttachPaymentMethod, CustomerRef, CustomerUpdate, NewCustomer, ObjectRef, PaymentMethod,
-    SetDefaultPaymentMethod,
+use super::{
+    list, metadata_json, new_id, Ctx, Facts, Ids, PaymentService, Reply, ServiceError, Status,
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
+use crate::api::fields::{is_id, Email, Metadata, Name, UserId};
+use crate::api::requests::{self, CustomerFilters, PageParams};
+use crate::api::views::{CustomerView, DeletedView, List, PaymentMethodView};
+use crate::store::{customers, CustomerQuery, CustomerRow, Page, PaymentMethodRow, Record, Unit};
+use payhost_plugin_api::{
+    ops, AttachPaymentMethod, CustomerRef, CustomerUpdate, DetachPaymentMethod, DomainEventKind,
+    DomainEventReport, NewCustomer, ObjectRef, PaymentMethod, SetDefaultPaymentMethod,
+};
 use std::collections::BTreeMap;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateCustomer {
-    /// The application's own id for the user.
-    pub user_id: String,
-    pub email: String,
-    pub name: Option<String>,
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
-    pub provider: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateCustomer {
-    pub email: Option<String>,
-    pub name: Option<String>,
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentMethodRef {
-    pub payment_method: String,
-}
 
 /// The prefix of payhost's payment method ids; anything else is the provider's id.
 const PM_PREFIX: &str = "pmeth_";
 
-pub(super) fn check_email(email: &str) -> Result<(), ServiceError> {
-    let ok = email.split_once('@').is_some_and(|(l, d)| {
-        !l.is_empty() && d.contains('.') && !email.contains(char::is_whitespace)
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid(
-            "email",
-            format!("'{email}' is not an email address"),
-        ))
+/// The user a customer is for, with what payhost knows of them.
+pub(super) struct NewUser {
+    pub user_id: UserId,
+    pub email: Option<Email>,
+    pub name: Option<Name>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Who pays: an existing payhost customer, or an application user (created when new).
+pub(super) struct Payer {
+    pub customer: Option<String>,
+    pub user: Option<NewUser>,
+    pub provider: Option<String>,
+}
+
+/// A page request from the API's parameters.
+pub(super) fn page(p: &PageParams) -> Page {
+    Page {
+        limit: p.limit.get(),
+        starting_after: p.starting_after.as_ref().map(|i| i.as_str().to_owned()),
+        ending_before: p.ending_before.as_ref().map(|i| i.as_str().to_owned()),
     }
 }
 
-fn pm_view(id: &str, customer: &str, provider: &str, pm: &PaymentMethod) -> Value {
-    json!({
-        "id": id, "object": "payment_method", "customer": customer,
-        "provider": provider, "provider_id": pm.id.as_str(), "type": pm.kind.as_str(),
-        "brand": pm.brand.clone(), "last4": pm.last4.clone(),
-        "exp_month": pm.exp_month, "exp_year": pm.exp_year,
-    })
+fn pm_row(customer: &CustomerRow, id: &str, pm: &PaymentMethod, now: i64) -> PaymentMethodRow {
+    PaymentMethodRow {
+        id: id.to_owned(),
+        customer_id: customer.id.clone(),
+        provider: customer.provider.clone(),
+        provider_id: pm.id.clone(),
+        kind: pm.kind.clone(),
+        brand: pm.brand.clone(),
+        last4: pm.last4.clone(),
+        exp_month: i64::from(pm.exp_month),
+        exp_year: i64::from(pm.exp_year),
+        created_at: now,
+    }
 }
 
 impl PaymentService {
-    /// The customer `id`.
+    /// The customer `id`, within the caller's tenant; erased customers are gone.
     ///
     /// # Errors
     /// [`ServiceError::NotFound`] naming `param`.
     pub(super) async fn customer(
         &self,
+        ctx: &Ctx,
         id: &str,
         param: &'static str,
     ) -> Result<CustomerRow, ServiceError> {
-        let row = self
-            .store
-            .one(
-                concat!("SELECT ", customer_cols!(), " FROM customers WHERE id = $1"),
-                vec![id.into()],
-            )
+        let row = if is_id(id) {
+            self.store.customer(id, ctx.scope()).await?
+        } else {
+            None
+        };
+        row.filter(|c| c.deleted_at.is_none())
+            .ok_or_else(|| ServiceError::not_found("customer", param, id))
+    }
+
+    /// The customer a record points at (also an erased one: the history stays).
+    pub(super) async fn owner(&self, id: &str) -> Result<CustomerRow, ServiceError> {
+        self.store
+            .customer(id, None)
             .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "customer",
-                param,
-                id: id.to_owned(),
-            })?;
-        Ok(CustomerRow::from_row(&row)?)
+            .ok_or_else(|| ServiceError::not_found("customer", "customer", id))
     }
 
-    async fn customer_for_user(
+    /// The customer who pays: given by id, or the user's customer on the chosen provider.
+    pub(super) async fn resolve_payer(
         &self,
-        tenant: &str,
-        user_id: &str,
-        provider: &str,
-    ) -> Result<Option<CustomerRow>, ServiceError> {
-        let row = self
-            .store
-            .one(
-                concat!(
-                    "SELECT ",
-                    customer_cols!(),
-                    " FROM customers WHERE tenant = $1 AND user_id = $2 AND provider = $3"
-                ),
-                vec![tenant.into(), user_id.into(), provider.into()],
-            )
-            .await?;
-        Ok(row.map(|r| CustomerRow::from_row(&r)).transpose()?)
+        ctx: &Ctx,
+        payer: Payer,
+    ) -> Result<CustomerRow, ServiceError> {
+        if let Some(id) = &payer.customer {
+            let customer = self.customer(ctx, id, "customer").await?;
+            if let Some(p) = payer
+                .provider
+                .as_deref()
+                .filter(|p| *p != customer.provider)
+            {
+                return Err(ServiceError::invalid(
+                    "provider",
+                    format!(
+                        "customer '{id}' belongs to provider '{}', not '{p}'",
+                        customer.provider
+                    ),
+                ));
+            }
+            return Ok(customer);
+        }
+        let Some(user) = payer.user else {
+            return Err(ServiceError::invalid(
+                "customer",
+                "give either 'customer' or 'user_id'",
+            ));
+        };
+        let provider = self.pick_provider(ctx, payer.provider.as_deref())?;
+        Ok(self.ensure_customer(ctx, user, &provider).await?.0)
     }
 
-    /// The user's customer on `provider`, created there (once) when missing. The email comes
-    /// from the request, else from the user's earlier records.
+    /// The user's customer on `provider`, created (once) when missing: at the provider, or
+    /// kept by payhost when the provider has no customers. The email comes from the
+    /// request, else from the user's earlier records.
     ///
     /// # Errors
     /// No email known for a new user, or the provider's error.
     pub(super) async fn ensure_customer(
         &self,
         ctx: &Ctx,
-        req: &CreateCustomer,
+        user: NewUser,
         provider: &str,
     ) -> Result<(CustomerRow, bool), ServiceError> {
         let tenant = ctx.tenant_key();
-        if req.user_id.trim().is_empty() {
-            return Err(ServiceError::invalid(
-                "user_id",
-                "user_id must not be empty",
-            ));
-        }
+        let user_id = user.user_id.as_str();
         if let Some(existing) = self
-            .customer_for_user(&tenant, &req.user_id, provider)
+            .store
+            .customer_for_user(&tenant, user_id, provider)
             .await?
         {
             return Ok((existing, false));
         }
-        check_email(&req.email)?;
-        let new = NewCustomer {
-            email: req.email.clone(),
-            name: req.name.clone(),
-            metadata: req.metadata.clone(),
+        let email = match user.email {
+            Some(e) => e.into_string(),
+            None => self
+                .store
+                .user_email(&tenant, user_id)
+                .await?
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| ServiceError::UnknownUser(user_id.to_owned()))?,
         };
-        let (created, _) = self
-            .call::<ops::CreateCustomer>(provider, ctx.call_ctx("customer"), new)
-            .await?;
-        self.check_new_provider_id(Kind::Customer, provider, &created.id)
-            .await?;
+        let name = user.name.map(Name::into_string);
         let now = self.now();
-        let row = CustomerRow {
-            id: new_id("cust"),
+        let id = new_id("cust");
+        let mut row = CustomerRow {
+            id: id.clone(),
             tenant: tenant.clone(),
-            user_id: req.user_id.clone(),
+            user_id: user_id.to_owned(),
             provider: provider.to_owned(),
-            provider_id: created.id.to_string(),
-            email: created.email.to_string(),
-            name: created.name.clone(),
+            provider_id: id,
+            host_kept: true,
+            email: email.clone(),
+            name: name.clone(),
             default_payment_method: None,
-            metadata: metadata_json(&created.metadata),
+            metadata: serde_json::to_string(&user.metadata).unwrap_or_else(|_| "{}".into()),
             created_at: now,
+            updated_at: now,
+            deleted_at: None,
         };
+        if self.supports(provider, "customers")? {
+            let new = NewCustomer {
+                email: email.clone(),
+                name: name.clone(),
+                metadata: user.metadata,
+            };
+            let (created, _) = self
+                .call::<ops::CreateCustomer>(provider, ctx.call_ctx("customer"), new)
+                .await?;
+            self.check_new_provider_id(Record::Customer, provider, &created.id)
+                .await?;
+            row.provider_id = created.id;
+            row.host_kept = false;
+            row.email = created.email;
+            row.name = created.name;
+            row.metadata = metadata_json(&created.metadata);
+        }
         let mut unit = Unit::new();
-        unit.push(
-            "INSERT INTO users (tenant, user_id, email, name, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) \
-             ON CONFLICT (tenant, user_id) DO UPDATE SET email = excluded.email, \
-             name = COALESCE(excluded.name, users.name), updated_at = excluded.updated_at",
-            vec![
-                tenant.clone().into(),
-                req.user_id.clone().into(),
-                req.email.clone().into(),
-                Arg::from(req.name.clone()),
-                now.into(),
-            ],
-        );
-        let insert = unit.push(
-            "INSERT INTO customers (id, tenant, user_id, provider, provider_id, email, name, \
-             default_payment_method, metadata, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $9) \
-             ON CONFLICT (tenant, user_id, provider) DO NOTHING",
-            vec![
-                row.id.clone().into(),
-                tenant.clone().into(),
-                row.user_id.clone().into(),
-                row.provider.clone().into(),
-                row.provider_id.clone().into(),
-                row.email.clone().into(),
-                Arg::from(row.name.clone()),
-                row.metadata.clone().into(),
-                now.into(),
-            ],
-        );
+        customers::upsert_user(&mut unit, &tenant, user_id, &email, name.as_deref(), now);
+        let insert = customers::insert_customer(&mut unit, &row);
         let changed = self.store.commit(unit).await?;
         if changed[insert] == 0 {
             // A concurrent request created the customer first; use that one.
@@ -196,7 +196,8 @@ impl PaymentService {
                 "concurrent customer creation: keeping the first, this provider customer is unused"
             );
             let existing = self
-                .customer_for_user(&tenant, &req.user_id, provider)
+                .store
+                .customer_for_user(&tenant, user_id, provider)
                 .await?;
             return existing
                 .map(|c| (c, false))
@@ -208,40 +209,78 @@ impl PaymentService {
     /// `POST /v1/customers`: the user's customer on the chosen provider (201 when created).
     ///
     /// # Errors
-    /// Invalid input, an unknown provider, or the provider's error.
+    /// An unknown provider, or the provider's error.
     pub async fn create_customer(
         &self,
         ctx: &Ctx,
-        req: CreateCustomer,
-    ) -> Result<Reply, ServiceError> {
-        let provider = self.pick_provider(ctx, req.provider.as_deref())?;
-        let (row, created) = self.ensure_customer(ctx, &req, &provider).await?;
+        req: requests::CreateCustomer,
+    ) -> Result<Reply<CustomerView>, ServiceError> {
+        let provider = self.pick_provider(ctx, req.provider.as_ref().map(|p| p.as_str()))?;
+        let user = NewUser {
+            user_id: req.user_id,
+            email: Some(req.email),
+            name: req.name,
+            metadata: req.metadata.into_map(),
+        };
+        let (row, created) = self.ensure_customer(ctx, user, &provider).await?;
         let reply = Reply {
-            status: if created { 201 } else { 200 },
-            body: row.view(),
+            status: if created { Status::Created } else { Status::Ok },
+            body: CustomerView::from(&row),
         };
         self.finish(
             ctx,
             Unit::new(),
             &provider,
-            Vec::new(),
+            Facts::none(),
             &Ids::default(),
             reply,
         )
         .await
     }
 
-    /// `GET /v1/customers/{id}`: refreshed from the provider.
+    /// `GET /v1/customers/{id}`: payhost's record; with `refresh`, the provider's state
+    /// synced first.
     ///
     /// # Errors
-    /// Unknown id, or the provider's error.
-    pub async fn get_customer(&self, ctx: &Ctx, id: &str) -> Result<Reply, ServiceError> {
-        let row = self.customer(id, "id").await?;
+    /// Unknown id, or (refreshing) the provider's error.
+    pub async fn get_customer(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        refresh: bool,
+    ) -> Result<Reply<CustomerView>, ServiceError> {
+        let row = self.customer(ctx, id, "id").await?;
+        if !refresh || row.host_kept {
+            return Ok(Reply::ok(CustomerView::from(&row)));
+        }
         let pid = row.provider_id.clone();
         let (fresh, _) = self
             .call::<ops::GetCustomer>(&row.provider, ctx.call_ctx(""), ObjectRef::new(pid))
             .await?;
-        self.sync_customer(ctx, row, &fresh, 200).await
+        self.sync_customer(ctx, row, &fresh).await
+    }
+
+    /// `GET /v1/customers`: newest first, by user or email.
+    ///
+    /// # Errors
+    /// An unknown cursor, or a database failure.
+    pub async fn list_customers(
+        &self,
+        ctx: &Ctx,
+        f: CustomerFilters,
+        p: &PageParams,
+    ) -> Result<List<CustomerView>, ServiceError> {
+        if let Some(p) = &f.provider {
+            self.check_provider(p.as_str())?;
+        }
+        let q = CustomerQuery {
+            tenant: ctx.tenant.clone(),
+            user_id: f.user_id.map(UserId::into_string),
+            email: f.email.map(Email::into_string),
+            provider: f.provider.map(|p| p.into_string()),
+        };
+        let rows = self.store.customers(&q, &page(p)).await?;
+        Ok(list(rows))
     }
 
     async fn sync_customer(
@@ -249,60 +288,116 @@ impl PaymentService {
         ctx: &Ctx,
         mut row: CustomerRow,
         fresh: &payhost_plugin_api::Customer,
-        status: u16,
-    ) -> Result<Reply, ServiceError> {
-        Self::check_same_object(Kind::Customer, &row.provider, &row.provider_id, &fresh.id)?;
-        row.email = fresh.email.to_string();
+    ) -> Result<Reply<CustomerView>, ServiceError> {
+        Self::check_same_object(Record::Customer, &row.provider, &row.provider_id, &fresh.id)?;
+        row.email = fresh.email.clone();
         row.name = fresh.name.clone();
         row.metadata = metadata_json(&fresh.metadata);
-        if let Some(pm) = fresh.default_payment_method.clone() {
-            row.default_payment_method = Some(self.pm_payhost_id(&row.provider, &pm).await?);
+        if let Some(pm) = &fresh.default_payment_method {
+            row.default_payment_method = Some(self.pm_payhost_id(&row.provider, pm).await?);
         }
+        row.updated_at = self.now();
         let mut unit = Unit::new();
-        unit.push(
-            "UPDATE customers SET email = $2, name = $3, default_payment_method = $4, \
-             metadata = $5, updated_at = $6 WHERE id = $1",
-            vec![
-                row.id.clone().into(),
-                row.email.clone().into(),
-                Arg::from(row.name.clone()),
-                Arg::from(row.default_payment_method.clone()),
-                row.metadata.clone().into(),
-                self.now().into(),
-            ],
-        );
-        let reply = Reply {
-            status,
-            body: row.view(),
-        };
-        self.finish(ctx, unit, &row.provider, Vec::new(), &Ids::default(), reply)
+        customers::update_customer(&mut unit, &row);
+        let reply = Reply::ok(CustomerView::from(&row));
+        let provider = row.provider.clone();
+        self.finish(ctx, unit, &provider, Facts::none(), &Ids::default(), reply)
             .await
     }
 
     /// `POST /v1/customers/{id}`: changes email, name or metadata.
     ///
     /// # Errors
-    /// Unknown id, an invalid email, or the provider's error.
+    /// Unknown id, or the provider's error.
     pub async fn update_customer(
         &self,
         ctx: &Ctx,
         id: &str,
-        req: UpdateCustomer,
-    ) -> Result<Reply, ServiceError> {
-        let row = self.customer(id, "id").await?;
-        if let Some(e) = &req.email {
-            check_email(e)?;
+        req: requests::UpdateCustomer,
+    ) -> Result<Reply<CustomerView>, ServiceError> {
+        let mut row = self.customer(ctx, id, "id").await?;
+        let metadata = req.metadata.map(Metadata::into_map).unwrap_or_default();
+        if row.host_kept {
+            if let Some(e) = req.email {
+                row.email = e.into_string();
+            }
+            if let Some(n) = req.name {
+                row.name = Some(n.into_string());
+            }
+            let mut merged: BTreeMap<String, String> =
+                serde_json::from_str(&row.metadata).unwrap_or_default();
+            merged.extend(metadata);
+            row.metadata = serde_json::to_string(&merged).unwrap_or_else(|_| "{}".into());
+            row.updated_at = self.now();
+            let mut unit = Unit::new();
+            customers::update_customer(&mut unit, &row);
+            let provider = row.provider.clone();
+            let reply = Reply::ok(CustomerView::from(&row));
+            return self
+                .finish(ctx, unit, &provider, Facts::none(), &Ids::default(), reply)
+                .await;
         }
         let update = CustomerUpdate {
             customer_id: row.provider_id.clone(),
-            email: req.email.clone(),
-            name: req.name.clone(),
-            metadata: req.metadata.clone(),
+            email: req.email.map(Email::into_string),
+            name: req.name.map(Name::into_string),
+            metadata,
         };
         let (fresh, _) = self
             .call::<ops::UpdateCustomer>(&row.provider, ctx.call_ctx(""), update)
             .await?;
-        self.sync_customer(ctx, row, &fresh, 200).await
+        self.sync_customer(ctx, row, &fresh).await
+    }
+
+    /// `DELETE /v1/customers/{id}`: deletes the customer at the provider (when it can) and
+    /// erases its personal data here; its payments, subscriptions, refunds and invoices
+    /// stay, anonymized. A CustomerDeleted event records it.
+    ///
+    /// # Errors
+    /// Unknown id, or the provider's error (nothing erased then: retry).
+    pub async fn delete_customer(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+    ) -> Result<Reply<DeletedView>, ServiceError> {
+        let row = self.customer(ctx, id, "id").await?;
+        if !row.host_kept {
+            let asked = self
+                .call::<ops::DeleteCustomer>(
+                    &row.provider,
+                    ctx.call_ctx(""),
+                    ObjectRef::new(&row.provider_id),
+                )
+                .await;
+            match asked {
+                Ok(_) => {}
+                // Already gone at the provider: erase here too.
+                Err(ServiceError::Call(crate::plugins::CallError::Plugin(e)))
+                    if e.is(payhost_plugin_api::codes::NOT_FOUND) => {}
+                Err(e) if e.is_unsupported() => tracing::warn!(
+                    provider = %row.provider, customer = %row.id,
+                    "the provider cannot delete customers: erased in payhost only"
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        let now = self.now();
+        let mut unit = Unit::new();
+        customers::erase_customer(&mut unit, &row.provider, &row.provider_id, now);
+        let report =
+            DomainEventReport::new(DomainEventKind::CustomerDeleted, &row.provider_id, now);
+        let ids = Ids::default().with(&row.provider_id, &row.id);
+        let reply = Reply::ok(DeletedView {
+            id: row.id.clone(),
+            object: "customer",
+            deleted: true,
+        });
+        let facts = Facts {
+            own: vec![report],
+            emitted: Vec::new(),
+        };
+        self.finish(ctx, unit, &row.provider, facts, &ids, reply)
+            .await
     }
 
     /// The payhost id of a provider payment method, when payhost has seen it; else the
@@ -312,17 +407,11 @@ impl PaymentService {
         provider: &str,
         provider_pm: &str,
     ) -> Result<String, ServiceError> {
-        let row = self
+        Ok(self
             .store
-            .one(
-                "SELECT id FROM payment_methods WHERE provider = $1 AND provider_id = $2",
-                vec![provider.into(), provider_pm.into()],
-            )
-            .await?;
-        Ok(match row {
-            Some(r) => r.text("id")?,
-            None => provider_pm.to_owned(),
-        })
+            .payment_method_by_provider_id(provider, provider_pm)
+            .await?
+            .map_or_else(|| provider_pm.to_owned(), |pm| pm.id))
     }
 
     /// The provider's id for a payment method given by payhost id or by the provider's id.
@@ -334,24 +423,22 @@ impl PaymentService {
         if !pm.starts_with(PM_PREFIX) {
             return Ok(pm.to_owned());
         }
-        let row = self
-            .store
-            .one(
-                "SELECT provider_id, customer_id FROM payment_methods WHERE id = $1",
-                vec![pm.into()],
-            )
-            .await?;
+        let row = if is_id(pm) {
+            self.store.payment_method(pm).await?
+        } else {
+            None
+        };
         match row {
-            Some(r) if r.text("customer_id")? != customer.id => Err(ServiceError::invalid(
+            Some(r) if r.customer_id != customer.id => Err(ServiceError::invalid(
                 "payment_method",
                 format!("payment method '{pm}' belongs to another customer"),
             )),
-            Some(r) => Ok(r.text("provider_id")?),
-            None => Err(ServiceError::NotFound {
-                what: "payment method",
-                param: "payment_method",
-                id: pm.to_owned(),
-            }),
+            Some(r) => Ok(r.provider_id),
+            None => Err(ServiceError::not_found(
+                "payment method",
+                "payment_method",
+                pm,
+            )),
         }
     }
 
@@ -363,60 +450,48 @@ impl PaymentService {
         &self,
         ctx: &Ctx,
         customer_id: &str,
-        req: PaymentMethodRef,
-    ) -> Result<Reply, ServiceError> {
-        let customer = self.customer(customer_id, "id").await?;
-        let (cid, pm) = (customer.provider_id.clone(), req.payment_method.clone());
+        req: requests::PaymentMethodBody,
+    ) -> Result<Reply<PaymentMethodView>, ServiceError> {
+        let customer = self.customer(ctx, customer_id, "id").await?;
         let (attached, _) = self
             .call::<ops::AttachPaymentMethod>(
                 &customer.provider,
                 ctx.call_ctx(""),
                 AttachPaymentMethod {
-                    customer_id: cid,
-                    payment_method: pm,
+                    customer_id: customer.provider_id.clone(),
+                    payment_method: req.payment_method.into_string(),
                 },
             )
             .await?;
         let mut unit = Unit::new();
-        let id = self
+        let row = self
             .stage_payment_method(&mut unit, &customer, &attached)
             .await?;
-        let reply = Reply {
-            status: 200,
-            body: pm_view(&id, &customer.id, &customer.provider, &attached),
-        };
+        let reply = Reply::ok(PaymentMethodView::from(&row));
         self.finish(
             ctx,
             unit,
             &customer.provider,
-            Vec::new(),
+            Facts::none(),
             &Ids::default(),
             reply,
         )
         .await
     }
 
-    /// The payhost id of `pm`, adding its row to `unit` when it is new.
+    /// The method's row, added to `unit` when it is new.
     async fn stage_payment_method(
         &self,
         unit: &mut Unit,
         customer: &CustomerRow,
         pm: &PaymentMethod,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<PaymentMethodRow, ServiceError> {
         let known = self
-            .pm_payhost_id(&customer.provider, pm.id.as_str())
+            .store
+            .payment_method_by_provider_id(&customer.provider, &pm.id)
             .await?;
-        if known != pm.id.as_str() {
-            let owner = self
-                .store
-                .one(
-                    "SELECT customer_id FROM payment_methods WHERE id = $1",
-                    vec![known.clone().into()],
-                )
-                .await?
-                .map(|r| r.text("customer_id"))
-                .transpose()?;
-            if owner.as_deref() != Some(customer.id.as_str()) {
+        if let Some(known) = known {
+            if known.customer_id != customer.id {
                 return Err(ServiceError::ProviderIdConflict(format!(
                     "provider '{}' returned payment method '{}' for customer '{}', but payhost \
                      holds it for another customer; nothing was written",
@@ -425,56 +500,114 @@ impl PaymentService {
             }
             return Ok(known);
         }
-        let id = new_id(PM_PREFIX.trim_end_matches('_'));
-        unit.push(
-            "INSERT INTO payment_methods (id, customer_id, provider, provider_id, kind, brand, \
-             last4, exp_month, exp_year, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (provider, provider_id) DO NOTHING",
-            vec![
-                id.clone().into(),
-                customer.id.clone().into(),
-                customer.provider.clone().into(),
-                pm.id.as_str().into(),
-                pm.kind.as_str().into(),
-                Arg::from(pm.brand.clone()),
-                Arg::from(pm.last4.clone()),
-                i64::from(pm.exp_month).into(),
-                i64::from(pm.exp_year).into(),
-                self.now().into(),
-            ],
-        );
-        Ok(id)
+        let row = pm_row(customer, &new_id("pmeth"), pm, self.now());
+        customers::insert_payment_method(unit, &row);
+        Ok(row)
     }
 
-    /// `GET /v1/customers/{id}/payment_methods`: the provider's list, synced.
+    /// `GET /v1/customers/{id}/payment_methods`: the saved methods payhost holds; with
+    /// `refresh`, the provider's list synced first (methods removed there are removed).
     ///
     /// # Errors
-    /// Unknown customer, or the provider's error.
+    /// Unknown customer, or (refreshing) the provider's error.
     pub async fn list_payment_methods(
         &self,
         ctx: &Ctx,
         customer_id: &str,
-    ) -> Result<Reply, ServiceError> {
-        let customer = self.customer(customer_id, "id").await?;
-        let cid = customer.provider_id.clone();
-        let (methods, _) = self
-            .call::<ops::ListPaymentMethods>(
+        refresh: bool,
+    ) -> Result<List<PaymentMethodView>, ServiceError> {
+        let customer = self.customer(ctx, customer_id, "id").await?;
+        if refresh && self.supports(&customer.provider, "payment_methods")? {
+            let (methods, _) = self
+                .call::<ops::ListPaymentMethods>(
+                    &customer.provider,
+                    ctx.call_ctx(""),
+                    CustomerRef {
+                        customer_id: customer.provider_id.clone(),
+                    },
+                )
+                .await?;
+            let mut unit = Unit::new();
+            for pm in &methods.data {
+                self.stage_payment_method(&mut unit, &customer, pm).await?;
+            }
+            let now = self.now();
+            for held in self.store.payment_methods_of(&customer.id).await? {
+                if !methods.data.iter().any(|m| m.id == held.provider_id) {
+                    customers::delete_payment_method(
+                        &mut unit,
+                        &customer.provider,
+                        &held.provider_id,
+                        now,
+                    );
+                }
+            }
+            self.store.commit(unit).await?;
+        }
+        let rows = self.store.payment_methods_of(&customer.id).await?;
+        Ok(List::new(
+            rows.iter().map(PaymentMethodView::from).collect(),
+            false,
+        ))
+    }
+
+    /// `DELETE /v1/customers/{id}/payment_methods/{pm}`: detaches the method at the
+    /// provider and removes it here (and as the default).
+    ///
+    /// # Errors
+    /// Unknown customer or method, or the provider's error.
+    pub async fn detach_payment_method(
+        &self,
+        ctx: &Ctx,
+        customer_id: &str,
+        pm: &str,
+    ) -> Result<Reply<DeletedView>, ServiceError> {
+        let customer = self.customer(ctx, customer_id, "id").await?;
+        let held = if is_id(pm) {
+            self.store.payment_method(pm).await?
+        } else {
+            None
+        };
+        let held = held
+            .filter(|r| r.customer_id == customer.id)
+            .ok_or_else(|| ServiceError::not_found("payment method", "payment_method", pm))?;
+        let asked = self
+            .call::<ops::DetachPaymentMethod>(
                 &customer.provider,
                 ctx.call_ctx(""),
-                CustomerRef { customer_id: cid },
+                DetachPaymentMethod {
+                    customer_id: customer.provider_id.clone(),
+                    payment_method: held.provider_id.clone(),
+                },
             )
-            .await?;
-        let mut unit = Unit::new();
-        let mut data = Vec::with_capacity(methods.data.len());
-        for pm in methods.data.iter() {
-            let id = self.stage_payment_method(&mut unit, &customer, pm).await?;
-            data.push(pm_view(&id, &customer.id, &customer.provider, pm));
+            .await;
+        match asked {
+            Ok(_) => {}
+            Err(ServiceError::Call(crate::plugins::CallError::Plugin(e)))
+                if e.is(payhost_plugin_api::codes::NOT_FOUND) => {}
+            Err(e) => return Err(e),
         }
-        self.store.commit(unit).await?;
-        Ok(Reply {
-            status: 200,
-            body: json!({"object": "list", "data": data, "has_more": false}),
-        })
+        let mut unit = Unit::new();
+        customers::delete_payment_method(
+            &mut unit,
+            &customer.provider,
+            &held.provider_id,
+            self.now(),
+        );
+        let reply = Reply::ok(DeletedView {
+            id: held.id.clone(),
+            object: "payment_method",
+            deleted: true,
+        });
+        self.finish(
+            ctx,
+            unit,
+            &customer.provider,
+            Facts::none(),
+            &Ids::default(),
+            reply,
+        )
+        .await
     }
 
     /// `POST /v1/customers/{id}/default_payment_method`.
@@ -485,47 +618,22 @@ impl PaymentService {
         &self,
         ctx: &Ctx,
         customer_id: &str,
-        req: PaymentMethodRef,
-    ) -> Result<Reply, ServiceError> {
-        let customer = self.customer(customer_id, "id").await?;
-        let pm = self.pm_provider_id(&customer, &req.payment_method).await?;
-        let cid = customer.provider_id.clone();
+        req: requests::PaymentMethodBody,
+    ) -> Result<Reply<CustomerView>, ServiceError> {
+        let customer = self.customer(ctx, customer_id, "id").await?;
+        let pm = self
+            .pm_provider_id(&customer, req.payment_method.as_str())
+            .await?;
         let (fresh, _) = self
             .call::<ops::SetDefaultPaymentMethod>(
                 &customer.provider,
                 ctx.call_ctx(""),
                 SetDefaultPaymentMethod {
-                    customer_id: cid,
+                    customer_id: customer.provider_id.clone(),
                     payment_method: pm,
                 },
             )
             .await?;
-        self.sync_customer(ctx, customer, &fresh, 200).await
+        self.sync_customer(ctx, customer, &fresh).await
     }
-}
-
-/// Adds to `unit` the statements that erase a customer's personal data (email, name,
-/// metadata, saved payment methods; the user's stored email and name when no other
-/// customer of the user remains) while its payments, subscriptions, refunds and invoices
-/// stay, pointing at the anonymized customer.
-pub(crate) fn erase_customer(unit: &mut Unit, provider: &str, provider_id: &str, now: i64) {
-    unit.push(
-        "DELETE FROM payment_methods WHERE customer_id IN \
-         (SELECT id FROM customers WHERE provider = $1 AND provider_id = $2)",
-        vec![provider.into(), provider_id.into()],
-    );
-    unit.push(
-        "UPDATE customers SET email = '', name = NULL, metadata = '{}', \
-         default_payment_method = NULL, deleted_at = COALESCE(deleted_at, $3), updated_at = $3 \
-         WHERE provider = $1 AND provider_id = $2",
-        vec![provider.into(), provider_id.into(), now.into()],
-    );
-    unit.push(
-        "UPDATE users SET email = '', name = NULL, updated_at = $3 \
-         WHERE EXISTS (SELECT 1 FROM customers c WHERE c.provider = $1 AND c.provider_id = $2 \
-         AND c.tenant = users.tenant AND c.user_id = users.user_id) \
-         AND NOT EXISTS (SELECT 1 FROM customers o WHERE o.tenant = users.tenant \
-         AND o.user_id = users.user_id AND o.deleted_at IS NULL)",
-        vec![provider.into(), provider_id.into(), now.into()],
-    );
 }

@@ -1,202 +1,163 @@
-//! Invoices: read from the provider, synced into the database on every read.
+//! Invoices: issued by the provider, recorded as webhooks tell of them or as a refresh pulls
+//! them; read from payhost's records.
 
-use super::{Ctx, PaymentService, Reply, ServiceError};
-use crate::store::{Arg, RowExt, Unit};
-use payhost_plugin_api::{ops, Invoice, InvoiceQuery, ObjectRef};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use super::customers::page;
+use super::{list, new_id, Ctx, PaymentService, Reply, ServiceError};
+use crate::api::fields::is_id;
+use crate::api::requests::{InvoiceFilters, PageParams};
+use crate::api::views::{InvoiceView, List};
+use crate::store::{invoices, InvoiceQuery, InvoiceRow, Record, Unit};
+use payhost_plugin_api::{ops, Invoice, InvoiceQuery as ProviderQuery, ObjectRef};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListInvoices {
-    #[serde(default = "default_limit")]
-    pub limit: u32,
-    pub starting_after: Option<String>,
-}
-
-fn default_limit() -> u32 {
-    10
-}
+/// Invoices pulled per provider page when refreshing.
+const REFRESH_PAGE: u32 = 100;
+/// Most pages pulled in one refresh (a provider whose pages never end stops here).
+const REFRESH_PAGES: usize = 100;
 
 impl PaymentService {
-    async fn id_of(
-        &self,
-        table: Table,
-        provider: &str,
-        provider_id: &str,
-    ) -> Result<Option<String>, ServiceError> {
-        let sql = match table {
-            Table::Invoices => "SELECT id FROM invoices WHERE provider = $1 AND provider_id = $2",
-            Table::Payments => "SELECT id FROM payments WHERE provider = $1 AND provider_id = $2",
-            Table::Subscriptions => {
-                "SELECT id FROM subscriptions WHERE provider = $1 AND provider_id = $2"
-            }
-            Table::Customers => "SELECT id FROM customers WHERE provider = $1 AND provider_id = $2",
-        };
-        let row = self
-            .store
-            .one(sql, vec![provider.into(), provider_id.into()])
-            .await?;
-        Ok(row.map(|r| r.text("id")).transpose()?)
-    }
-
-    /// Adds the upsert of `inv` to `unit`; returns its API object.
+    /// Adds the upsert of `inv` to `unit`. Invoices of customers payhost does not know are
+    /// skipped.
     async fn stage_invoice(
         &self,
         unit: &mut Unit,
         provider: &str,
         inv: &Invoice,
-    ) -> Result<Value, ServiceError> {
-        let customer = self
-            .id_of(Table::Customers, provider, inv.customer_id.as_str())
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "customer",
-                param: "customer",
-                id: inv.customer_id.to_string(),
-            })?;
-        let id = match self
-            .id_of(Table::Invoices, provider, inv.id.as_str())
-            .await?
-        {
-            Some(id) => id,
-            None => super::new_id("inv"),
-        };
-        let sub = inv.subscription_id.clone();
-        let pay = inv.payment_id.clone();
-        let subscription = match &sub {
-            Some(s) => self.id_of(Table::Subscriptions, provider, s).await?,
-            None => None,
-        };
-        let payment = match &pay {
-            Some(p) => self.id_of(Table::Payments, provider, p).await?,
-            None => None,
-        };
-        let now = self.now();
-        unit.push(
-            "INSERT INTO invoices (id, customer_id, provider, provider_id, provider_subscription_id, \
-             provider_payment_id, amount_due, amount_paid, currency, status, pdf_url, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (provider, provider_id) DO UPDATE SET amount_paid = excluded.amount_paid, \
-             status = excluded.status, pdf_url = excluded.pdf_url, \
-             provider_payment_id = excluded.provider_payment_id, updated_at = excluded.updated_at",
-            vec![
-                id.clone().into(),
-                customer.clone().into(),
-                provider.into(),
-                inv.id.as_str().into(),
-                Arg::from(sub.clone()),
-                Arg::from(pay.clone()),
-                inv.amount_due.amount.into(),
-                inv.amount_paid.into(),
-                inv.amount_due.currency.as_str().into(),
-                inv.status.as_str().into(),
-                Arg::from(inv.pdf_url.clone()),
-                inv.created.into(),
-                now.into(),
-            ],
-        );
-        Ok(json!({
-            "id": id, "object": "invoice", "customer": customer, "provider": provider,
-            "provider_id": inv.id.as_str(),
-            "subscription": subscription, "provider_subscription_id": sub,
-            "payment": payment, "provider_payment_id": pay,
-            "amount_due": inv.amount_due.amount, "amount_paid": inv.amount_paid,
-            "currency": inv.amount_due.currency.as_str(), "status": inv.status.as_str(),
-            "pdf_url": inv.pdf_url.clone(), "created_at": inv.created,
-        }))
-    }
-
-    /// `GET /v1/invoices/{id}`.
-    ///
-    /// # Errors
-    /// Unknown id, or the provider's error.
-    pub async fn get_invoice(&self, ctx: &Ctx, id: &str) -> Result<Reply, ServiceError> {
-        let row = self
+    ) -> Result<Option<InvoiceRow>, ServiceError> {
+        let Some(customer) = self
             .store
-            .one(
-                "SELECT provider, provider_id FROM invoices WHERE id = $1",
-                vec![id.into()],
-            )
+            .id_by_provider_id(Record::Customer, provider, &inv.customer_id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "invoice",
-                param: "id",
-                id: id.to_owned(),
-            })?;
-        let (provider, pid) = (row.text("provider")?, row.text("provider_id")?);
-        let (inv, _) = self
-            .call::<ops::GetInvoice>(&provider, ctx.call_ctx(""), ObjectRef::new(pid))
-            .await?;
-        let mut unit = Unit::new();
-        let body = self.stage_invoice(&mut unit, &provider, &inv).await?;
-        self.store.commit(unit).await?;
-        Ok(Reply { status: 200, body })
+        else {
+            return Ok(None);
+        };
+        let id = self
+            .store
+            .id_by_provider_id(Record::Invoice, provider, &inv.id)
+            .await?
+            .unwrap_or_else(|| new_id("inv"));
+        let row = InvoiceRow {
+            id,
+            tenant: String::new(),
+            customer_id: customer,
+            provider: provider.to_owned(),
+            provider_id: inv.id.clone(),
+            subscription_id: None,
+            provider_subscription_id: inv.subscription_id.clone(),
+            payment_id: None,
+            provider_payment_id: inv.payment_id.clone(),
+            amount_due: inv.amount_due.amount,
+            amount_paid: inv.amount_paid,
+            currency: inv.amount_due.currency.as_str().to_owned(),
+            status: inv.status.as_str().to_owned(),
+            pdf_url: inv.pdf_url.clone(),
+            created_at: inv.created,
+            updated_at: self.now(),
+        };
+        invoices::upsert_invoice(unit, &row);
+        Ok(Some(row))
     }
 
-    /// `GET /v1/customers/{id}/invoices`: newest first, `limit` per page, cursor
-    /// `starting_after` (a payhost invoice id).
+    async fn invoice(&self, ctx: &Ctx, id: &str) -> Result<InvoiceRow, ServiceError> {
+        let row = if is_id(id) {
+            self.store.invoice(id, ctx.scope()).await?
+        } else {
+            None
+        };
+        row.ok_or_else(|| ServiceError::not_found("invoice", "id", id))
+    }
+
+    /// `GET /v1/invoices/{id}`: payhost's record; with `refresh`, the provider's state
+    /// synced first.
     ///
     /// # Errors
-    /// Unknown customer or cursor, a limit outside 1..=100, or the provider's error.
+    /// Unknown id, or (refreshing) the provider's error.
+    pub async fn get_invoice(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        refresh: bool,
+    ) -> Result<Reply<InvoiceView>, ServiceError> {
+        let row = self.invoice(ctx, id).await?;
+        if refresh {
+            let (inv, _) = self
+                .call::<ops::GetInvoice>(
+                    &row.provider,
+                    ctx.call_ctx(""),
+                    ObjectRef::new(&row.provider_id),
+                )
+                .await?;
+            Self::check_same_object(Record::Invoice, &row.provider, &row.provider_id, &inv.id)?;
+            let mut unit = Unit::new();
+            self.stage_invoice(&mut unit, &row.provider, &inv).await?;
+            self.store.commit(unit).await?;
+        }
+        Ok(Reply::ok(InvoiceView::from(&self.invoice(ctx, id).await?)))
+    }
+
+    /// `GET /v1/invoices`: newest first, by customer and status; with `refresh` (one
+    /// customer's list), the customer's invoices pulled from the provider first.
+    ///
+    /// # Errors
+    /// An unknown customer or cursor, or (refreshing) the provider's error.
     pub async fn list_invoices(
         &self,
         ctx: &Ctx,
-        customer_id: &str,
-        q: ListInvoices,
-    ) -> Result<Reply, ServiceError> {
-        if !(1..=100).contains(&q.limit) {
-            return Err(ServiceError::invalid(
-                "limit",
-                format!("limit must be 1 to 100, got {}", q.limit),
-            ));
-        }
-        let customer = self.customer(customer_id, "id").await?;
-        let starting_after = match &q.starting_after {
-            Some(cursor) => Some(
-                self.store
-                    .one(
-                        "SELECT provider_id FROM invoices WHERE id = $1 AND customer_id = $2",
-                        vec![cursor.into(), customer.id.clone().into()],
-                    )
-                    .await?
-                    .ok_or_else(|| ServiceError::NotFound {
-                        what: "invoice",
-                        param: "starting_after",
-                        id: cursor.clone(),
-                    })?
-                    .text("provider_id")?,
-            ),
+        f: InvoiceFilters,
+        refresh: bool,
+        p: &PageParams,
+    ) -> Result<List<InvoiceView>, ServiceError> {
+        let customer = match &f.customer {
+            Some(c) => Some(self.customer(ctx, c.as_str(), "customer").await?),
             None => None,
         };
-        let query = InvoiceQuery {
-            customer_id: customer.provider_id.clone(),
-            limit: q.limit,
-            starting_after,
-        };
-        let (page, _) = self
-            .call::<ops::ListInvoices>(&customer.provider, ctx.call_ctx(""), query)
-            .await?;
-        let mut unit = Unit::new();
-        let mut data = Vec::with_capacity(page.data.len());
-        for inv in page.data.iter() {
-            data.push(
-                self.stage_invoice(&mut unit, &customer.provider, inv)
-                    .await?,
-            );
+        if let Some(customer) = customer.as_ref().filter(|_| refresh) {
+            if !customer.host_kept && self.supports(&customer.provider, "invoices")? {
+                self.pull_invoices(ctx, &customer.provider, &customer.provider_id)
+                    .await?;
+            }
         }
-        self.store.commit(unit).await?;
-        Ok(Reply {
-            status: 200,
-            body: json!({"object": "list", "data": data, "has_more": page.has_more}),
-        })
+        let q = InvoiceQuery {
+            tenant: ctx.tenant.clone(),
+            customer_id: customer.map(|c| c.id),
+            status: f.status.map(|s| s.into_string()),
+        };
+        let rows = self.store.invoices(&q, &page(p)).await?;
+        Ok(list(rows))
     }
-}
 
-#[derive(Clone, Copy)]
-enum Table {
-    Invoices,
-    Payments,
-    Subscriptions,
-    Customers,
+    /// Syncs every invoice the provider holds for a customer, page by page.
+    async fn pull_invoices(
+        &self,
+        ctx: &Ctx,
+        provider: &str,
+        provider_customer: &str,
+    ) -> Result<(), ServiceError> {
+        let mut starting_after: Option<String> = None;
+        for _ in 0..REFRESH_PAGES {
+            let query = ProviderQuery {
+                customer_id: provider_customer.to_owned(),
+                limit: REFRESH_PAGE,
+                starting_after: starting_after.clone(),
+            };
+            let (page, _) = self
+                .call::<ops::ListInvoices>(provider, ctx.call_ctx(""), query)
+                .await?;
+            let mut unit = Unit::new();
+            for inv in &page.data {
+                self.stage_invoice(&mut unit, provider, inv).await?;
+            }
+            self.store.commit(unit).await?;
+            match page.data.last() {
+                Some(last) if page.has_more && starting_after.as_ref() != Some(&last.id) => {
+                    starting_after = Some(last.id.clone());
+                }
+                _ => return Ok(()),
+            }
+        }
+        tracing::warn!(
+            provider,
+            "invoice refresh stopped after {REFRESH_PAGES} pages"
+        );
+        Ok(())
+    }
 }

@@ -1,6 +1,7 @@
 //! The payment service: every API operation as one flow — pick the provider instance, call
-//! it on the blocking pool, write the result and its domain events (with the idempotency
-//! record, when there is one) in one durable unit, then dispatch the new events.
+//! it through the typed registry, write the result and its domain events (with the
+//! idempotency record, when there is one) in one durable unit, dispatch the new events —
+//! and every read, answered from payhost's own records.
 //!
 //! Records keep the provider they were created on: operations on an existing id go to that
 //! provider, whatever the tenant's provider is today.
@@ -9,31 +10,54 @@ pub mod customers;
 mod events;
 pub mod invoices;
 pub mod payments;
-mod rows;
+pub mod refunds;
 pub mod subscriptions;
+pub(crate) mod sync;
 
-pub(crate) use customers::erase_customer;
-pub use events::{EventFilter, Recorder};
-pub use rows::new_id;
+pub use events::{handlers, Recorder};
 
+use crate::api::views::List;
 use crate::clock::Clock;
 use crate::events::Dispatcher;
 use crate::plugins::{CallError, Registry};
-use crate::store::{Store, StoreError, Unit};
-use payhost_plugin_api::{CallCtx, DomainEventReport, Operation};
-use serde_json::Value;
+use crate::store::{idempotency, Listed, Record, Store, StoreError, StoredReply, Unit};
+use payhost_plugin_api::{codes, CallCtx, DomainEventReport, Operation};
+use rand::Rng;
+use serde::Serialize;
 use std::sync::Arc;
+
+/// A new payhost id: `prefix_` and 24 random base-62 characters.
+pub fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..24)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect();
+    format!("{prefix}_{tail}")
+}
 
 /// Why an operation did not happen. Nothing was written when one of these is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// The request is malformed: a field's value, or fields that do not go together.
     #[error("{message}")]
     Invalid { param: String, message: String },
+    /// An application user payhost has never seen, given without the email a new customer
+    /// needs.
+    #[error("no user '{0}' is known to payhost: give 'email' to create their customer")]
+    UnknownUser(String),
     #[error("no such {what}: '{id}'")]
     NotFound {
         what: &'static str,
         param: &'static str,
         id: String,
+    },
+    /// A well-formed request the record's current state does not allow (refunding a payment
+    /// that has not succeeded, capturing one that is not authorized).
+    #[error("{message}")]
+    InvalidState {
+        param: Option<String>,
+        message: String,
     },
     #[error("{0}")]
     Conflict(String),
@@ -44,7 +68,20 @@ pub enum ServiceError {
     #[error("{0}")]
     Call(#[from] CallError),
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UnknownCursor { param, id } => ServiceError::NotFound {
+                what: "record in this list",
+                param,
+                id,
+            },
+            other => ServiceError::Store(other),
+        }
+    }
 }
 
 impl ServiceError {
@@ -54,25 +91,27 @@ impl ServiceError {
             message: message.into(),
         }
     }
-}
 
-/// The kinds of records that carry a provider's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Customer,
-    Payment,
-    Subscription,
-    Refund,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Customer => "customer",
-            Kind::Payment => "payment",
-            Kind::Subscription => "subscription",
-            Kind::Refund => "refund",
+    pub fn state(param: Option<&str>, message: impl Into<String>) -> Self {
+        Self::InvalidState {
+            param: param.map(str::to_owned),
+            message: message.into(),
         }
+    }
+
+    fn not_found(what: &'static str, param: &'static str, id: &str) -> Self {
+        Self::NotFound {
+            what,
+            param,
+            id: id.to_owned(),
+        }
+    }
+
+    /// The provider does not do this (a capability it lacks, or an operation newer than its
+    /// contract).
+    fn is_unsupported(&self) -> bool {
+        matches!(self, ServiceError::Call(CallError::Unsupported { .. }))
+            || matches!(self, ServiceError::Call(CallError::Plugin(e)) if e.is(codes::UNSUPPORTED))
     }
 }
 
@@ -109,21 +148,64 @@ impl Ctx {
         }
     }
 
-    pub(super) fn tenant_key(&self) -> String {
+    fn tenant_key(&self) -> String {
         self.tenant.clone().unwrap_or_default()
+    }
+
+    /// The tenant reads are confined to: a caller that names a tenant sees only its records.
+    fn scope(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// The inner step of a composite operation.
+    fn inner(&self) -> Ctx {
+        Ctx {
+            defer_reply: true,
+            ..self.clone()
+        }
     }
 }
 
-/// An operation's answer: HTTP status and JSON body.
+/// An operation's answer: created, or an existing record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Created,
+}
+
+impl Status {
+    pub fn code(self) -> u16 {
+        match self {
+            Status::Ok => 200,
+            Status::Created => 201,
+        }
+    }
+}
+
+/// An operation's answer: its status and typed body.
 #[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
+pub struct Reply<T> {
+    pub status: Status,
+    pub body: T,
+}
+
+impl<T> Reply<T> {
+    pub fn ok(body: T) -> Self {
+        Self {
+            status: Status::Ok,
+            body,
+        }
+    }
+}
+
+/// A page of store rows as an API list.
+fn list<R, V: for<'a> From<&'a R>>(page: Listed<R>) -> List<V> {
+    List::new(page.data.iter().map(V::from).collect(), page.has_more)
 }
 
 /// Provider id → payhost id, for the objects an operation knows about.
 #[derive(Debug, Default, Clone)]
-pub struct Ids(Vec<(String, String)>);
+pub struct Ids(pub(crate) Vec<(String, String)>);
 
 impl Ids {
     pub fn with(mut self, provider_id: &str, payhost_id: &str) -> Self {
@@ -204,13 +286,7 @@ impl PaymentService {
             }
         }
         if let Some(p) = explicit {
-            if !c.providers.contains_key(p) {
-                let known: Vec<&String> = c.providers.keys().collect();
-                return Err(ServiceError::invalid(
-                    "provider",
-                    format!("unknown provider '{p}' (configured: {known:?})"),
-                ));
-            }
+            self.check_provider(p)?;
             return Ok(p.to_owned());
         }
         c.host.default_provider.clone().ok_or_else(|| {
@@ -221,6 +297,33 @@ impl PaymentService {
         })
     }
 
+    /// Refuses a provider instance name that is not configured.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming the configured ones.
+    fn check_provider(&self, name: &str) -> Result<(), ServiceError> {
+        let providers = &self.config.config.providers;
+        if providers.contains_key(name) {
+            return Ok(());
+        }
+        let known: Vec<&String> = providers.keys().collect();
+        Err(ServiceError::invalid(
+            "provider",
+            format!(
+                "unknown provider '{}' (configured: {known:?})",
+                name.escape_debug()
+            ),
+        ))
+    }
+
+    /// Whether `provider` declares `capability`.
+    ///
+    /// # Errors
+    /// The provider is not running: what it supports is unknown until it does.
+    fn supports(&self, provider: &str, capability: &str) -> Result<bool, ServiceError> {
+        Ok(self.registry.get(provider)?.supports(capability))
+    }
+
     /// Refuses a provider id for a new record when payhost already holds it for another:
     /// provider ids never repeat at a real provider, and writing one record's data under
     /// another's id would mix two customers' money.
@@ -229,31 +332,21 @@ impl PaymentService {
     /// [`ServiceError::ProviderIdConflict`] naming both ids.
     async fn check_new_provider_id(
         &self,
-        kind: Kind,
+        record: Record,
         provider: &str,
         provider_id: &str,
     ) -> Result<(), ServiceError> {
-        let sql = match kind {
-            Kind::Customer => "SELECT id FROM customers WHERE provider = $1 AND provider_id = $2",
-            Kind::Payment => "SELECT id FROM payments WHERE provider = $1 AND provider_id = $2",
-            Kind::Subscription => {
-                "SELECT id FROM subscriptions WHERE provider = $1 AND provider_id = $2"
-            }
-            Kind::Refund => "SELECT id FROM refunds WHERE provider = $1 AND provider_id = $2",
-        };
         let held = self
             .store
-            .one(sql, vec![provider.into(), provider_id.into()])
+            .id_by_provider_id(record, provider, provider_id)
             .await?;
-        if let Some(row) = held {
-            let existing = crate::store::RowExt::text(&row, "id")?;
-            tracing::error!(provider, provider_id, existing = %existing, kind = kind.name(), "provider returned an id payhost already holds");
+        if let Some(existing) = held {
+            let kind = record.name();
+            tracing::error!(provider, provider_id, existing = %existing, kind, "provider returned an id payhost already holds");
             return Err(ServiceError::ProviderIdConflict(format!(
-                "provider '{provider}' returned id '{provider_id}' for a new {}, but payhost \
-                 already holds that id for {} '{existing}'; provider ids must never repeat, \
-                 so nothing was written",
-                kind.name(),
-                kind.name()
+                "provider '{provider}' returned id '{provider_id}' for a new {kind}, but payhost \
+                 already holds that id for {kind} '{existing}'; provider ids must never repeat, \
+                 so nothing was written"
             )));
         }
         Ok(())
@@ -264,7 +357,7 @@ impl PaymentService {
     /// # Errors
     /// [`ServiceError::ProviderIdConflict`] naming both ids.
     fn check_same_object(
-        kind: Kind,
+        record: Record,
         provider: &str,
         asked: &str,
         answered: &str,
@@ -272,17 +365,17 @@ impl PaymentService {
         if asked == answered {
             return Ok(());
         }
+        let kind = record.name();
         tracing::error!(
             provider,
             asked,
             answered,
-            kind = kind.name(),
+            kind,
             "provider answered about another object"
         );
         Err(ServiceError::ProviderIdConflict(format!(
-            "provider '{provider}' was asked about {} '{asked}' and answered about '{answered}'; \
-             nothing was written",
-            kind.name()
+            "provider '{provider}' was asked about {kind} '{asked}' and answered about \
+             '{answered}'; nothing was written"
         )))
     }
 
@@ -310,38 +403,62 @@ impl PaymentService {
         }
     }
 
-    /// Writes `unit`, the events and the idempotency record in one durable step, then
-    /// dispatches the events that were new.
-    async fn finish(
+    /// Writes `unit`, what the facts tell (the records the plugin's reports name brought up
+    /// to date, as a webhook would), the events and the idempotency record in one durable
+    /// step, then dispatches the events that were new.
+    async fn finish<T: Serialize>(
         &self,
         ctx: &Ctx,
         mut unit: Unit,
         provider: &str,
-        events: Vec<DomainEventReport>,
+        facts: Facts,
         ids: &Ids,
-        reply: Reply,
-    ) -> Result<Reply, ServiceError> {
-        let pending = self
-            .recorder
-            .stage(&mut unit, provider, ctx.tenant.as_deref(), &events, ids);
+        reply: Reply<T>,
+    ) -> Result<Reply<T>, ServiceError> {
+        let Facts { own, emitted } = facts;
+        let mut ids = ids.clone();
+        if !emitted.is_empty() {
+            for (p, h) in self.recorder.resolve(provider, &emitted).await?.0 {
+                if ids.get(&p).is_none() {
+                    ids = ids.with(&p, &h);
+                }
+            }
+            let now = self.now();
+            for r in &emitted {
+                sync::apply(&mut unit, provider, r, r.occurred_at, now, &mut ids);
+            }
+        }
+        let mut events = own;
+        events.extend(emitted);
+        let pending =
+            self.recorder
+                .stage(&mut unit, provider, ctx.tenant.as_deref(), &events, &ids);
         if let Some(slot) = ctx.idempotency.as_ref().filter(|_| !ctx.defer_reply) {
-            unit.push(
-                "INSERT INTO idempotency_keys \
-                 (scope, idem_key, request_hash, status, response, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                vec![
-                    slot.scope.clone().into(),
-                    slot.key.clone().into(),
-                    slot.request_hash.clone().into(),
-                    i64::from(reply.status).into(),
-                    reply.body.to_string().into(),
-                    self.now().into(),
-                ],
-            );
+            let stored = StoredReply {
+                request_hash: slot.request_hash.clone(),
+                status: reply.status.code(),
+                body: serde_json::to_string(&reply.body)
+                    .map_err(|e| ServiceError::Conflict(e.to_string()))?,
+            };
+            idempotency::store_reply(&mut unit, &slot.scope, &slot.key, &stored, self.now());
         }
         let changed = self.store.commit(unit).await?;
         self.recorder.dispatch_new(pending, &changed);
         Ok(reply)
+    }
+}
+
+/// The facts an operation records: the ones its answer tells (`own`), and the reports the
+/// plugin emitted while it ran (`emitted`), which may name records payhost has not seen.
+#[derive(Debug, Default)]
+pub(super) struct Facts {
+    pub own: Vec<DomainEventReport>,
+    pub emitted: Vec<DomainEventReport>,
+}
+
+impl Facts {
+    fn none() -> Self {
+        Self::default()
     }
 }
 

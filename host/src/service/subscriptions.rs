@@ -1,72 +1,19 @@
 //! Subscriptions and checkout.
 
-use super::payments::{check_money, Charge, Payer};
-use super::rows::{new_id, subscription_cols, CustomerRow, SubscriptionRow};
-use super::{metadata_json, Ctx, Ids, Kind, PaymentService, Reply, ServiceError};
-use crate::store::{Arg, Unit};
+use super::customers::{page, NewUser, Payer};
+use super::payments::Charge;
+use super::{
+    list, metadata_json, new_id, Ctx, Facts, Ids, PaymentService, Reply, ServiceError, Status,
+};
+use crate::api::fields::{is_id, Metadata, Url};
+use crate::api::requests::{self, PageParams, SubscriptionFilters};
+use crate::api::views::{next_action_of, CheckoutView, CustomerView, List, SubscriptionView};
+use crate::store::{subscriptions, CustomerRow, Record, SubscriptionQuery, SubscriptionRow, Unit};
 use payhost_plugin_api::{
     ops, CancelSubscription as CancelRequest, ChangeSubscriptionPrice, DomainEventKind,
-    DomainEventReport, NewSubscription, ObjectRef, Operation, Subscription, SubscriptionStatus,
+    DomainEventReport, Money, NewSubscription, ObjectRef, Operation, Subscription,
+    SubscriptionStatus,
 };
-use serde::Deserialize;
-use serde_json::json;
-use std::collections::BTreeMap;
-
-/// Longest trial accepted, in days (Stripe's limit).
-const MAX_TRIAL_DAYS: u32 = 730;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateSubscription {
-    pub customer: Option<String>,
-    pub user_id: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub provider: Option<String>,
-    pub price: String,
-    #[serde(default)]
-    pub trial_days: u32,
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChangePrice {
-    pub price: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CancelSubscription {
-    #[serde(default)]
-    pub at_period_end: bool,
-}
-
-/// `POST /v1/checkout`: a user and a plan (`price`) or an amount.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Checkout {
-    pub user_id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub provider: Option<String>,
-    pub price: Option<String>,
-    #[serde(default)]
-    pub trial_days: u32,
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
-    pub payment_method: Option<String>,
-    pub description: Option<String>,
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// What a checkout creates.
-enum Plan {
-    Subscription(String),
-    Payment(payhost_plugin_api::Money),
-}
 
 fn sub_report(kind: DomainEventKind, s: &Subscription, now: i64) -> DomainEventReport {
     let mut r = DomainEventReport::new(kind, &s.id, now);
@@ -75,85 +22,90 @@ fn sub_report(kind: DomainEventKind, s: &Subscription, now: i64) -> DomainEventR
     r.plan_id = Some(s.price_id.clone());
     r.status = Some(s.status.as_str().into());
     r.cancel_at_period_end = s.cancel_at_period_end;
+    r.current_period_start = Some(s.current_period_start);
+    r.current_period_end = Some(s.current_period_end);
+    r.trial_end = s.trial_end;
     r
 }
 
-fn check_trial(days: u32) -> Result<(), ServiceError> {
-    if days > MAX_TRIAL_DAYS {
-        return Err(ServiceError::invalid(
-            "trial_days",
-            format!("trial_days must be at most {MAX_TRIAL_DAYS}, got {days}"),
-        ));
-    }
-    Ok(())
+/// What a new subscription is to.
+struct Plan {
+    price: String,
+    trial_days: u32,
+    return_url: Option<Url>,
+    cancel_url: Option<Url>,
+    metadata: Metadata,
+}
+
+fn stored_next_action(s: &Subscription) -> Option<String> {
+    s.next_action
+        .as_ref()
+        .and_then(|a| serde_json::to_string(&next_action_of(a)).ok())
 }
 
 impl PaymentService {
-    async fn subscription(&self, id: &str) -> Result<SubscriptionRow, ServiceError> {
-        let row = self
-            .store
-            .one(
-                concat!(
-                    "SELECT ",
-                    subscription_cols!(),
-                    " FROM subscriptions WHERE id = $1"
-                ),
-                vec![id.into()],
-            )
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "subscription",
-                param: "id",
-                id: id.to_owned(),
-            })?;
-        Ok(SubscriptionRow::from_row(&row)?)
+    async fn subscription(&self, ctx: &Ctx, id: &str) -> Result<SubscriptionRow, ServiceError> {
+        let row = if is_id(id) {
+            self.store.subscription(id, ctx.scope()).await?
+        } else {
+            None
+        };
+        row.ok_or_else(|| ServiceError::not_found("subscription", "id", id))
     }
 
     /// `POST /v1/subscriptions`, with an optional trial.
     ///
     /// # Errors
-    /// Invalid input, an unknown customer, price or provider, or the provider's error.
+    /// An unknown customer, price or provider, or the provider's error.
     pub async fn create_subscription(
         &self,
         ctx: &Ctx,
-        req: CreateSubscription,
-    ) -> Result<Reply, ServiceError> {
-        check_trial(req.trial_days)?;
-        if req.price.trim().is_empty() {
-            return Err(ServiceError::invalid("price", "price must not be empty"));
-        }
+        req: requests::CreateSubscription,
+    ) -> Result<Reply<SubscriptionView>, ServiceError> {
         let payer = Payer {
-            customer: req.customer,
-            user_id: req.user_id,
-            email: req.email,
-            name: req.name,
-            provider: req.provider,
+            customer: req.customer.map(|c| c.into_string()),
+            user: req.user_id.map(|user_id| NewUser {
+                user_id,
+                email: req.email,
+                name: req.name,
+                metadata: Default::default(),
+            }),
+            provider: req.provider.map(|p| p.into_string()),
         };
         let customer = self.resolve_payer(ctx, payer).await?;
-        self.subscribe(ctx, &customer, req.price, req.trial_days, &req.metadata, "")
-            .await
+        let plan = Plan {
+            price: req.price.into_string(),
+            trial_days: req.trial_days.get(),
+            return_url: req.return_url,
+            cancel_url: req.cancel_url,
+            metadata: req.metadata,
+        };
+        self.subscribe(ctx, &customer, plan, "").await
     }
 
     async fn subscribe(
         &self,
         ctx: &Ctx,
         customer: &CustomerRow,
-        price: String,
-        trial_days: u32,
-        metadata: &BTreeMap<String, String>,
+        plan: Plan,
         step: &str,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Reply<SubscriptionView>, ServiceError> {
         let new = NewSubscription {
-            customer_id: Some(customer.provider_id.clone()),
-            price_id: price,
-            trial_days,
-            metadata: metadata.clone(),
-            ..NewSubscription::default()
+            customer_id: (!customer.host_kept).then(|| customer.provider_id.clone()),
+            payer: payhost_plugin_api::Payer {
+                email: Some(customer.email.clone()).filter(|e| !e.is_empty()),
+                name: customer.name.clone(),
+            },
+            price_id: plan.price,
+            trial_days: plan.trial_days,
+            return_url: plan.return_url.map(Url::into_string),
+            cancel_url: plan.cancel_url.map(Url::into_string),
+            metadata: plan.metadata.into_map(),
         };
         let (s, emitted) = self
             .call::<ops::CreateSubscription>(&customer.provider, ctx.call_ctx(step), new)
             .await?;
-        self.check_new_provider_id(Kind::Subscription, &customer.provider, &s.id)
+        self.check_new_provider_id(Record::Subscription, &customer.provider, &s.id)
             .await?;
         let now = self.now();
         let row = SubscriptionRow {
@@ -161,58 +113,39 @@ impl PaymentService {
             tenant: ctx.tenant_key(),
             customer_id: customer.id.clone(),
             provider: customer.provider.clone(),
-            provider_id: s.id.to_string(),
-            price_id: s.price_id.to_string(),
+            provider_id: s.id.clone(),
+            price_id: s.price_id.clone(),
             status: s.status.as_str().to_owned(),
             cancel_at_period_end: s.cancel_at_period_end,
             current_period_start: s.current_period_start,
             current_period_end: s.current_period_end,
             trial_end: s.trial_end,
             canceled_at: s.canceled_at,
+            next_action: stored_next_action(&s),
             metadata: metadata_json(&s.metadata),
             created_at: now,
             updated_at: now,
         };
         let mut unit = Unit::new();
-        unit.push(
-            concat!(
-                "INSERT INTO subscriptions (",
-                subscription_cols!(),
-                ", synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
-            ),
-            vec![
-                row.id.clone().into(),
-                row.tenant.clone().into(),
-                row.customer_id.clone().into(),
-                row.provider.clone().into(),
-                row.provider_id.clone().into(),
-                row.price_id.clone().into(),
-                row.status.clone().into(),
-                row.cancel_at_period_end.into(),
-                row.current_period_start.into(),
-                row.current_period_end.into(),
-                Arg::from(row.trial_end),
-                Arg::from(row.canceled_at),
-                row.metadata.clone().into(),
-                now.into(),
-                now.into(),
-            ],
-        );
-        let mut events = vec![sub_report(DomainEventKind::SubscriptionCreated, &s, now)];
-        events.extend(emitted);
+        subscriptions::insert_subscription(&mut unit, &row);
+        let facts = Facts {
+            own: vec![sub_report(DomainEventKind::SubscriptionCreated, &s, now)],
+            emitted,
+        };
         let ids = Ids::default()
             .with(&customer.provider_id, &customer.id)
             .with(&row.provider_id, &row.id);
+        let mut view = SubscriptionView::from(&row);
+        view.client_secret = s
+            .next_action
+            .as_ref()
+            .and_then(|a| a.client_secret())
+            .map(str::to_owned);
         let reply = Reply {
-            status: 201,
-            body: row.view(
-                s.next_action
-                    .as_ref()
-                    .and_then(|a| a.client_secret())
-                    .map(str::to_owned),
-            ),
+            status: Status::Created,
+            body: view,
         };
-        self.finish(ctx, unit, &customer.provider, events, &ids, reply)
+        self.finish(ctx, unit, &customer.provider, facts, &ids, reply)
             .await
     }
 
@@ -221,78 +154,97 @@ impl PaymentService {
     async fn sync_subscription<O: Operation<Response = Subscription>>(
         &self,
         ctx: &Ctx,
-        id: &str,
-        request: impl FnOnce(String) -> O::Request,
-    ) -> Result<Reply, ServiceError> {
-        let mut row = self.subscription(id).await?;
+        mut row: SubscriptionRow,
+        request: O::Request,
+    ) -> Result<Reply<SubscriptionView>, ServiceError> {
         let (s, emitted) = self
-            .call::<O>(
-                &row.provider,
-                ctx.call_ctx(""),
-                request(row.provider_id.clone()),
-            )
+            .call::<O>(&row.provider, ctx.call_ctx(""), request)
             .await?;
-        Self::check_same_object(Kind::Subscription, &row.provider, &row.provider_id, &s.id)?;
+        Self::check_same_object(Record::Subscription, &row.provider, &row.provider_id, &s.id)?;
         let now = self.now();
-        let mut events = Vec::new();
+        let mut own = Vec::new();
         let canceled = s.status == SubscriptionStatus::Canceled;
         if canceled && row.status != SubscriptionStatus::Canceled.as_str() {
-            events.push(sub_report(DomainEventKind::SubscriptionCancelled, &s, now));
+            own.push(sub_report(DomainEventKind::SubscriptionCancelled, &s, now));
         } else if row.status != s.status.as_str()
-            || row.price_id != s.price_id.as_str()
+            || row.price_id != s.price_id
             || row.cancel_at_period_end != s.cancel_at_period_end
         {
             let mut r = sub_report(DomainEventKind::SubscriptionUpdated, &s, now);
-            if row.price_id != s.price_id.as_str() {
+            if row.price_id != s.price_id {
                 r.previous_plan_id = Some(row.price_id.clone());
             }
-            events.push(r);
+            own.push(r);
         }
-        events.extend(emitted);
-        row.price_id = s.price_id.to_string();
+        let facts = Facts { own, emitted };
+        row.price_id = s.price_id.clone();
         row.status = s.status.as_str().to_owned();
         row.cancel_at_period_end = s.cancel_at_period_end;
         row.current_period_start = s.current_period_start;
         row.current_period_end = s.current_period_end;
         row.trial_end = s.trial_end;
         row.canceled_at = s.canceled_at;
+        row.next_action = stored_next_action(&s);
         row.updated_at = now;
         let mut unit = Unit::new();
-        unit.push(
-            "UPDATE subscriptions SET price_id = $2, status = $3, cancel_at_period_end = $4, \
-             current_period_start = $5, current_period_end = $6, trial_end = $7, \
-             canceled_at = $8, updated_at = $9, synced_at = $9 WHERE id = $1",
-            vec![
-                row.id.clone().into(),
-                row.price_id.clone().into(),
-                row.status.clone().into(),
-                row.cancel_at_period_end.into(),
-                row.current_period_start.into(),
-                row.current_period_end.into(),
-                Arg::from(row.trial_end),
-                Arg::from(row.canceled_at),
-                now.into(),
-            ],
-        );
-        let customer = self.customer(&row.customer_id, "customer").await?;
+        subscriptions::update_subscription(&mut unit, &row);
+        let customer = self.owner(&row.customer_id).await?;
         let ids = Ids::default()
             .with(&customer.provider_id, &customer.id)
             .with(&row.provider_id, &row.id);
-        let reply = Reply {
-            status: 200,
-            body: row.view(None),
-        };
+        let reply = Reply::ok(SubscriptionView::from(&row));
         let provider = row.provider.clone();
-        self.finish(ctx, unit, &provider, events, &ids, reply).await
+        self.finish(ctx, unit, &provider, facts, &ids, reply).await
     }
 
-    /// `GET /v1/subscriptions/{id}`: refreshed from the provider.
+    /// `GET /v1/subscriptions/{id}`: payhost's record; with `refresh`, the provider's state
+    /// synced first.
     ///
     /// # Errors
-    /// Unknown id, or the provider's error.
-    pub async fn get_subscription(&self, ctx: &Ctx, id: &str) -> Result<Reply, ServiceError> {
-        self.sync_subscription::<ops::GetSubscription>(ctx, id, ObjectRef::new)
+    /// Unknown id, or (refreshing) the provider's error.
+    pub async fn get_subscription(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        refresh: bool,
+    ) -> Result<Reply<SubscriptionView>, ServiceError> {
+        let row = self.subscription(ctx, id).await?;
+        if !refresh {
+            return Ok(Reply::ok(SubscriptionView::from(&row)));
+        }
+        let request = ObjectRef::new(&row.provider_id);
+        self.sync_subscription::<ops::GetSubscription>(ctx, row, request)
             .await
+    }
+
+    /// `GET /v1/subscriptions`: newest first.
+    ///
+    /// # Errors
+    /// An unknown cursor, or a database failure.
+    pub async fn list_subscriptions(
+        &self,
+        ctx: &Ctx,
+        f: SubscriptionFilters,
+        p: &PageParams,
+    ) -> Result<List<SubscriptionView>, ServiceError> {
+        let q = SubscriptionQuery {
+            tenant: ctx.tenant.clone(),
+            customer_id: f.customer.map(|c| c.into_string()),
+            status: f.status.map(|s| s.into_string()),
+        };
+        let rows = self.store.subscriptions(&q, &page(p)).await?;
+        Ok(list(rows))
+    }
+
+    /// Refuses an operation on a subscription that has ended.
+    fn check_not_canceled(row: &SubscriptionRow, what: &str) -> Result<(), ServiceError> {
+        if row.status == SubscriptionStatus::Canceled.as_str() {
+            return Err(ServiceError::state(
+                None,
+                format!("subscription '{}' is canceled: it cannot {what}", row.id),
+            ));
+        }
+        Ok(())
     }
 
     /// `POST /v1/subscriptions/{id}/price`: moves the subscription to another price.
@@ -303,18 +255,16 @@ impl PaymentService {
         &self,
         ctx: &Ctx,
         id: &str,
-        req: ChangePrice,
-    ) -> Result<Reply, ServiceError> {
-        if req.price.trim().is_empty() {
-            return Err(ServiceError::invalid("price", "price must not be empty"));
-        }
-        self.sync_subscription::<ops::ChangeSubscriptionPrice>(ctx, id, |pid| {
-            ChangeSubscriptionPrice {
-                id: pid,
-                price_id: req.price,
-            }
-        })
-        .await
+        req: requests::ChangePrice,
+    ) -> Result<Reply<SubscriptionView>, ServiceError> {
+        let row = self.subscription(ctx, id).await?;
+        Self::check_not_canceled(&row, "change price")?;
+        let request = ChangeSubscriptionPrice {
+            id: row.provider_id.clone(),
+            price_id: req.price.into_string(),
+        };
+        self.sync_subscription::<ops::ChangeSubscriptionPrice>(ctx, row, request)
+            .await
     }
 
     /// `POST /v1/subscriptions/{id}/cancel`: now, or at the end of the period.
@@ -325,13 +275,16 @@ impl PaymentService {
         &self,
         ctx: &Ctx,
         id: &str,
-        req: CancelSubscription,
-    ) -> Result<Reply, ServiceError> {
-        self.sync_subscription::<ops::CancelSubscription>(ctx, id, |pid| CancelRequest {
-            id: pid,
+        req: requests::CancelSubscription,
+    ) -> Result<Reply<SubscriptionView>, ServiceError> {
+        let row = self.subscription(ctx, id).await?;
+        Self::check_not_canceled(&row, "be canceled again")?;
+        let request = CancelRequest {
+            id: row.provider_id.clone(),
             at_period_end: req.at_period_end,
-        })
-        .await
+        };
+        self.sync_subscription::<ops::CancelSubscription>(ctx, row, request)
+            .await
     }
 
     /// `POST /v1/subscriptions/{id}/reactivate`: undoes a cancellation at period end.
@@ -342,8 +295,20 @@ impl PaymentService {
         &self,
         ctx: &Ctx,
         id: &str,
-    ) -> Result<Reply, ServiceError> {
-        self.sync_subscription::<ops::ReactivateSubscription>(ctx, id, ObjectRef::new)
+    ) -> Result<Reply<SubscriptionView>, ServiceError> {
+        let row = self.subscription(ctx, id).await?;
+        Self::check_not_canceled(&row, "be reactivated")?;
+        if !row.cancel_at_period_end {
+            return Err(ServiceError::state(
+                None,
+                format!(
+                    "subscription '{}' is not scheduled for cancellation: nothing to undo",
+                    row.id
+                ),
+            ));
+        }
+        let request = ObjectRef::new(&row.provider_id);
+        self.sync_subscription::<ops::ReactivateSubscription>(ctx, row, request)
             .await
     }
 
@@ -351,90 +316,96 @@ impl PaymentService {
     /// (`amount` + `currency`); answers with what the client needs to finish paying.
     ///
     /// # Errors
-    /// Neither or both of price and amount, invalid input, or the provider's error.
-    pub async fn checkout(&self, ctx: &Ctx, req: Checkout) -> Result<Reply, ServiceError> {
-        let plan = match (req.price.clone(), req.amount) {
-            (Some(_), Some(_)) => {
-                return Err(ServiceError::invalid(
-                    "amount",
-                    "give either 'price' or 'amount', not both",
-                ))
-            }
-            (None, None) => {
-                return Err(ServiceError::invalid(
-                    "price",
-                    "give a 'price' (subscription) or an 'amount' (one payment)",
-                ))
-            }
-            (Some(price), None) => {
-                check_trial(req.trial_days)?;
-                Plan::Subscription(price)
-            }
-            (None, Some(a)) => {
-                let currency = req.currency.as_deref().ok_or_else(|| {
-                    ServiceError::invalid("currency", "currency is required with amount")
-                })?;
-                Plan::Payment(check_money(a, currency)?)
-            }
-        };
-        let provider = self.pick_provider(ctx, req.provider.as_deref())?;
+    /// An unknown provider, or the provider's error.
+    pub async fn checkout(
+        &self,
+        ctx: &Ctx,
+        req: requests::Checkout,
+    ) -> Result<Reply<CheckoutView>, ServiceError> {
+        let provider = self.pick_provider(ctx, req.provider.as_ref().map(|p| p.as_str()))?;
         let payer = Payer {
             customer: None,
-            user_id: Some(req.user_id.clone()),
-            email: req.email.clone(),
-            name: req.name.clone(),
-            provider: Some(provider.clone()),
+            user: Some(NewUser {
+                user_id: req.user_id,
+                email: req.email,
+                name: req.name,
+                metadata: Default::default(),
+            }),
+            provider: Some(provider),
         };
         let customer = self.resolve_payer(ctx, payer).await?;
         // The inner operation writes its own records; the checkout answer is what a retry
         // with the same key gets back.
-        let inner = Ctx {
-            defer_reply: true,
-            ..ctx.clone()
+        let inner = ctx.inner();
+        let mut view = CheckoutView {
+            object: "checkout",
+            mode: "payment",
+            provider: customer.provider.clone(),
+            customer: CustomerView::from(&customer),
+            client_secret: None,
+            next_action: None,
+            subscription: None,
+            payment: None,
         };
-        let (mode, object) = match plan {
-            Plan::Subscription(price) => {
-                let r = self
-                    .subscribe(
-                        &inner,
-                        &customer,
-                        price,
-                        req.trial_days,
-                        &req.metadata,
-                        "subscription",
-                    )
-                    .await?;
-                ("subscription", r.body)
+        match (req.price, req.amount, req.currency) {
+            (Some(price), _, _) => {
+                let plan = Plan {
+                    price: price.into_string(),
+                    trial_days: req.trial_days.get(),
+                    return_url: req.return_url,
+                    cancel_url: req.cancel_url,
+                    metadata: req.metadata,
+                };
+                let s = self
+                    .subscribe(&inner, &customer, plan, "subscription")
+                    .await?
+                    .body;
+                view.mode = "subscription";
+                view.client_secret = s.client_secret.clone();
+                view.next_action = s.next_action.clone();
+                view.subscription = Some(s);
             }
-            Plan::Payment(money) => {
+            (None, Some(amount), Some(currency)) => {
                 let pm = match &req.payment_method {
-                    Some(pm) => Some(self.pm_provider_id(&customer, pm).await?),
+                    Some(pm) => Some(self.pm_provider_id(&customer, pm.as_str()).await?),
                     None => None,
                 };
                 let charge = Charge {
-                    amount: money,
+                    amount: Money::new(amount.get(), currency.currency().clone()),
+                    capture_method: req.capture_method,
                     payment_method: pm,
+                    return_url: req.return_url,
+                    cancel_url: req.cancel_url,
                     description: req.description,
                     metadata: req.metadata,
                 };
-                let r = self.charge(&inner, &customer, charge, "payment").await?;
-                ("payment", r.body)
+                let p = self
+                    .charge(&inner, &customer, charge, "payment")
+                    .await?
+                    .body;
+                view.client_secret = p.client_secret.clone();
+                view.next_action = p.next_action.clone();
+                view.payment = Some(p);
             }
-        };
+            // The body's rules (price, or amount and currency) were checked when it was
+            // parsed.
+            (None, _, _) => {
+                return Err(ServiceError::invalid(
+                    "price",
+                    "give a 'price' (a subscription) or an 'amount' and a 'currency'",
+                ))
+            }
+        }
         let reply = Reply {
-            status: 201,
-            body: json!({
-                "object": "checkout", "mode": mode, "provider": customer.provider,
-                "customer": customer.view(),
-                "client_secret": object["client_secret"].clone(),
-                mode: object,
-            }),
+            status: Status::Created,
+            body: view,
         };
+        let provider = customer.provider.clone();
         self.finish(
             ctx,
             Unit::new(),
-            &customer.provider,
-            Vec::new(),
+            &provider,
+            Facts::none(),
             &Ids::default(),
             reply,
         )

@@ -3,9 +3,32 @@
 //! Reads go through a pool; every write goes through the group-commit [`Writer`].
 //! Migrations are per backend and applied at start.
 
+pub mod customers;
+pub mod events;
+pub mod idempotency;
+mod ids;
+pub mod inbox;
+pub mod invoices;
+pub mod outbox;
+mod page;
+pub mod payments;
+pub mod refunds;
+pub mod subscriptions;
 mod writer;
 
-pub use writer::{Arg, Changed, Unit, Writer};
+pub use customers::{CustomerQuery, CustomerRow, PaymentMethodRow};
+pub use events::{EventQuery, EventRow, NewEvent};
+pub use idempotency::StoredReply;
+pub use ids::Record;
+pub use inbox::{InboxRow, NewDelivery};
+pub use invoices::{InvoiceQuery, InvoiceRow};
+pub use outbox::{DunningRow, OutboxRow, QueueStats, WorkRow};
+pub use page::{Listed, Order, Page};
+pub use payments::{PaymentQuery, PaymentRow};
+pub use refunds::{RefundQuery, RefundRow};
+pub use subscriptions::{SubscriptionQuery, SubscriptionRow};
+use writer::Arg;
+pub use writer::{Changed, Unit, Writer};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
@@ -24,6 +47,9 @@ pub enum StoreError {
     Migrate { version: i64, error: String },
     #[error("the database writer has stopped")]
     Closed,
+    /// A list's cursor names no row of that list.
+    #[error("no such object: '{id}'")]
+    UnknownCursor { param: &'static str, id: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +104,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         sqlite: include_str!("../../migrations/0005_contract_2_1.sql"),
         postgres: include_str!("../../migrations/0005_contract_2_1.sql"),
+    },
+    Migration {
+        version: 6,
+        sqlite: include_str!("../../migrations/0006_lists.sql"),
+        postgres: include_str!("../../migrations/0006_lists.sql"),
     },
 ];
 
@@ -183,26 +214,25 @@ impl Store {
         self.writer.commit(unit).await
     }
 
-    /// One row or none.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`].
-    pub async fn one(
-        &self,
-        sql: &'static str,
-        args: Vec<Arg>,
-    ) -> Result<Option<AnyRow>, StoreError> {
+    /// One row or none. Private to the store: SQL lives here and nowhere else.
+    async fn one(&self, sql: &str, args: Vec<Arg>) -> Result<Option<AnyRow>, StoreError> {
         Ok(bind(sqlx::query(sql), args)
             .fetch_optional(&self.pool)
             .await?)
     }
 
     /// Every row.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`].
-    pub async fn all(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AnyRow>, StoreError> {
+    async fn all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<AnyRow>, StoreError> {
         Ok(bind(sqlx::query(sql), args).fetch_all(&self.pool).await?)
+    }
+
+    /// The single text value of a query (a repository's helper).
+    async fn text(&self, sql: &str, args: Vec<Arg>) -> Result<Option<String>, StoreError> {
+        self.one(sql, args)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     /// Whether the database answers (for /readyz).

@@ -62,23 +62,23 @@ impl From<bool> for Arg {
 
 /// When a statement runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+enum When {
     Always,
     /// Only when the statement before it in the unit changed at least one row.
     PreviousChanged,
 }
 
 #[derive(Debug, Clone)]
-pub struct Stmt {
-    pub sql: &'static str,
-    pub args: Vec<Arg>,
-    pub when: When,
+struct Stmt {
+    sql: &'static str,
+    args: Vec<Arg>,
+    when: When,
 }
 
 /// Statements applied together or not at all.
 #[derive(Debug, Clone, Default)]
 pub struct Unit {
-    pub stmts: Vec<Stmt>,
+    stmts: Vec<Stmt>,
 }
 
 impl Unit {
@@ -86,7 +86,7 @@ impl Unit {
         Self::default()
     }
 
-    pub fn push(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
+    pub(in crate::store) fn push(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
         self.stmts.push(Stmt {
             sql,
             args,
@@ -96,7 +96,7 @@ impl Unit {
     }
 
     /// Adds a statement that runs only when the one before it changed a row.
-    pub fn push_if_changed(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
+    pub(in crate::store) fn push_if_changed(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
         self.stmts.push(Stmt {
             sql,
             args,

@@ -64,7 +64,7 @@ pub fn keys<C: JsonSchema>() -> Vec<ConfigKey> {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    root["properties"]
+    let mut keys: Vec<ConfigKey> = root["properties"]
         .as_object()
         .into_iter()
         .flatten()
@@ -74,7 +74,10 @@ pub fn keys<C: JsonSchema>() -> Vec<ConfigKey> {
             secret: mentions_write_only(prop),
             description: prop["description"].as_str().map(str::to_owned),
         })
-        .collect()
+        .collect();
+    // By name, whatever order the JSON maps of this build keep.
+    keys.sort_by(|a, b| a.name.cmp(&b.name));
+    keys
 }
 
 fn mentions_write_only(v: &Value) -> bool {
@@ -147,14 +150,20 @@ pub fn parse<C: DeserializeOwned + JsonSchema>(config: &Value) -> Result<C, Plug
         }
     };
     let known = || {
-        let names: Vec<&str> = props.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+        names.sort_unstable();
         if names.is_empty() {
             "none".to_owned()
         } else {
             names.join(", ")
         }
     };
-    if let Some(unknown) = given.keys().find(|k| !props.contains_key(k.as_str())) {
+    let mut unknown_keys: Vec<&String> = given
+        .keys()
+        .filter(|k| !props.contains_key(k.as_str()))
+        .collect();
+    unknown_keys.sort_unstable();
+    if let Some(unknown) = unknown_keys.first() {
         return Err(PluginError::config(
             unknown,
             format!(
@@ -163,13 +172,14 @@ pub fn parse<C: DeserializeOwned + JsonSchema>(config: &Value) -> Result<C, Plug
             ),
         ));
     }
-    let missing: Vec<&str> = root["required"]
+    let mut missing: Vec<&str> = root["required"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .filter(|k| !given.contains_key(*k))
         .collect();
+    missing.sort_unstable();
     if let Some(first) = missing.first() {
         return Err(PluginError::config(
             first,

@@ -419,18 +419,18 @@ impl Provider for MockProvider {
     ) -> Result<Customer, PluginError> {
         let mut st = self.state();
         Self::customer_exists(&st, &req.customer_id)?;
-        let owned = st
-            .methods
-            .get(&req.payment_method)
-            .is_some_and(|(pm, _)| pm.customer_id.as_deref() == Some(req.customer_id.as_str()));
-        if !owned {
-            return Err(PluginError::invalid(
-                "payment_method",
-                format!(
-                    "payment method '{}' is not attached to customer '{}'",
-                    req.payment_method, req.customer_id
-                ),
-            ));
+        let Some((pm, _)) = st.methods.get(&req.payment_method) else {
+            return Err(
+                PluginError::not_found("payment method", &req.payment_method)
+                    .with_param("payment_method"),
+            );
+        };
+        if pm.customer_id.as_deref() != Some(req.customer_id.as_str()) {
+            return Err(PluginError::conflict(format!(
+                "payment method '{}' is not attached to customer '{}'",
+                req.payment_method, req.customer_id
+            ))
+            .with_param("payment_method"));
         }
         let c = st
             .customers
@@ -522,10 +522,8 @@ impl Provider for MockProvider {
                 .or_else(|| p.payment_method.clone())
                 .or(customer_default)
                 .ok_or_else(|| {
-                    PluginError::invalid(
-                        "payment_method",
-                        "a payment method is needed to confirm this payment",
-                    )
+                    PluginError::conflict("a payment method is needed to confirm this payment")
+                        .with_param("payment_method")
                 })?;
             let (pm, behaviour) = Self::resolve_method(st, &reference)?;
             Self::charge(st, p, &pm, behaviour);

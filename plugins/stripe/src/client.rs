@@ -42,6 +42,15 @@ pub enum Failure {
     Other(PluginError),
 }
 
+/// Stripe's error codes for a request the object's current state does not allow.
+const STATE_CODES: &[&str] = &[
+    "payment_intent_unexpected_state",
+    "charge_already_captured",
+    "charge_already_refunded",
+    "charge_disputed",
+    "payment_method_unexpected_state",
+];
+
 impl Failure {
     /// The plugin error for this failure. Stripe's message is kept except for
     /// authentication, whose message would echo part of the key.
@@ -63,6 +72,14 @@ impl Failure {
                         (402, _) | (_, "card_error") => (codes::CARD_DECLINED, false),
                         (404, _) => (codes::NOT_FOUND, false),
                         (409, _) | (_, "idempotency_error") => (codes::CONFLICT, status == 409),
+                        // The object's state does not allow the request.
+                        _ if error
+                            .code
+                            .as_deref()
+                            .is_some_and(|c| STATE_CODES.contains(&c)) =>
+                        {
+                            (codes::CONFLICT, false)
+                        }
                         (429, _) => (codes::RATE_LIMITED, true),
                         (s, _) if s >= 500 => (codes::UNAVAILABLE, true),
                         (_, "api_error") => (codes::UNAVAILABLE, true),

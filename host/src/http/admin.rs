@@ -1,0 +1,251 @@
+//! `/admin`: the operator's API (admin key): plugins and instances, live reloads, and the
+//! webhook inbox and the outbox with their failures.
+
+use super::call::ApiQuery;
+use super::ApiError;
+use crate::api::requests::QueueFilters;
+use crate::api::views::{InboxView, List, OutboxView};
+use crate::app::AppState;
+use crate::events::{Event, LifecycleEvent};
+use crate::plugins::{InstanceRow, PluginRow, SyncReport};
+use crate::service::ServiceError;
+use crate::store::outbox;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Rows the admin views of the queues show.
+const QUEUE_VIEW: i64 = 200;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(plugins))
+        .routes(routes!(rescan))
+        .routes(routes!(stop))
+        .routes(routes!(reload))
+        .routes(routes!(outbox_list))
+        .routes(routes!(outbox_retry))
+        .routes(routes!(inbox_list))
+}
+
+/// A plugin lifecycle event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LifecycleView {
+    pub seq: u64,
+    pub at_millis: i64,
+    #[serde(flatten)]
+    pub event: LifecycleEvent,
+}
+
+/// The plugins loaded, the provider instances, and recent lifecycle events.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PluginsView {
+    pub plugins: Vec<PluginRow>,
+    pub instances: Vec<InstanceRow>,
+    pub events: Vec<LifecycleView>,
+}
+
+/// What a rescan of the plugins folder did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RescanView {
+    pub report: SyncReport,
+    pub plugins: Vec<PluginRow>,
+    pub instances: Vec<InstanceRow>,
+}
+
+/// A plugin stopped.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoppedView {
+    pub plugin: String,
+    /// The instances stopped with it.
+    pub stopped: Vec<String>,
+}
+
+/// A plugin reloaded from its file.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReloadedView {
+    pub plugin: String,
+    pub plugins: Vec<PluginRow>,
+    pub instances: Vec<InstanceRow>,
+}
+
+/// Outbox work queued again.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RetriedView {
+    pub id: String,
+    /// Always `pending`.
+    pub status: &'static str,
+}
+
+/// Plugins, instances and recent lifecycle events.
+#[utoipa::path(get, path = "/admin/plugins", tag = "admin",
+    responses((status = 200, description = "Plugins and instances", body = PluginsView)))]
+async fn plugins(State(state): State<AppState>) -> Json<PluginsView> {
+    let events = state
+        .registry
+        .dispatcher()
+        .recent_lifecycle()
+        .into_iter()
+        .filter_map(|s| match s.event {
+            Event::Lifecycle(event) => Some(LifecycleView {
+                seq: s.seq,
+                at_millis: s.at_millis,
+                event,
+            }),
+            Event::Domain(_) => None,
+        })
+        .collect();
+    Json(PluginsView {
+        plugins: state.registry.plugin_rows(),
+        instances: state.registry.instance_rows(),
+        events,
+    })
+}
+
+/// Scans the plugins folder now: new files load, changed ones replace their plugin live,
+/// removed ones stop.
+#[utoipa::path(post, path = "/admin/plugins/rescan", tag = "admin",
+    responses((status = 200, description = "What changed", body = RescanView)))]
+async fn rescan(State(s): State<AppState>) -> Json<RescanView> {
+    let report = s
+        .registry
+        .sync(&s.config.plugin_dir, &s.config.config.providers)
+        .await;
+    Json(RescanView {
+        report,
+        plugins: s.registry.plugin_rows(),
+        instances: s.registry.instance_rows(),
+    })
+}
+
+/// Stops a plugin's instances (calls to them answer 503 until a reload).
+#[utoipa::path(post, path = "/admin/plugins/{name}/stop", tag = "admin",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "Stopped", body = StoppedView)))]
+async fn stop(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<StoppedView>, ApiError> {
+    let stopped = s
+        .registry
+        .stop_plugin(&name)
+        .await
+        .map_err(|e| ApiError::not_found("plugin", &e.to_string()).with_param("name"))?;
+    Ok(Json(StoppedView {
+        plugin: name,
+        stopped,
+    }))
+}
+
+/// Loads a plugin again from its file and restarts its instances.
+#[utoipa::path(post, path = "/admin/plugins/{name}/reload", tag = "admin",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "Reloaded", body = ReloadedView)))]
+async fn reload(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ReloadedView>, ApiError> {
+    let known = s
+        .registry
+        .plugin_rows()
+        .iter()
+        .any(|r| r.name.as_deref() == Some(name.as_str()));
+    if !known {
+        return Err(ApiError::not_found(
+            "plugin",
+            &format!("no plugin named '{}' is loaded", name.escape_debug()),
+        )
+        .with_param("name"));
+    }
+    s.registry
+        .reload(&name, &s.config.config.providers)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reload_failed",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(ReloadedView {
+        plugin: name,
+        plugins: s.registry.plugin_rows(),
+        instances: s.registry.instance_rows(),
+    }))
+}
+
+/// The newest outbox work (emails, application webhooks, dunning), by status.
+#[utoipa::path(get, path = "/admin/outbox", tag = "admin",
+    params(QueueFilters),
+    responses((status = 200, description = "The newest 200 rows", body = List<OutboxView>)))]
+async fn outbox_list(
+    State(s): State<AppState>,
+    ApiQuery(f): ApiQuery<QueueFilters>,
+) -> Result<Json<List<OutboxView>>, ApiError> {
+    let status = f.status.map(|s| s.into_string());
+    let rows = s
+        .service
+        .store()
+        .outbox_recent(status.as_deref(), QUEUE_VIEW)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(Json(List::new(
+        rows.iter().map(OutboxView::from).collect(),
+        false,
+    )))
+}
+
+/// Queues pending or failed work to run again now (work done stays done).
+#[utoipa::path(post, path = "/admin/outbox/{id}/retry", tag = "admin",
+    params(("id" = String, Path, description = "The outbox row's id")),
+    responses((status = 200, description = "Queued", body = RetriedView)))]
+async fn outbox_retry(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RetriedView>, ApiError> {
+    let mut unit = crate::store::Unit::new();
+    let stmt = outbox::retry_work(&mut unit, &id, s.clock.now_millis());
+    let changed = s
+        .service
+        .store()
+        .commit(unit)
+        .await
+        .map_err(ServiceError::from)?;
+    if changed.get(stmt).copied().unwrap_or(0) == 0 {
+        return Err(ApiError::not_found(
+            "outbox",
+            &format!("no pending or failed outbox row '{}'", id.escape_debug()),
+        )
+        .with_param("id"));
+    }
+    s.service.recorder().outbox_wake.notify_one();
+    Ok(Json(RetriedView {
+        id,
+        status: "pending",
+    }))
+}
+
+/// The newest stored webhook deliveries, by status.
+#[utoipa::path(get, path = "/admin/inbox", tag = "admin",
+    params(QueueFilters),
+    responses((status = 200, description = "The newest 200 rows", body = List<InboxView>)))]
+async fn inbox_list(
+    State(s): State<AppState>,
+    ApiQuery(f): ApiQuery<QueueFilters>,
+) -> Result<Json<List<InboxView>>, ApiError> {
+    let status = f.status.map(|s| s.into_string());
+    let rows = s
+        .service
+        .store()
+        .inbox_recent(status.as_deref(), None, QUEUE_VIEW)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(Json(List::new(
+        rows.iter().map(InboxView::from).collect(),
+        false,
+    )))
+}

@@ -1,0 +1,145 @@
+//! The domain event log: one row per fact, the last state of repeatable facts, and the
+//! handler work a new event owes, written in the unit that records the event.
+
+use super::page::{Filters, Listed, Order, Page};
+use super::{Arg, RowExt, Store, StoreError, Unit};
+use sqlx::any::AnyRow;
+
+const COLS: &str =
+    "seq, id, type, tenant, provider, object_id, provider_object_id, data, created_at";
+
+/// A recorded event.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    pub kind: String,
+    pub tenant: Option<String>,
+    pub provider: String,
+    /// payhost's id of the object, when payhost holds it.
+    pub object_id: Option<String>,
+    pub provider_object_id: String,
+    /// JSON object.
+    pub data: String,
+    pub created_at: i64,
+}
+
+impl EventRow {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            seq: r.int("seq")?,
+            id: r.text("id")?,
+            kind: r.text("type")?,
+            tenant: r.opt_text("tenant")?,
+            provider: r.text("provider")?,
+            object_id: r.opt_text("object_id")?,
+            provider_object_id: r.text("provider_object_id")?,
+            data: r.text("data")?,
+            created_at: r.int("created_at")?,
+        })
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub kind: String,
+    pub tenant: Option<String>,
+    pub provider: String,
+    pub object_id: Option<String>,
+    pub provider_object_id: String,
+    pub data: String,
+    pub created_at: i64,
+    /// (provider, kind, object) for facts that happen once per object; `None` for the
+    /// repeatable ones, whose last state `stage_fact` keeps.
+    pub fact_key: Option<String>,
+}
+
+/// The filters of the event log.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub tenant: Option<String>,
+    pub kind: Option<String>,
+    pub object_id: Option<String>,
+    pub created_gte: Option<i64>,
+    pub created_lte: Option<i64>,
+}
+
+impl Store {
+    /// One page of the event log, oldest first.
+    pub async fn events(
+        &self,
+        q: &EventQuery,
+        page: &Page,
+    ) -> Result<Listed<EventRow>, StoreError> {
+        let filters = Filters::default()
+            .eq("tenant", q.tenant.clone())
+            .eq("type", q.kind.clone())
+            .eq("object_id", q.object_id.clone())
+            .cmp("created_at", ">=", q.created_gte)
+            .cmp("created_at", "<=", q.created_lte);
+        self.page("events", COLS, filters, Order::OldestFirst, page)
+            .await?
+            .try_map(|r| EventRow::from_row(&r))
+    }
+}
+
+/// Keeps the last state of a repeatable fact; the statement changes a row only when the
+/// state is new (the event staged next runs only then).
+pub fn stage_fact(unit: &mut Unit, provider: &str, kind: &str, object_id: &str, state: &str) {
+    unit.push(
+        "INSERT INTO event_facts (provider, kind, object_id, state) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (provider, kind, object_id) DO UPDATE SET state = excluded.state \
+         WHERE event_facts.state <> excluded.state",
+        vec![provider.into(), kind.into(), object_id.into(), state.into()],
+    );
+}
+
+/// Records an event: once per `fact_key`, or — `after_fact` — only when the fact staged
+/// just before changed. Returns the statement's index (its changed count tells whether
+/// the event is new).
+pub fn stage_event(unit: &mut Unit, e: &NewEvent, after_fact: bool) -> usize {
+    const SQL: &str = "INSERT INTO events \
+         (id, type, tenant, provider, object_id, provider_object_id, data, created_at, fact_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (fact_key) DO NOTHING";
+    let args = vec![
+        e.id.clone().into(),
+        e.kind.clone().into(),
+        Arg::from(e.tenant.clone()),
+        e.provider.clone().into(),
+        Arg::from(e.object_id.clone()),
+        e.provider_object_id.clone().into(),
+        e.data.clone().into(),
+        e.created_at.into(),
+        Arg::from(e.fact_key.clone()),
+    ];
+    if after_fact {
+        unit.push_if_changed(SQL, args)
+    } else {
+        unit.push(SQL, args)
+    }
+}
+
+/// Handler work the event staged just before owes; written only when that event was new.
+pub fn stage_work(
+    unit: &mut Unit,
+    id: &str,
+    event_id: &str,
+    handler: &str,
+    target: &str,
+    (now, now_ms): (i64, i64),
+) {
+    unit.push_if_changed(
+        "INSERT INTO outbox (id, event_id, handler, target, status, attempts, next_attempt_at, \
+         created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $6, $5)",
+        vec![
+            id.into(),
+            event_id.into(),
+            handler.into(),
+            target.into(),
+            now.into(),
+            now_ms.into(),
+        ],
+    );
+}

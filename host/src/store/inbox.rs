@@ -1,0 +1,166 @@
+//! The webhook inbox: every verified delivery, once per (provider, event id), committed
+//! before the provider gets its 2xx; processed asynchronously, retried with backoff.
+
+use super::{Arg, RowExt, Store, StoreError, Unit};
+use sqlx::any::AnyRow;
+
+const COLS: &str = "id, provider, event_id, event_type, payload, created, received_at, status, \
+    attempts, next_attempt_at, last_error, processed_at";
+
+/// A stored delivery.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    pub id: String,
+    pub provider: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: String,
+    /// Unix seconds at which the provider created the event.
+    pub created: i64,
+    pub received_at: i64,
+    /// `pending`, `processed` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub processed_at: Option<i64>,
+}
+
+impl InboxRow {
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.text("id")?,
+            provider: r.text("provider")?,
+            event_id: r.text("event_id")?,
+            event_type: r.text("event_type")?,
+            payload: r.text("payload")?,
+            created: r.int("created")?,
+            received_at: r.int("received_at")?,
+            status: r.text("status")?,
+            attempts: r.int("attempts")?,
+            next_attempt_at: r.int("next_attempt_at")?,
+            last_error: r.opt_text("last_error")?,
+            processed_at: r.opt_int("processed_at")?,
+        })
+    }
+}
+
+/// A verified delivery to store.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub provider: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub created: i64,
+    pub received_at: i64,
+}
+
+impl Store {
+    /// Pending rows whose next attempt is due, oldest first.
+    pub async fn inbox_due(&self, now: i64, limit: i64) -> Result<Vec<InboxRow>, StoreError> {
+        self.all(
+            &format!(
+                "SELECT {COLS} FROM webhook_inbox WHERE status = 'pending' \
+                 AND next_attempt_at <= $1 ORDER BY received_at, id LIMIT $2"
+            ),
+            vec![now.into(), limit.into()],
+        )
+        .await?
+        .iter()
+        .map(InboxRow::from_row)
+        .collect()
+    }
+
+    /// The newest rows, optionally of one status and provider (the admin views).
+    pub async fn inbox_recent(
+        &self,
+        status: Option<&str>,
+        provider: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<InboxRow>, StoreError> {
+        self.all(
+            &format!(
+                "SELECT {COLS} FROM webhook_inbox WHERE ($1 IS NULL OR status = $1) \
+                 AND ($2 IS NULL OR provider = $2) ORDER BY received_at DESC, id LIMIT $3"
+            ),
+            vec![Arg::from(status), Arg::from(provider), limit.into()],
+        )
+        .await?
+        .iter()
+        .map(InboxRow::from_row)
+        .collect()
+    }
+
+    /// The row `id`.
+    pub async fn inbox_row(&self, id: &str) -> Result<Option<InboxRow>, StoreError> {
+        let row = self
+            .one(
+                &format!("SELECT {COLS} FROM webhook_inbox WHERE id = $1"),
+                vec![id.into()],
+            )
+            .await?;
+        row.as_ref().map(InboxRow::from_row).transpose()
+    }
+}
+
+/// Stores a delivery unless its (provider, event id) is already in; the statement changed
+/// no row for a duplicate.
+pub fn insert_delivery(unit: &mut Unit, d: &NewDelivery) -> usize {
+    unit.push(
+        "INSERT INTO webhook_inbox (id, provider, event_id, event_type, payload, created, \
+         received_at, status, attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7) \
+         ON CONFLICT (provider, event_id) DO NOTHING",
+        vec![
+            d.id.clone().into(),
+            d.provider.clone().into(),
+            d.event_id.clone().into(),
+            d.event_type.clone().into(),
+            d.payload.clone().into(),
+            d.created.into(),
+            d.received_at.into(),
+        ],
+    )
+}
+
+/// Marks a row processed (in the unit that applied it).
+pub fn mark_processed(unit: &mut Unit, id: &str, now: i64) {
+    unit.push(
+        "UPDATE webhook_inbox SET status = 'processed', processed_at = $2, \
+         attempts = attempts + 1, last_error = NULL WHERE id = $1 AND status = 'pending'",
+        vec![id.into(), now.into()],
+    );
+}
+
+/// Records a failed attempt: the next one at `next_at`, or `failed` for good.
+pub fn mark_failed(
+    unit: &mut Unit,
+    id: &str,
+    attempts: i64,
+    status: &str,
+    next_at: i64,
+    error: &str,
+) {
+    unit.push(
+        "UPDATE webhook_inbox SET attempts = $2, status = $3, next_attempt_at = $4, \
+         last_error = $5 WHERE id = $1",
+        vec![
+            id.into(),
+            attempts.into(),
+            status.into(),
+            next_at.into(),
+            error.into(),
+        ],
+    );
+}
+
+/// Queues a stored delivery (by inbox id or the provider's event id) for processing again.
+pub fn replay_delivery(unit: &mut Unit, id_or_event_id: &str, now: i64) -> usize {
+    unit.push(
+        "UPDATE webhook_inbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
+         last_error = NULL WHERE id = $1 OR event_id = $1",
+        vec![id_or_event_id.into(), now.into()],
+    )
+}
