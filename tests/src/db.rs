@@ -98,6 +98,17 @@ impl TestDb {
         })
     }
 
+    /// Runs one statement (setup for benches and tests).
+    pub fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        block_on(async {
+            let mut c = AnyConnection::connect(&self.url).await.unwrap();
+            c.execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        });
+    }
+
     /// The single text value a query returns.
     pub fn value(&self, sql: &str, args: &[&str]) -> Option<String> {
         let rows = self.rows(sql, args);

@@ -169,6 +169,9 @@ pub struct PaymentView {
     /// What was taken: the amount on success, what was captured for a manual capture.
     pub amount_received: i64,
     pub amount_refunded: i64,
+    /// `partially_refunded` or `refunded` once refunds were made (here or at the provider),
+    /// else null.
+    pub refund_status: Option<&'static str>,
     /// `requires_payment_method`, `requires_confirmation`, `requires_action`,
     /// `processing`, `requires_capture`, `succeeded`, `failed`, `canceled`, or a status a
     /// newer provider reports.
@@ -201,6 +204,7 @@ impl From<&PaymentRow> for PaymentView {
             currency: p.currency.clone(),
             amount_received: p.amount_received,
             amount_refunded: p.amount_refunded,
+            refund_status: refund_status(p),
             status: p.status.clone(),
             capture_method: p.capture_method.clone(),
             next_action: next_action_view(p.next_action.as_deref()),
@@ -214,6 +218,19 @@ impl From<&PaymentRow> for PaymentView {
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
+    }
+}
+
+/// Whether a payment's money went back, in part or whole.
+fn refund_status(p: &PaymentRow) -> Option<&'static str> {
+    let received = match p.amount_received {
+        0 => p.amount,
+        r => r,
+    };
+    match p.amount_refunded {
+        0 => None,
+        r if r >= received => Some("refunded"),
+        _ => Some("partially_refunded"),
     }
 }
 

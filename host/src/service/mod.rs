@@ -26,14 +26,36 @@ use rand::Rng;
 use serde::Serialize;
 use std::sync::Arc;
 
-/// A new payhost id: `prefix_` and 24 random base-62 characters.
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A new payhost id: `prefix_`, 10 base-62 characters that grow with time (milliseconds and
+/// a counter, so ids made later in this process sort later, even within a millisecond) and
+/// 14 random ones. Records made in the same second list in the order they were made.
 pub fn new_id(prefix: &str) -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX >> 12)
+        });
+    let floor = ms << 12;
+    let stamp = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(floor.max(last + 1))
+        })
+        .map_or(floor, |last| floor.max(last + 1));
+    let mut head = [b'0'; 10];
+    let mut n = stamp;
+    for c in head.iter_mut().rev() {
+        *c = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
     let mut rng = rand::thread_rng();
-    let tail: String = (0..24)
-        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+    let tail: String = (0..14)
+        .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
         .collect();
-    format!("{prefix}_{tail}")
+    format!("{prefix}_{}{tail}", String::from_utf8_lossy(&head))
 }
 
 /// Why an operation did not happen. Nothing was written when one of these is returned.
@@ -464,4 +486,20 @@ impl Facts {
 
 fn metadata_json(m: &payhost_plugin_api::Metadata) -> String {
     serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_id;
+
+    #[test]
+    fn ids_made_later_sort_later() {
+        let ids: Vec<String> = (0..2000).map(|_| new_id("pay")).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        assert!(ids.iter().all(|i| i.len() == "pay_".len() + 24));
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+    }
 }

@@ -41,7 +41,19 @@ impl Conn {
         self.exchange(&req)
     }
 
+    /// Sends a GET with the API key and reads the answer; returns the status and body.
+    pub fn get(&mut self, path: &str) -> (u16, Vec<u8>) {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {API_KEY}\r\n\r\n"
+        );
+        self.exchange_body(&req)
+    }
+
     fn exchange(&mut self, req: &str) -> u16 {
+        self.exchange_body(req).0
+    }
+
+    fn exchange_body(&mut self, req: &str) -> (u16, Vec<u8>) {
         self.writer.write_all(req.as_bytes()).unwrap();
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
@@ -65,6 +77,6 @@ impl Conn {
         }
         let mut body = vec![0; len];
         self.reader.read_exact(&mut body).unwrap();
-        status
+        (status, body)
     }
 }

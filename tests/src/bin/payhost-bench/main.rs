@@ -2,7 +2,7 @@
 //! blocking pool, and `POST /v1/payments` throughput against the real release binary on
 //! SQLite, and live plugin replacement (file landing → serving, latency during swaps).
 //! Prints medians and percentiles; BENCHMARKS.md records the results with the machine they
-//! ran on. `payhost-bench [plugins|payments|live|webhooks]` runs one part.
+//! ran on. `payhost-bench [plugins|payments|live|webhooks|lists]` runs one part.
 
 use payhost::clock::SystemClock;
 use payhost::config::ProviderConfig;
@@ -42,6 +42,9 @@ fn main() {
     if only.as_deref().is_none_or(|o| o == "webhooks") {
         webhooks::run(64, Duration::from_secs(10));
     }
+    if only.as_deref().is_none_or(|o| o == "lists") {
+        lists::run();
+    }
 }
 
 fn plugins() {
@@ -49,15 +52,33 @@ fn plugins() {
     let scratch = tempfile::tempdir().unwrap();
     let private = scratch.path().join("copies");
 
-    // Load: copy + dlopen + ABI check + metadata, a fresh private copy each time.
-    let loads: Vec<Duration> = (0..200)
+    // First load of a build: read + hash + private copy + dlopen + ABI check + metadata.
+    // Each variant is the mock with a different trailing byte (ELF ignores it), so each is a
+    // build the host has not mapped yet.
+    let bytes = std::fs::read(&mock).unwrap();
+    let variants = scratch.path().join("variants");
+    std::fs::create_dir_all(&variants).unwrap();
+    let loads: Vec<Duration> = (0..50u8)
+        .map(|i| {
+            let file = variants.join(format!("mock-{i}.so"));
+            let mut b = bytes.clone();
+            b.push(i);
+            std::fs::write(&file, b).unwrap();
+            let t = Instant::now();
+            loader::load(&file, &private).expect("mock loads");
+            t.elapsed()
+        })
+        .collect();
+    report("plugin load, new build (copy+dlopen+abi check+metadata)", loads);
+    // A reload of a build already mapped: read + hash + metadata, no new mapping.
+    let reloads: Vec<Duration> = (0..200)
         .map(|_| {
             let t = Instant::now();
             loader::load(&mock, &private).expect("mock loads");
             t.elapsed()
         })
         .collect();
-    report("plugin load (copy+dlopen+abi check+metadata)", loads);
+    report("plugin load, build already mapped (read+hash+metadata)", reloads);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -122,6 +143,7 @@ fn plugins() {
 }
 
 mod conn;
+mod lists;
 mod live;
 mod payments;
 mod webhooks;
