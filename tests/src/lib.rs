@@ -7,6 +7,7 @@
 pub mod api;
 pub mod conformance;
 pub mod db;
+pub mod fake_paypal;
 pub mod fake_stripe;
 
 use serde_json::Value;

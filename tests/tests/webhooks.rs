@@ -107,11 +107,11 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
     let wrong = deliver(&api, "mock", Some((hdr, &bad_sig)), &bad_body);
     assert_eq!(
         (wrong.status, wrong.code()),
-        (401, "invalid_signature"),
+        (400, "invalid_signature"),
         "{wrong:?}"
     );
     let missing = deliver(&api, "mock", None, &bad_body);
-    assert_eq!((missing.status, missing.code()), (401, "invalid_signature"));
+    assert_eq!((missing.status, missing.code()), (400, "invalid_signature"));
     let (old_body, old_sig) = mock_event(
         "whsec_new",
         now() - 400,
@@ -120,7 +120,7 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
         &object,
     );
     let expired = deliver(&api, "mock", Some((hdr, &old_sig)), &old_body);
-    assert_eq!(expired.status, 401);
+    assert_eq!(expired.status, 400);
     assert!(
         expired.body["error"]["message"]
             .as_str()
@@ -129,7 +129,7 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
         "{expired:?}"
     );
     let tampered = deliver(&api, "mock", Some((hdr, &sig)), &body.replace("1500", "1"));
-    assert_eq!(tampered.status, 401);
+    assert_eq!(tampered.status, 400);
     assert_eq!(
         deliver(&api, "paypal", Some((hdr, &sig)), &body).status,
         404
@@ -370,7 +370,7 @@ fn stripe_webhooks_are_verified_and_synced() {
     let stale = signature::header(&["whsec_test_secret"], now() - 301, body.as_bytes());
     assert_eq!(
         deliver(&api, "stripe", Some(("Stripe-Signature", &stale)), &body).status,
-        401
+        400
     );
     let v0 = format!(
         "t={},v0={}",
@@ -379,7 +379,7 @@ fn stripe_webhooks_are_verified_and_synced() {
     );
     assert_eq!(
         deliver(&api, "stripe", Some(("Stripe-Signature", &v0)), &body).status,
-        401,
+        400,
         "v0 never counts"
     );
     // An event type payhost has no domain event for: acknowledged and recorded.

@@ -1,6 +1,6 @@
 //! `POST /webhooks/payments/{provider}`: authenticated by the provider's signature, not by
 //! an API key. 200 once the event is durable in the inbox (also for a repeated delivery);
-//! 401 for a missing or invalid signature, with nothing stored; 404 for an unknown provider.
+//! 400 `invalid_signature` for a missing or invalid signature, with nothing stored; 404 for an unknown provider.
 
 use super::call::RawBody;
 use super::ApiError;
@@ -36,9 +36,8 @@ pub struct WebhookAck {
         content_type = "application/json"),
     responses(
         (status = 200, description = "Stored (or stored before)", body = WebhookAck),
-        (status = 400, description = "A body the provider's plugin cannot read; nothing stored",
-            body = crate::api::ErrorBody),
-        (status = 401, description = "Missing or invalid signature; nothing stored",
+        (status = 400, description = "A missing or invalid signature (`invalid_signature`), or a \
+            body the provider's plugin cannot read (`invalid_request`); nothing stored",
             body = crate::api::ErrorBody),
         (status = 404, description = "No such provider instance, or it takes no webhooks",
             body = crate::api::ErrorBody),
@@ -83,11 +82,11 @@ fn refusal(provider: &str, e: ReceiveError) -> ApiError {
             format!("provider '{provider}' does not accept webhooks"),
         )
         .with_param("provider"),
-        // The signature is the request's credential: without a valid one it is not
-        // authenticated (the provider retries any answer but a 2xx).
+        // A 400, as providers document for a delivery whose signature does not verify
+        // (they retry any answer but a 2xx, and alert on 4xx; nothing is stored).
         ReceiveError::Call(CallError::Plugin(p)) if p.code.as_str() == codes::INVALID_SIGNATURE => {
             ApiError::new(
-                StatusCode::UNAUTHORIZED,
+                StatusCode::BAD_REQUEST,
                 "invalid_signature",
                 p.message.to_string(),
             )

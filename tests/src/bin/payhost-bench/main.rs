@@ -69,7 +69,10 @@ fn plugins() {
             t.elapsed()
         })
         .collect();
-    report("plugin load, new build (copy+dlopen+abi check+metadata)", loads);
+    report(
+        "plugin load, new build (copy+dlopen+abi check+metadata)",
+        loads,
+    );
     // A reload of a build already mapped: read + hash + metadata, no new mapping.
     let reloads: Vec<Duration> = (0..200)
         .map(|_| {
@@ -78,7 +81,10 @@ fn plugins() {
             t.elapsed()
         })
         .collect();
-    report("plugin load, build already mapped (read+hash+metadata)", reloads);
+    report(
+        "plugin load, build already mapped (read+hash+metadata)",
+        reloads,
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
