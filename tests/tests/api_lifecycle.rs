@@ -77,3 +77,20 @@ fn lifecycle_with_stripe_on_the_fake_stripe_server() {
         .filter(|r| r.method == "POST")
         .all(|r| r.idempotency_key.is_some()));
 }
+
+/// A data folder written with `..` and not there yet (examples/fake-paypal.toml's
+/// `../data/...`): created, and the SQLite file opens in it.
+#[test]
+fn a_relative_data_dir_with_dot_dot_segments_is_created_and_used() {
+    let (s, _) = scratch(None);
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    let config = config.replace(
+        "data_dir = \"data\"",
+        "data_dir = \"plugins/../state/data\"",
+    );
+    std::fs::write(s.config(), config).unwrap();
+    let host = s.serve();
+    let (status, ready) = host.get("/readyz", None);
+    assert_eq!(status, 200, "{ready}");
+    assert!(s.dir.path().join("state/data/payhost.db").exists());
+}

@@ -95,6 +95,19 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
         200,
         "the new secret too"
     );
+    // The media type is the provider's business (curl -d sends a form type): only the
+    // signature over the raw bytes decides.
+    let (body3, sig3) = mock_event("whsec_new", now(), "evt_m3", "payment.succeeded", &object);
+    let form_typed = api.send(
+        "POST",
+        "/webhooks/payments/mock",
+        &[
+            (hdr, sig3.as_str()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(&body3),
+    );
+    assert_eq!(form_typed.status, 200, "{form_typed:?}");
 
     // Refusals: nothing stored.
     let (bad_body, bad_sig) = mock_event(
@@ -136,7 +149,7 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
     );
     assert_eq!(
         count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]),
-        2
+        3
     );
 
     // An older failure arriving late does not overwrite the newer success.

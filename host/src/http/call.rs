@@ -186,6 +186,32 @@ impl<F: DeserializeOwned + IntoParams, S: Send + Sync> FromRequestParts<S> for L
 /// A request body within the configured size limit, JSON when not empty.
 pub struct RawBody(pub Bytes);
 
+/// A request body within the configured size limit, of any media type: a provider's
+/// webhook, whose bytes only its plugin judges.
+pub struct AnyBody(pub Bytes);
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this host accepts",
+            )
+        } else {
+            ApiError::invalid(None, format!("cannot read the request body: {r}"))
+        }
+    })
+}
+
+impl<S: Send + Sync> FromRequest<S> for AnyBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read_body(req, state).await.map(AnyBody)
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
@@ -204,17 +230,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                 essence == "application/json"
                     || (essence.starts_with("application/") && essence.ends_with("+json"))
             });
-        let body = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is larger than this host accepts",
-                )
-            } else {
-                ApiError::invalid(None, format!("cannot read the request body: {r}"))
-            }
-        })?;
+        let body = read_body(req, state).await?;
         if !body.is_empty() && json != Some(true) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

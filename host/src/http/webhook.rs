@@ -2,7 +2,7 @@
 //! an API key. 200 once the event is durable in the inbox (also for a repeated delivery);
 //! 400 `invalid_signature` for a missing or invalid signature, with nothing stored; 404 for an unknown provider.
 
-use super::call::RawBody;
+use super::call::AnyBody;
 use super::ApiError;
 use crate::app::AppState;
 use crate::plugins::CallError;
@@ -46,7 +46,7 @@ pub async fn receive(
     State(s): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    AnyBody(body): AnyBody,
 ) -> Result<Json<WebhookAck>, ApiError> {
     let mut pairs = Headers::new();
     for (k, v) in &headers {

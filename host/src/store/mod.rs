@@ -153,16 +153,18 @@ impl Store {
                 let file = url
                     .trim_start_matches("sqlite://")
                     .trim_start_matches("sqlite:");
-                let file = file.split('?').next().unwrap_or(file);
-                if let Some(dir) = Path::new(file)
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                {
+                let file = Path::new(file.split('?').next().unwrap_or(file));
+                let mut path = file.to_owned();
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| {
                         StoreError::Url(format!("cannot create {}: {e}", dir.display()))
                     })?;
+                    // SQLite's URL form does not take `..` segments: open the resolved path.
+                    if let (Ok(dir), Some(name)) = (dir.canonicalize(), file.file_name()) {
+                        path = dir.join(name);
+                    }
                 }
-                format!("sqlite://{file}?mode=rwc")
+                format!("sqlite://{}?mode=rwc", path.display())
             }
             Backend::Postgres => url.to_owned(),
         };

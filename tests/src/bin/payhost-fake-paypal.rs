@@ -27,7 +27,7 @@ fn main() {
             .iter()
             .map(|(k, v)| format!(" -H '{k}: {v}'"))
             .collect();
-        println!("curl -s localhost:8080/webhooks/payments/paypal{h} -d '{body}'");
+        println!("curl -s localhost:8080/webhooks/payments/paypal -H 'Content-Type: application/json'{h} -d '{body}'");
     }
     // stdin closed (e.g. started in the background): serve until killed.
     loop {
