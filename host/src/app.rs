@@ -118,16 +118,52 @@ impl AppState {
     }
 }
 
-/// Refuses to expose the documented development key beyond loopback.
+/// Refuses to listen beyond loopback with a credential published in this repository: the
+/// development API key, the development admin key (also the default when `admin_keys` is
+/// not set), or a published webhook secret in a provider's config (anyone could forge its
+/// provider's events, which go out as signed application webhooks).
 ///
 /// # Errors
-/// A message naming the address and the key setting.
-pub fn check_bind(bind: &std::net::SocketAddr, api_keys: &[String]) -> Result<(), String> {
-    if !bind.ip().is_loopback() && api_keys.iter().any(|k| k == config::DEV_API_KEY) {
-        return Err(format!(
-            "refusing to bind {bind}: host.api_keys still contains the development key; \
-             set your own keys before listening beyond 127.0.0.1"
-        ));
+/// A message naming the address and the setting at fault (never a secret's value).
+pub fn check_bind(bind: &std::net::SocketAddr, config: &config::Config) -> Result<(), String> {
+    if bind.ip().is_loopback() {
+        return Ok(());
+    }
+    let refuse = |what: String| {
+        Err(format!(
+            "refusing to bind {bind}: {what}; set your own before listening beyond 127.0.0.1"
+        ))
+    };
+    if config
+        .host
+        .api_keys
+        .iter()
+        .any(|k| k == config::DEV_API_KEY)
+    {
+        return refuse("host.api_keys still contains the development key".into());
+    }
+    if config
+        .host
+        .admin_keys
+        .iter()
+        .any(|k| k == config::DEV_ADMIN_KEY)
+    {
+        return refuse(
+            "host.admin_keys contains the development admin key (the default when admin_keys is not set)"
+                .into(),
+        );
+    }
+    for (name, provider) in &config.providers {
+        for (key, value) in &provider.config {
+            if value
+                .texts()
+                .any(|v| config::PUBLISHED_SECRETS.contains(&v))
+            {
+                return refuse(format!(
+                    "providers.{name}.config.{key} is a secret published in payhost's repository"
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -137,10 +173,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dev_key_stays_on_loopback() {
-        let dev = vec![config::DEV_API_KEY.to_owned()];
-        assert!(check_bind(&"127.0.0.1:8080".parse().unwrap(), &dev).is_ok());
-        assert!(check_bind(&"0.0.0.0:8080".parse().unwrap(), &dev).is_err());
-        assert!(check_bind(&"0.0.0.0:8080".parse().unwrap(), &["prod_key_123".into()]).is_ok());
+    fn published_credentials_stay_on_loopback() {
+        let parse = |extra: &str| -> config::Config {
+            toml::from_str(&format!(
+                "[host]\napi_keys = [\"prod_key_123\"]\nadmin_keys = [\"prod_admin_456\"]\n{extra}"
+            ))
+            .unwrap()
+        };
+        let lan: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert!(check_bind(&lan, &parse("")).is_ok());
+        let mut dev = parse("");
+        dev.host.api_keys = vec![config::DEV_API_KEY.into()];
+        assert!(check_bind(&local, &dev).is_ok());
+        assert!(check_bind(&lan, &dev)
+            .unwrap_err()
+            .contains("host.api_keys"));
+        let defaulted: config::Config =
+            toml::from_str("[host]\napi_keys = [\"prod_key_123\"]\n").unwrap();
+        let e = check_bind(&lan, &defaulted).unwrap_err();
+        assert!(e.contains("host.admin_keys"), "{e}");
+        let mock = parse(
+            "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = [\"whsec_mock_development\"] }\n",
+        );
+        let e = check_bind(&lan, &mock).unwrap_err();
+        assert!(e.contains("providers.mock.config.webhook_secret"), "{e}");
+        assert!(
+            !e.contains("whsec_mock_development"),
+            "the value is never printed"
+        );
+        assert!(check_bind(&local, &mock).is_ok());
     }
 }

@@ -93,7 +93,7 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
             config_file.display()
         )
     })?;
-    check_bind(&bind, &loaded.config.host.api_keys).map_err(anyhow::Error::msg)?;
+    check_bind(&bind, &loaded.config).map_err(anyhow::Error::msg)?;
     let state = AppState::start_with_system_clock(loaded)
         .await
         .with_context(|| format!("{}: cannot open the database", config_file.display()))?;

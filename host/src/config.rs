@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 /// The development API key `make run` uses. The host refuses a non-loopback bind with it.
 pub const DEV_API_KEY: &str = "dev_payhost_key";
+/// The development admin key (`make run`, and the default when `admin_keys` is not set).
+pub const DEV_ADMIN_KEY: &str = "dev_payhost_admin_key";
+/// Secrets published in this repository (README, plugins.toml): anyone can sign with them.
+pub const PUBLISHED_SECRETS: &[&str] = &["whsec_mock_development"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -192,7 +196,7 @@ fn default_api_keys() -> Vec<String> {
     vec![DEV_API_KEY.into()]
 }
 fn default_admin_keys() -> Vec<String> {
-    vec!["dev_payhost_admin_key".into()]
+    vec![DEV_ADMIN_KEY.into()]
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,6 +228,20 @@ pub enum Scalar {
     Text(String),
     Int(i64),
     Bool(bool),
+}
+
+impl ConfigValue {
+    /// The text values (one, or each of a list).
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        let all: &[Scalar] = match self {
+            ConfigValue::One(s) => std::slice::from_ref(s),
+            ConfigValue::Many(v) => v,
+        };
+        all.iter().filter_map(|s| match s {
+            Scalar::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+    }
 }
 
 impl Scalar {
