@@ -142,6 +142,10 @@ pub struct HostSection {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// Largest provider webhook accepted, in bytes (providers' events can be larger than API
+    /// requests: a Stripe event embeds whole objects).
+    #[serde(default = "default_webhook_body_limit")]
+    pub webhook_body_limit_bytes: usize,
     /// Deadline for one plugin call.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
@@ -162,6 +166,7 @@ impl Default for HostSection {
             default_provider: None,
             database_url: None,
             body_limit_bytes: default_body_limit(),
+            webhook_body_limit_bytes: default_webhook_body_limit(),
             plugin_rescan_ms: default_rescan_ms(),
             webhook_retry_base_ms: default_webhook_retry_ms(),
             call_timeout_ms: default_call_timeout_ms(),
@@ -186,6 +191,10 @@ fn default_webhook_retry_ms() -> u64 {
 fn default_rescan_ms() -> u64 {
     2_000
 }
+fn default_webhook_body_limit() -> usize {
+    1024 * 1024
+}
+
 fn default_body_limit() -> usize {
     64 * 1024
 }

@@ -95,6 +95,29 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
         200,
         "the new secret too"
     );
+    // A provider's event can be larger than an API request (64 KiB here): a signed 200 KB
+    // event is taken; past the webhook limit (1 MiB) it is a 413 in the API's error shape.
+    let big = json!({"id": provider_pay, "amount": 1500, "currency": "usd", "status": "succeeded",
+                     "description": "x".repeat(200_000)});
+    let (big_body, big_sig) = mock_event("whsec_new", now(), "evt_big", "payment.succeeded", &big);
+    let taken = deliver(&api, "mock", Some((hdr, &big_sig)), &big_body);
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    let huge = json!({"id": provider_pay, "description": "x".repeat(1_100_000)});
+    let (huge_body, huge_sig) =
+        mock_event("whsec_new", now(), "evt_huge", "payment.succeeded", &huge);
+    let refused = deliver(&api, "mock", Some((hdr, &huge_sig)), &huge_body);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (413, "body_too_large"),
+        "{}",
+        refused.body
+    );
+    let api_big = api.post(
+        "/v1/customers",
+        &json!({"user_id": "big", "email": "a@b.co", "name": "x".repeat(70_000)}),
+    );
+    assert_eq!(api_big.status, 413, "API requests keep their own limit");
+
     // The media type is the provider's business (curl -d sends a form type): only the
     // signature over the raw bytes decides.
     let (body3, sig3) = mock_event("whsec_new", now(), "evt_m3", "payment.succeeded", &object);
@@ -149,7 +172,7 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
     );
     assert_eq!(
         count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]),
-        3
+        4
     );
 
     // An older failure arriving late does not overwrite the newer success.
@@ -169,7 +192,7 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
             &db,
             "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'processed'",
             &[],
-        ) == 3
+        ) == 5
     });
     assert_eq!(
         db.value("SELECT status FROM payments WHERE id = $1", &[&pay])

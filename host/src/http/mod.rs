@@ -43,7 +43,13 @@ pub fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
-        .routes(routes!(webhook::receive))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(webhook::receive))
+                .layer(DefaultBodyLimit::max(
+                    state.config.config.host.webhook_body_limit_bytes,
+                )),
+        )
         .merge(api)
         .merge(admin)
         .split_for_parts()
