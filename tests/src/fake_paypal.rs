@@ -327,20 +327,7 @@ impl FakePaypal {
             keys,
         };
         let app = Router::new().fallback(handle).with_state(fake.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        let addr = rx.recv().unwrap();
+        let addr = crate::serve_in_background(app);
         let base = format!("http://{addr}");
         fake.inner.lock().unwrap().base = base.clone();
         let dir = tempfile::tempdir().unwrap();
@@ -699,7 +686,7 @@ fn public(v: &Value) -> Value {
     v
 }
 
-fn route(i: &mut Inner, _fake: &FakePaypal, method: &Method, path: &str, body: &Value) -> Answer {
+fn route(i: &mut Inner, fake: &FakePaypal, method: &Method, path: &str, body: &Value) -> Answer {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
         ("POST", ["v2", "checkout", "orders"]) => create_order(i, body),
@@ -724,7 +711,7 @@ fn route(i: &mut Inner, _fake: &FakePaypal, method: &Method, path: &str, body: &
             subscription_action(i, id, action, body)
         }
         ("POST", ["v1", "notifications", "verify-webhook-signature"]) => {
-            verify_signature(_fake, body)
+            verify_signature(fake, body)
         }
         _ => not_found("path", path),
     }

@@ -122,20 +122,7 @@ impl FakeStripe {
     pub fn start() -> Running {
         let fake = FakeStripe::default();
         let app = Router::new().fallback(handle).with_state(fake.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        let addr = rx.recv().unwrap();
+        let addr = crate::serve_in_background(app);
         fake.inner.lock().unwrap().base = format!("http://{addr}");
         Running {
             base: format!("http://{addr}"),

@@ -218,11 +218,7 @@ fn authorize_capture_part_refund_part_on_paypal_with_a_token_revoked_mid_run() {
     );
     let order = fake
         .fake
-        .order(
-            &Api::new(&api.addr, API_KEY)
-                .get(&format!("/v1/payments/{id}"))
-                .s("provider_id"),
-        )
+        .order(&api.get(&format!("/v1/payments/{id}")).s("provider_id"))
         .unwrap();
     assert_eq!(order["intent"], "AUTHORIZE");
     let payments = &order["purchase_units"][0]["payments"];
