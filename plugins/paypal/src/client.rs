@@ -287,35 +287,41 @@ impl Client {
         body: Option<&Value>,
         ctx: &CallCtx,
     ) -> Result<Response, Failure> {
-        let mut used: Option<Secret> = None;
-        for _ in 0..2 {
-            let token = self
-                .token(ctx, used.as_ref().map(Secret::expose))
+        let token = self.token(ctx, None).map_err(Failure::Other)?;
+        let mut response = self.attempt(method, path, body, ctx, &token)?;
+        if response.status == 401 {
+            // Revoked or expired early: one new token, one more attempt.
+            self.host
+                .info("PayPal refused the access token; fetching a new one");
+            let fresh = self
+                .token(ctx, Some(token.expose()))
                 .map_err(Failure::Other)?;
-            let mut request = self
-                .http
-                .request(method, path)
-                .ctx(ctx)
-                .bearer(token.expose());
-            if let Some(b) = body {
-                request = request.json(b);
-            }
-            let response = request.send().map_err(Failure::Other)?;
-            if response.status == 401 && used.is_none() {
-                self.host
-                    .info("PayPal refused the access token; fetching a new one");
-                used = Some(token);
-                continue;
-            }
-            if response.is_success() {
-                return Ok(response);
-            }
-            return Err(error_of(&response));
+            response = self.attempt(method, path, body, ctx, &fresh)?;
         }
-        Err(Failure::Other(PluginError::new(
-            codes::AUTHENTICATION,
-            "PayPal refused a freshly issued access token",
-        )))
+        if response.is_success() {
+            Ok(response)
+        } else {
+            Err(error_of(&response))
+        }
+    }
+
+    fn attempt(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        ctx: &CallCtx,
+        token: &Secret,
+    ) -> Result<Response, Failure> {
+        let mut request = self
+            .http
+            .request(method, path)
+            .ctx(ctx)
+            .bearer(token.expose());
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        request.send().map_err(Failure::Other)
     }
 }
 
