@@ -12,6 +12,8 @@ build:
 	$(CARGO) build --release -p payhost $(addprefix -p ,$(subst _,-,$(RELEASE_PLUGINS)))
 	mkdir -p $(PLUGINS_DIR)
 	for p in $(RELEASE_PLUGINS); do cp -f target/release/lib$$p.$(SO) $(PLUGINS_DIR)/; done
+	# payhost refuses a plugin folder or file its group or others can write (whatever the umask).
+	chmod go-w $(PLUGINS_DIR) $(PLUGINS_DIR)/*.$(SO)
 
 ## run: build, then serve on 127.0.0.1:8080 with the mock provider
 run: build

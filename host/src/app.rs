@@ -60,7 +60,7 @@ impl AppState {
     pub async fn start(config: Loaded, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let store = Store::open(&config.database_url()).await?;
         tracing::info!(backend = store.backend().name(), "database ready");
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(config.config.providers.keys().cloned()));
         let registry = start_registry(&config, clock.clone()).await;
         crate::plugins::watch::spawn(
             registry.clone(),
@@ -102,6 +102,14 @@ impl AppState {
         webhooks.spawn(Duration::from_secs(1));
         let outbox = Arc::new(Outbox::new(service.clone(), clock.clone(), &config));
         outbox.spawn(Duration::from_millis(500));
+        crate::retention::Sweeper {
+            store: service.store().clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            policy: config.config.retention.clone(),
+            mail_dir: config.mail_dir.clone(),
+        }
+        .spawn();
         Ok(Self {
             config,
             registry,

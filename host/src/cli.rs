@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "payhost", version, about = "Payment-provider plugin host")]
@@ -115,9 +116,12 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
     // Scripts and tests wait for this line.
     println!("payhost listening on http://{addr}");
     let registry = state.registry.clone();
-    axum::serve(listener, crate::http::app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let host = &state.config.config.host;
+    let limits = crate::http::server::Limits {
+        header_read_timeout: Duration::from_millis(host.header_read_timeout_ms.max(1)),
+        max_connections: host.max_connections,
+    };
+    crate::http::server::serve(listener, crate::http::app(state), limits, shutdown).await?;
     registry.stop_all(StopReason::Shutdown).await;
     let _ = std::fs::remove_file(&addr_file);
     tracing::info!("stopped");

@@ -49,6 +49,53 @@ pub struct Config {
     pub webhook_endpoints: Vec<WebhookEndpoint>,
     #[serde(default)]
     pub dunning: DunningSection,
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// How long payhost keeps what it no longer needs. Nothing still needed is touched:
+/// pending or failed inbox and outbox rows stay, events stay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Stored answers to `Idempotency-Key` requests (they can hold client secrets).
+    #[serde(default = "default_idempotency_hours")]
+    pub idempotency_hours: u32,
+    /// Processed webhooks keep their row (a late redelivery is still a duplicate) but their
+    /// payload (personal data) is cleared after this many days.
+    #[serde(default = "default_retention_days")]
+    pub inbox_payload_days: u32,
+    /// Outbox rows done are deleted after this many days.
+    #[serde(default = "default_retention_days")]
+    pub outbox_days: u32,
+    /// `.eml` files of the file transport are deleted after this many days.
+    #[serde(default = "default_retention_days")]
+    pub mail_days: u32,
+    /// How often the sweeper runs (it also runs at start).
+    #[serde(default = "default_sweep_minutes")]
+    pub sweep_every_minutes: u32,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        Self {
+            idempotency_hours: default_idempotency_hours(),
+            inbox_payload_days: default_retention_days(),
+            outbox_days: default_retention_days(),
+            mail_days: default_retention_days(),
+            sweep_every_minutes: default_sweep_minutes(),
+        }
+    }
+}
+
+fn default_idempotency_hours() -> u32 {
+    24
+}
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_sweep_minutes() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,7 +118,7 @@ fn default_retry_days() -> Vec<u32> {
     vec![1, 3, 5]
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSection {
     /// `file` (default: `.eml` files in `dir`, nothing to install) or `smtp`.
@@ -106,7 +153,7 @@ fn default_mail_from() -> String {
     "payhost <billing@payhost.invalid>".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpoint {
     pub name: String,
@@ -115,7 +162,7 @@ pub struct WebhookEndpoint {
     pub secret: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSection {
     #[serde(default = "default_bind")]
@@ -149,6 +196,16 @@ pub struct HostSection {
     /// Deadline for one plugin call.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
+    /// How long a connection may take to send a request's headers, also how long an idle
+    /// keep-alive connection is kept waiting for its next request.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How long a request may take to send its body.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Bearer keys accepted by the API.
     #[serde(default = "default_api_keys")]
     pub api_keys: Vec<String>,
@@ -170,6 +227,9 @@ impl Default for HostSection {
             plugin_rescan_ms: default_rescan_ms(),
             webhook_retry_base_ms: default_webhook_retry_ms(),
             call_timeout_ms: default_call_timeout_ms(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            max_connections: default_max_connections(),
             api_keys: default_api_keys(),
             admin_keys: default_admin_keys(),
         }
@@ -201,6 +261,18 @@ fn default_body_limit() -> usize {
 fn default_call_timeout_ms() -> u64 {
     10_000
 }
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_concurrent_calls() -> usize {
+    64
+}
 fn default_api_keys() -> Vec<String> {
     vec![DEV_API_KEY.into()]
 }
@@ -216,6 +288,10 @@ pub struct ProviderConfig {
     /// Overrides `host.call_timeout_ms` for this instance.
     #[serde(default)]
     pub call_timeout_ms: Option<u64>,
+    /// Calls to this instance at once (a call past its deadline counts until the plugin
+    /// returns); more are refused with 503 `provider_busy`.
+    #[serde(default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: usize,
     /// Hosts this instance may reach over HTTP (its egress allowlist).
     #[serde(default)]
     pub allow_hosts: Vec<String>,
@@ -231,12 +307,95 @@ pub enum ConfigValue {
     Many(Vec<Scalar>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Scalar {
     Text(String),
     Int(i64),
     Bool(bool),
+}
+
+/// Stands for a secret in `Debug` output.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Text values may be secrets (api keys, webhook secrets): `Debug` never shows them.
+impl std::fmt::Debug for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Text(_) => Redacted.fmt(f),
+            Scalar::Int(i) => i.fmt(f),
+            Scalar::Bool(b) => b.fmt(f),
+        }
+    }
+}
+
+impl std::fmt::Debug for EmailSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSection")
+            .field("transport", &self.transport)
+            .field("dir", &self.dir)
+            .field("from", &self.from)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| Redacted))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for WebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpoint")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &Redacted)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for HostSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named: a new one does not compile until it is shown or redacted here.
+        let HostSection {
+            bind,
+            plugin_dir,
+            data_dir,
+            default_provider,
+            database_url,
+            webhook_retry_base_ms,
+            plugin_rescan_ms,
+            body_limit_bytes,
+            webhook_body_limit_bytes,
+            call_timeout_ms,
+            header_read_timeout_ms,
+            body_read_timeout_ms,
+            max_connections,
+            api_keys,
+            admin_keys,
+        } = self;
+        let hidden = |keys: &Vec<String>| keys.iter().map(|_| Redacted).collect::<Vec<_>>();
+        f.debug_struct("HostSection")
+            .field("bind", bind)
+            .field("plugin_dir", plugin_dir)
+            .field("data_dir", data_dir)
+            .field("default_provider", default_provider)
+            // A PostgreSQL URL may carry a password.
+            .field("database_url", &database_url.as_ref().map(|_| Redacted))
+            .field("webhook_retry_base_ms", webhook_retry_base_ms)
+            .field("plugin_rescan_ms", plugin_rescan_ms)
+            .field("body_limit_bytes", body_limit_bytes)
+            .field("webhook_body_limit_bytes", webhook_body_limit_bytes)
+            .field("call_timeout_ms", call_timeout_ms)
+            .field("header_read_timeout_ms", header_read_timeout_ms)
+            .field("body_read_timeout_ms", body_read_timeout_ms)
+            .field("max_connections", max_connections)
+            .field("api_keys", &hidden(api_keys))
+            .field("admin_keys", &hidden(admin_keys))
+            .finish()
+    }
 }
 
 impl ConfigValue {
@@ -580,6 +739,65 @@ fn expand(
 
 #[cfg(test)]
 mod tests {
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+
+        /// Any text: expanded or refused by name, never a panic; text without `${` is kept.
+        #[test]
+        fn interpolation_takes_any_text(s in ".{0,80}", set in proptest::prelude::any::<bool>()) {
+            let unset = |key: &str, var: &str| ConfigError::Key {
+                file: "x".into(),
+                key: key.into(),
+                expected: var.into(),
+            };
+            let env = |name: &str| set.then(|| format!("<{name}>"));
+            match expand(&s, "k", &unset, &env) {
+                Ok(out) => {
+                    if !s.contains("${") {
+                        proptest::prop_assert_eq!(out, s);
+                    }
+                }
+                Err(e) => proptest::prop_assert!(!set && e.to_string().contains('k')),
+            }
+        }
+
+        /// `${NAME:-default}` is the variable when set, else the default, in any text around it.
+        #[test]
+        fn defaults_and_values_land_in_place(
+            before in "[^$}]{0,20}", name in "[A-Z_]{1,10}", default in "[^}]{0,20}",
+            after in "[^$]{0,20}", set in proptest::prelude::any::<bool>(),
+        ) {
+            let s = format!("{before}${{{name}:-{default}}}{after}");
+            let unset = |_: &str, _: &str| ConfigError::Invalid {
+                file: "x".into(),
+                message: String::new(),
+            };
+            let env = |n: &str| set.then(|| format!("<{n}>"));
+            let out = expand(&s, "k", &unset, &env).unwrap();
+            let middle = if set { format!("<{name}>") } else { default };
+            proptest::prop_assert_eq!(out, format!("{before}{middle}{after}"));
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let c: Config = toml::from_str(
+            "[host]\napi_keys = [\"sk_SECRET_api\"]\nadmin_keys = [\"SECRET_admin\"]\n\
+             database_url = \"postgres://u:SECRET_pw@db/x\"\n\
+             [email]\ntransport = \"smtp\"\nsmtp_url = \"smtps://u:SECRET_smtp@mail\"\n\
+             [[webhook_endpoints]]\nname = \"app\"\nurl = \"http://a/b\"\nsecret = \"whsec_SECRET_endpoint\"\n\
+             [providers.s]\nplugin = \"stripe\"\nconfig = { api_key = \"sk_SECRET_stripe\", keys = [\"SECRET_1\", \"SECRET_2\"], n = 3 }\n",
+        )
+        .unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(
+            shown.contains("[redacted]") && shown.contains("api_key"),
+            "keys shown, values hidden: {shown}"
+        );
+    }
+
     use super::*;
 
     fn parse_with(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -1,7 +1,13 @@
 //! Prometheus metrics, kept in memory and rendered in the text exposition format:
 //! HTTP requests and latencies per route, provider calls, latencies and errors per provider
 //! instance and operation.
+//!
+//! Every label has a bounded set of values, whatever callers send: routes are the router's
+//! templates (`unmatched` for the rest), methods the standard ones (`other`), instances the
+//! configured ones (`unknown`), error codes the contract's (`other`). A flood of requests
+//! to made-up paths or provider names adds nothing.
 
+use payhost_plugin_api::codes;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -53,11 +59,42 @@ struct Inner {
     /// (instance, operation) → latency; (instance, operation, error code) → count.
     call_latency: BTreeMap<(String, String), Histogram>,
     call_errors: BTreeMap<(String, String, String), u64>,
+    /// Rows or files the retention sweeper removed, by kind.
+    swept: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The provider instances that may appear as labels.
+    instances: Vec<String>,
+}
+
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+const ERROR_CODES: [&str; 17] = [
+    codes::INVALID_REQUEST,
+    codes::NOT_FOUND,
+    codes::CARD_DECLINED,
+    codes::UNSUPPORTED,
+    codes::CONFIG,
+    codes::AUTHENTICATION,
+    codes::RATE_LIMITED,
+    codes::UNAVAILABLE,
+    codes::CONFLICT,
+    codes::INVALID_SIGNATURE,
+    codes::DEADLINE,
+    codes::PANICKED,
+    codes::PROTOCOL,
+    codes::INTERNAL,
+    "provider_not_running",
+    "provider_timeout",
+    "provider_busy",
+];
+
+/// `value` when it is one of `known`, else `other`.
+fn bounded<'a>(value: &'a str, known: &[&'a str], other: &'a str) -> &'a str {
+    known.iter().copied().find(|k| *k == value).unwrap_or(other)
 }
 
 /// Escapes a label value.
@@ -68,11 +105,29 @@ fn esc(v: &str) -> String {
 }
 
 impl Metrics {
+    /// Metrics whose provider labels are these instances (others count as `unknown`).
+    pub fn new(instances: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            inner: Mutex::default(),
+            instances: instances.into_iter().collect(),
+        }
+    }
+
+    fn instance<'a>(&'a self, name: &'a str) -> &'a str {
+        if self.instances.iter().any(|i| i == name) {
+            name
+        } else {
+            "unknown"
+        }
+    }
+
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `route` must be a route template (or `unmatched`), never a request's path.
     pub fn http(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let method = bounded(method, &METHODS, "other");
         let mut m = self.inner();
         m.http_latency
             .entry((method.to_owned(), route.to_owned()))
@@ -83,7 +138,10 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// `operation` is one of the host's operation names (a fixed set).
     pub fn call(&self, instance: &str, operation: &str, took: Duration, error: Option<&str>) {
+        let instance = self.instance(instance);
+        let error = error.map(|code| bounded(code, &ERROR_CODES, "other"));
         let mut m = self.inner();
         m.call_latency
             .entry((instance.to_owned(), operation.to_owned()))
@@ -94,6 +152,11 @@ impl Metrics {
                 .entry((instance.to_owned(), operation.to_owned(), code.to_owned()))
                 .or_default() += 1;
         }
+    }
+
+    /// Counts what the retention sweeper removed (`kind` is one of a fixed set).
+    pub fn swept(&self, kind: &'static str, n: u64) {
+        *self.inner().swept.entry(kind).or_default() += n;
     }
 
     /// The text exposition; `extra` are gauges the caller adds (name, help, value).
@@ -150,6 +213,13 @@ impl Metrics {
             let labels = format!("provider=\"{}\",operation=\"{}\"", esc(instance), esc(op));
             h.render(&mut out, "payhost_provider_call_duration_seconds", &labels);
         }
+        out.push_str(
+            "# HELP payhost_retention_swept_total Rows and files the retention sweeper removed.\n",
+        );
+        out.push_str("# TYPE payhost_retention_swept_total counter\n");
+        for (kind, n) in &m.swept {
+            let _ = writeln!(out, "payhost_retention_swept_total{{kind=\"{kind}\"}} {n}");
+        }
         for (name, help, value) in extra {
             let _ = writeln!(
                 out,
@@ -165,8 +235,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn labels_stay_bounded_whatever_callers_send() {
+        let m = Metrics::new(["mock".to_owned()]);
+        for n in 0..1000 {
+            m.http(&format!("M{n}"), "unmatched", 404, Duration::from_millis(1));
+            m.call(
+                &format!("made_up_{n}"),
+                "verify_webhook",
+                Duration::from_millis(1),
+                Some(&format!("code_{n}")),
+            );
+        }
+        m.call(
+            "mock",
+            "create_payment",
+            Duration::from_millis(1),
+            Some("card_declined"),
+        );
+        let text = m.render(&[]);
+        assert!(text.contains("payhost_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 1000"), "{text}");
+        assert!(text.contains("payhost_provider_call_errors_total{provider=\"unknown\",operation=\"verify_webhook\",code=\"other\"} 1000"), "{text}");
+        assert!(
+            text.contains(
+                "provider=\"mock\",operation=\"create_payment\",code=\"card_declined\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.len() < 10_000, "{} bytes", text.len());
+    }
+
+    #[test]
     fn renders_counters_and_cumulative_buckets() {
-        let m = Metrics::default();
+        let m = Metrics::new(["mock".to_owned()]);
         m.http("POST", "/v1/payments", 201, Duration::from_millis(3));
         m.http("POST", "/v1/payments", 201, Duration::from_millis(30));
         m.call("mock", "create_payment", Duration::from_micros(40), None);

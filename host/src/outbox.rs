@@ -14,21 +14,29 @@
 //! `failed` for an operator to retry. Dunning: a failed payment payhost knows is attempted
 //! again `dunning.retry_days` after the failure (with the customer's default method), on
 //! the host clock, until it succeeds or the schedule ends.
+//!
+//! Each endpoint, the emails and the dunning schedules are lanes with a worker of their
+//! own, reading only their own rows: a slow, hanging or failing endpoint, or SMTP being
+//! down, delays nobody else. When the database is away, a lane pauses (doubling up to 5 s)
+//! and keeps the outcomes it could not record, recording them before doing anything again,
+//! so a delivery is not repeated for an outage; one that was in flight when the host died
+//! is, with the same `Payhost-Event-Id` and email `Message-ID` for the receiver to drop.
 
 use crate::api::views::{EventData, EventView};
 use crate::clock::Clock;
 use crate::config::{EmailSection, Loaded, WebhookEndpoint};
+use crate::pace::Backoff;
 use crate::plugins::services::{http_client, HttpClient};
 use crate::service::{new_id, PaymentService};
-use crate::store::{outbox, StoreError, Unit};
+use crate::store::{outbox, Lane, StoreError, Unit};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use lettre::message::{header::ContentType, Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use payhost_plugin_api::{signature, Currency, Money};
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Email attempts before a row is left `failed`.
@@ -36,6 +44,10 @@ const EMAIL_ATTEMPTS: i64 = 10;
 /// Webhook attempts: with the delay doubling up to an hour, well over 24 hours of retries.
 const WEBHOOK_ATTEMPTS: i64 = 40;
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rows a lane reads per round.
+const LANE_BATCH: i64 = 100;
+/// How often the outbox looks for endpoints with rows that no lane serves.
+const STRAYS_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Outbox {
     service: Arc<PaymentService>,
@@ -49,6 +61,8 @@ pub struct Outbox {
     /// The SMTP transport (its connection pool) when `email.transport = "smtp"`, built once;
     /// a URL it cannot use is an error for every message, in the outbox's log.
     smtp: Option<Result<AsyncSmtpTransport<Tokio1Executor>, String>>,
+    /// The lanes with a worker.
+    lanes: Mutex<HashSet<Lane>>,
 }
 
 /// One row of work with its event.
@@ -57,8 +71,18 @@ struct Work {
     handler: String,
     target: String,
     attempts: i64,
-    due: bool,
     event: EventView,
+}
+
+/// How a piece of work went, to record: `done`, or `pending` again at `next_ms`, or
+/// `failed`. Kept by its lane while the database cannot take it.
+struct Finish {
+    id: String,
+    status: &'static str,
+    attempts: i64,
+    error: Option<String>,
+    http_status: Option<u16>,
+    next_ms: Option<i64>,
 }
 
 fn money(data: &EventData) -> String {
@@ -90,35 +114,135 @@ impl Outbox {
                     .map(|b| b.build())
                     .map_err(|e| format!("email.smtp_url: {e}"))
             }),
+            lanes: Mutex::default(),
         }
     }
 
+    /// Starts the workers: one lane per application endpoint (and per endpoint found with
+    /// deliveries pending but no longer configured), one for emails, one for dunning
+    /// schedules, and the dunning retries on their own clock. A slow, hanging or failing
+    /// endpoint, or SMTP being down, delays only its own lane.
     pub fn spawn(self: &Arc<Self>, poll: Duration) {
+        for endpoint in &self.endpoints {
+            self.spawn_lane(Lane::Webhook(endpoint.name.clone()), poll);
+        }
+        self.spawn_lane(Lane::Email, poll);
+        self.spawn_lane(Lane::Dunning, poll);
         let me = self.clone();
-        let wake = self.service.recorder().outbox_wake.clone();
+        tokio::spawn(async move {
+            let mut outage = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+            loop {
+                let pause = match me.dunning_round().await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {
+                        outage.reset();
+                        poll
+                    }
+                    Err(e) => {
+                        if !e.is_unavailable() {
+                            tracing::error!(error = %e, "dunning round failed");
+                        }
+                        outage.next_pause()
+                    }
+                };
+                tokio::time::sleep(pause).await;
+            }
+        });
+        // Endpoints that were removed from the config but still have rows.
+        let me = self.clone();
         tokio::spawn(async move {
             loop {
-                while me.run_once().await > 0 {}
+                if let Ok(targets) = me.service.store().outbox_webhook_targets().await {
+                    for target in targets {
+                        me.spawn_lane(Lane::Webhook(target), poll);
+                    }
+                }
+                tokio::time::sleep(STRAYS_EVERY).await;
+            }
+        });
+    }
+
+    /// One worker per lane (a second call for the same lane does nothing).
+    fn spawn_lane(self: &Arc<Self>, lane: Lane, poll: Duration) {
+        if !self
+            .lanes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lane.clone())
+        {
+            return;
+        }
+        let me = self.clone();
+        let mut wake = self.service.recorder().outbox_wake.subscribe();
+        tokio::spawn(async move {
+            let mut outage = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+            let mut unrecorded = Vec::new();
+            loop {
+                match me.lane_round(&lane, &mut unrecorded).await {
+                    Ok(n) if n > 0 => {
+                        outage.reset();
+                        continue;
+                    }
+                    Ok(_) => outage.reset(),
+                    Err(e) => {
+                        if !e.is_unavailable() {
+                            tracing::error!(error = %e, lane = ?lane, "outbox round failed");
+                        }
+                        tokio::time::sleep(outage.next_pause()).await;
+                        continue;
+                    }
+                }
                 tokio::select! {
-                    () = wake.notified() => {}
+                    _ = wake.changed() => {}
                     () = tokio::time::sleep(poll) => {}
                 }
             }
         });
     }
 
-    /// One round: due emails, each endpoint's deliveries in order, due dunning attempts.
-    /// Returns how many pieces of work were done.
-    pub async fn run_once(self: &Arc<Self>) -> usize {
-        let outbox = self.round().await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "outbox round failed");
-            0
-        });
-        let dunning = self.dunning_round().await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "dunning round failed");
-            0
-        });
-        outbox + dunning
+    /// One round of a lane: first the outcomes it could not record before (the database
+    /// was away; the work is not done again), then its work. Returns how much was done.
+    async fn lane_round(
+        &self,
+        lane: &Lane,
+        unrecorded: &mut Vec<Finish>,
+    ) -> Result<usize, StoreError> {
+        while let Some(finish) = unrecorded.first() {
+            self.record(finish).await?;
+            unrecorded.remove(0);
+        }
+        let now_ms = self.clock.now_millis();
+        let rows = self
+            .service
+            .store()
+            .outbox_lane(lane, now_ms, LANE_BATCH)
+            .await?;
+        let mut done = 0;
+        for r in rows {
+            // An endpoint's row waiting for its retry, or failing now, holds the rows after it.
+            if r.next_attempt_at > now_ms {
+                break;
+            }
+            let work = Work {
+                id: r.id,
+                handler: r.handler,
+                target: r.target,
+                attempts: r.attempts,
+                event: EventView::from(&r.event),
+            };
+            let finish = self.run(&work, now_ms).await;
+            let ok = finish.status == "done";
+            if let Err(e) = self.record(&finish).await {
+                unrecorded.push(finish);
+                return Err(e);
+            }
+            if ok {
+                done += 1;
+            } else if matches!(lane, Lane::Webhook(_)) {
+                break;
+            }
+        }
+        Ok(done)
     }
 
     /// Schedules the retries of a failed payment payhost knows (provider-managed invoice
@@ -202,71 +326,25 @@ impl Outbox {
         Ok(n)
     }
 
-    /// Emails and dunning run here; each endpoint's deliveries run in a task of their own,
-    /// strictly in order, so an endpoint that hangs delays only itself.
-    async fn round(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let now_ms = self.clock.now_millis();
-        let rows = self.service.store().outbox_pending(500).await?;
-        let mut others = Vec::new();
-        let mut targets: BTreeMap<String, Vec<Work>> = BTreeMap::new();
-        for r in rows {
-            let work = Work {
-                id: r.id,
-                handler: r.handler,
-                target: r.target,
-                attempts: r.attempts,
-                due: r.next_attempt_at <= now_ms,
-                event: EventView::from(&r.event),
-            };
-            if work.handler == "webhook" {
-                targets.entry(work.target.clone()).or_default().push(work);
-            } else {
-                others.push(work);
-            }
-        }
-        let mut deliveries = tokio::task::JoinSet::new();
-        for (_, list) in targets {
-            let me = self.clone();
-            deliveries.spawn(async move {
-                let mut done = 0;
-                // A row waiting for its retry, or failing now, holds the rows after it.
-                for work in list.iter().take_while(|w| w.due) {
-                    if !me.run(work, now_ms).await? {
-                        break;
-                    }
-                    done += 1;
-                }
-                Ok::<usize, StoreError>(done)
-            });
-        }
-        let mut done = 0;
-        for work in others.iter().filter(|w| w.due) {
-            if self.run(work, now_ms).await? {
-                done += 1;
-            }
-        }
-        while let Some(joined) = deliveries.join_next().await {
-            done += joined.unwrap_or(Ok(0))?;
-        }
-        Ok(done)
-    }
-
-    /// Does one piece of work and records the outcome; true when it was done.
-    async fn run(&self, work: &Work, now_ms: i64) -> Result<bool, StoreError> {
+    /// Does one piece of work; the outcome to record.
+    async fn run(&self, work: &Work, now_ms: i64) -> Finish {
         let webhook = work.handler == "webhook";
         let outcome = match work.handler.as_str() {
             "webhook" => self.deliver(work).await,
             "dunning" => self.schedule_dunning(work).await,
             _ => self.email(work).await,
         };
+        let attempts = work.attempts + 1;
         match outcome {
-            Ok(status) => {
-                self.finish(&work.id, "done", work.attempts + 1, None, status, None)
-                    .await?;
-                Ok(true)
-            }
-            Err((error, status)) => {
-                let attempts = work.attempts + 1;
+            Ok(http_status) => Finish {
+                id: work.id.clone(),
+                status: "done",
+                attempts,
+                error: None,
+                http_status,
+                next_ms: None,
+            },
+            Err((error, http_status)) => {
                 let limit = if webhook {
                     WEBHOOK_ATTEMPTS
                 } else {
@@ -274,44 +352,33 @@ impl Outbox {
                 };
                 let doubling = 1u64 << (attempts.clamp(1, 21) - 1);
                 let delay = self.retry_base_ms.saturating_mul(doubling).min(3_600_000);
-                let state = if attempts >= limit {
-                    "failed"
-                } else {
-                    "pending"
-                };
                 tracing::warn!(outbox_id = %work.id, handler = %work.handler, target = %work.target, attempts, error = %error, "outbox work failed");
-                self.finish(
-                    &work.id,
-                    state,
+                Finish {
+                    id: work.id.clone(),
+                    status: if attempts >= limit {
+                        "failed"
+                    } else {
+                        "pending"
+                    },
                     attempts,
-                    Some(&error),
-                    status,
-                    Some(now_ms + delay as i64),
-                )
-                .await?;
-                Ok(false)
+                    error: Some(error),
+                    http_status,
+                    next_ms: Some(now_ms + i64::try_from(delay).unwrap_or(i64::MAX)),
+                }
             }
         }
     }
 
-    async fn finish(
-        &self,
-        id: &str,
-        status: &str,
-        attempts: i64,
-        error: Option<&str>,
-        http_status: Option<u16>,
-        next_ms: Option<i64>,
-    ) -> Result<(), StoreError> {
+    async fn record(&self, f: &Finish) -> Result<(), StoreError> {
         let mut unit = Unit::new();
         outbox::finish_work(
             &mut unit,
-            id,
-            status,
-            attempts,
-            error,
-            http_status,
-            next_ms,
+            &f.id,
+            f.status,
+            f.attempts,
+            f.error.as_deref(),
+            f.http_status,
+            f.next_ms,
             self.clock.now_secs(),
         );
         self.service.store().commit(unit).await.map(drop)

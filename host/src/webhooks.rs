@@ -12,6 +12,7 @@
 //! failing step is retried with exponential backoff; pending rows survive restarts.
 
 use crate::clock::Clock;
+use crate::pace::Backoff;
 use crate::plugins::{CallError, Registry};
 use crate::service::{new_id, PaymentService, ServiceError};
 use crate::store::{inbox, NewDelivery, Unit};
@@ -34,6 +35,13 @@ pub enum ReceiveError {
     Call(CallError),
     #[error("{0}")]
     Store(#[from] ServiceError),
+}
+
+/// What a processing round did.
+enum Round {
+    Taken(usize),
+    /// The database was away: the round stopped, and the loop pauses before the next.
+    DatabaseAway,
 }
 
 /// What happened to an accepted delivery.
@@ -134,11 +142,22 @@ impl Webhooks {
 
     /// Starts the processor: it works through due inbox rows whenever woken, and at least
     /// every `poll`.
+    /// While the database is away, the processor pauses (doubling up to 5 s) instead of
+    /// retrying at once; rows it could not finish stay pending with their attempts unspent.
     pub fn spawn(self: &Arc<Self>, poll: Duration) {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut outage = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
             loop {
-                while me.process_due().await > 0 {}
+                loop {
+                    match me.process_due().await {
+                        Round::Taken(0) => break,
+                        Round::Taken(_) => outage.reset(),
+                        Round::DatabaseAway => {
+                            tokio::time::sleep(outage.next_pause()).await;
+                        }
+                    }
+                }
                 tokio::select! {
                     () = me.wake.notified() => {}
                     () = tokio::time::sleep(poll) => {}
@@ -147,9 +166,8 @@ impl Webhooks {
         });
     }
 
-    /// Processes the rows that are due, several at a time (their writes share commits);
-    /// returns how many were taken.
-    pub async fn process_due(self: &Arc<Self>) -> usize {
+    /// Processes the rows that are due, several at a time (their writes share commits).
+    async fn process_due(self: &Arc<Self>) -> Round {
         let rows = match self
             .service
             .store()
@@ -157,12 +175,14 @@ impl Webhooks {
             .await
         {
             Ok(rows) => rows,
+            Err(e) if e.is_unavailable() => return Round::DatabaseAway,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the webhook inbox");
-                return 0;
+                return Round::Taken(0);
             }
         };
         let n = rows.len();
+        let mut reached = true;
         let mut running = tokio::task::JoinSet::new();
         for row in rows {
             let event = WebhookEvent {
@@ -174,16 +194,28 @@ impl Webhooks {
             let (id, provider, attempts) = (row.id, row.provider, row.attempts);
             let me = self.clone();
             running.spawn(async move {
-                if let Err(e) = me.process(&id, &provider, event).await {
-                    me.failed(&id, &provider, attempts, &e.to_string()).await;
+                match me.process(&id, &provider, event).await {
+                    Ok(()) => true,
+                    // Not the event's fault: no attempt spent, nothing to record.
+                    Err(ServiceError::Store(e)) if e.is_unavailable() => false,
+                    Err(e) => {
+                        me.failed(&id, &provider, attempts, &e.to_string()).await;
+                        true
+                    }
                 }
             });
             while running.len() >= CONCURRENCY {
-                let _ = running.join_next().await;
+                reached &= running.join_next().await.is_none_or(|r| r.unwrap_or(true));
             }
         }
-        while running.join_next().await.is_some() {}
-        n
+        while let Some(r) = running.join_next().await {
+            reached &= r.unwrap_or(true);
+        }
+        if reached {
+            Round::Taken(n)
+        } else {
+            Round::DatabaseAway
+        }
     }
 
     async fn failed(&self, id: &str, provider: &str, attempts: i64, error: &str) {

@@ -91,7 +91,34 @@ pub fn mock_next_so() -> PathBuf {
 pub fn install(src: &Path, dir: &Path, name: &str) {
     let tmp = dir.join(format!(".{name}.partial"));
     std::fs::copy(src, &tmp).unwrap();
+    no_group_write(&tmp);
     std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// A local port nothing listens on (bound, then released): an endpoint that is down.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process's resident memory, in KiB (from `/proc`).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Takes write permission away from group and others (`chmod go-w`).
+pub fn no_group_write(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).unwrap().permissions().mode();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o022)).unwrap();
 }
 
 /// An artifact `payhost-compat` built into `target/compat/` (the 2.0 host and mock, the
@@ -157,6 +184,11 @@ impl Scratch {
         for (src, name) in plugins {
             std::fs::copy(src, pdir.join(name)).unwrap();
         }
+        // payhost refuses what its group or others can write, whatever the umask here.
+        for entry in std::fs::read_dir(&pdir).unwrap().flatten() {
+            no_group_write(&entry.path());
+        }
+        no_group_write(&pdir);
         let config = format!(
             "[host]\nbind = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
              api_keys = [\"{API_KEY}\"]\nadmin_keys = [\"{ADMIN_KEY}\"]\n{host_extra}\n{providers}\n"

@@ -368,3 +368,49 @@ fn reloading_an_unchanged_file_again_and_again_maps_it_once() {
     wait_for(&api, "running", Some("2.1.1"));
     assert_eq!(mapped_copies(host.pid()).len(), 2);
 }
+
+#[test]
+fn a_plugin_folder_or_file_others_can_change_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = scratch();
+    let folder = s.dir.path().join("plugins");
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod(&folder, 0o777);
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let admin = Api::new(&host.addr, ADMIN_KEY);
+    let body = admin.get("/admin/plugins").body.to_string();
+    assert!(
+        body.contains("is writable by everyone") && body.contains("chmod go-w"),
+        "{body}"
+    );
+    assert!(
+        provider(&api)["state"] != "running",
+        "nothing loaded from it"
+    );
+
+    chmod(&folder, 0o755);
+    assert_eq!(admin.post("/admin/plugins/rescan", &json!({})).status, 200);
+    wait_for(&api, "running", None);
+    let version = provider(&api)["version"].clone();
+
+    // A file its group can write, and a symlink to a library outside the folder.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("next.so");
+    std::fs::copy(mock_next_so(), &target).unwrap();
+    std::os::unix::fs::symlink(&target, folder.join("linked.so")).unwrap();
+    let writable = folder.join("writable.so");
+    std::fs::copy(mock_next_so(), &writable).unwrap();
+    chmod(&writable, 0o664);
+    assert_eq!(admin.post("/admin/plugins/rescan", &json!({})).status, 200);
+    let body = admin.get("/admin/plugins").body.to_string();
+    assert!(body.contains("outside the plugin folder"), "{body}");
+    assert!(
+        body.contains("writable.so is writable by its group"),
+        "{body}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(provider(&api)["version"], version, "neither was loaded");
+}

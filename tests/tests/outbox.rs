@@ -130,11 +130,7 @@ fn receiver(listener: TcpListener) -> Received {
 
 #[test]
 fn an_endpoint_that_was_down_gets_every_event_signed_and_in_order() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let s = Scratch::with_host(
         &[(&mock_so(), "mock.so")],
         "default_provider = \"mock\"\nwebhook_retry_base_ms = 100\n",
@@ -287,4 +283,93 @@ fn an_endpoint_that_hangs_does_not_hold_up_emails() {
     assert!(!hanging.is_empty(), "{rows}");
     assert!(hanging.iter().all(|r| r["attempts"] == 0), "{rows}");
     drop(silent);
+}
+
+/// An endpoint that answers 200 after `delay`, each request on a thread of its own; counts
+/// what it received.
+fn slow_receiver(listener: TcpListener, delay: Duration) -> Arc<Mutex<usize>> {
+    let got = Arc::new(Mutex::new(0));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 65536];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(delay);
+                *keep.lock().unwrap() += 1;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    got
+}
+
+/// Beside a healthy endpoint, one that answers after 9 s and one that is down: the healthy
+/// one gets every delivery, and every receipt is written, as soon as the events happen —
+/// not when the slow one answers.
+#[test]
+fn a_slow_and_a_dead_endpoint_delay_nobody_else() {
+    let healthy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let healthy_port = healthy.local_addr().unwrap().port();
+    let got = receiver(healthy);
+    let slow = TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow_port = slow.local_addr().unwrap().port();
+    let slow_got = slow_receiver(slow, Duration::from_secs(9));
+    let dead_port = closed_port();
+    let endpoint = |name: &str, port: u16| {
+        format!("[[webhook_endpoints]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}/hooks\"\nsecret = \"{APP_SECRET}\"\n")
+    };
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        "default_provider = \"mock\"\nwebhook_retry_base_ms = 50\n",
+        &format!(
+            "{MOCK}{}{}{}",
+            endpoint("slow", slow_port),
+            endpoint("dead", dead_port),
+            endpoint("healthy", healthy_port)
+        ),
+    );
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let dir = s.dir.path().join("data").join("mail");
+    let started = std::time::Instant::now();
+    // Payments over two seconds: each is two events (created, succeeded) and a receipt.
+    for n in 0..10 {
+        let p = api.post("/v1/payments", &json!({"user_id": format!("f{n}"), "email": format!("f{n}@example.com"), "amount": 500 + n, "currency": "usd", "payment_method": "pm_card_visa"}));
+        assert_eq!(p.s("status"), "succeeded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eventually("the healthy endpoint has all 20 deliveries", || {
+        got.lock().unwrap().len() >= 20
+    });
+    eventually("all 10 receipts", || messages(&dir).len() >= 10);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "the healthy endpoint and the emails waited for the slow one: {took:?}"
+    );
+    assert!(
+        *slow_got.lock().unwrap() <= 1,
+        "the slow endpoint is still on its first delivery"
+    );
+    // The dead endpoint's first delivery is failing and holds its others; nobody else's.
+    let admin = Api::new(&host.addr, ADMIN_KEY);
+    let pending = admin.get("/admin/outbox?status=pending").body;
+    let dead: Vec<&serde_json::Value> = pending["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["target"] == "dead")
+        .collect();
+    assert_eq!(dead.len(), 20, "{pending}");
+    assert!(dead.iter().any(|r| r["attempts"].as_i64() >= Some(1)));
+    assert!(pending["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["target"] != "healthy" && r["handler"] != "receipt_email"));
 }

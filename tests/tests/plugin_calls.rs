@@ -360,3 +360,45 @@ async fn the_mock_subscription_lifecycle_distinguishes_cancel_at_period_end_from
         "{unknown_price:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_plugin_uses_up_its_own_call_slots_not_the_hosts() {
+    let (mock, bad) = (mock_so(), misbehaving_so());
+    let s = Scratch::new(
+        &[(&mock, "mock.so"), (&bad, "bad.so")],
+        "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"w\" }\n\
+         [providers.bad]\nplugin = \"misbehaving\"\ncall_timeout_ms = 200\nmax_concurrent_calls = 4\n",
+    );
+    let state = start(&s).await;
+    // Four calls that hang for 3 s: each times out for its caller, and keeps its slot
+    // until the plugin's thread comes back.
+    let hung = (0..4).map(|_| {
+        let registry = state.registry.clone();
+        tokio::spawn(async move {
+            call::<ops::GetCustomer>(&registry, "bad", ObjectRef::new("cus_1")).await
+        })
+    });
+    for h in hung.collect::<Vec<_>>() {
+        let r = h.await.unwrap();
+        assert!(matches!(r, Err(CallError::Timeout { .. })), "{r:?}");
+    }
+    let busy = call::<ops::GetCustomer>(&state.registry, "bad", ObjectRef::new("cus_1")).await;
+    assert!(
+        matches!(&busy, Err(CallError::Busy { limit: 4, .. })),
+        "refused at once while its four threads hang: {busy:?}"
+    );
+    // The other instances go on, many at once.
+    let calls = (0..32).map(|i| {
+        let registry = state.registry.clone();
+        tokio::spawn(async move {
+            create_customer(&registry, "mock", &format!("m{i}@example.com")).await
+        })
+    });
+    for c in calls.collect::<Vec<_>>() {
+        assert!(c.await.unwrap().is_ok());
+    }
+    // Once the plugin's threads return, its slots are free again.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let r = call::<ops::GetCustomer>(&state.registry, "bad", ObjectRef::new("cus_1")).await;
+    assert!(matches!(r, Err(CallError::Timeout { .. })), "{r:?}");
+}

@@ -222,7 +222,7 @@ async fn outbox_retry(
         )
         .with_param("id"));
     }
-    s.service.recorder().outbox_wake.notify_one();
+    s.service.recorder().outbox_wake.ring();
     Ok(Json(RetriedView {
         id,
         status: "pending",

@@ -24,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub decline_code: Option<String>,
+    /// Seconds to send in `Retry-After` (an outage the caller should wait out).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -34,7 +36,20 @@ impl ApiError {
             message: message.into(),
             param: None,
             decline_code: None,
+            retry_after: None,
         }
+    }
+
+    /// The database is away: 503 with `Retry-After`, the detail in the log only.
+    pub fn database_unavailable(detail: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "database unavailable");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unavailable; retry after a moment (a write with the same Idempotency-Key)",
+        );
+        e.retry_after = Some(1);
+        e
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -135,6 +150,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::BAD_GATEWAY, "provider_id_conflict", message)
             }
             ServiceError::Call(call) => call.into(),
+            ServiceError::Store(e) if e.is_unavailable() => ApiError::database_unavailable(&e),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "database failure");
                 ApiError::new(
@@ -180,6 +196,17 @@ impl From<CallError> for ApiError {
                 "provider_error",
                 format!("provider '{provider}' failed while handling the request"),
             ),
+            CallError::Busy { provider, limit } => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_busy",
+                    format!(
+                        "provider '{provider}' has {limit} calls in flight; retry after a moment"
+                    ),
+                );
+                e.retry_after = Some(1);
+                e
+            }
             CallError::Timeout { provider, ms, .. } => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "provider_timeout",
@@ -194,6 +221,13 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
         }
-        (self.status, Json(self.body())).into_response()
+        let retry_after = self.retry_after;
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -8,6 +8,7 @@ mod auth;
 mod call;
 mod error;
 pub mod openapi;
+pub mod server;
 mod v1;
 mod webhook;
 
@@ -43,13 +44,7 @@ pub fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(webhook::receive))
-                .layer(DefaultBodyLimit::max(
-                    state.config.config.host.webhook_body_limit_bytes,
-                )),
-        )
+        .routes(routes!(webhook::receive))
         .merge(api)
         .merge(admin)
         .split_for_parts()
@@ -63,15 +58,79 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::reference_page(doc))
         .fallback(|| async { ApiError::not_found("route", "no such route") })
         .layer(middleware::map_response(error_bodies))
-        .layer(DefaultBodyLimit::max(
-            state.config.config.host.body_limit_bytes,
-        ))
+        // `read_body` applies each route's limit before any extractor runs.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(detached))
         .with_state(state)
 }
 
+/// Runs the request in a task of its own: a client that disconnects or gives up does not
+/// cancel what its request started (a provider call goes on and its result is recorded;
+/// a retry with the same Idempotency-Key gets that result).
+async fn detached(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a request's task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error; the host log has the details",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Reads the whole body before routing, within `body_read_timeout_ms` (a client that
+/// trickles its body gets 408 rather than holding a connection and a task) and within the
+/// route's limit (413): provider webhooks `webhook_body_limit_bytes`, the rest
+/// `body_limit_bytes`.
+async fn read_body(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let host = &s.config.config.host;
+    let limit = if req.uri().path().starts_with("/webhooks/") {
+        host.webhook_body_limit_bytes
+    } else {
+        host.body_limit_bytes
+    };
+    let (parts, body) = req.into_parts();
+    let deadline = std::time::Duration::from_millis(host.body_read_timeout_ms.max(1));
+    let bytes = match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the request body is larger than this route accepts ({limit} bytes)"),
+                )
+            } else {
+                ApiError::invalid(None, "the request body could not be read")
+            }
+            .into_response();
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} ms",
+                    deadline.as_millis()
+                ),
+            )
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
 /// Answers the router itself gives without a body (405 for a method a route does not
-/// have, 413 for a body past the limit) in the API's error shape, headers kept.
+/// have) in the API's error shape, headers kept.
 async fn error_bodies(response: Response) -> Response {
     let status = response.status();
     let bare = response.headers().get(header::CONTENT_TYPE).is_none();
@@ -83,11 +142,6 @@ async fn error_bodies(response: Response) -> Response {
             status,
             "method_not_allowed",
             "this route does not take that method (see the Allow header)",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            "body_too_large",
-            "the request body is larger than this host accepts",
         ),
         _ => ApiError::new(
             status,

@@ -29,6 +29,9 @@ pub struct Fingerprint {
     len: u64,
     mtime_ns: i128,
     inode: u64,
+    /// Permissions and owner: fixing a refused file's mode makes it load.
+    mode: u32,
+    uid: u32,
 }
 
 fn fingerprint(file: &Path) -> Option<Fingerprint> {
@@ -37,6 +40,8 @@ fn fingerprint(file: &Path) -> Option<Fingerprint> {
         len: m.len(),
         mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
         inode: m.ino(),
+        mode: m.mode(),
+        uid: m.uid(),
     })
 }
 
@@ -60,6 +65,15 @@ impl Registry {
     pub async fn sync(&self, dir: &Path, providers: &Providers) -> SyncReport {
         let _one_at_a_time = self.sync_lock.lock().await;
         let mut report = SyncReport::default();
+        if let Err(e) = loader::trusted(dir, None) {
+            // Reported once per change of the reason, not on every rescan.
+            if self.inner().folder_refusal.as_deref() != Some(e.as_str()) {
+                self.plugin_error(&dir.display().to_string(), e.clone(), ErrorType::Load);
+                self.inner().folder_refusal = Some(e);
+            }
+            return report;
+        }
+        self.inner().folder_refusal = None;
         let files = match loader::scan(dir) {
             Ok(f) => f,
             Err(e) => {
@@ -191,25 +205,34 @@ impl Registry {
         providers: &Providers,
     ) -> Result<(String, bool), RegistryError> {
         let (path, private) = (file.to_owned(), self.private_dir.clone());
-        let loaded: Loaded =
-            match tokio::task::spawn_blocking(move || loader::load(&path, &private)).await {
-                Ok(Ok(l)) => l,
-                Ok(Err(e)) => {
-                    self.inner().failed.insert(file.to_owned(), e.clone());
-                    self.plugin_error(&display_name(file), e.to_string(), e.error_type);
-                    return Err(e.into());
-                }
-                Err(join) => {
-                    let e = loader::LoadError {
-                        file: file.display().to_string(),
-                        error_type: ErrorType::Load,
-                        reason: format!("loading panicked: {join}"),
-                    };
-                    self.inner().failed.insert(file.to_owned(), e.clone());
-                    self.plugin_error(&display_name(file), e.to_string(), e.error_type);
-                    return Err(e.into());
-                }
-            };
+        let folder = file.parent().unwrap_or(Path::new(".")).to_owned();
+        let loaded: Loaded = match tokio::task::spawn_blocking(move || {
+            loader::trusted(&folder, Some(&path)).map_err(|reason| loader::LoadError {
+                file: path.display().to_string(),
+                error_type: ErrorType::Load,
+                reason,
+            })?;
+            loader::load(&path, &private)
+        })
+        .await
+        {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                self.inner().failed.insert(file.to_owned(), e.clone());
+                self.plugin_error(&display_name(file), e.to_string(), e.error_type);
+                return Err(e.into());
+            }
+            Err(join) => {
+                let e = loader::LoadError {
+                    file: file.display().to_string(),
+                    error_type: ErrorType::Load,
+                    reason: format!("loading panicked: {join}"),
+                };
+                self.inner().failed.insert(file.to_owned(), e.clone());
+                self.plugin_error(&display_name(file), e.to_string(), e.error_type);
+                return Err(e.into());
+            }
+        };
         let meta = loaded.manifest.clone();
         let replacing = {
             let mut inner = self.inner();

@@ -38,12 +38,18 @@ fn map_copy(
     private_dir: &Path,
     bytes: &[u8],
 ) -> Result<PluginRootRef, (ErrorType, String)> {
-    std::fs::create_dir_all(private_dir).map_err(|e| {
-        (
-            ErrorType::Load,
-            format!("cannot create {}: {e}", private_dir.display()),
-        )
-    })?;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(private_dir)
+        .map_err(|e| {
+            (
+                ErrorType::Load,
+                format!("cannot create {}: {e}", private_dir.display()),
+            )
+        })?;
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())
@@ -54,7 +60,14 @@ fn map_copy(
         COPY_SEQ.fetch_add(1, Ordering::Relaxed),
         std::env::consts::DLL_EXTENSION
     ));
-    std::fs::write(&copy, bytes).map_err(|e| (ErrorType::Load, format!("cannot copy: {e}")))?;
+    // A new file only readable by payhost: never one planted under the name in advance.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&copy)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| (ErrorType::Load, format!("cannot copy: {e}")))?;
     // The dynamic loader trusts an ELF file's sizes: a truncated one (a copy still being
     // written) would fault inside dlopen and kill the host. Check them first.
     let result = check_elf(&copy)
@@ -99,6 +112,60 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Whether payhost should run code from `path` (a plugin folder, or a file in it): it
+/// must not be writable by group or others, and must belong to payhost's own user or root;
+/// anyone else who can change it could run code as payhost. A file may be a symlink only
+/// to a file inside `folder`.
+///
+/// # Errors
+/// What is wrong and the command that fixes it.
+pub fn trusted(folder: &Path, file: Option<&Path>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let check = |path: &Path, what: &str| -> Result<(), String> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "{what} {} is writable by {} (mode {mode:04o}): anyone who can write it can run                  code as payhost; fix: chmod go-w {}",
+                path.display(),
+                if mode & 0o002 != 0 { "everyone" } else { "its group" },
+                path.display()
+            ));
+        }
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(format!(
+                "{what} {} belongs to uid {}, neither payhost's user (uid {me}) nor root;                  fix: chown {me} {}",
+                path.display(),
+                meta.uid(),
+                path.display()
+            ));
+        }
+        Ok(())
+    };
+    check(folder, "the plugin folder")?;
+    let Some(file) = file else { return Ok(()) };
+    let link = std::fs::symlink_metadata(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if link.file_type().is_symlink() {
+        let target = file
+            .canonicalize()
+            .map_err(|e| format!("cannot follow the symlink {}: {e}", file.display()))?;
+        let inside = folder
+            .canonicalize()
+            .is_ok_and(|f| target.parent() == Some(f.as_path()));
+        if !inside {
+            return Err(format!(
+                "{} is a symlink to {}, outside the plugin folder; fix: copy the library into                  the folder instead",
+                file.display(),
+                target.display()
+            ));
+        }
+    }
+    check(file, "the plugin file")
 }
 
 static COPY_SEQ: AtomicU64 = AtomicU64::new(0);

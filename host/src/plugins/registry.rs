@@ -73,6 +73,10 @@ pub enum CallError {
         operation: String,
         ms: u128,
     },
+    /// Every call slot of the instance is taken (by calls running, or past their deadline
+    /// and still holding their thread): refused at once instead of queued.
+    #[error("provider '{provider}' has {limit} calls in flight, its max_concurrent_calls")]
+    Busy { provider: String, limit: usize },
 }
 
 impl CallError {
@@ -86,6 +90,7 @@ impl CallError {
             CallError::Plugin(e) => e.code.as_str(),
             CallError::Panicked { .. } => codes::PANICKED,
             CallError::Timeout { .. } => "provider_timeout",
+            CallError::Busy { .. } => "provider_busy",
         }
     }
 }
@@ -98,6 +103,11 @@ pub struct Instance {
     pub timeout: Duration,
     provider: ProviderBox,
     services: Arc<InstanceServices>,
+    /// One permit per call in flight, held until the plugin's thread returns (not only
+    /// until the deadline), so a hanging plugin uses up its own slots, never the host's
+    /// blocking pool.
+    slots: Arc<tokio::sync::Semaphore>,
+    max_calls: usize,
 }
 
 impl Instance {
@@ -171,6 +181,8 @@ pub(super) struct Inner {
     pub(super) plugins: BTreeMap<String, Loaded>,
     /// Files that failed to load, with the reason (for `plugins list`).
     pub(super) failed: BTreeMap<PathBuf, LoadError>,
+    /// Why the plugin folder is not trusted, while it is not (reported once).
+    pub(super) folder_refusal: Option<String>,
     pub(super) instances: BTreeMap<String, Arc<Instance>>,
     /// Instances configured but not running: their plugin and the reason.
     pub(super) instance_errors: BTreeMap<String, (String, String)>,
@@ -371,6 +383,7 @@ impl Registry {
             Ok(Ok(Err(e))) => return Err(init_err(e)),
             Ok(Ok(Ok(p))) => p,
         };
+        let max_calls = cfg.max_concurrent_calls.max(1);
         let instance = Arc::new(Instance {
             name: name.to_owned(),
             plugin: cfg.plugin.clone(),
@@ -378,6 +391,8 @@ impl Registry {
             timeout,
             provider,
             services,
+            slots: Arc::new(tokio::sync::Semaphore::new(max_calls)),
+            max_calls,
         });
         let previous = {
             let mut inner = self.inner();
@@ -474,8 +489,16 @@ impl Registry {
             let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2);
             ctx.deadline_ms = self.clock.now_millis().saturating_add(ms);
         }
+        let Ok(slot) = instance.slots.clone().try_acquire_owned() else {
+            let e = CallError::Busy {
+                provider: name.to_owned(),
+                limit: instance.max_calls,
+            };
+            return (Err(e), Vec::new());
+        };
         let held = instance.clone();
         let task = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             within_call(ctx.deadline_ms, || {
                 catch_unwind(AssertUnwindSafe(|| held.call_direct::<O>(&ctx, &request)))
             })

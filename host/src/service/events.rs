@@ -61,7 +61,7 @@ pub struct Recorder {
     /// The application's webhook endpoints (names) every event is delivered to.
     endpoints: Vec<String>,
     /// Woken when new outbox work was committed.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
+    pub outbox_wake: Arc<crate::pace::Bell>,
 }
 
 /// The state that makes a report a new fact for its (provider, kind, object), for the kinds
@@ -146,7 +146,7 @@ impl Recorder {
             dispatcher,
             clock,
             endpoints,
-            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            outbox_wake: Arc::default(),
         }
     }
 
@@ -217,7 +217,7 @@ impl Recorder {
             }
         }
         if any {
-            self.outbox_wake.notify_one();
+            self.outbox_wake.ring();
         }
     }
 

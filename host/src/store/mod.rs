@@ -13,6 +13,7 @@ pub mod outbox;
 mod page;
 pub mod payments;
 pub mod refunds;
+pub mod retention;
 pub mod subscriptions;
 mod writer;
 
@@ -22,7 +23,7 @@ pub use idempotency::StoredReply;
 pub use ids::Record;
 pub use inbox::{InboxRow, NewDelivery};
 pub use invoices::{InvoiceQuery, InvoiceRow};
-pub use outbox::{DunningRow, OutboxRow, QueueStats, WorkRow};
+pub use outbox::{DunningRow, Lane, OutboxRow, QueueStats, WorkRow};
 pub use page::{Listed, Order, Page};
 pub use payments::{PaymentQuery, PaymentRow};
 pub use refunds::{RefundQuery, RefundRow};
@@ -38,7 +39,13 @@ use std::str::FromStr;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cannot be reached or cannot take writes right now (a restart, terminated
+    /// connections, a failover, SQLite busy past its timeout, a read-only or full disk).
+    /// Nothing of the failed unit was applied, or, when the connection was lost while
+    /// committing, its outcome is unknown; either way the caller may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("database: {0}")]
     Batch(String),
     #[error("database_url: {0}")]
@@ -50,6 +57,58 @@ pub enum StoreError {
     /// A list's cursor names no row of that list.
     #[error("no such object: '{id}'")]
     UnknownCursor { param: &'static str, id: String },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_outage(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// An outage rather than a refusal of this statement: worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Closed)
+    }
+}
+
+/// Whether an error says the database is away (the connection, the server or the disk),
+/// not that the statement was wrong.
+fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                // Connection exceptions (08), insufficient resources (53: disk full, out of
+                // memory, too many connections), operator intervention (57P: terminated by
+                // an administrator, crash, shutting down, cannot connect now), read-only
+                // transaction on a standby after a failover (25006).
+                let code = pg.code();
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code == "25006"
+            } else if let Some(lite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN (primary result codes).
+                let code: i64 = sqlx::error::DatabaseError::code(lite)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +168,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         sqlite: include_str!("../../migrations/0006_lists.sql"),
         postgres: include_str!("../../migrations/0006_lists.sql"),
+    },
+    Migration {
+        version: 7,
+        sqlite: include_str!("../../migrations/0007_outbox_lanes.sql"),
+        postgres: include_str!("../../migrations/0007_outbox_lanes.sql"),
     },
 ];
 
@@ -176,13 +240,20 @@ impl Store {
         migrate(backend, &mut setup).await?;
         setup.close().await?;
         let writer_options = options.clone();
-        let writer = Writer::start(move || async move {
-            let mut conn = AnyConnection::connect_with(&writer_options).await?;
-            prepare(backend, &mut conn).await?;
-            Ok(conn)
+        let writer = Writer::start(move || {
+            let options = writer_options.clone();
+            async move {
+                let mut conn = AnyConnection::connect_with(&options)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                prepare(backend, &mut conn).await?;
+                Ok(conn)
+            }
         })
         .await?;
         let pool = AnyPoolOptions::new()
+            // An answer in time, or a 503: requests never queue for long behind an outage.
+            .acquire_timeout(std::time::Duration::from_secs(3))
             .max_connections(match backend {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 8,
@@ -218,14 +289,25 @@ impl Store {
 
     /// One row or none. Private to the store: SQL lives here and nowhere else.
     async fn one(&self, sql: &str, args: Vec<Arg>) -> Result<Option<AnyRow>, StoreError> {
+        let mut conn = self.connection().await?;
         Ok(bind(sqlx::query(sql), args)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?)
     }
 
     /// Every row.
     async fn all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<AnyRow>, StoreError> {
-        Ok(bind(sqlx::query(sql), args).fetch_all(&self.pool).await?)
+        let mut conn = self.connection().await?;
+        Ok(bind(sqlx::query(sql), args).fetch_all(&mut *conn).await?)
+    }
+
+    /// A reading connection; failing to get one (the pool checks each before handing it
+    /// out, and opens new ones) is an outage, whatever the server said.
+    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     /// The single text value of a query (a repository's helper).
@@ -237,9 +319,14 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Whether the database answers (for /readyz).
+    /// Whether the database answers reads and the writer holds a connection (for /readyz).
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let read = async {
+            let mut conn = self.connection().await?;
+            sqlx::query("SELECT 1").execute(&mut *conn).await?;
+            Ok::<(), StoreError>(())
+        };
+        self.writer.connected() && read.await.is_ok()
     }
 
     pub async fn close(&self) {

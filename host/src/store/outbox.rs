@@ -5,6 +5,17 @@ use super::events::EventRow;
 use super::{Arg, RowExt, Store, StoreError, Unit};
 use sqlx::any::AnyRow;
 
+/// A queue of the outbox with a worker of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    /// One application endpoint's deliveries, strictly in event order.
+    Webhook(String),
+    /// Every email.
+    Email,
+    /// Putting failed payments on the dunning schedule.
+    Dunning,
+}
+
 /// A piece of work with its event.
 #[derive(Debug, Clone)]
 pub struct WorkRow {
@@ -70,27 +81,66 @@ impl OutboxRow {
 }
 
 impl Store {
-    /// Pending work in event order (at most `limit` rows).
-    pub async fn outbox_pending(&self, limit: i64) -> Result<Vec<WorkRow>, StoreError> {
+    /// A lane's pending work (at most `limit` rows): an endpoint's deliveries in event
+    /// order, due or not (the first that is not due holds the ones after it); emails and
+    /// dunning schedules that are due, oldest first. Lanes never see each other's rows, so
+    /// no lane's backlog hides another's work.
+    pub async fn outbox_lane(
+        &self,
+        lane: &Lane,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<WorkRow>, StoreError> {
+        const COLUMNS: &str = "SELECT o.id AS work_id, o.handler, o.target, o.attempts, \
+             o.next_attempt_at, e.seq, e.id, e.type, e.tenant, e.provider, e.object_id, \
+             e.provider_object_id, e.data, e.created_at FROM outbox o JOIN events e ON e.id = o.event_id ";
+        let (sql, args) = match lane {
+            Lane::Webhook(target) => (
+                format!(
+                    "{COLUMNS} WHERE o.status = 'pending' AND o.handler = 'webhook' \
+                     AND o.target = $1 ORDER BY e.seq, o.id LIMIT $2"
+                ),
+                vec![target.into(), limit.into()],
+            ),
+            Lane::Email | Lane::Dunning => (
+                format!(
+                    "{COLUMNS} WHERE o.status = 'pending' AND o.handler {} \
+                     AND o.next_attempt_at <= $1 ORDER BY o.next_attempt_at, o.id LIMIT $2",
+                    if *lane == Lane::Email {
+                        "NOT IN ('webhook', 'dunning')"
+                    } else {
+                        "= 'dunning'"
+                    }
+                ),
+                vec![now_ms.into(), limit.into()],
+            ),
+        };
+        self.all(&sql, args)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(WorkRow {
+                    id: r.text("work_id")?,
+                    handler: r.text("handler")?,
+                    target: r.text("target")?,
+                    attempts: r.int("attempts")?,
+                    next_attempt_at: r.int("next_attempt_at")?,
+                    event: EventRow::from_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The endpoints with deliveries pending (configured or not: a removed endpoint's rows
+    /// still get a lane, which fails them in time).
+    pub async fn outbox_webhook_targets(&self) -> Result<Vec<String>, StoreError> {
         self.all(
-            "SELECT o.id AS work_id, o.handler, o.target, o.attempts, o.next_attempt_at, \
-             e.seq, e.id, e.type, e.tenant, e.provider, e.object_id, e.provider_object_id, \
-             e.data, e.created_at FROM outbox o JOIN events e ON e.id = o.event_id \
-             WHERE o.status = 'pending' ORDER BY e.seq, o.id LIMIT $1",
-            vec![limit.into()],
+            "SELECT DISTINCT target FROM outbox WHERE status = 'pending' AND handler = 'webhook'",
+            vec![],
         )
         .await?
         .iter()
-        .map(|r| {
-            Ok(WorkRow {
-                id: r.text("work_id")?,
-                handler: r.text("handler")?,
-                target: r.text("target")?,
-                attempts: r.int("attempts")?,
-                next_attempt_at: r.int("next_attempt_at")?,
-                event: EventRow::from_row(r)?,
-            })
-        })
+        .map(|r| r.text("target"))
         .collect()
     }
 

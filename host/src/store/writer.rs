@@ -2,12 +2,17 @@
 //! waiting as one transaction. A unit is atomic on its own (when one fails, the batch is
 //! rolled back and its units applied one by one, so the others still commit) and is answered
 //! only after the transaction that holds it is durable, so concurrent requests share one
-//! fsync.
+//! fsync. When the database goes away, the writer says so at once (`Unavailable`) and
+//! connects again with a doubling pause, so writes come back with the database.
 
 use super::StoreError;
 use sqlx::AnyConnection;
 use sqlx::{Connection, Executor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Most units applied in one transaction.
 const MAX_BATCH: usize = 512;
@@ -121,22 +126,30 @@ struct Job {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<Job>,
+    connected: Arc<AtomicBool>,
 }
+
+/// The first pause before connecting again after losing the database, doubled up to
+/// [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Writer {
     /// Starts the writer on a thread of its own with its own single-threaded runtime, so
     /// the statements of a batch never wait behind HTTP work for a worker; `connect` opens
-    /// its connection there.
+    /// its connection there, at start and again whenever the connection is lost.
     ///
     /// # Errors
-    /// The connection could not be opened.
+    /// The first connection could not be opened.
     pub async fn start<F, Fut>(connect: F) -> Result<Self, StoreError>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: Fn() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready) = oneshot::channel();
+        let connected = Arc::new(AtomicBool::new(true));
+        let flag = connected.clone();
         std::thread::Builder::new()
             .name("payhost-db-writer".into())
             .spawn(move || {
@@ -154,7 +167,15 @@ impl Writer {
                     match connect().await {
                         Ok(conn) => {
                             let _ = ready_tx.send(Ok(()));
-                            run(conn, rx).await;
+                            Run {
+                                connect,
+                                conn: Some(conn),
+                                connected: flag,
+                                backoff: MIN_BACKOFF,
+                                retry_at: Instant::now(),
+                            }
+                            .serve(rx)
+                            .await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -164,13 +185,21 @@ impl Writer {
             })
             .map_err(|e| StoreError::Batch(e.to_string()))?;
         ready.await.map_err(|_| StoreError::Closed)??;
-        Ok(Self { tx })
+        Ok(Self { tx, connected })
+    }
+
+    /// Whether the writer holds a working connection (false from losing it until it has
+    /// connected again).
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 
     /// Applies `unit` atomically and answers once it is durable.
     ///
     /// # Errors
-    /// [`StoreError::Database`] when a statement failed (the unit left nothing behind), or
+    /// [`StoreError::Database`] when a statement failed (the unit left nothing behind),
+    /// [`StoreError::Unavailable`] when the database is away (nothing applied, or the
+    /// connection died during the commit and the outcome is unknown), or
     /// [`StoreError::Closed`] after the writer stopped.
     pub async fn commit(&self, unit: Unit) -> Result<Changed, StoreError> {
         if unit.is_empty() {
@@ -184,66 +213,215 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: AnyConnection, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// The writer's loop and its connection, which it replaces when the database goes away:
+/// at once when a batch finds it dead before committing (and the batch is applied on the
+/// new one), else on a doubling pause; meanwhile every unit is answered `Unavailable`
+/// at once rather than queued.
+struct Run<F> {
+    connect: F,
+    conn: Option<AnyConnection>,
+    connected: Arc<AtomicBool>,
+    backoff: Duration,
+    retry_at: Instant,
+}
+
+impl<F, Fut> Run<F>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
+{
+    async fn serve(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let first = if self.conn.is_some() {
+                rx.recv().await
+            } else {
+                // Disconnected: try again on schedule even when nothing is waiting, so
+                // readiness comes back with the database.
+                match tokio::time::timeout_at(self.retry_at, rx.recv()).await {
+                    Ok(job) => job,
+                    Err(_) => {
+                        self.reconnect().await;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else { break };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if self.conn.is_none() && Instant::now() >= self.retry_at {
+                self.reconnect().await;
+            }
+            let results = self.apply(&batch).await;
+            for (job, result) in batch.drain(..).zip(results) {
+                let _ = job.reply.send(result);
             }
         }
-        let results = apply(&mut conn, &batch).await;
-        for (job, result) in batch.drain(..).zip(results) {
-            let _ = job.reply.send(result);
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
         }
     }
-    let _ = conn.close().await;
+
+    async fn reconnect(&mut self) {
+        match (self.connect)().await {
+            Ok(conn) => {
+                if !self.connected.swap(true, Ordering::Relaxed) {
+                    tracing::info!("database writer connected again");
+                }
+                self.conn = Some(conn);
+                self.backoff = MIN_BACKOFF;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = self.backoff.as_millis() as u64, "database writer cannot connect");
+                self.lost();
+            }
+        }
+    }
+
+    fn lost(&mut self) {
+        self.conn = None;
+        self.connected.store(false, Ordering::Relaxed);
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    async fn apply(&mut self, batch: &[Job]) -> Vec<Result<Changed, StoreError>> {
+        let unavailable = |why: &str| {
+            (0..batch.len())
+                .map(|_| Err(StoreError::Unavailable(why.to_owned())))
+                .collect()
+        };
+        let Some(conn) = self.conn.as_mut() else {
+            return unavailable("no connection to the database; connecting again");
+        };
+        match apply(conn, batch).await {
+            Outcome::Done(results) => results,
+            Outcome::Partial(results) => {
+                self.lost();
+                results
+            }
+            Outcome::Lost(Lost::BeforeCommit(e)) => {
+                // Nothing was applied: one fresh connection, one more try.
+                tracing::warn!(error = %e, "database connection lost; connecting again");
+                self.conn = None;
+                self.reconnect().await;
+                let Some(conn) = self.conn.as_mut() else {
+                    return unavailable(&e.to_string());
+                };
+                match apply(conn, batch).await {
+                    Outcome::Done(results) => results,
+                    Outcome::Partial(results) => {
+                        self.lost();
+                        results
+                    }
+                    Outcome::Lost(Lost::BeforeCommit(e) | Lost::Committing(e)) => {
+                        self.lost();
+                        unavailable(&e.to_string())
+                    }
+                }
+            }
+            Outcome::Lost(Lost::Committing(e)) => {
+                tracing::warn!(error = %e, "database connection lost while committing");
+                self.lost();
+                unavailable(&format!(
+                    "the connection was lost while committing, the outcome is unknown: {e}"
+                ))
+            }
+        }
+    }
+}
+
+/// The connection died: before the commit was sent (nothing applied), or during it (the
+/// outcome is unknown).
+enum Lost {
+    BeforeCommit(StoreError),
+    Committing(StoreError),
+}
+
+/// A unit's failure inside a transaction: its own statement, or the connection.
+enum Failure {
+    Unit(StoreError),
+    Lost(Lost),
+}
+
+impl Failure {
+    fn at(committing: bool) -> impl Fn(sqlx::Error) -> Failure {
+        move |e| {
+            let e = StoreError::from(e);
+            match (e.is_unavailable(), committing) {
+                (false, _) => Failure::Unit(e),
+                (true, false) => Failure::Lost(Lost::BeforeCommit(e)),
+                (true, true) => Failure::Lost(Lost::Committing(e)),
+            }
+        }
+    }
+}
+
+/// What became of a batch.
+enum Outcome {
+    /// Every unit answered (committed or refused on its own).
+    Done(Vec<Result<Changed, StoreError>>),
+    /// The connection died before any unit committed.
+    Lost(Lost),
+    /// The connection died after some units committed on their own; every unit answered,
+    /// the rest as unavailable.
+    Partial(Vec<Result<Changed, StoreError>>),
 }
 
 /// Applies the batch in one transaction. When a unit fails, the transaction is rolled back
 /// and every unit is applied again in a transaction of its own, so one bad unit costs its
-/// batch a retry, never its writes.
-async fn apply(conn: &mut AnyConnection, batch: &[Job]) -> Vec<Result<Changed, StoreError>> {
-    if batch.len() > 1 {
-        match apply_together(conn, batch).await {
-            Ok(results) => return results.into_iter().map(Ok).collect(),
-            Err(_) => {
+/// batch a retry, never its writes. Losing the connection ends the batch.
+async fn apply(conn: &mut AnyConnection, batch: &[Job]) -> Outcome {
+    let failed = match apply_together(conn, batch).await {
+        Ok(results) => return Outcome::Done(results.into_iter().map(Ok).collect()),
+        Err(Failure::Lost(lost)) => return Outcome::Lost(lost),
+        Err(Failure::Unit(e)) => e,
+    };
+    let _ = conn.execute("ROLLBACK").await;
+    if batch.len() == 1 {
+        return Outcome::Done(vec![Err(failed)]);
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for (i, job) in batch.iter().enumerate() {
+        match apply_together(conn, std::slice::from_ref(job)).await {
+            Ok(mut r) => results.push(Ok(r.remove(0))),
+            Err(Failure::Unit(e)) => {
+                results.push(Err(e));
                 let _ = conn.execute("ROLLBACK").await;
+            }
+            Err(Failure::Lost(lost)) if i == 0 => return Outcome::Lost(lost),
+            Err(Failure::Lost(Lost::BeforeCommit(e) | Lost::Committing(e))) => {
+                let why = e.to_string();
+                results.extend((i..batch.len()).map(|_| Err(StoreError::Unavailable(why.clone()))));
+                return Outcome::Partial(results);
             }
         }
     }
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        results.push(
-            apply_together(conn, std::slice::from_ref(job))
-                .await
-                .map(|mut r| r.remove(0)),
-        );
-        if results.last().is_some_and(Result::is_err) {
-            let _ = conn.execute("ROLLBACK").await;
-        }
-    }
-    results
+    Outcome::Done(results)
 }
 
 /// Every unit of `batch` in one transaction, committed; the first error stops it (the
 /// caller rolls back).
-async fn apply_together(
-    conn: &mut AnyConnection,
-    batch: &[Job],
-) -> Result<Vec<Changed>, StoreError> {
-    conn.execute("BEGIN").await?;
+async fn apply_together(conn: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Changed>, Failure> {
+    conn.execute("BEGIN").await.map_err(Failure::at(false))?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        results.push(run_unit(conn, &job.unit).await?);
+        results.push(
+            run_unit(conn, &job.unit)
+                .await
+                .map_err(Failure::at(false))?,
+        );
     }
-    conn.execute("COMMIT").await?;
+    conn.execute("COMMIT").await.map_err(Failure::at(true))?;
     Ok(results)
 }
 
-async fn run_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, StoreError> {
+async fn run_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, sqlx::Error> {
     let mut changed = Vec::with_capacity(unit.stmts.len());
     for stmt in &unit.stmts {
         if stmt.when == When::PreviousChanged && changed.last().copied().unwrap_or(0) == 0 {

@@ -60,9 +60,37 @@ impl<'de> Deserialize<'de> for Bytes {
 }
 
 /// HTTP headers in order, names as received; a name may repeat. Lookups ignore case.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` hides the values of credentials (Authorization, cookies, keys, tokens,
+/// signatures).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Headers(pub Vec<(String, String)>);
+
+/// Whether a header's value is a credential, by its name.
+fn is_credential(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+    ) || ["key", "token", "secret", "signature", "password", "auth"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if is_credential(k) {
+                    "[redacted]"
+                } else {
+                    v.as_str()
+                };
+                (k, shown)
+            }))
+            .finish()
+    }
+}
 
 impl Headers {
     /// No headers.
@@ -156,5 +184,28 @@ mod tests {
         let h = Headers::new().with("Stripe-Signature", "t=1");
         assert_eq!(h.get("stripe-signature"), Some("t=1"));
         assert_eq!(h.get("x"), None);
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_credentials_and_shows_the_rest() {
+        let h = Headers::new()
+            .with("Authorization", "Bearer sk_live_SECRET")
+            .with("Stripe-Signature", "t=1,v1=SECRETSIG")
+            .with("Idempotency-Key", "SECRET_KEY")
+            .with("Content-Type", "application/json");
+        let shown = format!(
+            "{h:?} {:?}",
+            HttpRequest {
+                headers: h.clone(),
+                ..HttpRequest::default()
+            }
+        );
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("application/json"), "{shown}");
     }
 }

@@ -2,7 +2,7 @@
 //! blocking pool, and `POST /v1/payments` throughput against the real release binary on
 //! SQLite, and live plugin replacement (file landing → serving, latency during swaps).
 //! Prints medians and percentiles; BENCHMARKS.md records the results with the machine they
-//! ran on. `payhost-bench [plugins|payments|live|webhooks|lists]` runs one part.
+//! ran on. `payhost-bench [plugins|payments|live|webhooks|lists|flood]` runs one part.
 
 use payhost::clock::SystemClock;
 use payhost::config::ProviderConfig;
@@ -44,6 +44,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "lists") {
         lists::run();
+    }
+    if only.as_deref().is_none_or(|o| o == "flood") {
+        flood::run(64, 20_000);
     }
 }
 
@@ -149,6 +152,7 @@ fn plugins() {
 }
 
 mod conn;
+mod flood;
 mod lists;
 mod live;
 mod payments;

@@ -1,0 +1,279 @@
+//! The database going away under load, over the real binary on PostgreSQL: its connections
+//! are terminated and new ones refused (as a restart or a failover does) during a burst of
+//! signed webhooks and API writes. While it is away, `/readyz` says so, writes answer 503
+//! `database_unavailable` with `Retry-After`, webhooks are refused with a 5xx so the
+//! provider retries; once it is back, writes work again within 5 s, and every acknowledged
+//! webhook is processed exactly once and every acknowledged write is there once.
+
+use payhost_tests::api::{Api, Resp};
+use payhost_tests::db::{TestDb, POSTGRES_VAR};
+use payhost_tests::*;
+use serde_json::json;
+use sqlx::{AnyConnection, Connection, Executor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const MOCK: &str =
+    "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_outage\" }\n";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Runs statements on the server's maintenance database (the test's own refuses
+/// connections during the outage).
+fn on_server(sql: &[String]) {
+    let base = std::env::var(POSTGRES_VAR).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut c = AnyConnection::connect(&base).await.unwrap();
+            for s in sql {
+                c.execute(s.as_str())
+                    .await
+                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            }
+        });
+}
+
+fn webhook(api: &Api, id: &str) -> Resp {
+    let object = json!({"id": format!("mock_pi_{id}"), "amount": 100, "currency": "usd", "status": "succeeded"});
+    let (body, sig) = payhost_plugin_mock::webhook::signed_event(
+        "whsec_outage",
+        now(),
+        id,
+        "payment.succeeded",
+        &object,
+    );
+    api.send(
+        "POST",
+        "/webhooks/payments/mock",
+        &[("X-Webhook-Signature", &sig)],
+        Some(&body),
+    )
+}
+
+/// Stops the burst when dropped, so a failed assertion in the scope ends the workers
+/// (and the test) instead of leaving them retrying forever.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long a worker keeps retrying one refused request before the test fails: the outage
+/// lasts a few seconds; a request refused for longer than this means the host never came back.
+const GIVE_UP: Duration = Duration::from_secs(60);
+
+fn count(db: &TestDb, sql: &str) -> usize {
+    db.value(sql, &[]).unwrap().parse().unwrap()
+}
+
+#[test]
+fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
+    let Some(pg) = TestDb::postgres("outage") else {
+        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the database outage test");
+        return;
+    };
+    let name = pg.url.rsplit('/').next().unwrap().to_owned();
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        &format!("default_provider = \"mock\"\n{}", pg.host_line()),
+        MOCK,
+    );
+    let host = s.serve();
+    let addr = host.addr.clone();
+    let acked_events = Mutex::new(Vec::new());
+    let acked_customers = Mutex::new(Vec::new());
+    let refused = Mutex::new(Vec::<(u16, String, Option<String>)>::new());
+    let stop = AtomicBool::new(false);
+
+    std::thread::scope(|scope| {
+        for w in 0..4 {
+            let (addr, acked_events, acked_customers, refused, stop) = (
+                addr.clone(),
+                &acked_events,
+                &acked_customers,
+                &refused,
+                &stop,
+            );
+            scope.spawn(move || {
+                let api = Api::new(&addr, API_KEY);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    // A provider retries a refused delivery; a client retries a refused
+                    // write with the same Idempotency-Key.
+                    let id = format!("evt_outage_{w}_{n}");
+                    let since = Instant::now();
+                    loop {
+                        let r = webhook(&api, &id);
+                        if r.status == 200 {
+                            acked_events.lock().unwrap().push(id.clone());
+                            break;
+                        }
+                        refused.lock().unwrap().push((
+                            r.status,
+                            r.code().to_owned(),
+                            r.header("retry-after").map(str::to_owned),
+                        ));
+                        assert!(since.elapsed() < GIVE_UP, "{id} refused for a minute: {r:?}");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    let key = format!("idem_outage_{w}_{n}");
+                    let user = format!("user_{w}_{n}");
+                    let since = Instant::now();
+                    loop {
+                        let r = api.post_idem(
+                            "/v1/customers",
+                            &key,
+                            &json!({"user_id": user, "email": format!("{user}@example.com")}),
+                        );
+                        // 201, or 200 when an earlier attempt created the customer but
+                        // its answer was lost with the connection (the user's customer
+                        // exists; POST /v1/customers answers 200 for an existing one).
+                        if r.status == 201 || r.status == 200 {
+                            acked_customers
+                                .lock()
+                                .unwrap()
+                                .push((r.s("id"), user.clone()));
+                            break;
+                        }
+                        refused.lock().unwrap().push((
+                            r.status,
+                            r.code().to_owned(),
+                            r.header("retry-after").map(str::to_owned),
+                        ));
+                        assert!(since.elapsed() < GIVE_UP, "{key} refused for a minute: {r:?}");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            });
+        }
+
+        let _stop_workers = StopOnDrop(&stop);
+        std::thread::sleep(Duration::from_millis(800));
+        let before = acked_events.lock().unwrap().len();
+        assert!(before > 5, "the burst is under way: {before}");
+        // The outage: every connection to the host's database cut, new ones refused.
+        on_server(&[
+            format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ),
+        ]);
+        let api = Api::new(&addr, API_KEY);
+        eventually("/readyz says the database is away", || {
+            let r = api.get("/readyz");
+            r.status == 503 && r.body["database"] == "unreachable"
+        });
+        let w = api.post(
+            "/v1/customers",
+            &json!({"user_id": "during", "email": "d@example.com"}),
+        );
+        assert_eq!(w.status, 503, "{w:?}");
+        assert_eq!(w.code(), "database_unavailable", "{w:?}");
+        assert_eq!(w.header("retry-after"), Some("1"), "{w:?}");
+        assert!(
+            !w.body.to_string().contains("pg_") && !w.body.to_string().contains("connection"),
+            "no database detail in the answer: {w:?}"
+        );
+        let hook = webhook(&api, "evt_during_outage");
+        assert_eq!(hook.status, 503, "a 5xx, so the provider retries: {hook:?}");
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(api.get("/readyz").status, 503, "still honest");
+
+        // Back: writes work again within 5 s.
+        on_server(&[format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")]);
+        let back = Instant::now();
+        loop {
+            let r = api.post(
+                "/v1/customers",
+                &json!({"user_id": "after", "email": "a@example.com"}),
+            );
+            if r.status == 201 {
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(5),
+                "writes are not back 5 s after the database: {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!(
+            "writes back {} ms after the database",
+            back.elapsed().as_millis()
+        );
+        assert_eq!(api.get("/readyz").status, 200);
+        std::thread::sleep(Duration::from_millis(500));
+    });
+
+    let refused = refused.into_inner().unwrap();
+    assert!(!refused.is_empty(), "the burst met the outage");
+    for (status, code, retry_after) in &refused {
+        assert_eq!(*status, 503, "{refused:?}");
+        assert_eq!(code, "database_unavailable", "{refused:?}");
+        assert_eq!(retry_after.as_deref(), Some("1"), "{refused:?}");
+    }
+    let acked = acked_events.into_inner().unwrap();
+    eventually("every stored webhook processed", || {
+        count(
+            &pg,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status <> 'processed'",
+        ) == 0
+    });
+    let inbox = count(&pg, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox");
+    assert_eq!(
+        inbox,
+        acked.len(),
+        "every acknowledged event stored once, nothing refused stored"
+    );
+    for id in &acked {
+        assert_eq!(
+            pg.value(
+                "SELECT status FROM webhook_inbox WHERE event_id = $1",
+                &[id]
+            )
+            .as_deref(),
+            Some("processed"),
+            "{id} was acknowledged"
+        );
+    }
+    let events = count(
+        &pg,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE type = 'PaymentSucceeded'",
+    );
+    assert_eq!(
+        events, inbox,
+        "one domain event per stored webhook, none twice"
+    );
+    let customers = acked_customers.into_inner().unwrap();
+    for (id, user) in &customers {
+        assert_eq!(
+            pg.value(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM customers WHERE user_id = $1",
+                &[user]
+            )
+            .as_deref(),
+            Some("1"),
+            "{user} ({id}) is there once"
+        );
+    }
+    eprintln!(
+        "{} webhooks and {} writes acknowledged, {} refusals during the outage",
+        acked.len(),
+        customers.len(),
+        refused.len()
+    );
+    let log = host.terminate().1;
+    assert!(log.contains("database writer connected again"), "{log}");
+}
