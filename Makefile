@@ -26,13 +26,16 @@ run: build
 ## The PostgreSQL tests run when PAYHOST_TEST_POSTGRES is set, or a server answers locally.
 PG_TEST_URL := postgres://postgres@127.0.0.1:5432/test
 TARGET ?= $(or $(CARGO_TARGET_DIR),target)
+# A hanging test fails the run with a message instead of stalling it.
+TEST_TIMEOUT ?= 30m
 test:
 	$(CARGO) build --workspace
 	$(TARGET)/debug/payhost-compat
 	if [ -z "$$PAYHOST_TEST_POSTGRES" ] && (echo > /dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
 	  export PAYHOST_TEST_POSTGRES=$(PG_TEST_URL); fi; \
 	tests/schemathesis/run $(TARGET) > $(TARGET)/schemathesis.log 2>&1 & st=$$!; \
-	$(CARGO) test --workspace; tests=$$?; \
+	timeout --kill-after=30s $(TEST_TIMEOUT) $(CARGO) test --workspace; tests=$$?; \
+	[ $$tests -eq 124 ] && echo "cargo test did not finish within $(TEST_TIMEOUT): a test hangs (see 'has been running for over 60 seconds' above)"; \
 	wait $$st; api=$$?; \
 	grep -v ' INFO ' $(TARGET)/schemathesis.log | tail -60; \
 	echo "cargo test: exit $$tests; schemathesis: exit $$api (full log: $(TARGET)/schemathesis.log)"; \

@@ -23,6 +23,7 @@ pub struct AppState {
     pub service: Arc<PaymentService>,
     pub metrics: Arc<Metrics>,
     pub idempotency: Arc<Inflight>,
+    pub keyring: Arc<crate::http::auth::Keyring>,
     pub webhooks: Arc<Webhooks>,
 }
 
@@ -111,6 +112,7 @@ impl AppState {
         }
         .spawn();
         Ok(Self {
+            keyring: Arc::new(crate::http::auth::Keyring::new(&config.config)),
             config,
             registry,
             clock,
@@ -137,18 +139,16 @@ pub fn check_bind(bind: &std::net::SocketAddr, config: &config::Config) -> Resul
     if bind.ip().is_loopback() {
         return Ok(());
     }
-    let refuse = |what: String| {
-        Err(format!(
-            "refusing to bind {bind}: {what}; set your own before listening beyond 127.0.0.1"
-        ))
-    };
+    let mut found = Vec::new();
+    let dev_digest = config::ApiKey::Plain(config::DEV_API_KEY.into()).digest();
+    // Also when the config holds only its SHA-256.
     if config
         .host
         .api_keys
         .iter()
-        .any(|k| k == config::DEV_API_KEY)
+        .any(|k| k.digest() == dev_digest)
     {
-        return refuse("host.api_keys still contains the development key".into());
+        found.push("host.api_keys contains the development API key".to_owned());
     }
     if config
         .host
@@ -156,9 +156,10 @@ pub fn check_bind(bind: &std::net::SocketAddr, config: &config::Config) -> Resul
         .iter()
         .any(|k| k == config::DEV_ADMIN_KEY)
     {
-        return refuse(
-            "host.admin_keys contains the development admin key (the default when admin_keys is not set)"
-                .into(),
+        found.push(
+            "host.admin_keys contains the development admin key (the default when admin_keys \
+             is not set)"
+                .to_owned(),
         );
     }
     for (name, provider) in &config.providers {
@@ -167,11 +168,17 @@ pub fn check_bind(bind: &std::net::SocketAddr, config: &config::Config) -> Resul
                 .texts()
                 .any(|v| config::PUBLISHED_SECRETS.contains(&v))
             {
-                return refuse(format!(
+                found.push(format!(
                     "providers.{name}.config.{key} is a secret published in payhost's repository"
                 ));
             }
         }
+    }
+    if !found.is_empty() {
+        return Err(format!(
+            "refusing to bind {bind}: {}; set your own before listening beyond 127.0.0.1",
+            found.join("; ")
+        ));
     }
     Ok(())
 }
@@ -192,7 +199,7 @@ mod tests {
         let local: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert!(check_bind(&lan, &parse("")).is_ok());
         let mut dev = parse("");
-        dev.host.api_keys = vec![config::DEV_API_KEY.into()];
+        dev.host.api_keys = vec![config::ApiKey::Plain(config::DEV_API_KEY.into())];
         assert!(check_bind(&local, &dev).is_ok());
         assert!(check_bind(&lan, &dev)
             .unwrap_err()
@@ -211,5 +218,20 @@ mod tests {
             "the value is never printed"
         );
         assert!(check_bind(&local, &mock).is_ok());
+        // Every one named at once, the hashed development key too.
+        let all: config::Config = toml::from_str(&format!(
+            "[host]\napi_keys = [{{ sha256 = \"{}\" }}]\n\
+             [providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"whsec_mock_development\" }}\n",
+            hex::encode(config::ApiKey::Plain(config::DEV_API_KEY.into()).digest())
+        ))
+        .unwrap();
+        let e = check_bind(&lan, &all).unwrap_err();
+        for named in [
+            "host.api_keys",
+            "host.admin_keys",
+            "providers.mock.config.webhook_secret",
+        ] {
+            assert!(e.contains(named), "{named} in {e}");
+        }
     }
 }

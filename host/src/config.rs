@@ -206,9 +206,10 @@ pub struct HostSection {
     /// Connections served at once; further ones wait in the kernel's backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Bearer keys accepted by the API.
+    /// Bearer keys accepted by the API: plain strings (every tenant, every scope), or
+    /// tables that bind a key to a tenant and scopes and may hold only its SHA-256.
     #[serde(default = "default_api_keys")]
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<ApiKey>,
     /// Bearer keys accepted by `/admin`.
     #[serde(default = "default_admin_keys")]
     pub admin_keys: Vec<String>,
@@ -273,11 +274,141 @@ fn default_max_connections() -> usize {
 fn default_max_concurrent_calls() -> usize {
     64
 }
-fn default_api_keys() -> Vec<String> {
-    vec![DEV_API_KEY.into()]
+fn default_api_keys() -> Vec<ApiKey> {
+    vec![ApiKey::Plain(DEV_API_KEY.into())]
 }
 fn default_admin_keys() -> Vec<String> {
     vec![DEV_ADMIN_KEY.into()]
+}
+
+/// One entry of `host.api_keys`: a plain key, or a table.
+#[derive(Clone)]
+pub enum ApiKey {
+    Plain(String),
+    Table(ApiKeyTable),
+}
+
+/// `{ name, key | sha256, tenant, scopes }`: several may be valid at once (rotation).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyTable {
+    /// Named in logs and errors instead of the key.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The key itself (use `${VAR}`), or...
+    #[serde(default)]
+    pub key: Option<String>,
+    /// ...its SHA-256 in hex (`printf %s "$KEY" | sha256sum`), so the config holds no key.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The only tenant the key acts for; its requests see only that tenant's records.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// `read` (GET) and/or `write` (POST, DELETE); both when not given.
+    #[serde(default)]
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(ApiKey::Plain(s)),
+            t @ toml::Value::Table(_) => ApiKeyTable::deserialize(t)
+                .map(ApiKey::Table)
+                .map_err(|e| D::Error::custom(format!("host.api_keys: {}", e.message()))),
+            _ => Err(D::Error::custom(
+                "host.api_keys: each key is a string, or a table { name, key or sha256, \
+                 tenant, scopes }",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiKey::Plain(_) => f.write_str("[redacted]"),
+            ApiKey::Table(t) => f
+                .debug_struct("ApiKey")
+                .field("name", &t.name)
+                .field("key", &t.key.as_ref().map(|_| Redacted))
+                .field("sha256", &t.sha256.as_ref().map(|_| Redacted))
+                .field("tenant", &t.tenant)
+                .field("scopes", &t.scopes)
+                .finish(),
+        }
+    }
+}
+
+impl ApiKey {
+    /// The key in plain text, when the config holds it.
+    pub fn plain(&self) -> Option<&str> {
+        match self {
+            ApiKey::Plain(k) => Some(k),
+            ApiKey::Table(t) => t.key.as_deref(),
+        }
+    }
+
+    /// The SHA-256 of the key (hex digests are checked by [`validate`]).
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        match (self.plain(), self) {
+            (Some(k), _) => sha2::Sha256::digest(k.as_bytes()).into(),
+            (None, ApiKey::Table(t)) => {
+                let mut out = [0u8; 32];
+                let hex = t.sha256.as_deref().unwrap_or_default();
+                if hex::decode_to_slice(hex, &mut out).is_err() {
+                    // Unreachable after validation; a digest nothing hashes to.
+                    return [0xff; 32];
+                }
+                out
+            }
+            (None, ApiKey::Plain(_)) => unreachable!("a plain key has its text"),
+        }
+    }
+
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            ApiKey::Plain(_) => None,
+            ApiKey::Table(t) => t.tenant.as_deref(),
+        }
+    }
+
+    /// The scopes the key holds.
+    pub fn scopes(&self) -> Vec<Scope> {
+        match self {
+            ApiKey::Table(ApiKeyTable {
+                scopes: Some(s), ..
+            }) => s.clone(),
+            _ => vec![Scope::Read, Scope::Write],
+        }
+    }
+
+    /// How logs and errors name the key: its name, else its position.
+    pub fn label(&self, index: usize) -> String {
+        match self {
+            ApiKey::Table(ApiKeyTable { name: Some(n), .. }) => n.clone(),
+            _ => format!("host.api_keys[{index}]"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,6 +508,7 @@ impl std::fmt::Debug for HostSection {
             admin_keys,
         } = self;
         let hidden = |keys: &Vec<String>| keys.iter().map(|_| Redacted).collect::<Vec<_>>();
+        // ApiKey's Debug hides the key and its digest.
         f.debug_struct("HostSection")
             .field("bind", bind)
             .field("plugin_dir", plugin_dir)
@@ -392,7 +524,7 @@ impl std::fmt::Debug for HostSection {
             .field("header_read_timeout_ms", header_read_timeout_ms)
             .field("body_read_timeout_ms", body_read_timeout_ms)
             .field("max_connections", max_connections)
-            .field("api_keys", &hidden(api_keys))
+            .field("api_keys", api_keys)
             .field("admin_keys", &hidden(admin_keys))
             .finish()
     }
@@ -663,16 +795,92 @@ fn validate(file: &Path, c: &Config) -> Result<(), ConfigError> {
             "a positive number of milliseconds".into(),
         ));
     }
-    if c.host
-        .api_keys
-        .iter()
-        .chain(&c.host.admin_keys)
-        .any(|k| k.len() < 8)
-    {
+    if c.host.admin_keys.iter().any(|k| k.len() < 8) {
         return Err(key_err(
-            "host.api_keys".into(),
+            "host.admin_keys".into(),
             "keys of at least 8 characters".into(),
         ));
+    }
+    validate_api_keys(c).map_err(|(key, expected)| key_err(key, expected))
+}
+
+/// 1 to `max` printable ASCII characters without spaces (tenants, idempotency keys).
+pub fn visible_ascii(s: &str, max: usize) -> bool {
+    (1..=max).contains(&s.len()) && s.bytes().all(|b| (b'!'..=b'~').contains(&b))
+}
+
+/// The tenants a request may name: those given a provider under `[tenants]` and those an
+/// API key is bound to.
+pub fn known_tenants(c: &Config) -> std::collections::BTreeSet<String> {
+    c.tenants
+        .keys()
+        .cloned()
+        .chain(
+            c.host
+                .api_keys
+                .iter()
+                .filter_map(|k| k.tenant().map(str::to_owned)),
+        )
+        .collect()
+}
+
+fn validate_api_keys(c: &Config) -> Result<(), (String, String)> {
+    let mut digests = Vec::new();
+    for (i, k) in c.host.api_keys.iter().enumerate() {
+        let at = |field: &str| format!("host.api_keys[{i}]{field}");
+        match k {
+            ApiKey::Plain(p) if p.len() < 8 => {
+                return Err((at(""), "a key of at least 8 characters".into()));
+            }
+            ApiKey::Plain(_) => {}
+            ApiKey::Table(t) => {
+                match (&t.key, &t.sha256) {
+                    (Some(_), Some(_)) | (None, None) => {
+                        return Err((
+                            at(""),
+                            "exactly one of key (the key) or sha256 (its SHA-256 in hex)".into(),
+                        ));
+                    }
+                    (Some(p), None) if p.len() < 8 => {
+                        return Err((at(".key"), "a key of at least 8 characters".into()));
+                    }
+                    (None, Some(h))
+                        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                    {
+                        return Err((
+                            at(".sha256"),
+                            "64 hex digits, the SHA-256 of the key (printf %s \"$KEY\" | sha256sum)"
+                                .into(),
+                        ));
+                    }
+                    _ => {}
+                }
+                if let Some(tenant) = &t.tenant {
+                    if !visible_ascii(tenant, 64) {
+                        return Err((
+                            at(".tenant"),
+                            "1 to 64 printable ASCII characters without spaces".into(),
+                        ));
+                    }
+                }
+                if t.scopes.as_ref().is_some_and(Vec::is_empty) {
+                    return Err((at(".scopes"), "at least one of \"read\", \"write\"".into()));
+                }
+                if let Some(n) = &t.name {
+                    let named_before = c.host.api_keys[..i]
+                        .iter()
+                        .any(|o| matches!(o, ApiKey::Table(o) if o.name.as_ref() == Some(n)));
+                    if named_before {
+                        return Err((at(".name"), format!("a unique name ('{n}' repeats)")));
+                    }
+                }
+            }
+        }
+        let d = k.digest();
+        if digests.contains(&d) {
+            return Err((at(""), "a key not already listed".into()));
+        }
+        digests.push(d);
     }
     Ok(())
 }

@@ -178,6 +178,16 @@ impl Scratch {
 
     /// Like [`Scratch::new`], with extra lines for the [host] section.
     pub fn with_host(plugins: &[(&Path, &str)], host_extra: &str, providers: &str) -> Self {
+        Self::with_api_keys(plugins, &format!("[\"{API_KEY}\"]"), host_extra, providers)
+    }
+
+    /// Like [`Scratch::with_host`], with `api_keys` (TOML) instead of [`API_KEY`] alone.
+    pub fn with_api_keys(
+        plugins: &[(&Path, &str)],
+        api_keys: &str,
+        host_extra: &str,
+        providers: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pdir = dir.path().join("plugins");
         std::fs::create_dir(&pdir).unwrap();
@@ -191,7 +201,7 @@ impl Scratch {
         no_group_write(&pdir);
         let config = format!(
             "[host]\nbind = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
-             api_keys = [\"{API_KEY}\"]\nadmin_keys = [\"{ADMIN_KEY}\"]\n{host_extra}\n{providers}\n"
+             api_keys = {api_keys}\nadmin_keys = [\"{ADMIN_KEY}\"]\n{host_extra}\n{providers}\n"
         );
         std::fs::write(dir.path().join("plugins.toml"), config).unwrap();
         Self { dir }

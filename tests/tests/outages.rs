@@ -125,7 +125,10 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
                             r.code().to_owned(),
                             r.header("retry-after").map(str::to_owned),
                         ));
-                        assert!(since.elapsed() < GIVE_UP, "{id} refused for a minute: {r:?}");
+                        assert!(
+                            since.elapsed() < GIVE_UP,
+                            "{id} refused for a minute: {r:?}"
+                        );
                         std::thread::sleep(Duration::from_millis(100));
                     }
                     let key = format!("idem_outage_{w}_{n}");
@@ -152,7 +155,10 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
                             r.code().to_owned(),
                             r.header("retry-after").map(str::to_owned),
                         ));
-                        assert!(since.elapsed() < GIVE_UP, "{key} refused for a minute: {r:?}");
+                        assert!(
+                            since.elapsed() < GIVE_UP,
+                            "{key} refused for a minute: {r:?}"
+                        );
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }

@@ -31,20 +31,16 @@ pub struct RequestId(pub String);
 pub const MAX_KEY_LEN: usize = 255;
 /// An `Idempotency-Key`: printable ASCII without spaces, 1 to 255 characters.
 pub const KEY_PATTERN: &str = "^[!-~]{1,255}$";
-/// An `X-Tenant-Id`: printable ASCII without spaces, 1 to 64 characters.
-pub const TENANT_PATTERN: &str = "^[!-~]{1,64}$";
 
-pub(super) fn visible_ascii(s: &str, max: usize) -> bool {
-    (1..=max).contains(&s.len()) && s.bytes().all(|b| (b'!'..=b'~').contains(&b))
-}
+use crate::config::visible_ascii;
 
 /// The request's tenant, id, idempotency key and caller.
 pub struct ReqMeta {
     tenant: Option<String>,
     request_id: String,
     idempotency_key: Option<String>,
-    /// The bearer credential; idempotency keys are scoped to a hash of it.
-    bearer: String,
+    /// Idempotency keys are scoped to it: the tenant's, else the API key's.
+    idempotency_scope: String,
     method: String,
     path: String,
 }
@@ -82,18 +78,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ReqMeta {
                 ));
             }
         }
-        // Checked for every /v1 route by the API key middleware.
-        let tenant = header("x-tenant-id")?;
-        let bearer = header("authorization")?.unwrap_or_default();
+        // Every /v1 route is behind the API key middleware, which says who calls.
+        let caller = parts
+            .extensions
+            .get::<super::auth::Caller>()
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)?;
         Ok(Self {
-            tenant,
+            tenant: caller.tenant,
             request_id: parts
                 .extensions
                 .get::<RequestId>()
                 .map(|r| r.0.clone())
                 .unwrap_or_default(),
             idempotency_key,
-            bearer,
+            idempotency_scope: caller.idempotency_scope,
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
         })
@@ -377,7 +376,7 @@ where
         return Ok(reply_response(op(s.service.clone(), ctx, req).await?));
     };
     let request_hash = sha256_hex(&[meta.method.as_bytes(), meta.path.as_bytes(), &body]);
-    let scope = sha256_hex(&[meta.bearer.as_bytes()])[..16].to_owned();
+    let scope = meta.idempotency_scope.clone();
     let slot = (scope.clone(), key.clone());
     let claimed = s
         .idempotency

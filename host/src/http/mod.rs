@@ -4,7 +4,7 @@
 //! body of a request carries its id.
 
 mod admin;
-mod auth;
+pub mod auth;
 mod call;
 mod error;
 pub mod openapi;

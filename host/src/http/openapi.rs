@@ -146,6 +146,7 @@ fn api_errors(writes: bool, has_body: bool) -> Vec<(&'static str, &'static str)>
     let mut out = vec![
         ("400", "Invalid request: the field, parameter or header at fault is in `param`"),
         ("401", "Missing or wrong API key"),
+        ("403", "The API key lacks the scope (`insufficient_scope`) or acts for another tenant (`tenant_forbidden`)"),
         ("404", "No such record (or route)"),
         ("409", "The record's state does not allow this (`invalid_state`), or the same Idempotency-Key is in flight"),
         ("429", "The provider is rate limiting"),
@@ -474,6 +475,10 @@ pub fn finish(api: OpenApi, config: &Loaded) -> Value {
     };
     let mut paths: Vec<(String, Value)> = paths.into_iter().collect();
     paths.sort_by_key(|(path, _)| rank(path));
+    // The tenants a request may name (an unknown X-Tenant-Id is refused).
+    let tenants: Vec<String> = crate::config::known_tenants(&config.config)
+        .into_iter()
+        .collect();
     let mut out = Map::new();
     for (path, mut item) in paths {
         let group = if path.starts_with("/v1/") {
@@ -485,7 +490,7 @@ pub fn finish(api: OpenApi, config: &Loaded) -> Value {
         };
         if let Some(ops) = item.as_object_mut() {
             for (method, op) in ops.iter_mut() {
-                decorate(op, method, group);
+                decorate(op, method, group, &tenants);
             }
         }
         out.insert(path, item);
@@ -542,7 +547,7 @@ fn find_operation<'a>(doc: &'a mut Value, operation_id: &str) -> Option<&'a mut 
 }
 
 /// Adds to one operation what its group shares.
-fn decorate(op: &mut Value, method: &str, group: Option<&str>) {
+fn decorate(op: &mut Value, method: &str, group: Option<&str>, tenants: &[String]) {
     let writes = method != "get";
     let has_body = op.get("requestBody").is_some();
     // An optional body is described as the body's schema, not required (utoipa writes
@@ -598,14 +603,18 @@ fn decorate(op: &mut Value, method: &str, group: Option<&str>) {
     }
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
     let mut params = params;
-    params.push(json!({
-        "name": "X-Tenant-Id",
-        "in": "header",
-        "required": false,
-        "description": "The tenant the request acts for: new records go to its provider, \
-                        reads see only its records.",
-        "schema": {"type": "string", "pattern": super::call::TENANT_PATTERN},
-    }));
+    // Only configured tenants may be named; with none configured, there is no header.
+    if !tenants.is_empty() {
+        params.push(json!({
+            "name": "X-Tenant-Id",
+            "in": "header",
+            "required": false,
+            "description": "The tenant the request acts for: new records go to its provider, \
+                            reads see only its records. A key bound to a tenant acts for it \
+                            without this header, and for no other.",
+            "schema": {"type": "string", "enum": tenants},
+        }));
+    }
     if writes {
         params.push(json!({
             "name": "Idempotency-Key",

@@ -72,9 +72,15 @@ pub(crate) fn apply(
             let (Some(payment), Some(amount)) = (&r.payment_id, &r.amount) else {
                 return;
             };
+            if ids.get(object).is_some() || ids.get(payment).is_none() {
+                // Known already, or a payment payhost does not know.
+                return;
+            }
+            let id = new_id("rfnd");
+            *ids = std::mem::take(ids).with(object, &id);
             refunds::adopt_refund(
                 unit,
-                &new_id("rfnd"),
+                &id,
                 provider,
                 object,
                 payment,

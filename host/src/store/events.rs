@@ -96,13 +96,54 @@ pub fn stage_fact(unit: &mut Unit, provider: &str, kind: &str, object_id: &str, 
     );
 }
 
+/// The INSERT of an event whose tenant is `$3`, else the one `$tenant` finds.
+macro_rules! insert_event {
+    ($tenant:literal) => {
+        concat!(
+            "INSERT INTO events \
+             (id, type, tenant, provider, object_id, provider_object_id, data, created_at, fact_key) \
+             VALUES ($1, $2, COALESCE($3, ",
+            $tenant,
+            "), $4, $5, $6, $7, $8, $9) ON CONFLICT (fact_key) DO NOTHING"
+        )
+    };
+}
+
+/// The statement recording an event about `object_id` (a payhost id): one that takes the
+/// tenant of the record it is about when the caller brought none, as for events born from
+/// a provider's webhook. The record is written earlier in the same unit when the event
+/// creates it.
+fn insert_for(object_id: Option<&str>) -> &'static str {
+    let prefix = object_id.and_then(|o| o.split_once('_')).map(|(p, _)| p);
+    match prefix {
+        Some("cust") => {
+            insert_event!("(SELECT NULLIF(tenant, '') FROM customers WHERE id = $5)")
+        }
+        Some("pay") => insert_event!("(SELECT NULLIF(tenant, '') FROM payments WHERE id = $5)"),
+        Some("subs") => {
+            insert_event!("(SELECT NULLIF(tenant, '') FROM subscriptions WHERE id = $5)")
+        }
+        Some("rfnd") => insert_event!(
+            "(SELECT NULLIF(p.tenant, '') FROM refunds r JOIN payments p ON p.id = r.payment_id \
+             WHERE r.id = $5)"
+        ),
+        Some("inv") => insert_event!(
+            "(SELECT NULLIF(c.tenant, '') FROM invoices i JOIN customers c \
+             ON c.id = i.customer_id WHERE i.id = $5)"
+        ),
+        Some("pmeth") => insert_event!(
+            "(SELECT NULLIF(c.tenant, '') FROM payment_methods m JOIN customers c \
+             ON c.id = m.customer_id WHERE m.id = $5)"
+        ),
+        _ => insert_event!("NULL"),
+    }
+}
+
 /// Records an event: once per `fact_key`, or — `after_fact` — only when the fact staged
 /// just before changed. Returns the statement's index (its changed count tells whether
 /// the event is new).
 pub fn stage_event(unit: &mut Unit, e: &NewEvent, after_fact: bool) -> usize {
-    const SQL: &str = "INSERT INTO events \
-         (id, type, tenant, provider, object_id, provider_object_id, data, created_at, fact_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (fact_key) DO NOTHING";
+    let sql = insert_for(e.object_id.as_deref());
     let args = vec![
         e.id.clone().into(),
         e.kind.clone().into(),
@@ -115,9 +156,9 @@ pub fn stage_event(unit: &mut Unit, e: &NewEvent, after_fact: bool) -> usize {
         Arg::from(e.fact_key.clone()),
     ];
     if after_fact {
-        unit.push_if_changed(SQL, args)
+        unit.push_if_changed(sql, args)
     } else {
-        unit.push(SQL, args)
+        unit.push(sql, args)
     }
 }
 
