@@ -5,7 +5,7 @@ RELEASE_PLUGINS := payhost_plugin_mock payhost_plugin_stripe payhost_plugin_payp
 SO := so
 
 SHELL := /bin/bash
-.PHONY: build run test lint bench clean
+.PHONY: build run test lint bench clean dist
 
 ## build: the release binary, and the runtime plugins folder filled with the built providers
 build:
@@ -40,6 +40,11 @@ test:
 	grep -v ' INFO ' $(TARGET)/schemathesis.log | tail -60; \
 	echo "cargo test: exit $$tests; schemathesis: exit $$api (full log: $(TARGET)/schemathesis.log)"; \
 	[ $$tests -eq 0 ] && [ $$api -eq 0 ]
+
+## dist: target/dist/payhost-<version>-<arch>-linux.tar.gz: the release binary, the plugins,
+## a config that runs from the unpacked folder, the systemd unit (deploy/) and the licences
+dist: build
+	deploy/dist target/release target/dist
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,4 +1,5 @@
-//! The `payhost` command line: `serve`, `plugins list`, `plugins check`, `events replay`.
+//! The `payhost` command line: `serve`, `config check`, `plugins list|check|conformance`,
+//! `events replay`, `completions`.
 
 use crate::app::{check_bind, start_registry, AppState};
 use crate::clock::SystemClock;
@@ -11,8 +12,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What `--help` says after the commands: the environment the host reads.
+const ENVIRONMENT: &str = "\
+Environment:
+  PAYHOST_CONFIG          the configuration file (as --config)
+  PAYHOST_DATABASE_URL    overrides host.database_url (sqlite://... or postgres://...)
+  PAYMENT_PROVIDER        overrides host.default_provider
+  PAYHOST_LOG_FORMAT      'json' for one JSON object per log line on stderr (fields: timestamp,
+                          level, fields.message, target, and the event's own fields such as
+                          request_id, provider, error); anything else: text
+  RUST_LOG                log filter, e.g. 'info' (default) or 'payhost=debug,info'
+  ${VAR} in the configuration file is replaced by VAR's value (${VAR:-default} when unset).";
+
 #[derive(Parser)]
-#[command(name = "payhost", version, about = "Payment-provider plugin host")]
+#[command(
+    name = "payhost",
+    version,
+    about = "Payment-provider plugin host: loads provider plugins (.so) from a folder, live, \
+             and serves the payments API",
+    after_help = ENVIRONMENT
+)]
 pub struct Cli {
     /// The configuration file (before the command: `payhost --config x.toml serve`).
     #[arg(long, env = "PAYHOST_CONFIG", default_value = "plugins.toml")]
@@ -31,6 +50,23 @@ enum Command {
     /// Operate on stored webhooks and handler work.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Check the configuration without serving.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a completion script for a shell, e.g. `payhost completions bash >
+    /// /etc/bash_completion.d/payhost`.
+    Completions {
+        /// The shell the script is for.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Parse the configuration, load the plugins folder and check each provider instance's
+    /// keys against what its plugin declares, without serving: every problem on a line of
+    /// its own; exits 1 when there is any.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -39,13 +75,17 @@ enum EventsCommand {
     /// or retry a handler's work (its outbox id `obx_...`). A running server picks it up
     /// within a second; otherwise the next start does. Applying an event again never
     /// duplicates its effects.
-    Replay { id: String },
+    Replay {
+        /// An inbox id (`whin_...`), a provider's event id, or an outbox id (`obx_...`).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum PluginsCommand {
     /// Load the configured plugins folder and show each plugin and its state.
     List {
+        /// Print the plugins and instances as JSON (the shape of `/admin/plugins`).
         #[arg(long)]
         json: bool,
     },
@@ -83,7 +123,130 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             approve_redirects,
         }) => conformance(&file, config.as_deref(), approve_redirects).await,
         Command::Events(EventsCommand::Replay { id }) => replay(&cli.config, &id).await,
+        Command::Config(ConfigCommand::Check) => config_check(&cli.config),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "payhost", &mut std::io::stdout());
+            Ok(0)
+        }
     }
+}
+
+/// `payhost config check`: every problem of the configuration, the plugins folder and the
+/// instances' keys, one per line, without serving; 0 when there is none.
+fn config_check(config_file: &Path) -> anyhow::Result<i32> {
+    let file = config_file.display();
+    let loaded = match config::load_unchecked(config_file) {
+        Ok(l) => l,
+        Err(e) => {
+            // Nothing more can be checked in a file that does not parse.
+            println!("{e}");
+            println!("1 problem");
+            return Ok(1);
+        }
+    };
+    let c = &loaded.config;
+    let mut problems: Vec<String> = config::problems(c)
+        .into_iter()
+        .map(|(key, expected)| format!("{file}: key '{key}': {expected}"))
+        .collect();
+    match c.host.bind.parse::<std::net::SocketAddr>() {
+        Err(_) => problems.push(format!(
+            "{file}: key 'host.bind': expected an address like 127.0.0.1:8080"
+        )),
+        Ok(bind) => {
+            if let Err(e) = check_bind(&bind, c) {
+                problems.push(format!("{file}: {e}"));
+            }
+        }
+    }
+    let (manifests, folder_problems) = folder_manifests(&loaded.plugin_dir);
+    problems.extend(folder_problems);
+    for (name, instance) in &c.providers {
+        match manifests.get(&instance.plugin) {
+            None => problems.push(format!(
+                "{file}: key 'providers.{name}.plugin': no plugin named '{}' in {} (found: {})",
+                instance.plugin,
+                loaded.plugin_dir.display(),
+                if manifests.is_empty() {
+                    "none".to_owned()
+                } else {
+                    manifests.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            )),
+            Some(m) => problems.extend(
+                crate::plugins::registry::config_problems(m, &instance.config_json())
+                    .into_iter()
+                    .map(|p| format!("{file}: key 'providers.{name}.config': {p}")),
+            ),
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "{file}: OK ({} provider instances, {} plugins in {})",
+            c.providers.len(),
+            manifests.len(),
+            loaded.plugin_dir.display()
+        );
+        return Ok(0);
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    let n = problems.len();
+    println!("{n} problem{}", if n == 1 { "" } else { "s" });
+    Ok(1)
+}
+
+/// The manifest of every library in the plugins folder, by plugin name, loaded the way
+/// `serve` loads them (the folder's trust checked, private copies in a scratch folder), and
+/// what kept any from loading.
+fn folder_manifests(
+    dir: &Path,
+) -> (
+    std::collections::BTreeMap<String, payhost_plugin_api::Manifest>,
+    Vec<String>,
+) {
+    let mut manifests = std::collections::BTreeMap::new();
+    let mut problems = Vec::new();
+    if let Err(e) = loader::trusted(dir, None) {
+        problems.push(e);
+        return (manifests, problems);
+    }
+    let scratch = match tempfile::Builder::new()
+        .prefix("payhost-config-check-")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("cannot create a private temporary folder: {e}"));
+            return (manifests, problems);
+        }
+    };
+    let files = match loader::scan(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            problems.push(format!(
+                "cannot read the plugins folder {}: {e}",
+                dir.display()
+            ));
+            return (manifests, problems);
+        }
+    };
+    for f in files {
+        if let Err(e) = loader::trusted(dir, Some(&f)) {
+            problems.push(e);
+            continue;
+        }
+        match loader::load(&f, scratch.path()) {
+            Ok(l) => {
+                manifests.insert(l.manifest.name.clone(), l.manifest);
+            }
+            Err(e) => problems.push(format!("{}: {}", e.file, e.reason)),
+        }
+    }
+    (manifests, problems)
 }
 
 async fn serve(config_file: &Path) -> anyhow::Result<()> {

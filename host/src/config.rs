@@ -664,11 +664,22 @@ impl Loaded {
 /// # Errors
 /// [`ConfigError`] naming the file, and the key when one is at fault.
 pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+    let loaded = load_unchecked(file)?;
+    validate(file, &loaded.config)?;
+    Ok(loaded)
+}
+
+/// Like [`load`], without the checks [`problems`] makes (for `config check`, which lists
+/// them all).
+///
+/// # Errors
+/// The file cannot be read, is not TOML, or does not have the config's shape.
+pub fn load_unchecked(file: &Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_owned(),
         source,
     })?;
-    let config = parse(file, &text, &|name| std::env::var(name).ok())?;
+    let config = parse_unchecked(file, &text, &|name| std::env::var(name).ok())?;
     let base = file.parent().unwrap_or(Path::new("."));
     Ok(Loaded {
         file: file.to_owned(),
@@ -688,6 +699,16 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
 /// [`ConfigError`] for TOML syntax, unknown keys, wrong types, unset variables and
 /// references to providers that are not configured.
 pub fn parse(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let config = parse_unchecked(file, text, env)?;
+    validate(file, &config)?;
+    Ok(config)
+}
+
+fn parse_unchecked(
     file: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -721,20 +742,27 @@ pub fn parse(
     if config.host.database_url.as_deref() == Some("") {
         config.host.database_url = None;
     }
-    validate(file, &config)?;
     Ok(config)
 }
 
 fn validate(file: &Path, c: &Config) -> Result<(), ConfigError> {
-    let key_err = |key: String, expected: String| ConfigError::Key {
-        file: file.to_owned(),
-        key,
-        expected,
-    };
+    match problems(c).into_iter().next() {
+        None => Ok(()),
+        Some((key, expected)) => Err(ConfigError::Key {
+            file: file.to_owned(),
+            key,
+            expected,
+        }),
+    }
+}
+
+/// Every problem of a parsed config, as (key, what was expected), in file order.
+pub fn problems(c: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     let known = || c.providers.keys().cloned().collect::<Vec<_>>().join(", ");
     if let Some(d) = &c.host.default_provider {
         if !c.providers.contains_key(d) {
-            return Err(key_err(
+            out.push((
                 "host.default_provider".into(),
                 format!(
                     "'{d}' is not a configured provider (configured: {})",
@@ -745,7 +773,7 @@ fn validate(file: &Path, c: &Config) -> Result<(), ConfigError> {
     }
     for (tenant, provider) in &c.tenants {
         if !c.providers.contains_key(provider) {
-            return Err(key_err(
+            out.push((
                 format!("tenants.{tenant}"),
                 format!(
                     "'{provider}' is not a configured provider (configured: {})",
@@ -755,53 +783,54 @@ fn validate(file: &Path, c: &Config) -> Result<(), ConfigError> {
         }
     }
     if c.dunning.retry_days.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(key_err(
+        out.push((
             "dunning.retry_days".into(),
             "days in increasing order, e.g. [1, 3, 5]".into(),
         ));
     }
     if !matches!(c.email.transport.as_str(), "file" | "smtp") {
-        return Err(key_err("email.transport".into(), "'file' or 'smtp'".into()));
+        out.push(("email.transport".into(), "'file' or 'smtp'".into()));
     }
     if c.email.transport == "smtp" && c.email.smtp_url.is_none() {
-        return Err(key_err(
+        out.push((
             "email.smtp_url".into(),
             "an smtp:// or smtps:// URL when email.transport is 'smtp'".into(),
         ));
     }
     for (i, e) in c.webhook_endpoints.iter().enumerate() {
         if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
-            return Err(key_err(
+            out.push((
                 format!("webhook_endpoints[{i}].url"),
                 "an http(s) URL".into(),
             ));
         }
         if e.secret.len() < 16 {
-            return Err(key_err(
+            out.push((
                 format!("webhook_endpoints[{i}].secret"),
                 "a secret of at least 16 characters".into(),
             ));
         }
         if c.webhook_endpoints[..i].iter().any(|o| o.name == e.name) {
-            return Err(key_err(
+            out.push((
                 format!("webhook_endpoints[{i}].name"),
                 format!("a unique name ('{}' repeats)", e.name),
             ));
         }
     }
     if c.host.call_timeout_ms == 0 {
-        return Err(key_err(
+        out.push((
             "host.call_timeout_ms".into(),
             "a positive number of milliseconds".into(),
         ));
     }
     if c.host.admin_keys.iter().any(|k| k.len() < 8) {
-        return Err(key_err(
+        out.push((
             "host.admin_keys".into(),
             "keys of at least 8 characters".into(),
         ));
     }
-    validate_api_keys(c).map_err(|(key, expected)| key_err(key, expected))
+    api_key_problems(c, &mut out);
+    out
 }
 
 /// 1 to `max` printable ASCII characters without spaces (tenants, idempotency keys).
@@ -824,65 +853,72 @@ pub fn known_tenants(c: &Config) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-fn validate_api_keys(c: &Config) -> Result<(), (String, String)> {
+fn api_key_problems(c: &Config, out: &mut Vec<(String, String)>) {
     let mut digests = Vec::new();
     for (i, k) in c.host.api_keys.iter().enumerate() {
         let at = |field: &str| format!("host.api_keys[{i}]{field}");
         match k {
             ApiKey::Plain(p) if p.len() < 8 => {
-                return Err((at(""), "a key of at least 8 characters".into()));
+                out.push((at(""), "a key of at least 8 characters".into()));
+                continue;
             }
             ApiKey::Plain(_) => {}
             ApiKey::Table(t) => {
                 match (&t.key, &t.sha256) {
                     (Some(_), Some(_)) | (None, None) => {
-                        return Err((
+                        out.push((
                             at(""),
                             "exactly one of key (the key) or sha256 (its SHA-256 in hex)".into(),
                         ));
+                        continue;
                     }
                     (Some(p), None) if p.len() < 8 => {
-                        return Err((at(".key"), "a key of at least 8 characters".into()));
+                        out.push((at(".key"), "a key of at least 8 characters".into()));
+                        continue;
                     }
                     (None, Some(h))
                         if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) =>
                     {
-                        return Err((
+                        out.push((
                             at(".sha256"),
                             "64 hex digits, the SHA-256 of the key (printf %s \"$KEY\" | sha256sum)"
                                 .into(),
                         ));
+                        continue;
                     }
                     _ => {}
                 }
                 if let Some(tenant) = &t.tenant {
                     if !visible_ascii(tenant, 64) {
-                        return Err((
+                        out.push((
                             at(".tenant"),
                             "1 to 64 printable ASCII characters without spaces".into(),
                         ));
+                        continue;
                     }
                 }
                 if t.scopes.as_ref().is_some_and(Vec::is_empty) {
-                    return Err((at(".scopes"), "at least one of \"read\", \"write\"".into()));
+                    out.push((at(".scopes"), "at least one of \"read\", \"write\"".into()));
+                    continue;
                 }
                 if let Some(n) = &t.name {
                     let named_before = c.host.api_keys[..i]
                         .iter()
                         .any(|o| matches!(o, ApiKey::Table(o) if o.name.as_ref() == Some(n)));
                     if named_before {
-                        return Err((at(".name"), format!("a unique name ('{n}' repeats)")));
+                        out.push((at(".name"), format!("a unique name ('{n}' repeats)")));
+                        continue;
                     }
                 }
             }
         }
         let d = k.digest();
         if digests.contains(&d) {
-            return Err((at(""), "a key not already listed".into()));
+            out.push((at(""), "a key not already listed".into()));
+            continue;
         }
         digests.push(d);
     }
-    Ok(())
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string value.

@@ -509,6 +509,32 @@ pub fn finish(api: OpenApi, config: &Loaded) -> Value {
         }}),
     );
     doc["paths"] = Value::Object(out);
+    // A body that requires nothing may be left out: the host reads no body as `{}`.
+    let schemas = doc["components"]["schemas"].clone();
+    let emptiable = |name: &str| {
+        let s = &schemas[name];
+        s.is_object()
+            && s["required"].as_array().is_none_or(Vec::is_empty)
+            && ["anyOf", "oneOf", "allOf", "not"]
+                .iter()
+                .all(|k| s.get(*k).is_none())
+    };
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|m| m.values_mut())
+        {
+            let name = op
+                .pointer("/requestBody/content/application~1json/schema/$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.rsplit('/').next())
+                .map(str::to_owned);
+            if name.is_some_and(|n| emptiable(&n)) {
+                op["requestBody"]["required"] = json!(false);
+            }
+        }
+    }
     for l in links() {
         let Some(op) = find_operation(&mut doc, l.source) else {
             tracing::error!(

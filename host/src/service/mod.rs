@@ -302,13 +302,16 @@ impl PaymentService {
     /// [`ServiceError::Invalid`] when none applies or the one named is not configured.
     fn pick_provider(&self, ctx: &Ctx, explicit: Option<&str>) -> Result<String, ServiceError> {
         let c = &self.config.config;
+        // A name that is no instance is refused even where the tenant's mapping wins.
+        if let Some(p) = explicit {
+            self.check_provider(p)?;
+        }
         if let Some(tenant) = &ctx.tenant {
             if let Some(p) = c.tenants.get(tenant) {
                 return Ok(p.clone());
             }
         }
         if let Some(p) = explicit {
-            self.check_provider(p)?;
             return Ok(p.to_owned());
         }
         c.host.default_provider.clone().ok_or_else(|| {

@@ -1,0 +1,170 @@
+//! The operator's commands over the real binary: `config check` lists every problem of a
+//! config without serving, `completions` prints a script, `--help` describes the
+//! environment, and the `deploy/dist` tarball (what `make dist` builds from the release
+//! build; here from the debug build) runs from a scratch folder.
+
+use payhost_tests::api::Api;
+use payhost_tests::*;
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn config_check_names_every_problem_and_passes_a_good_config() {
+    // Four mistakes of different kinds: a tenant on a provider nobody configured, a key the
+    // plugin does not know (and so its required one missing), a plugin not in the folder,
+    // and a published credential on a non-loopback address.
+    let s = Scratch::new(&[(&mock_so(), "mock.so")], "");
+    // admin_keys left out: the development admin key is the default.
+    std::fs::write(
+        s.config(),
+        "[host]\nbind = \"0.0.0.0:8080\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
+         api_keys = [\"sk_operator_check\"]\n\
+         [providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secert = \"whsec_typo_123\" }\n\
+         [providers.pp]\nplugin = \"paypal\"\nconfig = {}\n\
+         [tenants]\nacme = \"stripe_eu\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = s.payhost(&["config", "check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    for named in [
+        "key 'tenants.acme': 'stripe_eu' is not a configured provider",
+        "key 'providers.mock.config': unknown config key 'webhook_secert'",
+        "missing required config keys: webhook_secret",
+        "key 'providers.pp.plugin': no plugin named 'paypal'",
+        "refusing to bind 0.0.0.0:8080",
+    ] {
+        assert!(out.contains(named), "'{named}' in:\n{out}");
+    }
+    assert!(out.trim_end().ends_with("5 problems"), "{out}");
+    assert!(!out.contains("whsec_typo_123"), "values are never printed");
+    // Nothing was served: no address file, no database.
+    assert!(!s.dir.path().join("data").join("payhost.db").exists());
+
+    let good = Scratch::new(
+        &[(&mock_so(), "mock.so")],
+        "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_fine_123\" }\n",
+    );
+    let (code, out, err) = good.payhost(&["config", "check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("OK (1 provider instances, 1 plugins"), "{out}");
+
+    let broken = Scratch::new(&[], "[providers.mock\n");
+    let (code, out, _) = broken.payhost(&["config", "check"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("plugins.toml") && out.contains("1 problem"),
+        "{out}"
+    );
+}
+
+#[test]
+fn completions_and_help_describe_the_command_line() {
+    let s = Scratch::new(&[], "");
+    let (code, out, _) = s.payhost(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("complete -F") && out.contains("payhost"),
+        "{out}"
+    );
+    for shell in ["zsh", "fish"] {
+        let (code, out, _) = s.payhost(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}");
+        assert!(out.contains("replay"), "{shell}: {out}");
+    }
+    let help = Command::new(payhost_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for var in [
+        "PAYHOST_CONFIG",
+        "PAYHOST_DATABASE_URL",
+        "PAYMENT_PROVIDER",
+        "PAYHOST_LOG_FORMAT",
+        "RUST_LOG",
+    ] {
+        assert!(help.contains(var), "{var} in --help:\n{help}");
+    }
+    let replay = Command::new(payhost_bin())
+        .args(["events", "replay", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("An inbox id"));
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_dist_tarball_runs_from_a_scratch_folder() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let built = payhost_bin().parent().unwrap().to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let tarball = run(Command::new(root.join("deploy/dist"))
+        .arg(&built)
+        .arg(out.path()));
+    let tarball = tarball.trim();
+    assert!(tarball.ends_with(".tar.gz"), "{tarball}");
+
+    // Unpacked where nothing of the build is.
+    let s = Scratch::new(&[], "");
+    let dir = s.dir.path();
+    std::fs::remove_dir_all(dir.join("plugins")).unwrap();
+    run(Command::new("tar")
+        .args(["-xzf", tarball, "--strip-components=1", "-C"])
+        .arg(dir));
+    for f in [
+        "bin/payhost",
+        "plugins/libpayhost_plugin_mock.so",
+        "plugins/libpayhost_plugin_stripe.so",
+        "plugins/libpayhost_plugin_paypal.so",
+        "payhost.toml",
+        "deploy/payhost.service",
+        "deploy/payhost.toml",
+        "README.md",
+        "CHANGELOG.md",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} is in the tarball");
+    }
+    let unit = std::fs::read_to_string(dir.join("deploy/payhost.service")).unwrap();
+    for line in [
+        "User=payhost",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadOnlyPaths=/etc/payhost",
+        "ReadWritePaths=/var/lib/payhost",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} in the unit");
+    }
+
+    // Its config, on a free port, is the one the scratch host runs.
+    let config = std::fs::read_to_string(dir.join("payhost.toml"))
+        .unwrap()
+        .replace("bind = \"127.0.0.1:8080\"", "bind = \"127.0.0.1:0\"");
+    std::fs::write(s.config(), config).unwrap();
+    let bin = dir.join("bin/payhost");
+    let check = run(Command::new(&bin)
+        .arg("--config")
+        .arg(s.config())
+        .args(["config", "check"]));
+    assert!(
+        check.contains("OK (1 provider instances, 3 plugins"),
+        "{check}"
+    );
+    let host = s.serve_binary(&bin, &[("RUST_LOG", "info")]);
+    let api = Api::new(&host.addr, "dev_payhost_key");
+    assert_eq!(api.get("/readyz").status, 200);
+    let providers = api.get("/v1/providers");
+    assert_eq!(providers.body["data"][0]["name"], "mock", "{providers:?}");
+    assert_eq!(
+        providers.body["data"][0]["state"], "running",
+        "{providers:?}"
+    );
+}
