@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub idempotency: Arc<Inflight>,
     pub keyring: Arc<crate::http::auth::Keyring>,
+    /// The shared work this host holds (given up at shutdown).
+    pub leases: Arc<crate::lease::Leases>,
     pub webhooks: Arc<Webhooks>,
 }
 
@@ -95,13 +97,20 @@ impl AppState {
                 }
             }
         });
+        let leases = Arc::new(crate::lease::Leases::new(service.store().clone()));
         let webhooks = Arc::new(Webhooks::new(
             service.clone(),
             registry.clone(),
             clock.clone(),
+            leases.clone(),
         ));
         webhooks.spawn(Duration::from_secs(1));
-        let outbox = Arc::new(Outbox::new(service.clone(), clock.clone(), &config));
+        let outbox = Arc::new(Outbox::new(
+            service.clone(),
+            clock.clone(),
+            &config,
+            leases.clone(),
+        ));
         outbox.spawn(Duration::from_millis(500));
         crate::retention::Sweeper {
             store: service.store().clone(),
@@ -113,6 +122,7 @@ impl AppState {
         .spawn();
         Ok(Self {
             keyring: Arc::new(crate::http::auth::Keyring::new(&config.config)),
+            leases,
             config,
             registry,
             clock,

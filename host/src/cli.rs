@@ -279,6 +279,7 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
     // Scripts and tests wait for this line.
     println!("payhost listening on http://{addr}");
     let registry = state.registry.clone();
+    let leases = state.leases.clone();
     let host = &state.config.config.host;
     let limits = crate::http::server::Limits {
         header_read_timeout: Duration::from_millis(host.header_read_timeout_ms.max(1)),
@@ -286,6 +287,7 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
     };
     crate::http::server::serve(listener, crate::http::app(state), limits, shutdown).await?;
     registry.stop_all(StopReason::Shutdown).await;
+    leases.release_all().await;
     let _ = std::fs::remove_file(&addr_file);
     tracing::info!("stopped");
     Ok(())

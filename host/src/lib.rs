@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod lease;
 pub mod metrics;
 pub mod outbox;
 pub mod pace;

@@ -25,6 +25,7 @@
 use crate::api::views::{EventData, EventView};
 use crate::clock::Clock;
 use crate::config::{EmailSection, Loaded, WebhookEndpoint};
+use crate::lease::Leases;
 use crate::pace::Backoff;
 use crate::plugins::services::{http_client, HttpClient};
 use crate::service::{new_id, PaymentService};
@@ -63,7 +64,12 @@ pub struct Outbox {
     smtp: Option<Result<AsyncSmtpTransport<Tokio1Executor>, String>>,
     /// The lanes with a worker.
     lanes: Mutex<HashSet<Lane>>,
+    /// Each lane and the dunning retries are worked by one host at a time.
+    leases: Arc<Leases>,
 }
+
+/// The lease of the dunning retries.
+const DUNNING_LEASE: &str = "dunning:retries";
 
 /// One row of work with its event.
 struct Work {
@@ -98,7 +104,12 @@ fn money(data: &EventData) -> String {
 }
 
 impl Outbox {
-    pub fn new(service: Arc<PaymentService>, clock: Arc<dyn Clock>, config: &Loaded) -> Self {
+    pub fn new(
+        service: Arc<PaymentService>,
+        clock: Arc<dyn Clock>,
+        config: &Loaded,
+        leases: Arc<Leases>,
+    ) -> Self {
         Self {
             service,
             clock,
@@ -115,6 +126,7 @@ impl Outbox {
                     .map_err(|e| format!("email.smtp_url: {e}"))
             }),
             lanes: Mutex::default(),
+            leases,
         }
     }
 
@@ -211,6 +223,11 @@ impl Outbox {
             self.record(finish).await?;
             unrecorded.remove(0);
         }
+        // Another host works this lane while it holds the lease.
+        let lease = lane.lease();
+        if !self.leases.hold(&lease).await? {
+            return Ok(0);
+        }
         let now_ms = self.clock.now_millis();
         let rows = self
             .service
@@ -218,9 +235,13 @@ impl Outbox {
             .outbox_lane(lane, now_ms, LANE_BATCH)
             .await?;
         let mut done = 0;
-        for r in rows {
+        for (i, r) in rows.into_iter().enumerate() {
             // An endpoint's row waiting for its retry, or failing now, holds the rows after it.
             if r.next_attempt_at > now_ms {
+                break;
+            }
+            // Renewed before each piece of work, which takes less than the lease lasts.
+            if i > 0 && !self.leases.hold(&lease).await? {
                 break;
             }
             let work = Work {
@@ -275,10 +296,16 @@ impl Outbox {
     /// Attempts the payments whose retry is due; a success ends their dunning, the last
     /// failure ends it with a final notice to the customer.
     async fn dunning_round(&self) -> Result<usize, StoreError> {
+        if !self.leases.hold(DUNNING_LEASE).await? {
+            return Ok(0);
+        }
         let now = self.clock.now_secs();
         let rows = self.service.store().dunning_due(now, 50).await?;
         let n = rows.len();
-        for r in rows {
+        for (i, r) in rows.into_iter().enumerate() {
+            if i > 0 && !self.leases.hold(DUNNING_LEASE).await? {
+                break;
+            }
             let attempts = r.attempts + 1;
             let payment = r.payment_id;
             let ctx = crate::service::Ctx {

@@ -58,7 +58,12 @@ pub struct Webhooks {
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     wake: Notify,
+    /// The inbox is processed by one host at a time.
+    leases: Arc<crate::lease::Leases>,
 }
+
+/// The lease of the inbox processor.
+const INBOX_LEASE: &str = "inbox";
 
 /// Seconds to wait before attempt `n + 1`.
 fn backoff_secs(attempts: i64) -> i64 {
@@ -71,12 +76,14 @@ impl Webhooks {
         service: Arc<PaymentService>,
         registry: Arc<Registry>,
         clock: Arc<dyn Clock>,
+        leases: Arc<crate::lease::Leases>,
     ) -> Self {
         Self {
             service,
             registry,
             clock,
             wake: Notify::new(),
+            leases,
         }
     }
 
@@ -168,6 +175,16 @@ impl Webhooks {
 
     /// Processes the rows that are due, several at a time (their writes share commits).
     async fn process_due(self: &Arc<Self>) -> Round {
+        match self.leases.hold(INBOX_LEASE).await {
+            Ok(true) => {}
+            // Another host processes the inbox.
+            Ok(false) => return Round::Taken(0),
+            Err(e) if e.is_unavailable() => return Round::DatabaseAway,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take the inbox lease");
+                return Round::Taken(0);
+            }
+        }
         let rows = match self
             .service
             .store()

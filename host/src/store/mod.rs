@@ -9,6 +9,7 @@ pub mod idempotency;
 mod ids;
 pub mod inbox;
 pub mod invoices;
+mod leases;
 pub mod outbox;
 mod page;
 pub mod payments;
@@ -173,6 +174,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         sqlite: include_str!("../../migrations/0007_outbox_lanes.sql"),
         postgres: include_str!("../../migrations/0007_outbox_lanes.sql"),
+    },
+    Migration {
+        version: 8,
+        sqlite: include_str!("../../migrations/0008_leases.sql"),
+        postgres: include_str!("../../migrations/0008_leases.sql"),
     },
 ];
 
@@ -357,6 +363,19 @@ async fn prepare(backend: Backend, conn: &mut AnyConnection) -> Result<(), Store
 }
 
 async fn migrate(backend: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
+    // Several hosts starting on one PostgreSQL database: one migrates, the others wait and
+    // then find nothing left to do.
+    if backend == Backend::Postgres {
+        conn.execute("SELECT pg_advisory_lock(7240331)").await?;
+    }
+    let result = migrate_locked(backend, conn).await;
+    if backend == Backend::Postgres {
+        let _ = conn.execute("SELECT pg_advisory_unlock(7240331)").await;
+    }
+    result
+}
+
+async fn migrate_locked(backend: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations \
          (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",

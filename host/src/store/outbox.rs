@@ -16,6 +16,17 @@ pub enum Lane {
     Dunning,
 }
 
+impl Lane {
+    /// The name of the lease a host holds while it works this lane.
+    pub fn lease(&self) -> String {
+        match self {
+            Lane::Webhook(target) => format!("outbox:webhook:{target}"),
+            Lane::Email => "outbox:email".into(),
+            Lane::Dunning => "outbox:dunning".into(),
+        }
+    }
+}
+
 /// A piece of work with its event.
 #[derive(Debug, Clone)]
 pub struct WorkRow {
