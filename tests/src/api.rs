@@ -81,7 +81,8 @@ impl Api {
         )
     }
 
-    /// One HTTP/1.1 exchange with `Connection: close`.
+    /// One HTTP/1.1 exchange with `Connection: close`; panics when the host cannot be
+    /// reached.
     pub fn send(
         &self,
         method: &str,
@@ -89,8 +90,23 @@ impl Api {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Resp {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        self.try_send(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path} to {}: {e}", self.addr))
+    }
+
+    /// [`Api::send`], or the error when the host cannot be reached (a host being killed).
+    ///
+    /// # Errors
+    /// Connecting or writing the request failed.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> std::io::Result<Resp> {
+        let mut s = TcpStream::connect(&self.addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
              Authorization: Bearer {}\r\n",
@@ -110,8 +126,8 @@ impl Api {
         }
         let body = body.unwrap_or("");
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body.as_bytes()).unwrap();
+        s.write_all(head.as_bytes())?;
+        s.write_all(body.as_bytes())?;
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);
         let raw = String::from_utf8_lossy(&raw).into_owned();
@@ -131,10 +147,10 @@ impl Api {
         } else {
             serde_json::from_str(body).unwrap_or(Value::String(body.into()))
         };
-        Resp {
+        Ok(Resp {
             status,
             headers,
             body,
-        }
+        })
     }
 }

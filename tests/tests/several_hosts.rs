@@ -139,19 +139,29 @@ fn three_hosts_share_one_postgres_and_lose_nothing_when_one_is_killed() {
                         "payment.succeeded",
                         &json!({"id": object, "amount": 100, "currency": "usd", "status": "succeeded"}),
                     );
-                    let r = api.send(
-                        "POST",
+                    // The killed host stops answering mid-request; nothing it did not
+                    // acknowledge counts.
+                    let send = |path: &str, headers: &[(&str, &str)], body: &str| {
+                        match api.try_send("POST", path, headers, Some(body)) {
+                            Ok(r) => Some(r),
+                            Err(_) if h == KILLED => None,
+                            Err(e) => panic!("host {h}: {e}"),
+                        }
+                    };
+                    let Some(r) = send(
                         "/webhooks/payments/mock",
                         &[("X-Webhook-Signature", &sig)],
-                        Some(&body),
-                    );
+                        &body,
+                    ) else {
+                        return;
+                    };
                     if r.status == 200 {
                         acked_hooks.lock().unwrap().push(object);
                     }
-                    let p = api.post(
-                        "/v1/payments",
-                        &json!({"customer": customer, "amount": 500 + n, "currency": "usd", "payment_method": "pm_card_visa"}),
-                    );
+                    let payment = json!({"customer": customer, "amount": 500 + n, "currency": "usd", "payment_method": "pm_card_visa"});
+                    let Some(p) = send("/v1/payments", &[], &payment.to_string()) else {
+                        return;
+                    };
                     if p.status == 201 {
                         acked_payments.lock().unwrap().push(p.s("id"));
                     }
@@ -188,11 +198,14 @@ fn three_hosts_share_one_postgres_and_lose_nothing_when_one_is_killed() {
         ) == 0
     });
 
-    // The killed host's work was taken over.
-    let after = ["inbox", "outbox:webhook:app", "outbox:email"].map(holder);
-    for (b, a) in before.iter().zip(&after) {
-        assert_ne!(b, a, "a lease changed hands");
-    }
+    // The killed host's leases went to the others once they expired.
+    within(limit, "the killed host's leases taken over", || {
+        ["inbox", "outbox:webhook:app", "outbox:email"]
+            .map(holder)
+            .iter()
+            .zip(&before)
+            .all(|(now, then)| now != then)
+    });
 
     // Processed once: one domain event per fact.
     for object in &acked_hooks {
