@@ -225,11 +225,18 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
 
     let refused = refused.into_inner().unwrap();
     assert!(!refused.is_empty(), "the burst met the outage");
+    // 503 while the database is away; on PostgreSQL, a write retried just after it came
+    // back may find its key still claimed by the attempt the outage cut (409, retry) until
+    // that claim is given up. Both say when to retry.
     for (status, code, retry_after) in &refused {
-        assert_eq!(*status, 503, "{refused:?}");
-        assert_eq!(code, "database_unavailable", "{refused:?}");
+        assert!(
+            (*status, code.as_str()) == (503, "database_unavailable")
+                || (*status, code.as_str()) == (409, "idempotency_key_in_use"),
+            "{refused:?}"
+        );
         assert_eq!(retry_after.as_deref(), Some("1"), "{refused:?}");
     }
+    let in_use = refused.iter().filter(|r| r.0 == 409).count();
     let acked = acked_events.into_inner().unwrap();
     eventually("every stored webhook processed", || {
         count(
@@ -275,7 +282,8 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
         );
     }
     eprintln!(
-        "{} webhooks and {} writes acknowledged, {} refusals during the outage",
+        "{} webhooks and {} writes acknowledged, {} refusals during the outage ({in_use} of \
+         them a key still claimed)",
         acked.len(),
         customers.len(),
         refused.len()

@@ -311,3 +311,68 @@ fn three_hosts_share_one_postgres_and_lose_nothing_when_one_is_killed() {
         h.terminate();
     }
 }
+
+/// One `Idempotency-Key` sent to two hosts at once: the first request claims it in the
+/// database they share, so the operation runs once; the others are told it is in flight
+/// (409) or get the first answer replayed, on either host.
+#[test]
+fn an_idempotency_key_runs_once_across_hosts() {
+    let Some(pg) = TestDb::postgres("idem_hosts") else {
+        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the several-hosts test");
+        return;
+    };
+    let scratches: Vec<Scratch> = (0..2)
+        .map(|_| {
+            Scratch::with_host(
+                &[(&mock_so(), "mock.so")],
+                &format!("default_provider = \"mock\"\n{}", pg.host_line()),
+                &format!(
+                    "[providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"{SECRET}\" }}\n"
+                ),
+            )
+        })
+        .collect();
+    let hosts: Vec<HostProcess> = scratches.iter().map(Scratch::serve).collect();
+    for round in 0..5 {
+        let key = format!("same-key-{round}");
+        let body = json!({"user_id": format!("grace{round}"), "email": "grace@example.com"});
+        let start = std::sync::Barrier::new(16);
+        let answers = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for i in 0..16 {
+                let (addr, key, body, start, answers) =
+                    (&hosts[i % 2].addr, &key, &body, &start, &answers);
+                scope.spawn(move || {
+                    let api = Api::new(addr, API_KEY);
+                    start.wait();
+                    let r = api.post_idem("/v1/customers", key, body);
+                    answers.lock().unwrap().push(r);
+                });
+            }
+        });
+        let answers = answers.into_inner().unwrap();
+        let ran: Vec<_> = answers
+            .iter()
+            .filter(|r| r.status < 300 && r.header("idempotent-replayed").is_none())
+            .collect();
+        assert_eq!(ran.len(), 1, "the operation ran once: {answers:#?}");
+        let id = ran[0].s("id");
+        for r in &answers {
+            match r.status {
+                409 => assert_eq!(r.code(), "idempotency_key_in_use", "{r:?}"),
+                200 | 201 => assert_eq!(r.s("id"), id, "{r:?}"),
+                _ => panic!("{r:?}"),
+            }
+        }
+        // Afterwards, either host replays the answer.
+        for h in &hosts {
+            let again = Api::new(&h.addr, API_KEY).post_idem("/v1/customers", &key, &body);
+            assert_eq!(
+                again.header("idempotent-replayed"),
+                Some("true"),
+                "{again:?}"
+            );
+            assert_eq!(again.s("id"), id);
+        }
+    }
+}

@@ -7,7 +7,9 @@
 use super::ApiError;
 use crate::api::requests::{Body, Rules};
 use crate::app::AppState;
+use crate::clock::Clock;
 use crate::service::{Ctx, IdemSlot, PaymentService, Reply, ServiceError};
+use crate::store::{Claim, StoredReply};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -378,63 +380,146 @@ where
     let request_hash = sha256_hex(&[meta.method.as_bytes(), meta.path.as_bytes(), &body]);
     let scope = meta.idempotency_scope.clone();
     let slot = (scope.clone(), key.clone());
-    let claimed = s
-        .idempotency
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(slot.clone());
-    if !claimed {
+    let shared = s.service.store().backend() == crate::store::Backend::Postgres;
+    // SQLite: one host, the in-flight keys in its memory. PostgreSQL: maybe several hosts,
+    // the claim in the database they share.
+    let _guard = if shared {
+        None
+    } else {
+        let claimed = s
+            .idempotency
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(slot.clone());
+        if !claimed {
+            return Err(in_use(&key));
+        }
+        Some(InflightGuard {
+            set: s.idempotency.clone(),
+            key: slot,
+        })
+    };
+    let found = if shared {
+        // Claims are about hosts being alive: the system clock, whatever the domain's is.
+        let now_ms = crate::clock::SystemClock.now_millis();
+        s.service
+            .store()
+            .claim_key(
+                &scope,
+                &key,
+                &request_hash,
+                (s.clock.now_secs(), now_ms),
+                now_ms + CLAIM_MS,
+            )
+            .await
+            .map_err(ServiceError::from)?
+    } else {
+        match s
+            .service
+            .store()
+            .stored_reply(&scope, &key)
+            .await
+            .map_err(ServiceError::from)?
+        {
+            Some(r) => Claim::Answered(r),
+            None => Claim::Claimed,
+        }
+    };
+    match found {
+        Claim::Claimed => {}
+        Claim::InFlight => return Err(in_use(&key)),
+        Claim::Answered(stored) => return replay(&key, &request_hash, stored),
+    }
+    ctx.idempotency = Some(IdemSlot {
+        scope: scope.clone(),
+        key: key.clone(),
+        request_hash: request_hash.clone(),
+    });
+    let result = op(s.service.clone(), ctx, req).await;
+    if shared {
+        // The operation stored its answer with its writes; one that wrote nothing stores it
+        // here, and a failed one gives the key up.
+        let stored = result.as_ref().ok().and_then(|reply| {
+            Some(StoredReply {
+                request_hash,
+                status: reply.status.code(),
+                body: serde_json::to_string(&reply.body).ok()?,
+            })
+        });
+        let store = s.service.store().clone();
+        if store
+            .settle_key(&scope, &key, stored.as_ref())
+            .await
+            .is_err()
+        {
+            // The database is away (often why the request failed): settled once it is
+            // back, so the client's retry is not told "in flight" until the claim lapses.
+            tokio::spawn(async move {
+                let mut pace = crate::pace::Backoff::new(
+                    std::time::Duration::from_millis(200),
+                    std::time::Duration::from_secs(2),
+                );
+                let give_up = tokio::time::Instant::now()
+                    + std::time::Duration::from_millis(CLAIM_MS.unsigned_abs());
+                while tokio::time::Instant::now() < give_up {
+                    tokio::time::sleep(pace.next_pause()).await;
+                    match store.settle_key(&scope, &key, stored.as_ref()).await {
+                        Ok(()) => return,
+                        Err(e) if e.is_unavailable() => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot settle an idempotency claim; it lapses on its own");
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    }
+    Ok(reply_response(result?))
+}
+
+/// How long a claim on an `Idempotency-Key` holds when its host dies mid-request.
+const CLAIM_MS: i64 = 60_000;
+
+fn in_use(key: &str) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_use",
+        format!("a request with Idempotency-Key '{key}' is still being processed; retry later"),
+    )
+    .with_param("Idempotency-Key");
+    e.retry_after = Some(1);
+    e
+}
+
+/// The stored answer to the key's first request, or a refusal when this request differs.
+fn replay(key: &str, request_hash: &str, stored: StoredReply) -> Result<Response, ApiError> {
+    if stored.request_hash != request_hash {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_in_use",
-            format!("a request with Idempotency-Key '{key}' is still being processed; retry later"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            format!(
+                "Idempotency-Key '{key}' was already used for a different request \
+                 (method, path or body); use a new key"
+            ),
         )
         .with_param("Idempotency-Key"));
     }
-    let _guard = InflightGuard {
-        set: s.idempotency.clone(),
-        key: slot,
-    };
-    let stored = s
-        .service
-        .store()
-        .stored_reply(&scope, &key)
-        .await
-        .map_err(ServiceError::from)?;
-    if let Some(stored) = stored {
-        if stored.request_hash != request_hash {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                format!(
-                    "Idempotency-Key '{key}' was already used for a different request \
-                     (method, path or body); use a new key"
-                ),
-            )
-            .with_param("Idempotency-Key"));
-        }
-        let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-        let mut response = (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            stored.body,
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(response);
-    }
-    ctx.idempotency = Some(IdemSlot {
-        scope,
-        key,
-        request_hash,
-    });
-    Ok(reply_response(op(s.service.clone(), ctx, req).await?))
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        stored.body,
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
 }
 
 /// Runs a read.

@@ -20,7 +20,7 @@ mod writer;
 
 pub use customers::{CustomerQuery, CustomerRow, PaymentMethodRow};
 pub use events::{EventQuery, EventRow, NewEvent};
-pub use idempotency::StoredReply;
+pub use idempotency::{Claim, StoredReply};
 pub use ids::Record;
 pub use inbox::{InboxRow, NewDelivery};
 pub use invoices::{InvoiceQuery, InvoiceRow};
@@ -179,6 +179,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 8,
         sqlite: include_str!("../../migrations/0008_leases.sql"),
         postgres: include_str!("../../migrations/0008_leases.sql"),
+    },
+    Migration {
+        version: 9,
+        sqlite: include_str!("../../migrations/0009_idempotency_claims.sql"),
+        postgres: include_str!("../../migrations/0009_idempotency_claims.sql"),
     },
 ];
 

@@ -9,6 +9,32 @@ use crate::Host;
 use serde::{de::DeserializeOwned, Serialize};
 use std::time::Duration;
 
+/// An id a caller gave, checked before it goes into a URL path: 1 to `max_len` ASCII
+/// letters, digits, `_` or `-` (every provider's id alphabet), so it cannot change the
+/// path. The error names `param` and says whose id it is not.
+///
+/// # Errors
+/// [`PluginError::invalid`] naming `param`.
+pub fn path_id(
+    id: &str,
+    param: &str,
+    provider: &str,
+    max_len: usize,
+) -> Result<String, PluginError> {
+    let ok = (1..=max_len).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(PluginError::invalid(
+            param,
+            format!("'{id}' is not a {provider} id"),
+        ))
+    }
+}
+
 /// An attempt is not started with less than this left before the deadline.
 const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 
@@ -370,6 +396,26 @@ mod tests {
     use super::*;
     use crate::testing::FakeHost;
     use serde_json::json;
+
+    #[test]
+    fn path_ids_keep_to_the_id_alphabet() {
+        assert_eq!(
+            path_id("pi_3Mx-9", "payment", "Stripe", 64).unwrap(),
+            "pi_3Mx-9"
+        );
+        for bad in [
+            "",
+            "pi/../../v1/charges",
+            "pi 1",
+            "pi?x=1",
+            "é",
+            &"a".repeat(65),
+        ] {
+            let e = path_id(bad, "payment", "Stripe", 64).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("payment"), "{bad}");
+            assert!(e.message.contains("is not a Stripe id"), "{bad}: {e:?}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_stays_in_bounds() {

@@ -95,7 +95,7 @@ pub use api::{
 pub use export::Plugin;
 pub use form::Form;
 pub use host::{Host, RawHost};
-pub use http::{HttpClient, Request, Response, RetryPolicy};
+pub use http::{path_id, HttpClient, Request, Response, RetryPolicy};
 pub use provider::Provider;
 pub use secret::Secret;
 

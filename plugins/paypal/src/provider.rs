@@ -21,21 +21,9 @@ pub struct PaypalProvider {
     cancel_url: Option<String>,
 }
 
-/// Path segments come from callers: keep them to PayPal's id alphabet.
+/// Path segments come from callers: keep them to the provider's id alphabet.
 fn seg(id: &str, param: &str) -> Result<String, PluginError> {
-    if !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Ok(id.to_owned())
-    } else {
-        Err(PluginError::invalid(
-            param,
-            format!("'{id}' is not a PayPal id"),
-        ))
-    }
+    payhost_plugin_kit::path_id(id, param, "PayPal", 64)
 }
 
 fn fail(f: Failure) -> PluginError {

@@ -18,20 +18,9 @@ pub struct StripeProvider {
     webhook_secrets: Vec<Secret>,
 }
 
-/// Path segments come from callers: keep them to Stripe's id alphabet.
+/// Path segments come from callers: keep them to the provider's id alphabet.
 fn seg(id: &str, param: &str) -> Result<String, PluginError> {
-    if !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Ok(id.to_owned())
-    } else {
-        Err(PluginError::invalid(
-            param,
-            format!("'{id}' is not a Stripe id"),
-        ))
-    }
+    payhost_plugin_kit::path_id(id, param, "Stripe", 255)
 }
 
 fn metadata(form: Form, m: &Metadata) -> Form {
