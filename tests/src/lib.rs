@@ -399,7 +399,8 @@ pub fn lifecycle(admin: &Value) -> Vec<(String, String, String)> {
 /// The requests an endpoint received: (lowercase headers, body).
 pub type Received = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
 
-/// A minimal endpoint: answers 200 and keeps (headers, body) of each request.
+/// A minimal endpoint: answers 200 and keeps (headers, body) of each complete request (a
+/// sender killed mid-request leaves a partial one, which is no delivery).
 pub fn receiver(listener: TcpListener) -> Received {
     let got: Received = Arc::default();
     let keep = got.clone();
@@ -409,24 +410,30 @@ pub fn receiver(listener: TcpListener) -> Received {
             let mut headers = Vec::new();
             let mut line = String::new();
             let _ = reader.read_line(&mut line);
-            loop {
+            let complete = loop {
                 line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break false;
+                }
+                if line == "\r\n" {
+                    break true;
                 }
                 if let Some((k, v)) = line.split_once(':') {
                     headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
                 }
-            }
+            };
             let len: usize = headers
                 .iter()
                 .find(|(k, _)| k == "content-length")
-                .map_or(0, |(_, v)| v.parse().unwrap());
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
             let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
+            if !complete || reader.read_exact(&mut body).is_err() {
+                continue;
+            }
             keep.lock()
                 .unwrap()
-                .push((headers, String::from_utf8(body).unwrap()));
+                .push((headers, String::from_utf8_lossy(&body).into_owned()));
             let mut stream = stream;
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
