@@ -1,6 +1,7 @@
-//! Prometheus metrics, kept in memory and rendered in the text exposition format:
-//! HTTP requests and latencies per route, provider calls, latencies and errors per provider
-//! instance and operation.
+//! Prometheus metrics through `prometheus-client` (the OpenMetrics text format): HTTP
+//! requests and latencies per route, provider calls, latencies and errors per provider
+//! instance and operation, what the retention sweeper removed, the process (resident
+//! memory, CPU, open files, threads) and the build.
 //!
 //! Every label has a bounded set of values, whatever callers send: routes are the router's
 //! templates (`unmatched` for the rest), methods the standard ones (`other`), instances the
@@ -8,9 +9,15 @@
 //! to made-up paths or provider names adds nothing.
 
 use payhost_plugin_api::codes;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -18,54 +25,52 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    method: String,
+    route: String,
 }
 
-impl Histogram {
-    fn observe(&mut self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.counts[i] += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += secs;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
-                self.counts[i]
-            );
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Answered {
+    method: String,
+    route: String,
+    status: u16,
 }
 
-#[derive(Default)]
-struct Inner {
-    /// (method, route) → latency; (method, route, status) → count.
-    http_latency: BTreeMap<(String, String), Histogram>,
-    http_requests: BTreeMap<(String, String, u16), u64>,
-    /// (instance, operation) → latency; (instance, operation, error code) → count.
-    call_latency: BTreeMap<(String, String), Histogram>,
-    call_errors: BTreeMap<(String, String, String), u64>,
-    /// Rows or files the retention sweeper removed, by kind.
-    swept: BTreeMap<&'static str, u64>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Call {
+    provider: String,
+    operation: String,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Failed {
+    provider: String,
+    operation: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Swept {
+    kind: String,
+}
+
+fn latency() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    registry: Registry,
+    http_requests: Family<Answered, Counter>,
+    http_latency: Family<Route, Histogram, fn() -> Histogram>,
+    calls: Family<Call, Counter>,
+    call_latency: Family<Call, Histogram, fn() -> Histogram>,
+    call_errors: Family<Failed, Counter>,
+    swept: Family<Swept, Counter>,
     /// The provider instances that may appear as labels.
     instances: Vec<String>,
 }
@@ -97,20 +102,66 @@ fn bounded<'a>(value: &'a str, known: &[&'a str], other: &'a str) -> &'a str {
     known.iter().copied().find(|k| *k == value).unwrap_or(other)
 }
 
-/// Escapes a label value.
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
 }
 
 impl Metrics {
     /// Metrics whose provider labels are these instances (others count as `unknown`).
     pub fn new(instances: impl IntoIterator<Item = String>) -> Self {
-        Self {
-            inner: Mutex::default(),
+        let m = Self {
+            registry: Registry::default(),
+            http_requests: Family::default(),
+            http_latency: Family::new_with_constructor(latency),
+            calls: Family::default(),
+            call_latency: Family::new_with_constructor(latency),
+            call_errors: Family::default(),
+            swept: Family::default(),
             instances: instances.into_iter().collect(),
-        }
+        };
+        let mut registry = Registry::default();
+        registry.register(
+            "payhost_http_requests",
+            "HTTP requests by route and status",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "payhost_http_request_duration_seconds",
+            "HTTP request latency by route",
+            m.http_latency.clone(),
+        );
+        registry.register(
+            "payhost_provider_calls",
+            "Provider calls by instance and operation",
+            m.calls.clone(),
+        );
+        registry.register(
+            "payhost_provider_call_errors",
+            "Failed provider calls by error code",
+            m.call_errors.clone(),
+        );
+        registry.register(
+            "payhost_provider_call_duration_seconds",
+            "Provider call latency",
+            m.call_latency.clone(),
+        );
+        registry.register(
+            "payhost_retention_swept",
+            "Rows and files the retention sweeper removed",
+            m.swept.clone(),
+        );
+        registry.register(
+            "payhost_build",
+            "The running build",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("contract", payhost_plugin_api::CONTRACT_VERSION),
+            ]),
+        );
+        registry.register_collector(Box::new(Process::start()));
+        Self { registry, ..m }
     }
 
     fn instance<'a>(&'a self, name: &'a str) -> &'a str {
@@ -121,112 +172,146 @@ impl Metrics {
         }
     }
 
-    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// `route` must be a route template (or `unmatched`), never a request's path.
     pub fn http(&self, method: &str, route: &str, status: u16, took: Duration) {
-        let method = bounded(method, &METHODS, "other");
-        let mut m = self.inner();
-        m.http_latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default()
-            .observe(took);
-        *m.http_requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
+        let method = bounded(method, &METHODS, "other").to_owned();
+        self.http_latency
+            .get_or_create(&Route {
+                method: method.clone(),
+                route: route.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+        self.http_requests
+            .get_or_create(&Answered {
+                method,
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
     }
 
     /// `operation` is one of the host's operation names (a fixed set).
     pub fn call(&self, instance: &str, operation: &str, took: Duration, error: Option<&str>) {
-        let instance = self.instance(instance);
-        let error = error.map(|code| bounded(code, &ERROR_CODES, "other"));
-        let mut m = self.inner();
-        m.call_latency
-            .entry((instance.to_owned(), operation.to_owned()))
-            .or_default()
-            .observe(took);
+        let call = Call {
+            provider: self.instance(instance).to_owned(),
+            operation: operation.to_owned(),
+        };
+        self.calls.get_or_create(&call).inc();
+        self.call_latency
+            .get_or_create(&call)
+            .observe(took.as_secs_f64());
         if let Some(code) = error {
-            *m.call_errors
-                .entry((instance.to_owned(), operation.to_owned(), code.to_owned()))
-                .or_default() += 1;
+            self.call_errors
+                .get_or_create(&Failed {
+                    provider: call.provider,
+                    operation: call.operation,
+                    code: bounded(code, &ERROR_CODES, "other").to_owned(),
+                })
+                .inc();
         }
     }
 
     /// Counts what the retention sweeper removed (`kind` is one of a fixed set).
     pub fn swept(&self, kind: &'static str, n: u64) {
-        *self.inner().swept.entry(kind).or_default() += n;
+        self.swept
+            .get_or_create(&Swept { kind: kind.into() })
+            .inc_by(n);
     }
 
-    /// The text exposition; `extra` are gauges the caller adds (name, help, value).
+    /// The text exposition; `extra` are gauges the caller reads at scrape time (name,
+    /// help, value).
     pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
-        let m = self.inner();
         let mut out = String::new();
-        out.push_str("# HELP payhost_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE payhost_http_requests_total counter\n");
-        for ((method, route, status), n) in &m.http_requests {
-            let _ = writeln!(
-                out,
-                "payhost_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                esc(method),
-                esc(route)
-            );
-        }
-        out.push_str(
-            "# HELP payhost_http_request_duration_seconds HTTP request latency by route.\n",
-        );
-        out.push_str("# TYPE payhost_http_request_duration_seconds histogram\n");
-        for ((method, route), h) in &m.http_latency {
-            let labels = format!("method=\"{}\",route=\"{}\"", esc(method), esc(route));
-            h.render(&mut out, "payhost_http_request_duration_seconds", &labels);
-        }
-        out.push_str(
-            "# HELP payhost_provider_calls_total Provider calls by instance and operation.\n",
-        );
-        out.push_str("# TYPE payhost_provider_calls_total counter\n");
-        for ((instance, op), h) in &m.call_latency {
-            let _ = writeln!(
-                out,
-                "payhost_provider_calls_total{{provider=\"{}\",operation=\"{}\"}} {}",
-                esc(instance),
-                esc(op),
-                h.count
-            );
-        }
-        out.push_str(
-            "# HELP payhost_provider_call_errors_total Failed provider calls by error code.\n",
-        );
-        out.push_str("# TYPE payhost_provider_call_errors_total counter\n");
-        for ((instance, op, code), n) in &m.call_errors {
-            let _ = writeln!(
-                out,
-                "payhost_provider_call_errors_total{{provider=\"{}\",operation=\"{}\",code=\"{}\"}} {n}",
-                esc(instance),
-                esc(op),
-                esc(code)
-            );
-        }
-        out.push_str("# HELP payhost_provider_call_duration_seconds Provider call latency.\n");
-        out.push_str("# TYPE payhost_provider_call_duration_seconds histogram\n");
-        for ((instance, op), h) in &m.call_latency {
-            let labels = format!("provider=\"{}\",operation=\"{}\"", esc(instance), esc(op));
-            h.render(&mut out, "payhost_provider_call_duration_seconds", &labels);
-        }
-        out.push_str(
-            "# HELP payhost_retention_swept_total Rows and files the retention sweeper removed.\n",
-        );
-        out.push_str("# TYPE payhost_retention_swept_total counter\n");
-        for (kind, n) in &m.swept {
-            let _ = writeln!(out, "payhost_retention_swept_total{{kind=\"{kind}\"}} {n}");
-        }
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        let mut now = Registry::default();
         for (name, help, value) in extra {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            let g: Gauge<f64, AtomicU64> = Gauge::default();
+            g.set(*value);
+            now.register(*name, help.trim_end_matches('.'), g);
         }
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &now);
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
+    }
+}
+
+/// The process's own figures, read from `/proc/self` at each scrape (Linux).
+#[derive(Debug)]
+struct Process {
+    started: f64,
+}
+
+impl Process {
+    fn start() -> Self {
+        Self {
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// `Name:   value kB` from `/proc/self/status`.
+fn status_field(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// User plus system CPU seconds from `/proc/self/stat` (fields 14 and 15, in the kernel's
+/// USER_HZ ticks, 100 per second on Linux).
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+        let gauges: [(&str, &str, Option<f64>); 4] = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                status_field(&status, "VmRSS").map(|kb| (kb * 1024) as f64),
+            ),
+            (
+                "process_open_fds",
+                "Open file descriptors",
+                Some(fds as f64),
+            ),
+            (
+                "process_threads",
+                "Threads of the process",
+                status_field(&status, "Threads").map(|n| n as f64),
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                Some(self.started),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(v) = value {
+                let g = ConstGauge::new(v);
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
+        }
+        if let Some(cpu) = cpu_seconds(&stat) {
+            let c = ConstCounter::new(cpu);
+            c.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                c.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }
 
@@ -261,7 +346,7 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.len() < 10_000, "{} bytes", text.len());
+        assert!(text.len() < 12_000, "{} bytes", text.len());
     }
 
     #[test]
@@ -277,14 +362,25 @@ mod tests {
             Some("card_declined"),
         );
         let text = m.render(&[("payhost_up", "Always 1.", 1.0)]);
+        // The process and the build.
+        for name in [
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_cpu_seconds_total ",
+            "process_threads ",
+            "payhost_build_info{version=\"",
+        ] {
+            assert!(text.contains(name), "{name} in {text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(text.contains(
             "payhost_http_requests_total{method=\"POST\",route=\"/v1/payments\",status=\"201\"} 2"
         ));
         assert!(text.contains(
-            "payhost_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/payments\",le=\"0.005\"} 1"
+            "payhost_http_request_duration_seconds_bucket{le=\"0.005\",method=\"POST\",route=\"/v1/payments\"} 1"
         ));
         assert!(text.contains(
-            "payhost_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/payments\",le=\"0.05\"} 2"
+            "payhost_http_request_duration_seconds_bucket{le=\"0.05\",method=\"POST\",route=\"/v1/payments\"} 2"
         ));
         assert!(text.contains(
             "payhost_provider_call_errors_total{provider=\"mock\",operation=\"create_payment\",code=\"card_declined\"} 1"

@@ -397,7 +397,7 @@ fn request_ids_metrics_readiness_and_openapi() {
     ] {
         assert!(text.contains(line), "missing '{line}' in:\n{text}");
     }
-    assert!(text.contains("payhost_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/payments\",le=\"+Inf\"} 1"));
+    assert!(text.contains("payhost_http_request_duration_seconds_bucket{le=\"+Inf\",method=\"POST\",route=\"/v1/payments\"} 1"));
 
     // Every documented operation is routed (not the 404 fallback, not 405).
     let doc = api.get("/openapi.json");

@@ -254,10 +254,11 @@ async fn readyz(State(s): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Prometheus metrics: HTTP and provider call counts and latencies, queue depths.
+/// Prometheus metrics: HTTP and provider call counts and latencies, queue depths, the
+/// process (memory, CPU, open files) and the build.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String,
-        content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics text format", body = String,
+        content_type = "application/openmetrics-text")))]
 async fn metrics(State(s): State<AppState>) -> Response {
     let running = s
         .registry
@@ -310,7 +311,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
     Response::builder()
         .header(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
         )
         .body(Body::from(text))
         .unwrap_or_default()
