@@ -53,6 +53,11 @@ enum Command {
     /// Check the configuration without serving.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Apply the schema migrations the database lacks and list every one it has, with its
+    /// checksum. `serve` also applies them at start, and refuses a database whose applied
+    /// migrations differ from this binary's (one edited after it ran, or one a newer
+    /// payhost applied).
+    Migrate,
     /// Print a completion script for a shell, e.g. `payhost completions bash >
     /// /etc/bash_completion.d/payhost`.
     Completions {
@@ -124,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }) => conformance(&file, config.as_deref(), approve_redirects).await,
         Command::Events(EventsCommand::Replay { id }) => replay(&cli.config, &id).await,
         Command::Config(ConfigCommand::Check) => config_check(&cli.config),
+        Command::Migrate => migrate(&cli.config).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -131,6 +137,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `payhost migrate`: the database brought to this binary's schema, and what it holds.
+async fn migrate(config_file: &Path) -> anyhow::Result<i32> {
+    use crate::store::Store;
+    let loaded = config::load(config_file)?;
+    let store = match Store::open(&loaded.database_url()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", config_file.display());
+            return Ok(1);
+        }
+    };
+    for (version, name, checksum) in store.migrations().await? {
+        let now = if store.migrated_now().contains(&version) {
+            "  (applied now)"
+        } else {
+            ""
+        };
+        println!("{version:>4}  {name:<24} sha384:{}{now}", &checksum[..16]);
+    }
+    match store.migrated_now().len() {
+        0 => println!("the database ({}) was up to date", store.backend().name()),
+        n => println!(
+            "applied {n} migration{} to the {} database",
+            if n == 1 { "" } else { "s" },
+            store.backend().name()
+        ),
+    }
+    store.close().await;
+    Ok(0)
 }
 
 /// `payhost config check`: every problem of the configuration, the plugins folder and the

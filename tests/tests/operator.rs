@@ -168,3 +168,37 @@ fn the_dist_tarball_runs_from_a_scratch_folder() {
         "{providers:?}"
     );
 }
+
+#[test]
+fn migrate_applies_once_and_serve_refuses_an_edited_migration() {
+    use payhost_tests::db::TestDb;
+    let s = Scratch::new(&[], "");
+    let (code, out, err) = s.payhost(&["migrate"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("(applied now)") && out.contains("sha384:"),
+        "{out}"
+    );
+    let (code, out, _) = s.payhost(&["migrate"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("was up to date") && !out.contains("applied now"),
+        "{out}"
+    );
+
+    // A migration whose SQL changed after it ran: neither command goes on.
+    let db = TestDb::sqlite(s.dir.path());
+    db.execute("UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 2");
+    let (code, _, err) = s.payhost(&["migrate"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("migration 2") && err.contains("edited"),
+        "{err}"
+    );
+    let (code, _, err) = s.payhost(&["serve"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("migration 2") && err.contains("edited"),
+        "{err}"
+    );
+}

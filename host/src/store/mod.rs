@@ -36,6 +36,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -127,8 +128,10 @@ impl Backend {
     }
 }
 
+/// One migration of the schema, in each backend's SQL (embedded in the binary).
 struct Migration {
     version: i64,
+    name: &'static str,
     sqlite: &'static str,
     postgres: &'static str,
 }
@@ -136,6 +139,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
+        name: "init",
         sqlite: concat!(
             include_str!("../../migrations/common.sql"),
             include_str!("../../migrations/sqlite/0001_init.sql")
@@ -147,41 +151,49 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        name: "webhooks",
         sqlite: include_str!("../../migrations/0002_webhooks.sql"),
         postgres: include_str!("../../migrations/0002_webhooks.sql"),
     },
     Migration {
         version: 3,
+        name: "outbox",
         sqlite: include_str!("../../migrations/0003_outbox.sql"),
         postgres: include_str!("../../migrations/0003_outbox.sql"),
     },
     Migration {
         version: 4,
+        name: "dunning",
         sqlite: include_str!("../../migrations/0004_dunning.sql"),
         postgres: include_str!("../../migrations/0004_dunning.sql"),
     },
     Migration {
         version: 5,
+        name: "contract 2.1",
         sqlite: include_str!("../../migrations/0005_contract_2_1.sql"),
         postgres: include_str!("../../migrations/0005_contract_2_1.sql"),
     },
     Migration {
         version: 6,
+        name: "lists",
         sqlite: include_str!("../../migrations/0006_lists.sql"),
         postgres: include_str!("../../migrations/0006_lists.sql"),
     },
     Migration {
         version: 7,
+        name: "outbox lanes",
         sqlite: include_str!("../../migrations/0007_outbox_lanes.sql"),
         postgres: include_str!("../../migrations/0007_outbox_lanes.sql"),
     },
     Migration {
         version: 8,
+        name: "leases",
         sqlite: include_str!("../../migrations/0008_leases.sql"),
         postgres: include_str!("../../migrations/0008_leases.sql"),
     },
     Migration {
         version: 9,
+        name: "idempotency claims",
         sqlite: include_str!("../../migrations/0009_idempotency_claims.sql"),
         postgres: include_str!("../../migrations/0009_idempotency_claims.sql"),
     },
@@ -200,6 +212,8 @@ pub struct Store {
     backend: Backend,
     pool: AnyPool,
     writer: Writer,
+    /// The migrations this open applied.
+    migrated: Arc<Vec<i64>>,
 }
 
 /// The URL of the default database: a SQLite file in the data folder.
@@ -248,7 +262,7 @@ impl Store {
             .disable_statement_logging();
         let mut setup = AnyConnection::connect_with(&options).await?;
         prepare(backend, &mut setup).await?;
-        migrate(backend, &mut setup).await?;
+        let migrated = migrate(backend, &mut setup).await?;
         setup.close().await?;
         let writer_options = options.clone();
         let writer = Writer::start(move || {
@@ -283,7 +297,36 @@ impl Store {
             backend,
             pool,
             writer,
+            migrated: Arc::new(migrated),
         })
+    }
+
+    /// The migrations opening this store applied (none when the database was current).
+    pub fn migrated_now(&self) -> &[i64] {
+        &self.migrated
+    }
+
+    /// Every migration the database has, as (version, name, SHA-384 in hex), oldest first.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn migrations(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT version, description, checksum FROM _sqlx_migrations ORDER BY version",
+                vec![],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let checksum: Vec<u8> = r.try_get("checksum")?;
+                Ok((
+                    r.int("version")?,
+                    r.text("description")?,
+                    hex::encode(checksum),
+                ))
+            })
+            .collect()
     }
 
     pub fn backend(&self) -> Backend {
@@ -367,68 +410,150 @@ async fn prepare(backend: Backend, conn: &mut AnyConnection) -> Result<(), Store
     Ok(())
 }
 
-async fn migrate(backend: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
-    // Several hosts starting on one PostgreSQL database: one migrates, the others wait and
-    // then find nothing left to do.
-    if backend == Backend::Postgres {
-        conn.execute("SELECT pg_advisory_lock(7240331)").await?;
+/// The embedded migrations in one backend's SQL, for sqlx's migrator (which keeps each
+/// applied one's SHA-384 in `_sqlx_migrations` and refuses a database whose applied
+/// migrations differ from these).
+#[derive(Debug)]
+struct Embedded(Backend);
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+                > + Send
+                + 's,
+        >,
+    > {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|m| {
+                sqlx::migrate::Migration::new(
+                    m.version,
+                    std::borrow::Cow::Borrowed(m.name),
+                    sqlx::migrate::MigrationType::Simple,
+                    std::borrow::Cow::Borrowed(match self.0 {
+                        Backend::Sqlite => m.sqlite,
+                        Backend::Postgres => m.postgres,
+                    }),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
     }
-    let result = migrate_locked(backend, conn).await;
-    if backend == Backend::Postgres {
-        let _ = conn.execute("SELECT pg_advisory_unlock(7240331)").await;
+}
+
+/// Applies the migrations this database lacks; returns their versions.
+///
+/// # Errors
+/// [`StoreError::Migrate`] when an applied migration differs from the binary's (edited
+/// after it ran), the database has one the binary does not know (a newer payhost migrated
+/// it), a migration failed half-way, or one fails now.
+async fn migrate(backend: Backend, conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError> {
+    use sqlx::migrate::{Migrate, MigrateError, Migrator};
+    let failed = |e: MigrateError| {
+        let (version, error) = match &e {
+            MigrateError::VersionMismatch(v) => (
+                *v,
+                "applied with other SQL than this binary's (the migration was edited after it \
+                 ran); restore the migration or the database"
+                    .to_owned(),
+            ),
+            MigrateError::VersionMissing(v) => (
+                *v,
+                "applied to this database but unknown to this binary (a newer payhost \
+                 migrated it); run that version"
+                    .to_owned(),
+            ),
+            MigrateError::Dirty(v) => (*v, "failed half-way; repair the database".to_owned()),
+            MigrateError::ExecuteMigration(inner, v) => (*v, inner.to_string()),
+            other => (0, other.to_string()),
+        };
+        StoreError::Migrate { version, error }
+    };
+    let migrator = Migrator::new(Embedded(backend)).await.map_err(failed)?;
+    conn.lock().await.map_err(failed)?;
+    let result = async {
+        conn.ensure_migrations_table().await.map_err(failed)?;
+        adopt_hand_runner(backend, conn).await?;
+        let before: Vec<i64> = conn
+            .list_applied_migrations()
+            .await
+            .map_err(failed)?
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        migrator.run_direct(&mut *conn).await.map_err(failed)?;
+        let applied: Vec<i64> = MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !before.contains(v))
+            .collect();
+        for version in &applied {
+            tracing::info!(version, backend = backend.name(), "database migrated");
+        }
+        Ok(applied)
     }
+    .await;
+    let _ = conn.unlock().await;
     result
 }
 
-async fn migrate_locked(backend: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations \
-         (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-    )
-    .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+/// Databases migrated before payhost used sqlx's migrator list their versions in
+/// `schema_migrations`: they are recorded in `_sqlx_migrations` with this binary's
+/// checksums (that runner kept none), once, and the old table goes.
+async fn adopt_hand_runner(backend: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
+    let exists = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_name = 'schema_migrations' AND table_schema = current_schema()"
+        }
+    };
+    let n: i64 = sqlx::query_scalar(exists).fetch_one(&mut *conn).await?;
+    if n == 0 {
+        return Ok(());
+    }
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
         .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>()?;
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        .await?;
+    let mut tx = conn.begin().await?;
+    for m in MIGRATIONS.iter().filter(|m| versions.contains(&m.version)) {
         let sql = match backend {
             Backend::Sqlite => m.sqlite,
             Backend::Postgres => m.postgres,
         };
-        let failed = |e: sqlx::Error| StoreError::Migrate {
-            version: m.version,
-            error: e.to_string(),
-        };
-        let mut tx = conn.begin().await?;
-        let sql = strip_comments(sql);
-        for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            tx.execute(stmt).await.map_err(failed)?;
-        }
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-            .bind(m.version)
-            .bind(crate::clock::Clock::now_millis(&crate::clock::SystemClock))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
-        tracing::info!(
-            version = m.version,
-            backend = backend.name(),
-            "database migrated"
-        );
+        let checksum = sqlx::migrate::Migration::new(
+            m.version,
+            std::borrow::Cow::Borrowed(m.name),
+            sqlx::migrate::MigrationType::Simple,
+            std::borrow::Cow::Borrowed(sql),
+            false,
+        )
+        .checksum
+        .into_owned();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ($1, $2, TRUE, $3, 0)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(checksum)
+        .execute(&mut *tx)
+        .await?;
     }
+    tx.execute("DROP TABLE schema_migrations").await?;
+    tx.commit().await?;
+    tracing::info!(
+        versions = versions.len(),
+        "recorded the migrations of the earlier runner with their checksums"
+    );
     Ok(())
-}
-
-fn strip_comments(s: &str) -> String {
-    s.lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .trim()
-        .to_owned()
 }
 
 /// Reading columns from a row without repeating the error conversion.
@@ -487,10 +612,94 @@ mod tests {
         drop(Store::open(&url).await.unwrap());
         let store = Store::open(&url).await.unwrap();
         let rows = store
-            .all("SELECT version FROM schema_migrations", vec![])
+            .all("SELECT version FROM _sqlx_migrations", vec![])
             .await
             .unwrap();
         assert_eq!(rows.len(), MIGRATIONS.len());
+    }
+
+    async fn run(store: &Store, sql: &'static str) {
+        let mut u = Unit::new();
+        u.push(sql, vec![]);
+        store.commit(u).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_migration_edited_after_it_ran_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = default_url(dir.path());
+        let store = Store::open(&url).await.unwrap();
+        run(
+            &store,
+            "UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 3",
+        )
+        .await;
+        store.close().await;
+        let err = Store::open(&url).await.err().expect("refused").to_string();
+        assert!(
+            err.contains("migration 3") && err.contains("edited"),
+            "{err}"
+        );
+        // So is a database a newer payhost migrated.
+        let dir = tempfile::tempdir().unwrap();
+        let url = default_url(dir.path());
+        let store = Store::open(&url).await.unwrap();
+        run(
+            &store,
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (999, 'future', TRUE, X'00', 0)",
+        )
+        .await;
+        store.close().await;
+        let err = Store::open(&url).await.err().expect("refused").to_string();
+        assert!(
+            err.contains("migration 999") && err.contains("newer"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_earlier_runner_is_adopted_with_checksums() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = default_url(dir.path());
+        let store = Store::open(&url).await.unwrap();
+        // What the hand-written runner left at version 7: its own table, no checksums.
+        run(&store, "DROP TABLE _sqlx_migrations").await;
+        run(&store, "DROP TABLE leases").await;
+        run(
+            &store,
+            "ALTER TABLE idempotency_keys DROP COLUMN locked_until",
+        )
+        .await;
+        run(
+            &store,
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await;
+        run(
+            &store,
+            "INSERT INTO schema_migrations (version, applied_at) \
+             VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0)",
+        )
+        .await;
+        store.close().await;
+        let store = Store::open(&url).await.unwrap();
+        let rows = store
+            .all(
+                "SELECT version FROM _sqlx_migrations ORDER BY version",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), MIGRATIONS.len(), "7 adopted, the rest applied");
+        let old = store
+            .all(
+                "SELECT name FROM sqlite_master WHERE name = 'schema_migrations'",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(old.is_empty(), "the old table went");
     }
 
     #[tokio::test]
