@@ -441,17 +441,23 @@ where
         // The operation stored its answer with its writes; one that wrote nothing stores it
         // here, and a failed one gives the key up.
         let stored = result.as_ref().ok().and_then(|reply| {
+            // Stored with its writes: the claim is settled already.
+            if reply.stored {
+                return None;
+            }
             Some(StoredReply {
                 request_hash,
                 status: reply.status.code(),
                 body: serde_json::to_string(&reply.body).ok()?,
             })
         });
+        let settled = result.as_ref().is_ok_and(|r| r.stored);
         let store = s.service.store().clone();
-        if store
-            .settle_key(&scope, &key, stored.as_ref())
-            .await
-            .is_err()
+        if !settled
+            && store
+                .settle_key(&scope, &key, stored.as_ref())
+                .await
+                .is_err()
         {
             // The database is away (often why the request failed): settled once it is
             // back, so the client's retry is not told "in flight" until the claim lapses.

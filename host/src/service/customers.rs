@@ -226,6 +226,7 @@ impl PaymentService {
         let reply = Reply {
             status: if created { Status::Created } else { Status::Ok },
             body: CustomerView::from(&row),
+            stored: false,
         };
         self.finish(
             ctx,

@@ -209,6 +209,8 @@ impl Status {
 pub struct Reply<T> {
     pub status: Status,
     pub body: T,
+    /// Stored under the request's `Idempotency-Key` with the operation's writes.
+    pub stored: bool,
 }
 
 impl<T> Reply<T> {
@@ -216,6 +218,7 @@ impl<T> Reply<T> {
         Self {
             status: Status::Ok,
             body,
+            stored: false,
         }
     }
 }
@@ -438,7 +441,7 @@ impl PaymentService {
         provider: &str,
         facts: Facts,
         ids: &Ids,
-        reply: Reply<T>,
+        mut reply: Reply<T>,
     ) -> Result<Reply<T>, ServiceError> {
         let Facts { own, emitted } = facts;
         let mut ids = ids.clone();
@@ -466,6 +469,7 @@ impl PaymentService {
                     .map_err(|e| ServiceError::Conflict(e.to_string()))?,
             };
             idempotency::store_reply(&mut unit, &slot.scope, &slot.key, &stored, self.now());
+            reply.stored = true;
         }
         let changed = self.store.commit(unit).await?;
         self.recorder.dispatch_new(pending, &changed);

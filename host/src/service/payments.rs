@@ -203,6 +203,7 @@ impl PaymentService {
         let reply = Reply {
             status: Status::Created,
             body: view,
+            stored: false,
         };
         self.finish(ctx, unit, &customer.provider, facts, &ids, reply)
             .await

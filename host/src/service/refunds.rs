@@ -114,6 +114,7 @@ impl PaymentService {
         let reply = Reply {
             status: Status::Created,
             body: RefundView::from(&row),
+            stored: false,
         };
         self.finish(ctx, unit, &payment.provider, facts, &ids, reply)
             .await

@@ -144,6 +144,7 @@ impl PaymentService {
         let reply = Reply {
             status: Status::Created,
             body: view,
+            stored: false,
         };
         self.finish(ctx, unit, &customer.provider, facts, &ids, reply)
             .await
@@ -399,6 +400,7 @@ impl PaymentService {
         let reply = Reply {
             status: Status::Created,
             body: view,
+            stored: false,
         };
         let provider = customer.provider.clone();
         self.finish(

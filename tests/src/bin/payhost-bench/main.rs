@@ -2,7 +2,7 @@
 //! blocking pool, and `POST /v1/payments` throughput against the real release binary on
 //! SQLite, and live plugin replacement (file landing → serving, latency during swaps).
 //! Prints medians and percentiles; BENCHMARKS.md records the results with the machine they
-//! ran on. `payhost-bench [plugins|payments|live|webhooks|lists|flood]` runs one part.
+//! ran on. `payhost-bench [plugins|payments|reads|live|webhooks|lists|flood]` runs one part.
 
 use payhost::clock::SystemClock;
 use payhost::config::ProviderConfig;
@@ -35,6 +35,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "payments") {
         payments::run(64, Duration::from_secs(10));
+    }
+    if only.as_deref().is_none_or(|o| o == "reads") {
+        payments::reads(64, Duration::from_secs(10));
     }
     if only.as_deref().is_none_or(|o| o == "live") {
         live::run();

@@ -1,43 +1,67 @@
-//! `POST /v1/payments` under load: the release `payhost serve` on SQLite (WAL,
-//! `synchronous = FULL`: every answered payment is fsync'd), the mock provider, unique
-//! idempotency keys, N workers each on its own keep-alive connection.
+//! `POST /v1/payments` and `GET /v1/payments/{id}` under load against the release
+//! `payhost serve`, the mock provider, unique idempotency keys, N workers each on its own
+//! keep-alive connection: on SQLite (WAL, `synchronous = FULL`: every answered payment is
+//! fsync'd), and on PostgreSQL with one host and with two hosts sharing the database (the
+//! workers split between them) when `PAYHOST_TEST_POSTGRES` names a server.
 
 use crate::conn::Conn;
 use payhost_tests::api::Api;
-use payhost_tests::{mock_so, Scratch, API_KEY};
+use payhost_tests::db::{TestDb, POSTGRES_VAR};
+use payhost_tests::{mock_so, HostProcess, Scratch, API_KEY};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub fn run(workers: usize, duration: Duration) {
-    let s = Scratch::with_host(
-        &[(&mock_so(), "libpayhost_plugin_mock.so")],
-        "default_provider = \"mock\"\n",
-        "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_bench\" }\n",
-    );
+/// `hosts` hosts on `db` (SQLite in the first host's folder when `None`).
+fn start(hosts: usize, db: Option<&TestDb>) -> (Vec<Scratch>, Vec<HostProcess>) {
+    let host_line = db.map(TestDb::host_line).unwrap_or_default();
+    let scratches: Vec<Scratch> = (0..hosts)
+        .map(|_| {
+            Scratch::with_host(
+                &[(&mock_so(), "libpayhost_plugin_mock.so")],
+                &format!("default_provider = \"mock\"\n{host_line}"),
+                "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_bench\" }\n",
+            )
+        })
+        .collect();
     // The host's default log level (info: one line per request), unless told otherwise.
     let log = std::env::var("PAYHOST_BENCH_LOG").unwrap_or_else(|_| "info".into());
-    let host = s.serve_with_env(&[("RUST_LOG", log.as_str())]);
-    let api = Api::new(&host.addr, API_KEY);
-    let c = api.post(
+    let processes = scratches
+        .iter()
+        .map(|s| s.serve_with_env(&[("RUST_LOG", log.as_str())]))
+        .collect();
+    (scratches, processes)
+}
+
+/// A customer on `addr`'s mock (the mock keeps its customers in its own process).
+fn customer(addr: &str) -> String {
+    let c = Api::new(addr, API_KEY).post(
         "/v1/customers",
-        &serde_json::json!({"user_id": "bench", "email": "bench@example.com"}),
+        &serde_json::json!({"user_id": format!("bench-{addr}"), "email": "bench@example.com"}),
     );
     assert_eq!(c.status, 201, "{c:?}");
-    let body = format!(
-        "{{\"customer\":\"{}\",\"amount\":1999,\"currency\":\"usd\",\"payment_method\":\"pm_card_visa\"}}",
-        c.s("id")
-    );
+    c.s("id")
+}
 
+/// Runs `request` on `workers` connections spread over `addrs` for `duration` after a
+/// warm-up, and prints the rate and latencies.
+fn load(
+    label: &str,
+    addrs: &[String],
+    workers: usize,
+    duration: Duration,
+    request: impl Fn(&mut Conn, usize, u64) -> bool + Send + Sync + 'static,
+) {
+    let request = Arc::new(request);
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..workers)
         .map(|w| {
-            let (addr, body, stop, measuring) = (
-                host.addr.clone(),
-                body.clone(),
+            let (addr, stop, measuring, request) = (
+                addrs[w % addrs.len()].clone(),
                 stop.clone(),
                 measuring.clone(),
+                request.clone(),
             );
             std::thread::spawn(move || {
                 let mut conn = Conn::open(&addr);
@@ -47,11 +71,11 @@ pub fn run(workers: usize, duration: Duration) {
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let t = Instant::now();
-                    let status = conn.post("/v1/payments", &format!("bench-{w}-{n}"), &body);
+                    let ok = request(&mut conn, w, n);
                     let took = t.elapsed();
                     if measuring.load(Ordering::Relaxed) {
                         samples.push(took);
-                        if status != 201 {
+                        if !ok {
                             failures += 1;
                         }
                     }
@@ -77,8 +101,8 @@ pub fn run(workers: usize, duration: Duration) {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "POST /v1/payments, sqlite, concurrency {workers}: {:.0} payments/s over {:.1} s \
-         (n={}, failed={failures}) p50={:.2?} p90={:.2?} p99={:.2?} max={:.2?}",
+        "{label}, concurrency {workers}: {:.0}/s over {:.1} s (n={}, failed={failures}) \
+         p50={:.2?} p90={:.2?} p99={:.2?} max={:.2?}",
         all.len() as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
         all.len(),
@@ -87,6 +111,78 @@ pub fn run(workers: usize, duration: Duration) {
         pct(0.99),
         all[all.len() - 1],
     );
-    let (code, _) = host.terminate();
-    assert_eq!(code, 0);
+}
+
+fn payments(label: &str, hosts: usize, db: Option<&TestDb>, workers: usize, duration: Duration) {
+    let (_scratches, processes) = start(hosts, db);
+    let addrs: Vec<String> = processes.iter().map(|p| p.addr.clone()).collect();
+    let bodies: Vec<String> = addrs
+        .iter()
+        .map(|a| {
+            format!(
+                "{{\"customer\":\"{}\",\"amount\":1999,\"currency\":\"usd\",\"payment_method\":\"pm_card_visa\"}}",
+                customer(a)
+            )
+        })
+        .collect();
+    let hosts_n = addrs.len();
+    load(label, &addrs, workers, duration, move |conn, w, n| {
+        conn.post(
+            "/v1/payments",
+            &format!("bench-{w}-{n}"),
+            &bodies[w % hosts_n],
+        ) == 201
+    });
+    for p in processes {
+        let (code, _) = p.terminate();
+        assert_eq!(code, 0);
+    }
+}
+
+/// `POST /v1/payments` on SQLite, then on PostgreSQL with one and two hosts.
+pub fn run(workers: usize, duration: Duration) {
+    payments("POST /v1/payments, sqlite", 1, None, workers, duration);
+    let Some(pg) = TestDb::postgres("bench_pay1") else {
+        println!("POST /v1/payments on PostgreSQL: SKIPPED, set {POSTGRES_VAR}");
+        return;
+    };
+    payments(
+        "POST /v1/payments, postgres, 1 host",
+        1,
+        Some(&pg),
+        workers,
+        duration,
+    );
+    drop(pg);
+    let pg = TestDb::postgres("bench_pay2").expect("the server answered a moment ago");
+    payments(
+        "POST /v1/payments, postgres, 2 hosts",
+        2,
+        Some(&pg),
+        workers,
+        duration,
+    );
+}
+
+/// `GET /v1/payments/{id}` from payhost's records on SQLite.
+pub fn reads(workers: usize, duration: Duration) {
+    let (_scratches, processes) = start(1, None);
+    let addr = processes[0].addr.clone();
+    let p = Api::new(&addr, API_KEY).post(
+        "/v1/payments",
+        &serde_json::json!({"customer": customer(&addr), "amount": 1999, "currency": "usd", "payment_method": "pm_card_visa"}),
+    );
+    assert_eq!(p.status, 201, "{p:?}");
+    let path = format!("/v1/payments/{}", p.s("id"));
+    load(
+        "GET /v1/payments/{id}, sqlite",
+        &[addr],
+        workers,
+        duration,
+        move |conn, _, _| conn.get(&path).0 == 200,
+    );
+    for p in processes {
+        let (code, _) = p.terminate();
+        assert_eq!(code, 0);
+    }
 }
