@@ -73,6 +73,36 @@ impl Drop for StopOnDrop<'_> {
 /// lasts a few seconds; a request refused for longer than this means the host never came back.
 const GIVE_UP: Duration = Duration::from_secs(60);
 
+/// A refusal: status, error code, Retry-After.
+type Refusal = (u16, String, Option<String>);
+
+/// Sends until `accepted`, as a provider retries a refused delivery and a client a refused
+/// write with the same Idempotency-Key; keeps each refusal; fails after [`GIVE_UP`].
+fn until_accepted(
+    refused: &Mutex<Vec<Refusal>>,
+    what: &str,
+    send: impl Fn() -> Resp,
+    accepted: impl Fn(&Resp) -> bool,
+) -> Resp {
+    let since = Instant::now();
+    loop {
+        let r = send();
+        if accepted(&r) {
+            return r;
+        }
+        refused.lock().unwrap().push((
+            r.status,
+            r.code().to_owned(),
+            r.header("retry-after").map(str::to_owned),
+        ));
+        assert!(
+            since.elapsed() < GIVE_UP,
+            "{what} refused for a minute: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn count(db: &TestDb, sql: &str) -> usize {
     db.value(sql, &[]).unwrap().parse().unwrap()
 }
@@ -93,7 +123,7 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
     let addr = host.addr.clone();
     let acked_events = Mutex::new(Vec::new());
     let acked_customers = Mutex::new(Vec::new());
-    let refused = Mutex::new(Vec::<(u16, String, Option<String>)>::new());
+    let refused = Mutex::new(Vec::<Refusal>::new());
     let stop = AtomicBool::new(false);
 
     std::thread::scope(|scope| {
@@ -110,57 +140,25 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    // A provider retries a refused delivery; a client retries a refused
-                    // write with the same Idempotency-Key.
                     let id = format!("evt_outage_{w}_{n}");
-                    let since = Instant::now();
-                    loop {
-                        let r = webhook(&api, &id);
-                        if r.status == 200 {
-                            acked_events.lock().unwrap().push(id.clone());
-                            break;
-                        }
-                        refused.lock().unwrap().push((
-                            r.status,
-                            r.code().to_owned(),
-                            r.header("retry-after").map(str::to_owned),
-                        ));
-                        assert!(
-                            since.elapsed() < GIVE_UP,
-                            "{id} refused for a minute: {r:?}"
-                        );
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
+                    until_accepted(refused, &id, || webhook(&api, &id), |r| r.status == 200);
+                    acked_events.lock().unwrap().push(id.clone());
                     let key = format!("idem_outage_{w}_{n}");
                     let user = format!("user_{w}_{n}");
-                    let since = Instant::now();
-                    loop {
-                        let r = api.post_idem(
-                            "/v1/customers",
-                            &key,
-                            &json!({"user_id": user, "email": format!("{user}@example.com")}),
-                        );
-                        // 201, or 200 when an earlier attempt created the customer but
-                        // its answer was lost with the connection (the user's customer
-                        // exists; POST /v1/customers answers 200 for an existing one).
-                        if r.status == 201 || r.status == 200 {
-                            acked_customers
-                                .lock()
-                                .unwrap()
-                                .push((r.s("id"), user.clone()));
-                            break;
-                        }
-                        refused.lock().unwrap().push((
-                            r.status,
-                            r.code().to_owned(),
-                            r.header("retry-after").map(str::to_owned),
-                        ));
-                        assert!(
-                            since.elapsed() < GIVE_UP,
-                            "{key} refused for a minute: {r:?}"
-                        );
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
+                    let body = json!({"user_id": user, "email": format!("{user}@example.com")});
+                    // 201, or 200 when an earlier attempt created the customer but its
+                    // answer was lost with the connection (the user's customer exists;
+                    // POST /v1/customers answers 200 for an existing one).
+                    let r = until_accepted(
+                        refused,
+                        &key,
+                        || api.post_idem("/v1/customers", &key, &body),
+                        |r| r.status == 201 || r.status == 200,
+                    );
+                    acked_customers
+                        .lock()
+                        .unwrap()
+                        .push((r.s("id"), user.clone()));
                 }
             });
         }
