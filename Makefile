@@ -53,6 +53,8 @@ lint:
 ## bench: load time per plugin, host-side call overhead, POST /v1/payments throughput; release
 bench:
 	$(CARGO) build --release --workspace
+	if [ -z "$$PAYHOST_TEST_POSTGRES" ] && (echo > /dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
+	  export PAYHOST_TEST_POSTGRES=$(PG_TEST_URL); fi; \
 	$(CARGO) run --release -p payhost-tests --bin payhost-bench
 
 clean:
