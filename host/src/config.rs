@@ -359,29 +359,22 @@ impl std::fmt::Debug for ApiKey {
 }
 
 impl ApiKey {
-    /// The key in plain text, when the config holds it.
-    pub fn plain(&self) -> Option<&str> {
-        match self {
-            ApiKey::Plain(k) => Some(k),
-            ApiKey::Table(t) => t.key.as_deref(),
-        }
-    }
-
-    /// The SHA-256 of the key (hex digests are checked by [`validate`]).
+    /// The SHA-256 of the key (hex digests are checked by [`validate`]; one that is not
+    /// hex gives a digest nothing hashes to).
     pub fn digest(&self) -> [u8; 32] {
         use sha2::Digest;
-        match (self.plain(), self) {
-            (Some(k), _) => sha2::Sha256::digest(k.as_bytes()).into(),
-            (None, ApiKey::Table(t)) => {
+        match self {
+            ApiKey::Plain(k) | ApiKey::Table(ApiKeyTable { key: Some(k), .. }) => {
+                sha2::Sha256::digest(k.as_bytes()).into()
+            }
+            ApiKey::Table(t) => {
                 let mut out = [0u8; 32];
                 let hex = t.sha256.as_deref().unwrap_or_default();
-                if hex::decode_to_slice(hex, &mut out).is_err() {
-                    // Unreachable after validation; a digest nothing hashes to.
-                    return [0xff; 32];
+                match hex::decode_to_slice(hex, &mut out) {
+                    Ok(()) => out,
+                    Err(_) => [0xff; 32],
                 }
-                out
             }
-            (None, ApiKey::Plain(_)) => unreachable!("a plain key has its text"),
         }
     }
 

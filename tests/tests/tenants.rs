@@ -158,6 +158,14 @@ fn run(db: &TestDb, s: &Scratch) {
         403,
         "tenant_forbidden",
     );
+    // A provider the request names must exist, even where the tenant's own provider is
+    // the one used (it was taken silently).
+    let ghost = backend.for_tenant("initech").post(
+        "/v1/customers",
+        &json!({"user_id": "ghostly", "email": "g@example.com", "provider": "nope"}),
+    );
+    refused(&ghost, 400, "invalid_request");
+    assert_eq!(ghost.param(), "provider", "{ghost:?}");
     // A configured tenant with no key of its own: the backend's key acts for it.
     ok(&backend.for_tenant("initech").get("/v1/payments"), 200);
     assert!(ids(&backend.for_tenant("initech").get("/v1/payments")).is_empty());

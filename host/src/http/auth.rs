@@ -16,12 +16,8 @@ use subtle::ConstantTimeEq;
 /// Who is calling: put in the request's extensions by [`require_api_key`].
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The key's name, or its place in `host.api_keys`; never the key.
-    pub key: String,
     /// The tenant the request acts for: the key's own, else the `X-Tenant-Id` it named.
     pub tenant: Option<String>,
-    /// Whether the tenant comes from the key (the caller cannot act for another).
-    pub bound: bool,
     /// Scopes idempotency keys: per tenant when there is one, else per API key, so the
     /// same `Idempotency-Key` from two tenants never meets.
     pub idempotency_scope: String,
@@ -167,15 +163,9 @@ pub async fn require_api_key(
     };
     let idempotency_scope = match &tenant {
         Some(t) => format!("tenant:{t}"),
-        // A key without a tenant: its own scope, as before tenants had one.
-        None => {
-            let header = format!("Bearer {}\n", bearer(&req).unwrap_or_default());
-            hex::encode(Sha256::digest(header.as_bytes()))[..16].to_owned()
-        }
+        None => format!("key:{}", hex::encode(&key.digest[..8])),
     };
     let caller = Caller {
-        key: key.label.clone(),
-        bound: key.tenant.is_some(),
         tenant,
         idempotency_scope,
     };

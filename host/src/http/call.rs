@@ -379,53 +379,8 @@ where
     };
     let request_hash = sha256_hex(&[meta.method.as_bytes(), meta.path.as_bytes(), &body]);
     let scope = meta.idempotency_scope.clone();
-    let slot = (scope.clone(), key.clone());
     let shared = s.service.store().backend() == crate::store::Backend::Postgres;
-    // SQLite: one host, the in-flight keys in its memory. PostgreSQL: maybe several hosts,
-    // the claim in the database they share.
-    let _guard = if shared {
-        None
-    } else {
-        let claimed = s
-            .idempotency
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(slot.clone());
-        if !claimed {
-            return Err(in_use(&key));
-        }
-        Some(InflightGuard {
-            set: s.idempotency.clone(),
-            key: slot,
-        })
-    };
-    let found = if shared {
-        // Claims are about hosts being alive: the system clock, whatever the domain's is.
-        let now_ms = crate::clock::SystemClock.now_millis();
-        s.service
-            .store()
-            .claim_key(
-                &scope,
-                &key,
-                &request_hash,
-                (s.clock.now_secs(), now_ms),
-                now_ms + CLAIM_MS,
-            )
-            .await
-            .map_err(ServiceError::from)?
-    } else {
-        match s
-            .service
-            .store()
-            .stored_reply(&scope, &key)
-            .await
-            .map_err(ServiceError::from)?
-        {
-            Some(r) => Claim::Answered(r),
-            None => Claim::Claimed,
-        }
-    };
+    let (found, _guard) = claim(s, shared, &scope, &key, &request_hash).await?;
     match found {
         Claim::Claimed => {}
         Claim::InFlight => return Err(in_use(&key)),
@@ -438,51 +393,112 @@ where
     });
     let result = op(s.service.clone(), ctx, req).await;
     if shared {
-        // The operation stored its answer with its writes; one that wrote nothing stores it
-        // here, and a failed one gives the key up.
-        let stored = result.as_ref().ok().and_then(|reply| {
-            // Stored with its writes: the claim is settled already.
-            if reply.stored {
-                return None;
+        match &result {
+            // Stored with the operation's writes: the claim is settled already.
+            Ok(reply) if reply.stored => {}
+            // An operation that wrote nothing has its answer stored here.
+            Ok(reply) => {
+                let stored = serde_json::to_string(&reply.body)
+                    .ok()
+                    .map(|body| StoredReply {
+                        request_hash,
+                        status: reply.status.code(),
+                        body,
+                    });
+                settle(s.service.store().clone(), scope, key, stored).await;
             }
-            Some(StoredReply {
-                request_hash,
-                status: reply.status.code(),
-                body: serde_json::to_string(&reply.body).ok()?,
-            })
-        });
-        let settled = result.as_ref().is_ok_and(|r| r.stored);
-        let store = s.service.store().clone();
-        if !settled
-            && store
-                .settle_key(&scope, &key, stored.as_ref())
-                .await
-                .is_err()
-        {
-            // The database is away (often why the request failed): settled once it is
-            // back, so the client's retry is not told "in flight" until the claim lapses.
-            tokio::spawn(async move {
-                let mut pace = crate::pace::Backoff::new(
-                    std::time::Duration::from_millis(200),
-                    std::time::Duration::from_secs(2),
-                );
-                let give_up = tokio::time::Instant::now()
-                    + std::time::Duration::from_millis(CLAIM_MS.unsigned_abs());
-                while tokio::time::Instant::now() < give_up {
-                    tokio::time::sleep(pace.next_pause()).await;
-                    match store.settle_key(&scope, &key, stored.as_ref()).await {
-                        Ok(()) => return,
-                        Err(e) if e.is_unavailable() => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot settle an idempotency claim; it lapses on its own");
-                            return;
-                        }
-                    }
-                }
-            });
+            // A failed one gives the key up for the retry.
+            Err(_) => settle(s.service.store().clone(), scope, key, None).await,
         }
     }
     Ok(reply_response(result?))
+}
+
+/// Claims (`scope`, `key`) for a request: on SQLite (one host) in this host's memory, held
+/// by the guard; on PostgreSQL (maybe several hosts) in the database they share.
+async fn claim(
+    s: &AppState,
+    shared: bool,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<(Claim, Option<InflightGuard>), ApiError> {
+    let store = s.service.store();
+    if shared {
+        // Claims are about hosts being alive: the system clock, whatever the domain's is.
+        let now_ms = crate::clock::SystemClock.now_millis();
+        let found = store
+            .claim_key(
+                scope,
+                key,
+                request_hash,
+                (s.clock.now_secs(), now_ms),
+                now_ms + CLAIM_MS,
+            )
+            .await
+            .map_err(ServiceError::from)?;
+        return Ok((found, None));
+    }
+    let slot = (scope.to_owned(), key.to_owned());
+    let claimed = s
+        .idempotency
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(slot.clone());
+    if !claimed {
+        return Ok((Claim::InFlight, None));
+    }
+    let guard = InflightGuard {
+        set: s.idempotency.clone(),
+        key: slot,
+    };
+    let found = match store
+        .stored_reply(scope, key)
+        .await
+        .map_err(ServiceError::from)?
+    {
+        Some(r) => Claim::Answered(r),
+        None => Claim::Claimed,
+    };
+    Ok((found, Some(guard)))
+}
+
+/// Ends a database claim the operation did not: stores `stored`, or with `None` gives the
+/// key up. When the database is away (often why the request failed), again once it is
+/// back, so the client's retry is not told "in flight" until the claim lapses.
+async fn settle(
+    store: crate::store::Store,
+    scope: String,
+    key: String,
+    stored: Option<StoredReply>,
+) {
+    if store
+        .settle_key(&scope, &key, stored.as_ref())
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut pace = crate::pace::Backoff::new(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(2),
+        );
+        let give_up =
+            tokio::time::Instant::now() + std::time::Duration::from_millis(CLAIM_MS.unsigned_abs());
+        while tokio::time::Instant::now() < give_up {
+            tokio::time::sleep(pace.next_pause()).await;
+            match store.settle_key(&scope, &key, stored.as_ref()).await {
+                Ok(()) => return,
+                Err(e) if e.is_unavailable() => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot settle an idempotency claim; it lapses on its own");
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// How long a claim on an `Idempotency-Key` holds when its host dies mid-request.
