@@ -27,6 +27,8 @@ pub struct AppState {
     /// The shared work this host holds (given up at shutdown).
     pub leases: Arc<crate::lease::Leases>,
     pub webhooks: Arc<Webhooks>,
+    /// The last hour of this host, for the console's charts.
+    pub history: Arc<crate::console::History>,
 }
 
 /// Scans the plugin folder and starts every configured provider instance. Failures are
@@ -72,8 +74,11 @@ impl AppState {
             Duration::from_millis(config.config.host.plugin_rescan_ms),
         );
         let observed = metrics.clone();
+        let history = Arc::new(crate::console::History::default());
+        let (seen, seen_clock) = (history.clone(), clock.clone());
         registry.observe_calls(Box::new(move |instance, op, took, error| {
             observed.call(instance, op, took, error.map(CallError::code));
+            seen.call(seen_clock.now_secs(), instance, took, error.is_some());
         }));
         let config = Arc::new(config);
         let service = Arc::new(PaymentService::new(
@@ -112,6 +117,7 @@ impl AppState {
             leases.clone(),
         ));
         outbox.spawn(Duration::from_millis(500));
+        spawn_backlog_sampler(service.clone(), clock.clone(), history.clone());
         crate::retention::Sweeper {
             store: service.store().clone(),
             clock: clock.clone(),
@@ -130,12 +136,31 @@ impl AppState {
             metrics,
             idempotency: Arc::new(Inflight::default()),
             webhooks,
+            history,
         })
     }
 
     pub async fn start_with_system_clock(config: Loaded) -> Result<Self, StoreError> {
         Self::start(config, Arc::new(SystemClock)).await
     }
+}
+
+/// Samples the webhook backlog every 5 s for the console's chart (one indexed count).
+fn spawn_backlog_sampler(
+    service: Arc<PaymentService>,
+    clock: Arc<dyn Clock>,
+    history: Arc<crate::console::History>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Ok(pending) = service.store().inbox_pending().await {
+                history.backlog(clock.now_secs(), pending);
+            }
+        }
+    });
 }
 
 /// Refuses to listen beyond loopback with a credential published in this repository: the

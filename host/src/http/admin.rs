@@ -30,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(outbox_list))
         .routes(routes!(outbox_retry))
         .routes(routes!(inbox_list))
+        .routes(routes!(inbox_replay))
 }
 
 /// A plugin lifecycle event.
@@ -111,15 +112,19 @@ async fn plugins(State(state): State<AppState>) -> Json<PluginsView> {
 #[utoipa::path(post, path = "/admin/plugins/rescan", tag = "admin",
     responses((status = 200, description = "What changed", body = RescanView)))]
 async fn rescan(State(s): State<AppState>) -> Json<RescanView> {
-    let report = s
-        .registry
-        .sync(&s.config.plugin_dir, &s.config.config.providers)
-        .await;
+    let report = rescan_folder(&s).await;
     Json(RescanView {
         report,
         plugins: s.registry.plugin_rows(),
         instances: s.registry.instance_rows(),
     })
+}
+
+/// Scans the plugins folder now.
+pub(crate) async fn rescan_folder(s: &AppState) -> SyncReport {
+    s.registry
+        .sync(&s.config.plugin_dir, &s.config.config.providers)
+        .await
 }
 
 /// Stops a plugin's instances (calls to them answer 503 until a reload).
@@ -130,15 +135,19 @@ async fn stop(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<StoppedView>, ApiError> {
-    let stopped = s
-        .registry
-        .stop_plugin(&name)
-        .await
-        .map_err(|e| ApiError::not_found("plugin", &e.to_string()).with_param("name"))?;
+    let stopped = stop_plugin(&s, &name).await?;
     Ok(Json(StoppedView {
         plugin: name,
         stopped,
     }))
+}
+
+/// Stops the plugin `name`: the instances stopped with it.
+pub(crate) async fn stop_plugin(s: &AppState, name: &str) -> Result<Vec<String>, ApiError> {
+    s.registry
+        .stop_plugin(name)
+        .await
+        .map_err(|e| ApiError::not_found("plugin", &e.to_string()).with_param("name"))
 }
 
 /// Loads a plugin again from its file and restarts its instances.
@@ -149,11 +158,21 @@ async fn reload(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ReloadedView>, ApiError> {
+    reload_plugin(&s, &name).await?;
+    Ok(Json(ReloadedView {
+        plugin: name,
+        plugins: s.registry.plugin_rows(),
+        instances: s.registry.instance_rows(),
+    }))
+}
+
+/// Loads the plugin `name` again from its file and restarts its instances.
+pub(crate) async fn reload_plugin(s: &AppState, name: &str) -> Result<(), ApiError> {
     let known = s
         .registry
         .plugin_rows()
         .iter()
-        .any(|r| r.name.as_deref() == Some(name.as_str()));
+        .any(|r| r.name.as_deref() == Some(name));
     if !known {
         return Err(ApiError::not_found(
             "plugin",
@@ -162,7 +181,7 @@ async fn reload(
         .with_param("name"));
     }
     s.registry
-        .reload(&name, &s.config.config.providers)
+        .reload(name, &s.config.config.providers)
         .await
         .map_err(|e| {
             ApiError::new(
@@ -171,11 +190,7 @@ async fn reload(
                 e.to_string(),
             )
         })?;
-    Ok(Json(ReloadedView {
-        plugin: name,
-        plugins: s.registry.plugin_rows(),
-        instances: s.registry.instance_rows(),
-    }))
+    Ok(())
 }
 
 /// The newest outbox work (emails, application webhooks, dunning), by status.
@@ -207,8 +222,17 @@ async fn outbox_retry(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RetriedView>, ApiError> {
+    retry_outbox(&s, &id).await?;
+    Ok(Json(RetriedView {
+        id,
+        status: "pending",
+    }))
+}
+
+/// Queues the outbox row `id` to run again now, if it is pending or failed.
+pub(crate) async fn retry_outbox(s: &AppState, id: &str) -> Result<(), ApiError> {
     let mut unit = crate::store::Unit::new();
-    let stmt = outbox::retry_work(&mut unit, &id, s.clock.now_millis());
+    let stmt = outbox::retry_work(&mut unit, id, s.clock.now_millis());
     let changed = s
         .service
         .store()
@@ -223,10 +247,7 @@ async fn outbox_retry(
         .with_param("id"));
     }
     s.service.recorder().outbox_wake.ring();
-    Ok(Json(RetriedView {
-        id,
-        status: "pending",
-    }))
+    Ok(())
 }
 
 /// The newest stored webhook deliveries, by status.
@@ -248,4 +269,49 @@ async fn inbox_list(
         rows.iter().map(InboxView::from).collect(),
         false,
     )))
+}
+
+/// A stored webhook queued for processing again.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReplayedView {
+    pub id: String,
+    /// Always `pending`.
+    pub status: &'static str,
+}
+
+/// Processes a stored webhook again (by inbox id or the provider's event id): facts already
+/// recorded are not recorded twice, so a replay only completes what is missing.
+#[utoipa::path(post, path = "/admin/inbox/{id}/replay", tag = "admin",
+    params(("id" = String, Path, description = "The inbox row's id, or the provider's event id")),
+    responses((status = 200, description = "Queued", body = ReplayedView)))]
+async fn inbox_replay(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ReplayedView>, ApiError> {
+    replay_inbox(&s, &id).await?;
+    Ok(Json(ReplayedView {
+        id,
+        status: "pending",
+    }))
+}
+
+/// Queues the stored webhook `id` (inbox id or event id) for processing again now.
+pub(crate) async fn replay_inbox(s: &AppState, id: &str) -> Result<(), ApiError> {
+    let mut unit = crate::store::Unit::new();
+    let stmt = crate::store::inbox::replay_delivery(&mut unit, id, s.clock.now_secs());
+    let changed = s
+        .service
+        .store()
+        .commit(unit)
+        .await
+        .map_err(ServiceError::from)?;
+    if changed.get(stmt).copied().unwrap_or(0) == 0 {
+        return Err(ApiError::not_found(
+            "inbox",
+            &format!("no stored webhook '{}'", id.escape_debug()),
+        )
+        .with_param("id"));
+    }
+    s.webhooks.wake();
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! and its reference page. Every response carries `X-Request-Id`; every log line and error
 //! body of a request carries its id.
 
-mod admin;
+pub(crate) mod admin;
 pub mod auth;
 mod call;
 mod error;
@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
     let doc = openapi::finish(api, &state.config);
     router
         .merge(openapi::reference_page(doc))
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("route", "no such route") })
         .layer(middleware::map_response(error_bodies))
         // `read_body` applies each route's limit before any extractor runs.

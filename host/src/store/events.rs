@@ -85,6 +85,64 @@ impl Store {
     }
 }
 
+/// Events and failure events (types ending in `failed`) in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinuteCount {
+    /// Unix minute (seconds / 60).
+    pub minute: i64,
+    pub events: i64,
+    pub failures: i64,
+}
+
+impl Store {
+    /// Events recorded per minute since `since` (unix seconds), on the time index.
+    pub async fn events_per_minute(&self, since: i64) -> Result<Vec<MinuteCount>, StoreError> {
+        self.all(
+            "SELECT created_at / 60 AS minute, CAST(COUNT(*) AS BIGINT) AS n, \
+             CAST(SUM(CASE WHEN type LIKE '%failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed \
+             FROM events WHERE created_at >= $1 GROUP BY created_at / 60",
+            vec![since.into()],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(MinuteCount {
+                minute: r.int("minute")?,
+                events: r.int("n")?,
+                failures: r.opt_int("failed")?.unwrap_or(0),
+            })
+        })
+        .collect()
+    }
+
+    /// The newest events before `before_seq`, newest first (the console's feed).
+    pub async fn events_newest(
+        &self,
+        kind: Option<&str>,
+        object_id: Option<&str>,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.all(
+            &format!(
+                "SELECT {COLS} FROM events WHERE ($1 IS NULL OR type = $1) \
+                 AND ($2 IS NULL OR object_id = $2) AND ($3 IS NULL OR seq < $3) \
+                 ORDER BY seq DESC LIMIT $4"
+            ),
+            vec![
+                Arg::from(kind),
+                Arg::from(object_id),
+                Arg::from(before_seq),
+                limit.into(),
+            ],
+        )
+        .await?
+        .iter()
+        .map(EventRow::from_row)
+        .collect()
+    }
+}
+
 /// Keeps the last state of a repeatable fact; the statement changes a row only when the
 /// state is new (the event staged next runs only then).
 pub fn stage_fact(unit: &mut Unit, provider: &str, kind: &str, object_id: &str, state: &str) {

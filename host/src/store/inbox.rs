@@ -93,6 +93,17 @@ impl Store {
         .collect()
     }
 
+    /// Stored webhooks not processed yet (on the status index).
+    pub async fn inbox_pending(&self) -> Result<i64, StoreError> {
+        let row = self
+            .one(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM webhook_inbox WHERE status = 'pending'",
+                vec![],
+            )
+            .await?;
+        row.map_or(Ok(0), |r| r.int("n"))
+    }
+
     /// The row `id`.
     pub async fn inbox_row(&self, id: &str) -> Result<Option<InboxRow>, StoreError> {
         let row = self

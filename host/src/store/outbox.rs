@@ -173,6 +173,27 @@ impl Store {
         .collect()
     }
 
+    /// Work not done yet, counted per handler, target and status.
+    pub async fn outbox_by_target(&self) -> Result<Vec<TargetCount>, StoreError> {
+        self.all(
+            "SELECT handler, target, status, CAST(COUNT(*) AS BIGINT) AS n FROM outbox \
+             WHERE status <> 'done' GROUP BY handler, target, status \
+             ORDER BY handler, target, status",
+            vec![],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TargetCount {
+                handler: r.text("handler")?,
+                target: r.text("target")?,
+                status: r.text("status")?,
+                count: r.int("n")?,
+            })
+        })
+        .collect()
+    }
+
     /// The email and name of the customer an event is about: the customer it names, else
     /// the one of the payment, subscription or invoice it is about.
     pub async fn recipient(
@@ -244,6 +265,16 @@ impl Store {
             None => QueueStats::default(),
         })
     }
+}
+
+/// Outbox rows of one handler, target and status.
+#[derive(Debug, Clone)]
+pub struct TargetCount {
+    pub handler: String,
+    /// The webhook endpoint's name; empty for emails and dunning.
+    pub target: String,
+    pub status: String,
+    pub count: i64,
 }
 
 /// Records how a piece of work went: `done`, or `pending` again at `next_ms`, or `failed`.
