@@ -10,6 +10,7 @@
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use payhost_tests::api::Api;
+use payhost_tests::db::{TestDb, POSTGRES_VAR};
 use payhost_tests::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -19,10 +20,18 @@ use std::time::{Duration, Instant};
 const SECRET: &str = "whsec_console";
 
 fn scratch() -> Scratch {
+    scratch_on(None)
+}
+
+fn scratch_on(db: Option<&TestDb>) -> Scratch {
     let dead = closed_port();
+    let mut host = "default_provider = \"mock\"\n".to_owned();
+    if let Some(db) = db {
+        host.push_str(&db.host_line());
+    }
     Scratch::with_host(
         &[(&mock_so(), "mock.so")],
-        "default_provider = \"mock\"\n",
+        &host,
         &format!(
             "[providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"{SECRET}\" }}\n\
              [[webhook_endpoints]]\nname = \"app\"\nurl = \"http://127.0.0.1:{dead}/hooks\"\n\
@@ -212,6 +221,146 @@ fn actions_need_a_session_and_its_csrf_token() {
     );
     let replay = admin.post("/admin/inbox/whin_nope/replay", &json!({}));
     assert_eq!(replay.status, 404, "{replay:?}");
+}
+
+fn get_page(addr: &str, path: &str, cookie: &str) -> String {
+    raw(
+        addr,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+        ),
+    )
+}
+
+/// Every page, with records, a processed webhook and events in the last hour, on a backend.
+fn every_page_renders(db: Option<&TestDb>) {
+    let s = scratch_on(db);
+    let host = s.serve();
+    let addr = &host.addr;
+    let api = Api::new(addr, API_KEY);
+    let c = api.post(
+        "/v1/customers",
+        &json!({"user_id": "u_pages", "email": "p@example.com"}),
+    );
+    assert_eq!(c.status, 201, "{c:?}");
+    let p = api.post(
+        "/v1/payments",
+        &json!({"customer": c.s("id"), "amount": 500, "currency": "jpy", "payment_method": "pm_card_visa"}),
+    );
+    assert_eq!(p.status, 201, "{p:?}");
+    let sub = api.post(
+        "/v1/subscriptions",
+        &json!({"customer": c.s("id"), "price": "price_basic"}),
+    );
+    assert!(sub.status == 201 || sub.status == 200, "{sub:?}");
+    let object =
+        json!({"id": p.s("provider_id"), "amount": 500, "currency": "jpy", "status": "succeeded"});
+    let (body, sig) = payhost_plugin_mock::webhook::signed_event(
+        SECRET,
+        now(),
+        "evt_pages",
+        "payment.succeeded",
+        &object,
+    );
+    let r = api.send(
+        "POST",
+        "/webhooks/payments/mock",
+        &[("X-Webhook-Signature", &sig)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let (_, inbox) = host.get("/admin/inbox", Some(ADMIN_KEY));
+    let inbox_id = inbox["data"][0]["id"].as_str().unwrap().to_owned();
+    let cookie = session_cookie(&post_form(
+        addr,
+        "/console/login",
+        "",
+        &format!("key={ADMIN_KEY}"),
+        "",
+    ));
+    let pay = p.s("id");
+    let cus = c.s("id");
+    for (path, needle) in [
+        ("/console".to_owned(), "1 of 1 running".to_owned()),
+        (
+            "/console/plugins".to_owned(),
+            "PluginInitialized".to_owned(),
+        ),
+        ("/console/inbox".to_owned(), "evt_pages".to_owned()),
+        (
+            "/console/inbox?status=processed&provider=mock".to_owned(),
+            "evt_pages".to_owned(),
+        ),
+        (format!("/console/inbox/{inbox_id}"), "evt_pages".to_owned()),
+        (
+            "/console/outbox?status=pending".to_owned(),
+            "Not done yet".to_owned(),
+        ),
+        ("/console/payments".to_owned(), "500 JPY".to_owned()),
+        (
+            format!("/console/payments?customer={cus}&status=succeeded"),
+            pay.clone(),
+        ),
+        (
+            format!("/console/payments/{pay}"),
+            "PaymentSucceeded".to_owned(),
+        ),
+        (
+            "/console/customers?email=p%40example.com".to_owned(),
+            cus.clone(),
+        ),
+        (
+            format!("/console/customers/{cus}"),
+            "p@example.com".to_owned(),
+        ),
+        (
+            format!("/console/subscriptions?customer={cus}"),
+            "price_basic".to_owned(),
+        ),
+        (
+            format!("/console/events?object_id={pay}"),
+            "PaymentCreated".to_owned(),
+        ),
+        (
+            "/console/events?type=PaymentCreated".to_owned(),
+            pay.clone(),
+        ),
+    ] {
+        let page = get_page(addr, &path, &cookie);
+        assert_eq!(status_of(&page), 200, "{path}: {page}");
+        assert!(page.contains(&needle), "{path} shows {needle}: {page}");
+    }
+    // The events chart counts this minute's events from the database.
+    let overview = get_page(addr, "/console", &cookie);
+    assert!(overview.contains("id=\"chart-events\""), "{overview}");
+    for (path, status) in [
+        ("/console/payments/pay_missing", 404),
+        ("/console/inbox/whin_missing", 404),
+        ("/console/no-such-page", 404),
+        ("/console/events?before=x", 400),
+        ("/console/payments?customer=not%20an%20id", 400),
+    ] {
+        let page = get_page(addr, path, &cookie);
+        assert_eq!(status_of(&page), status, "{path}: {page}");
+        assert!(
+            page.contains("class=\"notice err\""),
+            "{path} says what was wrong"
+        );
+    }
+}
+
+#[test]
+fn every_page_renders_on_sqlite() {
+    every_page_renders(None);
+}
+
+#[test]
+fn every_page_renders_on_postgres() {
+    let Some(db) = TestDb::postgres("console") else {
+        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the console pages on PostgreSQL");
+        return;
+    };
+    every_page_renders(Some(&db));
 }
 
 // ---------------------------------------------------------------------------------------

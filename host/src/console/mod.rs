@@ -52,14 +52,17 @@ pub fn routes() -> Router<AppState> {
         .route("/console/subscriptions", get(pages::subscriptions))
         .route("/console/subscriptions/{id}", get(pages::subscription))
         .route("/console/events", get(pages::events))
-        .fallback(|v: View| async move {
-            v.page(
-                "Not found",
-                "",
-                pages::problem("There is no console page at this address."),
-            )
-            .status(StatusCode::NOT_FOUND)
-        })
+        .route(
+            "/console/{*rest}",
+            get(|v: View| async move {
+                v.page(
+                    "Not found",
+                    "",
+                    pages::problem("There is no console page at this address."),
+                )
+                .status(StatusCode::NOT_FOUND)
+            }),
+        )
         .layer(axum::middleware::map_response(hardened))
 }
 

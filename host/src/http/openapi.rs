@@ -397,12 +397,20 @@ fn links() -> Vec<LinkSpec> {
         json!({"provider": "$response.body#/data/0/name"}),
         None,
     ));
-    // Admin: the outbox's rows can be retried; plugins reloaded.
+    // Admin: the outbox's rows can be retried, the inbox's replayed; plugins reloaded.
     out.push(link(
         "outbox_list",
         OK,
         "RetryWork",
         "outbox_retry",
+        first(),
+        None,
+    ));
+    out.push(link(
+        "inbox_list",
+        OK,
+        "ReplayDelivery",
+        "inbox_replay",
         first(),
         None,
     ));
