@@ -1,7 +1,7 @@
 //! Leases: one host at a time does each piece of shared work — an outbox lane (so an
 //! application endpoint gets its deliveries in order, and each email goes once), the
-//! dunning retries (each retry charged once), the webhook inbox — when several hosts share
-//! one database. The holder renews its lease as it works; a host that dies stops renewing,
+//! dunning retries (each retry charged once), the webhook inbox on SQLite — when several
+//! hosts share one database (on PostgreSQL the inbox's rows are claimed one by one). The holder renews its lease as it works; a host that dies stops renewing,
 //! and another takes the work over once the lease expires. Leases run on the system clock
 //! whatever clock the host's domain uses: they are about hosts being alive.
 
@@ -32,6 +32,11 @@ impl Leases {
             ttl_ms: i64::try_from(TTL.as_millis()).unwrap_or(15_000),
             taken: std::sync::Mutex::default(),
         }
+    }
+
+    /// This host's id in leases and claims.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// Takes or renews the lease `name`: true while this host holds it. A lease renewed

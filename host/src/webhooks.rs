@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::pace::Backoff;
 use crate::plugins::{CallError, Registry};
 use crate::service::{new_id, PaymentService, ServiceError};
-use crate::store::{inbox, NewDelivery, Unit};
+use crate::store::{inbox, Backend, NewDelivery, StoreError, Unit};
 use payhost_plugin_api::{ops, CallCtx, DomainEventReport, Headers, WebhookDelivery, WebhookEvent};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,11 @@ const MAX_ATTEMPTS: i64 = 12;
 const BATCH: i64 = 200;
 /// Rows processed at once; their writes share commits.
 const CONCURRENCY: usize = 8;
+/// Rows a host claims per round on PostgreSQL, and for how long (seconds): long enough for
+/// a round whose plugin calls all run to their deadline, short enough that a killed host's
+/// rows come back soon.
+const CLAIM_BATCH: i64 = 32;
+const CLAIM_SECS: i64 = 30;
 
 /// Why a delivery was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -58,11 +63,14 @@ pub struct Webhooks {
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     wake: Notify,
-    /// The inbox is processed by one host at a time.
+    /// On SQLite the inbox is processed by one host at a time (PostgreSQL claims rows).
     leases: Arc<crate::lease::Leases>,
+    /// Rows this host claimed but could not finish (the database went away): released once
+    /// it is back, so they do not wait for their claim to pass.
+    unfinished: std::sync::Mutex<Vec<String>>,
 }
 
-/// The lease of the inbox processor.
+/// The lease of the inbox processor on SQLite.
 const INBOX_LEASE: &str = "inbox";
 
 /// Seconds to wait before attempt `n + 1`.
@@ -84,6 +92,7 @@ impl Webhooks {
             clock,
             wake: Notify::new(),
             leases,
+            unfinished: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -178,28 +187,45 @@ impl Webhooks {
         });
     }
 
-    /// Processes the rows that are due, several at a time (their writes share commits).
-    async fn process_due(self: &Arc<Self>) -> Round {
-        match self.leases.hold(INBOX_LEASE).await {
-            Ok(true) => {}
-            // Another host processes the inbox.
-            Ok(false) => return Round::Taken(0),
-            Err(e) if e.is_unavailable() => return Round::DatabaseAway,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot take the inbox lease");
-                return Round::Taken(0);
+    /// The due rows this round works on: on PostgreSQL the rows this host claims (every
+    /// host processes at once); on SQLite all due rows, while this host holds the lease.
+    async fn take_due(&self) -> Result<Vec<inbox::InboxRow>, StoreError> {
+        let store = self.service.store();
+        let now = self.clock.now_secs();
+        if store.backend() != Backend::Postgres {
+            if !self.leases.hold(INBOX_LEASE).await? {
+                // Another host processes the inbox.
+                return Ok(Vec::new());
+            }
+            return store.inbox_due(now, BATCH).await;
+        }
+        let unfinished =
+            std::mem::take(&mut *self.unfinished.lock().unwrap_or_else(|p| p.into_inner()));
+        if !unfinished.is_empty() {
+            let mut unit = Unit::new();
+            for id in &unfinished {
+                inbox::release_claim(&mut unit, id);
+            }
+            if let Err(e) = store.commit(unit).await {
+                self.unfinished
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(unfinished);
+                return Err(e);
             }
         }
-        let rows = match self
-            .service
-            .store()
-            .inbox_due(self.clock.now_secs(), BATCH)
+        store
+            .inbox_claim(self.leases.owner(), now, now + CLAIM_SECS, CLAIM_BATCH)
             .await
-        {
+    }
+
+    /// Processes the rows that are due, several at a time (their writes share commits).
+    async fn process_due(self: &Arc<Self>) -> Round {
+        let rows = match self.take_due().await {
             Ok(rows) => rows,
             Err(e) if e.is_unavailable() => return Round::DatabaseAway,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the webhook inbox");
+                tracing::error!(error = %e, "cannot take webhook inbox rows");
                 return Round::Taken(0);
             }
         };
@@ -219,7 +245,13 @@ impl Webhooks {
                 match me.process(&id, &provider, event).await {
                     Ok(()) => true,
                     // Not the event's fault: no attempt spent, nothing to record.
-                    Err(ServiceError::Store(e)) if e.is_unavailable() => false,
+                    Err(ServiceError::Store(e)) if e.is_unavailable() => {
+                        me.unfinished
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(id);
+                        false
+                    }
                     Err(e) => {
                         me.failed(&id, &provider, attempts, &e.to_string()).await;
                         true

@@ -73,6 +73,36 @@ impl Store {
         .collect()
     }
 
+    /// Claims up to `limit` due rows until `until` (PostgreSQL: rows other hosts hold are
+    /// skipped, not waited for), oldest first. A row claimed by a host that died comes back
+    /// once its claim passes; one processed twice records nothing twice (facts are unique).
+    pub async fn inbox_claim(
+        &self,
+        host: &str,
+        now: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxRow>, StoreError> {
+        let mut rows = self
+            .all(
+                &format!(
+                    "UPDATE webhook_inbox SET claimed_until = $2, claimed_by = $4 WHERE id IN (\
+                     SELECT id FROM webhook_inbox WHERE status = 'pending' \
+                     AND next_attempt_at <= $1 AND claimed_until <= $1 \
+                     ORDER BY received_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING {COLS}"
+                ),
+                vec![now.into(), until.into(), limit.into(), host.into()],
+            )
+            .await?
+            .iter()
+            .map(InboxRow::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING gives no order.
+        rows.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
+        Ok(rows)
+    }
+
     /// The newest rows, optionally of one status and provider (the admin views).
     pub async fn inbox_recent(
         &self,
@@ -145,6 +175,14 @@ pub fn mark_processed(unit: &mut Unit, id: &str, now: i64) {
     );
 }
 
+/// Gives up this host's claim on a row it could not finish.
+pub fn release_claim(unit: &mut Unit, id: &str) {
+    unit.push(
+        "UPDATE webhook_inbox SET claimed_until = 0 WHERE id = $1 AND status = 'pending'",
+        vec![id.into()],
+    );
+}
+
 /// Records a failed attempt: the next one at `next_at`, or `failed` for good.
 pub fn mark_failed(
     unit: &mut Unit,
@@ -156,7 +194,7 @@ pub fn mark_failed(
 ) {
     unit.push(
         "UPDATE webhook_inbox SET attempts = $2, status = $3, next_attempt_at = $4, \
-         last_error = $5 WHERE id = $1",
+         last_error = $5, claimed_until = 0 WHERE id = $1",
         vec![
             id.into(),
             attempts.into(),
@@ -171,7 +209,7 @@ pub fn mark_failed(
 pub fn replay_delivery(unit: &mut Unit, id_or_event_id: &str, now: i64) -> usize {
     unit.push(
         "UPDATE webhook_inbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
-         last_error = NULL WHERE id = $1 OR event_id = $1",
+         last_error = NULL, claimed_until = 0 WHERE id = $1 OR event_id = $1",
         vec![id_or_event_id.into(), now.into()],
     )
 }

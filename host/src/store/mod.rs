@@ -197,6 +197,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0009_idempotency_claims.sql"),
         postgres: include_str!("../../migrations/0009_idempotency_claims.sql"),
     },
+    Migration {
+        version: 10,
+        name: "inbox claims",
+        sqlite: include_str!("../../migrations/0010_inbox_claims.sql"),
+        postgres: include_str!("../../migrations/0010_inbox_claims.sql"),
+    },
 ];
 
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
@@ -669,6 +675,12 @@ mod tests {
         run(
             &store,
             "ALTER TABLE idempotency_keys DROP COLUMN locked_until",
+        )
+        .await;
+        run(&store, "ALTER TABLE webhook_inbox DROP COLUMN claimed_by").await;
+        run(
+            &store,
+            "ALTER TABLE webhook_inbox DROP COLUMN claimed_until",
         )
         .await;
         run(
