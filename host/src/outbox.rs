@@ -308,8 +308,15 @@ impl Outbox {
             }
             let attempts = r.attempts + 1;
             let payment = r.payment_id;
+            // One key per payment and attempt: a retry sent again (its host died before
+            // recording it) is the provider's replay, not a second charge.
             let ctx = crate::service::Ctx {
                 request_id: format!("dunning-{payment}-{attempts}"),
+                idempotency: Some(crate::service::IdemSlot {
+                    scope: "dunning".into(),
+                    key: format!("dunning:{payment}:{attempts}"),
+                    request_hash: String::new(),
+                }),
                 ..crate::service::Ctx::default()
             };
             let outcome = self.service.retry_payment(&ctx, &payment).await;

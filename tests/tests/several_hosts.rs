@@ -389,3 +389,178 @@ fn an_idempotency_key_runs_once_across_hosts() {
         }
     }
 }
+
+/// Two hosts on one PostgreSQL with the Stripe plugin against one fake Stripe (one provider
+/// account, as in production): failed payments whose dunning retry is due, the host doing
+/// the retries killed with SIGKILL mid-round (a confirm in flight at the provider). Every
+/// retry is charged exactly once: each reaches Stripe under one idempotency key
+/// (`dunning:<payment>:<attempt>`), so the retry the new holder sends again for a payment
+/// the killed host had in flight is Stripe's replay, not a second charge.
+#[test]
+fn dunning_retries_are_charged_once_when_their_host_is_killed() {
+    use payhost_tests::fake_stripe::{Chaos, FakeStripe};
+    let Some(pg) = TestDb::postgres("dunning_hosts") else {
+        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the dunning several-hosts test");
+        return;
+    };
+    const PAYMENTS: usize = 24;
+    let stripe = FakeStripe::start();
+    let scratches: Vec<Scratch> = (0..2)
+        .map(|_| {
+            Scratch::with_host(
+                &[(&stripe_so(), "stripe.so")],
+                &format!("default_provider = \"stripe\"\n{}", pg.host_line()),
+                &format!(
+                    "[providers.stripe]\nplugin = \"stripe\"\nallow_hosts = [\"127.0.0.1\"]\n\
+                     config = {{ api_key = \"{}\", webhook_secret = \"whsec_dunning_hosts\", api_base = \"{}\" }}\n\
+                     [dunning]\nretry_days = [1, 3]\n",
+                    payhost_tests::fake_stripe::API_KEY,
+                    stripe.base
+                ),
+            )
+        })
+        .collect();
+    let mut hosts: Vec<Option<HostProcess>> = scratches.iter().map(|s| Some(s.serve())).collect();
+    let api = Api::new(&hosts[1].as_ref().unwrap().addr, API_KEY);
+    let customer = api.post(
+        "/v1/customers",
+        &json!({"user_id": "dunned", "email": "dunned@example.com"}),
+    );
+    assert_eq!(customer.status, 201, "{customer:?}");
+    let customer = customer.s("id");
+    let pm = api.post(
+        &format!("/v1/customers/{customer}/payment_methods"),
+        &json!({"payment_method": "pm_card_chargeDeclined"}),
+    );
+    assert_eq!(pm.status, 200, "{pm:?}");
+    let pm = pm.s("id");
+    let default = api.post(
+        &format!("/v1/customers/{customer}/default_payment_method"),
+        &json!({"payment_method": pm}),
+    );
+    assert_eq!(default.status, 200, "{default:?}");
+    for n in 0..PAYMENTS {
+        let p = api.post(
+            "/v1/payments",
+            &json!({"customer": customer, "amount": 1000 + n, "currency": "usd", "payment_method": "pm_card_chargeDeclined"}),
+        );
+        assert!(p.status == 201 || p.status == 402, "a declined card: {p:?}");
+    }
+    within(
+        Duration::from_secs(30),
+        "every failed payment scheduled for dunning",
+        || {
+            count(
+                &pg,
+                "SELECT CAST(COUNT(*) AS TEXT) FROM dunning WHERE status = 'scheduled'",
+            ) == PAYMENTS
+        },
+    );
+    let holder = || {
+        pg.value(
+            "SELECT owner FROM leases WHERE name = 'dunning:retries'",
+            &[],
+        )
+    };
+    within(
+        Duration::from_secs(30),
+        "a host holds the dunning retries",
+        || holder().is_some(),
+    );
+    // Each host says its lease owner id in /readyz.
+    let ids: Vec<String> = hosts
+        .iter()
+        .map(|h| {
+            h.as_ref().unwrap().get("/readyz", None).1["host"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let killed = ids
+        .iter()
+        .position(|id| Some(id) == holder().as_ref())
+        .expect("the holder is one of the two hosts");
+
+    // Each confirm takes 300 ms at Stripe, so the round is long enough to kill it midway.
+    stripe
+        .fake
+        .chaos((0..PAYMENTS).map(|_| Chaos::Slow(Duration::from_millis(300))));
+    stripe.fake.clear_seen();
+    pg.execute("UPDATE dunning SET next_at = 0");
+    let confirms = || -> Vec<(String, Option<String>)> {
+        stripe
+            .fake
+            .seen()
+            .iter()
+            .filter(|s| s.method == "POST" && s.path.ends_with("/confirm"))
+            .map(|s| (s.path.clone(), s.idempotency_key.clone()))
+            .collect()
+    };
+    within(
+        Duration::from_secs(30),
+        "a third of the retries reached Stripe",
+        || confirms().len() >= PAYMENTS / 3,
+    );
+    // The holder dies with a confirm in flight (each takes 300 ms at Stripe).
+    hosts[killed].take().unwrap().kill9();
+    let at_kill = confirms().len();
+
+    // The other host takes the retries over once the lease expires and finishes them.
+    within(
+        Duration::from_secs(60),
+        "every due retry attempted once",
+        || {
+            count(
+                &pg,
+                "SELECT CAST(COUNT(*) AS TEXT) FROM dunning WHERE attempts = 1",
+            ) == PAYMENTS
+        },
+    );
+    assert_ne!(
+        holder(),
+        Some(ids[killed].clone()),
+        "the lease moved to the survivor"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM dunning WHERE attempts <> 1"
+        ),
+        0,
+        "no retry ran twice in payhost's records"
+    );
+
+    // At Stripe: every retried intent confirmed under exactly one key, the dunning key of
+    // attempt 1, so it was charged once; a key seen twice is the retry the killed host had
+    // in flight, sent again by the survivor and answered by Stripe's replay.
+    let seen = confirms();
+    let mut keys: BTreeMap<String, BTreeSet<Option<String>>> = BTreeMap::new();
+    for (path, key) in &seen {
+        keys.entry(path.clone()).or_default().insert(key.clone());
+    }
+    assert_eq!(
+        keys.len(),
+        PAYMENTS,
+        "every failed payment retried: {keys:?}"
+    );
+    let twice: Vec<_> = keys.iter().filter(|(_, ks)| ks.len() > 1).collect();
+    assert!(twice.is_empty(), "charged twice (two keys): {twice:?}");
+    for (path, ks) in &keys {
+        let key = ks.iter().next().unwrap().as_deref().unwrap_or_default();
+        assert!(
+            key.starts_with("dunning:pay_") && key.ends_with(":1"),
+            "{path}: the dunning key, not {key:?}"
+        );
+    }
+    let replays = seen.len() - keys.len();
+    eprintln!(
+        "{} retries charged once each over 2 hosts (holder killed after {at_kill} confirms); \
+         {replays} sent again and answered by Stripe's replay",
+        keys.len()
+    );
+    assert!(
+        replays <= 1,
+        "only the retry in flight at the kill is sent again: {replays}"
+    );
+}

@@ -210,6 +210,9 @@ struct Readiness {
     database: &'static str,
     providers_running: usize,
     default_provider_running: bool,
+    /// The id this host takes leases and claims under (which host answered, behind a load
+    /// balancer).
+    host: String,
 }
 
 /// Liveness: the process answers.
@@ -246,6 +249,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
         database: if database { "ok" } else { "unreachable" },
         providers_running: running,
         default_provider_running: default_ok,
+        host: s.leases.owner().to_owned(),
     };
     let status = if ready {
         StatusCode::OK
