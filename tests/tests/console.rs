@@ -599,6 +599,10 @@ fn an_operator_works_the_console_in_chromium() {
         wait_text(&c, "#notice", "Reloaded mock").await;
         wait_text(&c, "#instance-mock", "running").await;
         wait_text(&c, "#timeline li:first-child", "PluginInitialized").await;
+        // Rescan: nothing changed in the folder, so nothing is loaded or replaced.
+        click(&c, "#rescan").await;
+        wait_text(&c, "#notice", "Rescanned the plugins folder: 0 loaded, 0 replaced").await;
+        wait_text(&c, "#instance-mock", "running").await;
         screenshot(&c, "plugins").await;
 
         // The overview: mock running, the charts drawn.
