@@ -14,7 +14,7 @@
 use crate::clock::Clock;
 use crate::pace::Backoff;
 use crate::plugins::{CallError, Registry};
-use crate::service::{new_id, PaymentService, ServiceError};
+use crate::service::{new_id, Ids, PaymentService, ServiceError};
 use crate::store::{inbox, Backend, NewDelivery, StoreError, Unit};
 use payhost_plugin_api::{ops, CallCtx, DomainEventReport, Headers, WebhookDelivery, WebhookEvent};
 use std::sync::Arc;
@@ -40,6 +40,14 @@ pub enum ReceiveError {
     Call(CallError),
     #[error("{0}")]
     Store(#[from] ServiceError),
+}
+
+/// An inbox row being processed.
+struct Meta {
+    id: String,
+    provider: String,
+    attempts: i64,
+    created: i64,
 }
 
 /// What a processing round did.
@@ -219,7 +227,10 @@ impl Webhooks {
             .await
     }
 
-    /// Processes the rows that are due, several at a time (their writes share commits).
+    /// Processes the rows that are due as one batch: the plugins map them (several calls at
+    /// once), the payhost ids they name are looked up together (one query per provider and
+    /// 500 ids), and each row's effects are one unit; the units go to the writer at once, so
+    /// they share its transactions. A row that fails is retried on its own.
     async fn process_due(self: &Arc<Self>) -> Round {
         let rows = match self.take_due().await {
             Ok(rows) => rows,
@@ -230,45 +241,162 @@ impl Webhooks {
             }
         };
         let n = rows.len();
-        let mut reached = true;
-        let mut running = tokio::task::JoinSet::new();
+        if n == 0 {
+            return Round::Taken(0);
+        }
+        let mut metas = Vec::with_capacity(n);
+        let mut events = Vec::with_capacity(n);
         for row in rows {
-            let event = WebhookEvent {
+            metas.push(Meta {
+                id: row.id,
+                provider: row.provider,
+                attempts: row.attempts,
+                created: row.created,
+            });
+            events.push(WebhookEvent {
                 id: row.event_id,
                 event_type: row.event_type,
                 created: row.created,
                 payload: row.payload,
-            };
-            let (id, provider, attempts) = (row.id, row.provider, row.attempts);
-            let me = self.clone();
+            });
+        }
+
+        // 1. The plugins map every row.
+        let mut mapped: Vec<Option<Result<Vec<DomainEventReport>, String>>> =
+            (0..n).map(|_| None).collect();
+        let mut running = tokio::task::JoinSet::new();
+        for (i, event) in events.into_iter().enumerate() {
+            let (registry, provider) = (self.registry.clone(), metas[i].provider.clone());
             running.spawn(async move {
-                match me.process(&id, &provider, event).await {
-                    Ok(()) => true,
-                    // Not the event's fault: no attempt spent, nothing to record.
-                    Err(ServiceError::Store(e)) if e.is_unavailable() => {
-                        me.unfinished
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(id);
-                        false
-                    }
-                    Err(e) => {
-                        me.failed(&id, &provider, attempts, &e.to_string()).await;
-                        true
-                    }
-                }
+                let r = registry
+                    .call::<ops::MapWebhook>(&provider, CallCtx::default(), event)
+                    .await
+                    .map(|m| m.events)
+                    .map_err(|e| e.to_string());
+                (i, r)
             });
             while running.len() >= CONCURRENCY {
-                reached &= running.join_next().await.is_none_or(|r| r.unwrap_or(true));
+                if let Some(Ok((i, r))) = running.join_next().await {
+                    mapped[i] = Some(r);
+                }
             }
         }
-        while let Some(r) = running.join_next().await {
-            reached &= r.unwrap_or(true);
+        while let Some(done) = running.join_next().await {
+            if let Ok((i, r)) = done {
+                mapped[i] = Some(r);
+            }
         }
-        if reached {
-            Round::Taken(n)
-        } else {
+        let mut reports: Vec<Vec<DomainEventReport>> = Vec::with_capacity(n);
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        for (i, m) in mapped.into_iter().enumerate() {
+            match m {
+                Some(Ok(r)) => reports.push(r),
+                Some(Err(e)) => {
+                    failures.push((i, e));
+                    reports.push(Vec::new());
+                }
+                None => {
+                    failures.push((i, "the processing task failed".into()));
+                    reports.push(Vec::new());
+                }
+            }
+        }
+        let failed_rows: std::collections::BTreeSet<usize> =
+            failures.iter().map(|(i, _)| *i).collect();
+
+        // 2. The ids they name, per provider, together.
+        let recorder = self.service.recorder();
+        let mut ids: Vec<Ids> = vec![Ids::default(); n];
+        let mut by_provider: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, m) in metas.iter().enumerate() {
+            if !failed_rows.contains(&i) {
+                by_provider.entry(m.provider.as_str()).or_default().push(i);
+            }
+        }
+        let mut away = false;
+        let mut unresolved = std::collections::BTreeSet::new();
+        for (provider, rows) in &by_provider {
+            let named: Vec<&[DomainEventReport]> =
+                rows.iter().map(|i| reports[*i].as_slice()).collect();
+            match recorder.resolve_many(provider, &named).await {
+                Ok(found) => {
+                    for (i, f) in rows.iter().zip(found) {
+                        ids[*i] = f;
+                    }
+                }
+                Err(ServiceError::Store(e)) if e.is_unavailable() => {
+                    away = true;
+                    unresolved.extend(rows.iter().copied());
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    failures.extend(rows.iter().map(|i| (*i, e.clone())));
+                    unresolved.extend(rows.iter().copied());
+                }
+            }
+        }
+
+        // 3. One unit per row, all handed to the writer at once.
+        let now = self.clock.now_secs();
+        let mut commits = tokio::task::JoinSet::new();
+        for (i, m) in metas.iter().enumerate() {
+            if failed_rows.contains(&i) || unresolved.contains(&i) {
+                continue;
+            }
+            let mut unit = Unit::new();
+            let mut row_ids = std::mem::take(&mut ids[i]);
+            for r in &reports[i] {
+                crate::service::sync::apply(
+                    &mut unit,
+                    &m.provider,
+                    r,
+                    m.created,
+                    now,
+                    &mut row_ids,
+                );
+            }
+            let staged = recorder.stage(&mut unit, &m.provider, None, &reports[i], &row_ids);
+            inbox::mark_processed(&mut unit, &m.id, now);
+            let me = self.clone();
+            commits.spawn(async move {
+                let result = me.service.store().commit(unit).await;
+                if let Ok(changed) = &result {
+                    me.service.recorder().dispatch_new(staged, changed);
+                }
+                (i, result)
+            });
+        }
+        while let Some(done) = commits.join_next().await {
+            match done {
+                Ok((_, Ok(_))) => {}
+                Ok((i, Err(e))) if e.is_unavailable() => {
+                    away = true;
+                    unresolved.insert(i);
+                }
+                Ok((i, Err(e))) => failures.push((i, e.to_string())),
+                Err(e) => tracing::error!(error = %e, "a webhook commit task failed"),
+            }
+        }
+        if away {
+            // Not the events' fault: no attempt spent; the claims go once the database is back.
+            self.unfinished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(
+                    unresolved
+                        .iter()
+                        .filter(|i| !failures.iter().any(|(f, _)| f == *i))
+                        .map(|i| metas[*i].id.clone()),
+                );
+        }
+        for (i, error) in failures {
+            let m = &metas[i];
+            self.failed(&m.id, &m.provider, m.attempts, &error).await;
+        }
+        if away {
             Round::DatabaseAway
+        } else {
+            Round::Taken(n)
         }
     }
 
@@ -292,33 +420,6 @@ impl Webhooks {
         if let Err(e) = self.service.store().commit(unit).await {
             tracing::error!(error = %e, "cannot record a webhook failure");
         }
-    }
-
-    /// Maps, syncs, records and marks one inbox row processed, in one unit.
-    async fn process(
-        &self,
-        id: &str,
-        provider: &str,
-        event: WebhookEvent,
-    ) -> Result<(), ServiceError> {
-        let created = event.created;
-        let reports: Vec<DomainEventReport> = self
-            .registry
-            .call::<ops::MapWebhook>(provider, CallCtx::default(), event)
-            .await?
-            .events;
-        let now = self.clock.now_secs();
-        let mut unit = Unit::new();
-        let recorder = self.service.recorder();
-        let mut ids = recorder.resolve(provider, &reports).await?;
-        for r in &reports {
-            crate::service::sync::apply(&mut unit, provider, r, created, now, &mut ids);
-        }
-        let staged = recorder.stage(&mut unit, provider, None, &reports, &ids);
-        inbox::mark_processed(&mut unit, id, now);
-        let changed = self.service.store().commit(unit).await?;
-        recorder.dispatch_new(staged, &changed);
-        Ok(())
     }
 }
 

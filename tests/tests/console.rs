@@ -601,7 +601,12 @@ fn an_operator_works_the_console_in_chromium() {
         wait_text(&c, "#timeline li:first-child", "PluginInitialized").await;
         // Rescan: nothing changed in the folder, so nothing is loaded or replaced.
         click(&c, "#rescan").await;
-        wait_text(&c, "#notice", "Rescanned the plugins folder: 0 loaded, 0 replaced").await;
+        wait_text(
+            &c,
+            "#notice",
+            "Rescanned the plugins folder: 0 loaded, 0 replaced",
+        )
+        .await;
         wait_text(&c, "#instance-mock", "running").await;
         screenshot(&c, "plugins").await;
 

@@ -249,25 +249,60 @@ impl Recorder {
         provider: &str,
         reports: &[DomainEventReport],
     ) -> Result<Ids, ServiceError> {
-        let wanted: std::collections::BTreeSet<&str> = reports
+        Ok(self
+            .resolve_many(provider, &[reports])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`resolve`](Self::resolve) for the reports of many events at once: one lookup per
+    /// 500 provider ids, whatever the number of events; each event gets the ids it names.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn resolve_many(
+        &self,
+        provider: &str,
+        events: &[&[DomainEventReport]],
+    ) -> Result<Vec<Ids>, ServiceError> {
+        let named = |reports: &[DomainEventReport]| -> std::collections::BTreeSet<String> {
+            reports
+                .iter()
+                .flat_map(|r| {
+                    [
+                        Some(r.object_id.as_str()),
+                        r.customer_id.as_deref(),
+                        r.payment_id.as_deref(),
+                        r.subscription_id.as_deref(),
+                        r.invoice_id.as_deref(),
+                    ]
+                })
+                .flatten()
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let per_event: Vec<_> = events.iter().map(|r| named(r)).collect();
+        let all: std::collections::BTreeSet<&str> = per_event
             .iter()
-            .flat_map(|r| {
-                [
-                    Some(r.object_id.as_str()),
-                    r.customer_id.as_deref(),
-                    r.payment_id.as_deref(),
-                    r.subscription_id.as_deref(),
-                    r.invoice_id.as_deref(),
-                ]
-            })
-            .flatten()
-            .filter(|id| !id.is_empty())
+            .flat_map(|ids| ids.iter().map(String::as_str))
             .collect();
-        let wanted: Vec<&str> = wanted.into_iter().collect();
-        let found = self.store.payhost_ids(provider, &wanted).await?;
-        Ok(found
+        let all: Vec<&str> = all.into_iter().collect();
+        let mut found = std::collections::HashMap::new();
+        for chunk in all.chunks(500) {
+            found.extend(self.store.payhost_ids(provider, chunk).await?);
+        }
+        Ok(per_event
             .iter()
-            .fold(Ids::default(), |ids, (p, h)| ids.with(p, h)))
+            .map(|ids| {
+                ids.iter()
+                    .fold(Ids::default(), |acc, p| match found.get(p) {
+                        Some(h) => acc.with(p, h),
+                        None => acc,
+                    })
+            })
+            .collect())
     }
 }
 

@@ -2,7 +2,8 @@
 //! blocking pool, and `POST /v1/payments` throughput against the real release binary on
 //! SQLite, and live plugin replacement (file landing → serving, latency during swaps).
 //! Prints medians and percentiles; BENCHMARKS.md records the results with the machine they
-//! ran on. `payhost-bench [plugins|payments|reads|live|webhooks|lists|flood]` runs one part.
+//! ran on. `payhost-bench [plugins|payments|reads|live|webhooks|lists|flood|processing]` runs one
+//! part; `processing` offers 5,000 events/s for 60 s and reports the backlog left.
 
 use payhost::clock::SystemClock;
 use payhost::config::ProviderConfig;
@@ -43,7 +44,11 @@ fn main() {
         live::run();
     }
     if only.as_deref().is_none_or(|o| o == "webhooks") {
-        webhooks::run(64, Duration::from_secs(10));
+        webhooks::run(64, Duration::from_secs(10), None);
+    }
+    // Processing keeping up: a steady 5,000 events/s for 60 s, then the backlog left.
+    if only.as_deref().is_none_or(|o| o == "processing") {
+        webhooks::run(64, Duration::from_secs(60), Some(5_000));
     }
     if only.as_deref().is_none_or(|o| o == "lists") {
         lists::run();

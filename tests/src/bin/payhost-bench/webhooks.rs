@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "whsec_bench_secret";
 
-pub fn run(workers: usize, duration: Duration) {
+/// `rate`: events offered per second in all (paced per worker), or as fast as answered.
+pub fn run(workers: usize, duration: Duration, rate: Option<u64>) {
     let s = Scratch::with_host(
         &[(&stripe_so(), "stripe.so")],
         "default_provider = \"stripe\"\n",
@@ -32,8 +33,17 @@ pub fn run(workers: usize, duration: Duration) {
             let (addr, stop, measuring, seq) = (host.addr.clone(), stop.clone(), measuring.clone(), seq.clone());
             std::thread::spawn(move || {
                 let mut conn = Conn::open(&addr);
-                let (mut samples, mut failed) = (Vec::new(), 0u64);
+                let (mut samples, mut failed) = (Vec::new(), Vec::<u16>::new());
+                let gap = rate.map(|r| Duration::from_secs_f64(workers as f64 / r as f64));
+                let mut next = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
+                    if let Some(gap) = gap {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                        next += gap;
+                    }
                     let n = seq.fetch_add(1, Ordering::Relaxed);
                     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
                     let body = format!(
@@ -45,7 +55,7 @@ pub fn run(workers: usize, duration: Duration) {
                     if measuring.load(Ordering::Relaxed) {
                         samples.push(started.elapsed());
                         if status != 200 {
-                            failed += 1;
+                            failed.push(status);
                         }
                     }
                 }
@@ -60,36 +70,52 @@ pub fn run(workers: usize, duration: Duration) {
     measuring.store(false, Ordering::SeqCst);
     let elapsed = started.elapsed();
     stop.store(true, Ordering::SeqCst);
-    let (mut all, mut failed) = (Vec::new(), 0);
+    let (mut all, mut failed) = (Vec::new(), Vec::new());
     for t in threads {
         let (s, f) = t.join().unwrap();
         all.extend(s);
-        failed += f;
+        failed.extend(f);
     }
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
     println!(
         "POST /webhooks/payments/stripe, sqlite, concurrency {workers}: {:.0} acknowledged/s over {:.1} s \
-         (n={}, failed={failed}) p50={:.2?} p90={:.2?} p99={:.2?} max={:.2?}",
+         (n={}, failed={} {:?}) p50={:.2?} p90={:.2?} p99={:.2?} max={:.2?}",
         all.len() as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
         all.len(),
+        failed.len(),
+        failed.iter().fold(std::collections::BTreeMap::new(), |mut m, s| {
+            *m.entry(*s).or_insert(0u32) += 1;
+            m
+        }),
         pct(0.5),
         pct(0.9),
         pct(0.99),
         all[all.len() - 1]
     );
-    // How far the processor got meanwhile.
+    // How far the processor got meanwhile, and how long the rest took once the load
+    // stopped (the backlog, in seconds).
     let db = TestDb::sqlite(s.dir.path());
-    let processed = db.value(
-        "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'processed'",
-        &[],
+    let number =
+        |sql: &str| -> u64 { db.value(sql, &[]).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    let pending_sql = "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'pending'";
+    let stored = number("SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox");
+    let pending = number(pending_sql);
+    let drain = Instant::now();
+    while number(pending_sql) > 0 && drain.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let drained = drain.elapsed();
+    let offered = rate.map_or_else(
+        || "as fast as answered".to_owned(),
+        |r| format!("{r}/s offered"),
     );
-    let stored = db.value("SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]);
     println!(
-        "  inbox at the end: {} stored, {} processed",
-        stored.unwrap_or_default(),
-        processed.unwrap_or_default()
+        "  ({offered}) inbox when the load stopped: {stored} stored, {pending} pending; \
+         drained in {:.2} s; end-to-end {:.0} processed/s over the whole run",
+        drained.as_secs_f64(),
+        stored as f64 / (elapsed.as_secs_f64() + 2.0 + drained.as_secs_f64())
     );
     let (code, _) = host.terminate();
     assert_eq!(code, 0);
