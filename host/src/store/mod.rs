@@ -203,6 +203,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0010_inbox_claims.sql"),
         postgres: include_str!("../../migrations/0010_inbox_claims.sql"),
     },
+    Migration {
+        version: 11,
+        name: "inbox order",
+        sqlite: include_str!("../../migrations/0011_inbox_order.sql"),
+        postgres: include_str!("../../migrations/0011_inbox_order.sql"),
+    },
 ];
 
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
@@ -681,6 +687,12 @@ mod tests {
         run(
             &store,
             "ALTER TABLE webhook_inbox DROP COLUMN claimed_until",
+        )
+        .await;
+        run(&store, "DROP INDEX webhook_inbox_pending").await;
+        run(
+            &store,
+            "CREATE INDEX webhook_inbox_due ON webhook_inbox (status, next_attempt_at)",
         )
         .await;
         run(

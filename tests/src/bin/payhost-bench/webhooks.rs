@@ -1,7 +1,8 @@
 //! Webhook acknowledgements under load: signed Stripe-format events (unique ids) posted to
 //! `/webhooks/payments/stripe` of the release `payhost serve` on SQLite (every acknowledged
-//! event fsync'd in the inbox before its 2xx), N workers on keep-alive connections, while
-//! the host's processor works through the inbox at the same time.
+//! event fsync'd in the inbox before its 2xx), then on PostgreSQL with one and two hosts,
+//! N workers on keep-alive connections (split between the hosts), while the processors work
+//! through the inbox at the same time; then the time the backlog takes to drain.
 
 use crate::conn::Conn;
 use payhost_plugin_api::signature;
@@ -13,24 +14,61 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "whsec_bench_secret";
 
-/// `rate`: events offered per second in all (paced per worker), or as fast as answered.
+/// Acknowledgements (and processing meanwhile) on SQLite, then on PostgreSQL with one and
+/// two hosts when `PAYHOST_TEST_POSTGRES` names a server. `rate`: events offered per second
+/// in all (paced per worker), or as fast as answered.
 pub fn run(workers: usize, duration: Duration, rate: Option<u64>) {
-    let s = Scratch::with_host(
-        &[(&stripe_so(), "stripe.so")],
-        "default_provider = \"stripe\"\n",
-        &format!(
-            "[providers.stripe]\nplugin = \"stripe\"\n\
-             config = {{ api_key = \"sk_test_bench\", webhook_secret = \"{SECRET}\", api_base = \"http://127.0.0.1:9\" }}\n"
-        ),
-    );
+    one("sqlite", 1, None, workers, duration, rate);
+    if rate.is_some() {
+        // The sustained run is the SQLite target's.
+        return;
+    }
+    let Some(pg) = TestDb::postgres("bench_hooks1") else {
+        println!("  (PostgreSQL skipped: set PAYHOST_TEST_POSTGRES)");
+        return;
+    };
+    one("postgres, 1 host", 1, Some(&pg), workers, duration, rate);
+    drop(pg);
+    let pg = TestDb::postgres("bench_hooks2").expect("the server answered a moment ago");
+    one("postgres, 2 hosts", 2, Some(&pg), workers, duration, rate);
+}
+
+fn one(
+    label: &str,
+    hosts: usize,
+    db: Option<&TestDb>,
+    workers: usize,
+    duration: Duration,
+    rate: Option<u64>,
+) {
+    let mut host_lines = "default_provider = \"stripe\"\n".to_owned();
+    if let Some(db) = db {
+        host_lines.push_str(&db.host_line());
+    }
+    let scratches: Vec<Scratch> = (0..hosts)
+        .map(|_| {
+            Scratch::with_host(
+                &[(&stripe_so(), "stripe.so")],
+                &host_lines,
+                &format!(
+                    "[providers.stripe]\nplugin = \"stripe\"\n\
+                     config = {{ api_key = \"sk_test_bench\", webhook_secret = \"{SECRET}\", api_base = \"http://127.0.0.1:9\" }}\n"
+                ),
+            )
+        })
+        .collect();
     let log = std::env::var("PAYHOST_BENCH_LOG").unwrap_or_else(|_| "info".into());
-    let host = s.serve_with_env(&[("RUST_LOG", log.as_str())]);
+    let processes: Vec<_> = scratches
+        .iter()
+        .map(|s| s.serve_with_env(&[("RUST_LOG", log.as_str())]))
+        .collect();
+    let addrs: Vec<String> = processes.iter().map(|h| h.addr.clone()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let seq = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..workers)
-        .map(|_| {
-            let (addr, stop, measuring, seq) = (host.addr.clone(), stop.clone(), measuring.clone(), seq.clone());
+        .map(|w| {
+            let (addr, stop, measuring, seq) = (addrs[w % addrs.len()].clone(), stop.clone(), measuring.clone(), seq.clone());
             std::thread::spawn(move || {
                 let mut conn = Conn::open(&addr);
                 let (mut samples, mut failed) = (Vec::new(), Vec::<u16>::new());
@@ -79,7 +117,7 @@ pub fn run(workers: usize, duration: Duration, rate: Option<u64>) {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "POST /webhooks/payments/stripe, sqlite, concurrency {workers}: {:.0} acknowledged/s over {:.1} s \
+        "POST /webhooks/payments/stripe, {label}, concurrency {workers}: {:.0} acknowledged/s over {:.1} s \
          (n={}, failed={} {:?}) p50={:.2?} p90={:.2?} p99={:.2?} max={:.2?}",
         all.len() as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
@@ -96,7 +134,14 @@ pub fn run(workers: usize, duration: Duration, rate: Option<u64>) {
     );
     // How far the processor got meanwhile, and how long the rest took once the load
     // stopped (the backlog, in seconds).
-    let db = TestDb::sqlite(s.dir.path());
+    let sqlite;
+    let db = match db {
+        Some(db) => db,
+        None => {
+            sqlite = TestDb::sqlite(scratches[0].dir.path());
+            &sqlite
+        }
+    };
     let number =
         |sql: &str| -> u64 { db.value(sql, &[]).and_then(|v| v.parse().ok()).unwrap_or(0) };
     let pending_sql = "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'pending'";
@@ -117,6 +162,8 @@ pub fn run(workers: usize, duration: Duration, rate: Option<u64>) {
         drained.as_secs_f64(),
         stored as f64 / (elapsed.as_secs_f64() + 2.0 + drained.as_secs_f64())
     );
-    let (code, _) = host.terminate();
-    assert_eq!(code, 0);
+    for host in processes {
+        let (code, _) = host.terminate();
+        assert_eq!(code, 0);
+    }
 }
