@@ -200,15 +200,16 @@ impl Webhooks {
     async fn take_due(&self) -> Result<Vec<inbox::InboxRow>, StoreError> {
         let store = self.service.store();
         let now = self.clock.now_secs();
+        let unfinished =
+            std::mem::take(&mut *self.unfinished.lock().unwrap_or_else(|p| p.into_inner()));
         if store.backend() != Backend::Postgres {
+            // No claims on SQLite: unfinished rows are simply still pending.
             if !self.leases.hold(INBOX_LEASE).await? {
                 // Another host processes the inbox.
                 return Ok(Vec::new());
             }
             return store.inbox_due(now, BATCH).await;
         }
-        let unfinished =
-            std::mem::take(&mut *self.unfinished.lock().unwrap_or_else(|p| p.into_inner()));
         if !unfinished.is_empty() {
             let mut unit = Unit::new();
             for id in &unfinished {
@@ -262,7 +263,7 @@ impl Webhooks {
         }
 
         // 1. The plugins map every row.
-        let mut mapped: Vec<Option<Result<Vec<DomainEventReport>, String>>> =
+        let mut mapped: Vec<Option<Result<Vec<DomainEventReport>, CallError>>> =
             (0..n).map(|_| None).collect();
         let mut running = tokio::task::JoinSet::new();
         for (i, event) in events.into_iter().enumerate() {
@@ -271,8 +272,7 @@ impl Webhooks {
                 let r = registry
                     .call::<ops::MapWebhook>(&provider, CallCtx::default(), event)
                     .await
-                    .map(|m| m.events)
-                    .map_err(|e| e.to_string());
+                    .map(|m| m.events);
                 (i, r)
             });
             while running.len() >= CONCURRENCY {
@@ -288,11 +288,18 @@ impl Webhooks {
         }
         let mut reports: Vec<Vec<DomainEventReport>> = Vec::with_capacity(n);
         let mut failures: Vec<(usize, String)> = Vec::new();
+        // Rows whose plugin had no call slot free (the receivers were using them): not the
+        // event's fault, so no attempt is spent; the next round takes them again.
+        let mut busy = std::collections::BTreeSet::new();
         for (i, m) in mapped.into_iter().enumerate() {
             match m {
                 Some(Ok(r)) => reports.push(r),
+                Some(Err(CallError::Busy { .. })) => {
+                    busy.insert(i);
+                    reports.push(Vec::new());
+                }
                 Some(Err(e)) => {
-                    failures.push((i, e));
+                    failures.push((i, e.to_string()));
                     reports.push(Vec::new());
                 }
                 None => {
@@ -301,8 +308,19 @@ impl Webhooks {
                 }
             }
         }
-        let failed_rows: std::collections::BTreeSet<usize> =
+        let mut failed_rows: std::collections::BTreeSet<usize> =
             failures.iter().map(|(i, _)| *i).collect();
+        failed_rows.extend(busy.iter().copied());
+        if busy.len() == n {
+            // Every slot is taken (by receivers): give them a moment rather than spin.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !busy.is_empty() {
+            self.unfinished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(busy.iter().map(|i| metas[*i].id.clone()));
+        }
 
         // 2. The ids they name, per provider, together.
         let recorder = self.service.recorder();

@@ -504,3 +504,47 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged_and_applies_nothing_twice() 
     );
     drop(host);
 }
+
+/// A provider instance with one call slot, mapping slowly: while the processor maps one
+/// stored webhook, the others of its round find no slot free. That is not their fault: they are
+/// mapped in a later round without an attempt spent (before, each spent one and waited
+/// out a backoff with the error on its row).
+#[test]
+fn a_webhook_waiting_for_a_call_slot_spends_no_attempt() {
+    let s = Scratch::new(
+        &[(&misbehaving_so(), "bad.so")],
+        "[providers.bad]\nplugin = \"misbehaving\"\nmax_concurrent_calls = 1\n\
+         config = { map_ms = 300 }\n",
+    );
+    // Four deliveries stored while the host was down: its first round maps them together.
+    let (code, log) = s.serve().terminate();
+    assert_eq!(code, 0, "{log}");
+    let db = TestDb::sqlite(s.dir.path());
+    for n in 0..4 {
+        db.execute(&format!(
+            "INSERT INTO webhook_inbox (id, provider, event_id, event_type, payload, created, \
+             received_at, status, attempts, next_attempt_at) VALUES ('whin_slot_{n}', 'bad', \
+             'evt_slot_{n}', 'misbehaving.event', 'evt_slot_{n}', 1, 1, 'pending', 0, 0)"
+        ));
+    }
+    let _host = s.serve();
+    eventually("every webhook processed", || {
+        db.value(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status = 'processed'",
+            &[],
+        )
+        .as_deref()
+            == Some("4")
+    });
+    let attempts = db.rows(
+        "SELECT event_id, CAST(attempts AS TEXT) FROM webhook_inbox ORDER BY event_id",
+        &[],
+    );
+    for row in &attempts {
+        assert_eq!(
+            row[1].as_deref(),
+            Some("1"),
+            "processed at its first attempt: {attempts:?}"
+        );
+    }
+}

@@ -2,7 +2,8 @@
 //! `@calm.example` addresses) and hands out ids from a counter that starts again with
 //! every instance (they repeat after a restart), `get_customer` outlives any sane deadline,
 //! `create_payment` is slow and echoes the call context it received into the payment's
-//! metadata, `new` fails when told to. Everything else is unsupported.
+//! metadata, `new` fails when told to; its webhooks are unsigned (the body is the event id)
+//! and mapping one takes `map_ms` and reports nothing. Everything else is unsupported.
 //!
 //! It blocks its thread with `std::thread::sleep` on purpose: it stands for a plugin that
 //! hangs, which the host must survive. Real plugins sleep through the host.
@@ -21,10 +22,14 @@ pub struct Config {
     /// How long `create_payment` takes (default 800 ms).
     #[serde(default)]
     slow_ms: Option<u64>,
+    /// How long `map_webhook` takes (default 0).
+    #[serde(default)]
+    map_ms: Option<u64>,
 }
 
 pub struct Misbehaving {
     slow: Duration,
+    map: Duration,
     next: AtomicU64,
 }
 
@@ -32,8 +37,11 @@ impl Plugin for Misbehaving {
     type Config = Config;
 
     fn manifest() -> Manifest {
-        Manifest::new("misbehaving", "0.0.1")
-            .capabilities(&[capabilities::CUSTOMERS, capabilities::PAYMENTS])
+        Manifest::new("misbehaving", "0.0.1").capabilities(&[
+            capabilities::CUSTOMERS,
+            capabilities::PAYMENTS,
+            capabilities::WEBHOOKS,
+        ])
     }
 
     fn new(config: Config, _host: Host) -> Result<Self, PluginError> {
@@ -42,6 +50,7 @@ impl Plugin for Misbehaving {
         }
         Ok(Self {
             slow: Duration::from_millis(config.slow_ms.unwrap_or(800)),
+            map: Duration::from_millis(config.map_ms.unwrap_or(0)),
             next: AtomicU64::new(1),
         })
     }
@@ -83,6 +92,27 @@ impl Provider for Misbehaving {
     fn get_customer(&self, _ctx: &CallCtx, _req: ObjectRef) -> Result<Customer, PluginError> {
         std::thread::sleep(Duration::from_secs(3));
         Err(PluginError::not_found("customer", "slow"))
+    }
+
+    fn verify_webhook(
+        &self,
+        _ctx: &CallCtx,
+        d: WebhookDelivery,
+    ) -> Result<VerifiedEvent, PluginError> {
+        Ok(VerifiedEvent {
+            id: String::from_utf8_lossy(&d.body).into_owned(),
+            event_type: "misbehaving.event".into(),
+            created: d.now,
+        })
+    }
+
+    fn map_webhook(
+        &self,
+        _ctx: &CallCtx,
+        _event: WebhookEvent,
+    ) -> Result<WebhookReports, PluginError> {
+        std::thread::sleep(self.map);
+        Ok(WebhookReports { events: Vec::new() })
     }
 }
 
