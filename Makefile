@@ -22,7 +22,8 @@ run: build
 ## test: every test of the workspace; the plugin .so files are built once, first, then the
 ## contract compatibility builds (the tagged 2.0 host and mock, a broken contract). While the
 ## tests run, schemathesis (installed into target/schemathesis-venv from PyPI when missing)
-## tests a live host against its own /openapi.json: tests/schemathesis/run.
+## tests a live host against its own /openapi.json: tests/schemathesis/run. Every test binary
+## runs even after one fails (--no-fail-fast), so a run reports every failure.
 ## The PostgreSQL tests run when PAYHOST_TEST_POSTGRES is set, or a server answers locally.
 PG_TEST_URL := postgres://postgres@127.0.0.1:5432/test
 TARGET ?= $(or $(CARGO_TARGET_DIR),target)
@@ -34,7 +35,7 @@ test:
 	if [ -z "$$PAYHOST_TEST_POSTGRES" ] && (echo > /dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
 	  export PAYHOST_TEST_POSTGRES=$(PG_TEST_URL); fi; \
 	tests/schemathesis/run $(TARGET) > $(TARGET)/schemathesis.log 2>&1 & st=$$!; \
-	timeout --kill-after=30s $(TEST_TIMEOUT) $(CARGO) test --workspace; tests=$$?; \
+	timeout --kill-after=30s $(TEST_TIMEOUT) $(CARGO) test --workspace --no-fail-fast; tests=$$?; \
 	[ $$tests -eq 124 ] && echo "cargo test did not finish within $(TEST_TIMEOUT): a test hangs (see 'has been running for over 60 seconds' above)"; \
 	wait $$st; api=$$?; \
 	grep -v ' INFO ' $(TARGET)/schemathesis.log | tail -60; \
