@@ -413,7 +413,7 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub call_timeout_ms: Option<u64>,
     /// Calls to this instance at once (a call past its deadline counts until the plugin
-    /// returns); more are refused with 503 `provider_busy`.
+    /// returns); more wait up to 100 ms for a slot, then get 503 `provider_busy`.
     #[serde(default = "default_max_concurrent_calls")]
     pub max_concurrent_calls: usize,
     /// Hosts this instance may reach over HTTP (its egress allowlist).

@@ -48,6 +48,11 @@ pub enum RegistryError {
     Init { instance: String, error: String },
 }
 
+/// How long a call waits for a free slot of its instance before it is refused with
+/// `provider_busy`: long enough for a burst of quick calls to take turns, short enough that
+/// callers of a plugin whose calls hang are answered at once.
+pub const SLOT_WAIT: Duration = Duration::from_millis(100);
+
 /// Why a call to a provider did not return a result.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -73,8 +78,8 @@ pub enum CallError {
         operation: String,
         ms: u128,
     },
-    /// Every call slot of the instance is taken (by calls running, or past their deadline
-    /// and still holding their thread): refused at once instead of queued.
+    /// Every call slot of the instance stayed taken (by calls running, or past their
+    /// deadline and still holding their thread) for [`SLOT_WAIT`]: refused, not queued.
     #[error("provider '{provider}' has {limit} calls in flight, its max_concurrent_calls")]
     Busy { provider: String, limit: usize },
 }
@@ -489,7 +494,11 @@ impl Registry {
             let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2);
             ctx.deadline_ms = self.clock.now_millis().saturating_add(ms);
         }
-        let Ok(slot) = instance.slots.clone().try_acquire_owned() else {
+        // A burst of quick calls waits an instant for a slot; a plugin whose calls hang
+        // keeps its slots, and callers are refused once this short wait passes.
+        let Ok(Ok(slot)) =
+            tokio::time::timeout(SLOT_WAIT, instance.slots.clone().acquire_owned()).await
+        else {
             let e = CallError::Busy {
                 provider: name.to_owned(),
                 limit: instance.max_calls,
