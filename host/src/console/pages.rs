@@ -5,10 +5,11 @@ use super::chart::{self, Line};
 use super::history::{Series, MINUTES};
 use super::{Page, View};
 use crate::api::requests::{CustomerFilters, PageParams, PaymentFilters, SubscriptionFilters};
+use crate::api::views::List;
 use crate::app::AppState;
 use crate::events::Event;
 use crate::http::ApiError;
-use crate::service::ServiceError;
+use crate::service::{Reply, ServiceError};
 use crate::store::events::EventRow;
 use axum::extract::{Path, Query, State};
 use maud::{html, Markup, DOCTYPE};
@@ -621,6 +622,20 @@ fn list_query<F: DeserializeOwned>(
     Ok((page, f))
 }
 
+/// A search by id: the record, or none.
+fn found<V>(got: Result<Reply<V>, ServiceError>) -> Result<(Vec<V>, bool), ApiError> {
+    match got {
+        Ok(reply) => Ok((vec![reply.body], false)),
+        Err(ServiceError::NotFound { .. }) => Ok((vec![], false)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A page of a list, and whether more follow.
+fn listed<V>(l: Result<List<V>, ServiceError>) -> Result<(Vec<V>, bool), ApiError> {
+    l.map(|l| (l.data, l.has_more)).map_err(ApiError::from)
+}
+
 fn text_filter(id: &str, name: &str, label: &str, q: &HashMap<String, String>) -> Markup {
     html! {
         label { (label) " "
@@ -704,18 +719,9 @@ pub async fn payments(
 ) -> Page {
     const TITLE: &str = "Payments";
     let listed = match given(&q, "id") {
-        Some(id) => match s.service.get_payment(&v.ctx(), &id, false).await {
-            Ok(reply) => Ok((vec![reply.body], false)),
-            Err(ServiceError::NotFound { .. }) => Ok((vec![], false)),
-            Err(e) => Err(ApiError::from(e)),
-        },
+        Some(id) => found(s.service.get_payment(&v.ctx(), &id, false).await),
         None => match list_query::<PaymentFilters>(&q, &["customer", "status", "provider"]) {
-            Ok((page, f)) => s
-                .service
-                .list_payments(&v.ctx(), f, &page)
-                .await
-                .map(|l| (l.data, l.has_more))
-                .map_err(ApiError::from),
+            Ok((page, f)) => listed(s.service.list_payments(&v.ctx(), f, &page).await),
             Err(e) => Err(e),
         },
     };
@@ -767,18 +773,9 @@ pub async fn customers(
 ) -> Page {
     const TITLE: &str = "Customers";
     let listed = match given(&q, "id") {
-        Some(id) => match s.service.get_customer(&v.ctx(), &id, false).await {
-            Ok(reply) => Ok((vec![reply.body], false)),
-            Err(ServiceError::NotFound { .. }) => Ok((vec![], false)),
-            Err(e) => Err(ApiError::from(e)),
-        },
+        Some(id) => found(s.service.get_customer(&v.ctx(), &id, false).await),
         None => match list_query::<CustomerFilters>(&q, &["email", "user_id", "provider"]) {
-            Ok((page, f)) => s
-                .service
-                .list_customers(&v.ctx(), f, &page)
-                .await
-                .map(|l| (l.data, l.has_more))
-                .map_err(ApiError::from),
+            Ok((page, f)) => listed(s.service.list_customers(&v.ctx(), f, &page).await),
             Err(e) => Err(e),
         },
     };
@@ -830,18 +827,9 @@ pub async fn subscriptions(
 ) -> Page {
     const TITLE: &str = "Subscriptions";
     let listed = match given(&q, "id") {
-        Some(id) => match s.service.get_subscription(&v.ctx(), &id, false).await {
-            Ok(reply) => Ok((vec![reply.body], false)),
-            Err(ServiceError::NotFound { .. }) => Ok((vec![], false)),
-            Err(e) => Err(ApiError::from(e)),
-        },
+        Some(id) => found(s.service.get_subscription(&v.ctx(), &id, false).await),
         None => match list_query::<SubscriptionFilters>(&q, &["customer", "status"]) {
-            Ok((page, f)) => s
-                .service
-                .list_subscriptions(&v.ctx(), f, &page)
-                .await
-                .map(|l| (l.data, l.has_more))
-                .map_err(ApiError::from),
+            Ok((page, f)) => listed(s.service.list_subscriptions(&v.ctx(), f, &page).await),
             Err(e) => Err(e),
         },
     };

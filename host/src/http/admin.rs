@@ -233,19 +233,10 @@ async fn outbox_retry(
 pub(crate) async fn retry_outbox(s: &AppState, id: &str) -> Result<(), ApiError> {
     let mut unit = crate::store::Unit::new();
     let stmt = outbox::retry_work(&mut unit, id, s.clock.now_millis());
-    let changed = s
-        .service
-        .store()
-        .commit(unit)
-        .await
-        .map_err(ServiceError::from)?;
-    if changed.get(stmt).copied().unwrap_or(0) == 0 {
-        return Err(ApiError::not_found(
-            "outbox",
-            &format!("no pending or failed outbox row '{}'", id.escape_debug()),
-        )
-        .with_param("id"));
-    }
+    commit_changing(s, unit, stmt, "outbox", || {
+        format!("no pending or failed outbox row '{}'", id.escape_debug())
+    })
+    .await?;
     s.service.recorder().outbox_wake.ring();
     Ok(())
 }
@@ -299,6 +290,23 @@ async fn inbox_replay(
 pub(crate) async fn replay_inbox(s: &AppState, id: &str) -> Result<(), ApiError> {
     let mut unit = crate::store::Unit::new();
     let stmt = crate::store::inbox::replay_delivery(&mut unit, id, s.clock.now_secs());
+    commit_changing(s, unit, stmt, "inbox", || {
+        format!("no stored webhook '{}'", id.escape_debug())
+    })
+    .await?;
+    s.webhooks.wake();
+    Ok(())
+}
+
+/// Commits `unit`; 404 (`what`, the message `missing` gives) when its statement `stmt`
+/// changed no row.
+async fn commit_changing(
+    s: &AppState,
+    unit: crate::store::Unit,
+    stmt: usize,
+    what: &str,
+    missing: impl FnOnce() -> String,
+) -> Result<(), ApiError> {
     let changed = s
         .service
         .store()
@@ -306,12 +314,7 @@ pub(crate) async fn replay_inbox(s: &AppState, id: &str) -> Result<(), ApiError>
         .await
         .map_err(ServiceError::from)?;
     if changed.get(stmt).copied().unwrap_or(0) == 0 {
-        return Err(ApiError::not_found(
-            "inbox",
-            &format!("no stored webhook '{}'", id.escape_debug()),
-        )
-        .with_param("id"));
+        return Err(ApiError::not_found(what, &missing()).with_param("id"));
     }
-    s.webhooks.wake();
     Ok(())
 }
