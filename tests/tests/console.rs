@@ -330,6 +330,28 @@ fn every_page_renders(db: Option<&TestDb>) {
         assert_eq!(status_of(&page), 200, "{path}: {page}");
         assert!(page.contains(&needle), "{path} shows {needle}: {page}");
     }
+    // Every page names the host that served it; on PostgreSQL a delivery names the host
+    // that claimed and processed it.
+    let host_id = host.get("/readyz", None).1["host"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually("the webhook processed", || {
+        host.get("/admin/inbox", Some(ADMIN_KEY)).1["data"][0]["status"] == "processed"
+    });
+    let row = get_page(addr, &format!("/console/inbox/{inbox_id}"), &cookie);
+    assert!(
+        row.contains(&format!(
+            "title=\"The host that served this page\">{host_id}<"
+        )),
+        "{row}"
+    );
+    if db.is_some() {
+        assert!(
+            row.contains(&format!("<dd>{host_id}</dd>")),
+            "claimed by this host: {row}"
+        );
+    }
     // The events chart counts this minute's events from the database.
     let overview = get_page(addr, "/console", &cookie);
     assert!(overview.contains("id=\"chart-events\""), "{overview}");

@@ -105,6 +105,8 @@ pub struct View {
     pub request_id: String,
     /// Whether the cookie should be `Secure` (the client came over HTTPS).
     secure: bool,
+    /// This host's id (which host of several served the page).
+    pub host: String,
 }
 
 fn cookies<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -165,6 +167,7 @@ impl FromRequestParts<AppState> for View {
                 .map(|r| r.0.clone())
                 .unwrap_or_default(),
             secure: over_https(&parts.headers),
+            host: s.leases.owner().to_owned(),
         })
     }
 }

@@ -58,6 +58,7 @@ pub fn layout(title: &str, nav: &str, v: &View, body: Markup) -> Markup {
                             a href=(href) class=[(key == nav).then_some("active")] { (label) }
                         }
                     }
+                    span.host title="The host that served this page" { (v.host) }
                     form.logout method="post" action="/console/logout" {
                         (csrf(v))
                         button #sign-out type="submit" { "Sign out" }
@@ -519,6 +520,7 @@ pub async fn inbox_row(State(s): State<AppState>, v: View, Path(id): Path<String
             dt { "Attempts" } dd { (row.attempts) }
             dt { "Last error" } dd { (row.last_error.as_deref().unwrap_or("—")) }
             dt { "Processed" } dd { (opt_when(row.processed_at)) }
+            dt { "Claimed by host" } dd { (row.claimed_by.as_deref().unwrap_or("— (rows are claimed on PostgreSQL only)")) }
         }
         (button(&v, &format!("/console/inbox/{}/replay", row.id), "replay", "Replay", Some(&back)))
         h2 { "Payload" }

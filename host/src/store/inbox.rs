@@ -5,7 +5,7 @@ use super::{Arg, RowExt, Store, StoreError, Unit};
 use sqlx::any::AnyRow;
 
 const COLS: &str = "id, provider, event_id, event_type, payload, created, received_at, status, \
-    attempts, next_attempt_at, last_error, processed_at";
+    attempts, next_attempt_at, last_error, processed_at, claimed_by";
 
 /// A stored delivery.
 #[derive(Debug, Clone)]
@@ -24,6 +24,9 @@ pub struct InboxRow {
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
     pub processed_at: Option<i64>,
+    /// The host that claimed it last (PostgreSQL; the one that processed it, once
+    /// processed), by its lease owner id.
+    pub claimed_by: Option<String>,
 }
 
 impl InboxRow {
@@ -41,6 +44,7 @@ impl InboxRow {
             next_attempt_at: r.int("next_attempt_at")?,
             last_error: r.opt_text("last_error")?,
             processed_at: r.opt_int("processed_at")?,
+            claimed_by: r.opt_text("claimed_by")?,
         })
     }
 }
