@@ -269,6 +269,9 @@ fn every_page_renders(db: Option<&TestDb>) {
         Some(&body),
     );
     assert_eq!(r.status, 200, "{r:?}");
+    eventually("the webhook processed", || {
+        host.get("/admin/inbox", Some(ADMIN_KEY)).1["data"][0]["status"] == "processed"
+    });
     let (_, inbox) = host.get("/admin/inbox", Some(ADMIN_KEY));
     let inbox_id = inbox["data"][0]["id"].as_str().unwrap().to_owned();
     let cookie = session_cookie(&post_form(
@@ -336,9 +339,6 @@ fn every_page_renders(db: Option<&TestDb>) {
         .as_str()
         .unwrap()
         .to_owned();
-    eventually("the webhook processed", || {
-        host.get("/admin/inbox", Some(ADMIN_KEY)).1["data"][0]["status"] == "processed"
-    });
     let row = get_page(addr, &format!("/console/inbox/{inbox_id}"), &cookie);
     assert!(
         row.contains(&format!(
