@@ -211,9 +211,6 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Writer connections per host on PostgreSQL.
-const POSTGRES_WRITERS: usize = 4;
-
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
@@ -280,13 +277,7 @@ impl Store {
         let migrated = migrate(backend, &mut setup).await?;
         setup.close().await?;
         let writer_options = options.clone();
-        // PostgreSQL runs transactions side by side: several writer connections, so one
-        // host's writes are not one round trip after another.
-        let writers = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => POSTGRES_WRITERS,
-        };
-        let writer = Writer::start(writers, move || {
+        let writer = Writer::start(move || {
             let options = writer_options.clone();
             async move {
                 let mut conn = AnyConnection::connect_with(&options)

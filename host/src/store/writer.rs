@@ -1,6 +1,5 @@
-//! Group commit: a task owns the write connection and applies every write unit that is
-//! waiting as one transaction (on PostgreSQL several such tasks, each with its connection,
-//! take the waiting units in turns). A unit is atomic on its own (when one fails, the batch is
+//! Group commit: one task owns the write connection and applies every write unit that is
+//! waiting as one transaction. A unit is atomic on its own (when one fails, the batch is
 //! rolled back and its units applied one by one, so the others still commit) and is answered
 //! only after the transaction that holds it is durable, so concurrent requests share one
 //! fsync. When the database goes away, the writer says so at once (`Unavailable`) and
@@ -136,65 +135,56 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Writer {
-    /// Starts the writer: `connections` threads (one for SQLite, whose writes are serial
-    /// anyway; several for PostgreSQL, whose transactions run side by side), each with its
-    /// own single-threaded runtime and connection, taking the waiting units in turns, so
-    /// the statements of a batch never wait behind HTTP work for a worker. `connect` opens
-    /// a connection there, at start and again whenever one is lost.
+    /// Starts the writer on a thread of its own with its own single-threaded runtime, so
+    /// the statements of a batch never wait behind HTTP work for a worker; `connect` opens
+    /// its connection there, at start and again whenever the connection is lost.
     ///
     /// # Errors
-    /// A first connection could not be opened.
-    pub async fn start<F, Fut>(connections: usize, connect: F) -> Result<Self, StoreError>
+    /// The first connection could not be opened.
+    pub async fn start<F, Fut>(connect: F) -> Result<Self, StoreError>
     where
-        F: Fn() -> Fut + Clone + Send + 'static,
+        F: Fn() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
     {
         let (tx, rx) = mpsc::unbounded_channel();
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let (ready_tx, ready) = oneshot::channel();
         let connected = Arc::new(AtomicBool::new(true));
-        let mut readies = Vec::new();
-        for n in 0..connections.max(1) {
-            let (ready_tx, ready) = oneshot::channel();
-            readies.push(ready);
-            let (flag, rx, connect) = (connected.clone(), rx.clone(), connect.clone());
-            std::thread::Builder::new()
-                .name(format!("payhost-db-writer-{n}"))
-                .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(r) => r,
+        let flag = connected.clone();
+        std::thread::Builder::new()
+            .name("payhost-db-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::Batch(e.to_string())));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match connect().await {
+                        Ok(conn) => {
+                            let _ = ready_tx.send(Ok(()));
+                            Run {
+                                connect,
+                                conn: Some(conn),
+                                connected: flag,
+                                backoff: MIN_BACKOFF,
+                                retry_at: Instant::now(),
+                            }
+                            .serve(rx)
+                            .await;
+                        }
                         Err(e) => {
-                            let _ = ready_tx.send(Err(StoreError::Batch(e.to_string())));
-                            return;
+                            let _ = ready_tx.send(Err(e));
                         }
-                    };
-                    runtime.block_on(async move {
-                        match connect().await {
-                            Ok(conn) => {
-                                let _ = ready_tx.send(Ok(()));
-                                Run {
-                                    connect,
-                                    conn: Some(conn),
-                                    connected: flag,
-                                    backoff: MIN_BACKOFF,
-                                    retry_at: Instant::now(),
-                                }
-                                .serve(rx)
-                                .await;
-                            }
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e));
-                            }
-                        }
-                    });
-                })
-                .map_err(|e| StoreError::Batch(e.to_string()))?;
-        }
-        for ready in readies {
-            ready.await.map_err(|_| StoreError::Closed)??;
-        }
+                    }
+                });
+            })
+            .map_err(|e| StoreError::Batch(e.to_string()))?;
+        ready.await.map_err(|_| StoreError::Closed)??;
         Ok(Self { tx, connected })
     }
 
@@ -240,34 +230,28 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
 {
-    /// Takes the units waiting, in turns with the other connections' loops: whichever
-    /// holds the queue waits for the next unit and takes every one waiting with it.
-    async fn serve(mut self, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    async fn serve(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            {
-                let mut rx = rx.lock().await;
-                let first = if self.conn.is_some() {
-                    rx.recv().await
-                } else {
-                    // Disconnected: try again on schedule even when nothing is waiting, so
-                    // readiness comes back with the database.
-                    match tokio::time::timeout_at(self.retry_at, rx.recv()).await {
-                        Ok(job) => job,
-                        Err(_) => {
-                            drop(rx);
-                            self.reconnect().await;
-                            continue;
-                        }
+            let first = if self.conn.is_some() {
+                rx.recv().await
+            } else {
+                // Disconnected: try again on schedule even when nothing is waiting, so
+                // readiness comes back with the database.
+                match tokio::time::timeout_at(self.retry_at, rx.recv()).await {
+                    Ok(job) => job,
+                    Err(_) => {
+                        self.reconnect().await;
+                        continue;
                     }
-                };
-                let Some(first) = first else { break };
-                batch.push(first);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
+                }
+            };
+            let Some(first) = first else { break };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
             }
             if self.conn.is_none() && Instant::now() >= self.retry_at {
