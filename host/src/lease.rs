@@ -1,8 +1,9 @@
 //! Leases: one host at a time does each piece of shared work — an outbox lane (so an
 //! application endpoint gets its deliveries in order, and each email goes once), the
 //! dunning retries (each retry charged once), the webhook inbox on SQLite — when several
-//! hosts share one database (on PostgreSQL the inbox's rows are claimed one by one). The holder renews its lease as it works; a host that dies stops renewing,
-//! and another takes the work over once the lease expires. Leases run on the system clock
+//! hosts share one database (on PostgreSQL the inbox's rows are claimed one by one). The
+//! holder renews its lease as it works; a host that dies stops renewing, and another takes
+//! the work over once the lease expires. Leases run on the system clock
 //! whatever clock the host's domain uses: they are about hosts being alive.
 
 use crate::clock::{Clock, SystemClock};

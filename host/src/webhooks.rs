@@ -164,15 +164,15 @@ impl Webhooks {
         })
     }
 
-    /// Starts the processor: it works through due inbox rows whenever woken, and at least
-    /// every `poll`.
-    /// While the database is away, the processor pauses (doubling up to 5 s) instead of
-    /// retrying at once; rows it could not finish stay pending with their attempts unspent.
     /// Looks for due work now (a replayed row).
     pub fn wake(&self) {
         self.wake.notify_one();
     }
 
+    /// Starts the processor: it works through due inbox rows whenever woken, and at least
+    /// every `poll`.
+    /// While the database is away, the processor pauses (doubling up to 5 s) instead of
+    /// retrying at once; rows it could not finish stay pending with their attempts unspent.
     pub fn spawn(self: &Arc<Self>, poll: Duration) {
         let me = self.clone();
         tokio::spawn(async move {
