@@ -76,6 +76,16 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Closed)
     }
+
+    /// PostgreSQL aborted the transaction because of concurrent ones (a deadlock victim,
+    /// 40P01, or a serialization failure, 40001): applying it again is expected to work.
+    pub fn is_conflict(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| matches!(pg.code(), "40P01" | "40001"))
+    }
 }
 
 /// Whether an error says the database is away (the connection, the server or the disk),
@@ -211,6 +221,9 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// Writer connections per host on PostgreSQL.
+const POSTGRES_WRITERS: usize = 4;
+
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
@@ -277,7 +290,13 @@ impl Store {
         let migrated = migrate(backend, &mut setup).await?;
         setup.close().await?;
         let writer_options = options.clone();
-        let writer = Writer::start(move || {
+        // PostgreSQL runs transactions side by side: several writer connections, so one
+        // host's writes are not one round trip after another.
+        let writers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_WRITERS,
+        };
+        let writer = Writer::start(writers, move || {
             let options = writer_options.clone();
             async move {
                 let mut conn = AnyConnection::connect_with(&options)

@@ -1,5 +1,6 @@
-//! Group commit: one task owns the write connection and applies every write unit that is
-//! waiting as one transaction. A unit is atomic on its own (when one fails, the batch is
+//! Group commit: a task owns the write connection and applies every write unit that is
+//! waiting as one transaction (on PostgreSQL several such tasks, each with its connection,
+//! take the waiting units in turns). A unit is atomic on its own (when one fails, the batch is
 //! rolled back and its units applied one by one, so the others still commit) and is answered
 //! only after the transaction that holds it is durable, so concurrent requests share one
 //! fsync. When the database goes away, the writer says so at once (`Unavailable`) and
@@ -135,56 +136,65 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Writer {
-    /// Starts the writer on a thread of its own with its own single-threaded runtime, so
-    /// the statements of a batch never wait behind HTTP work for a worker; `connect` opens
-    /// its connection there, at start and again whenever the connection is lost.
+    /// Starts the writer: `connections` threads (one for SQLite, whose writes are serial
+    /// anyway; several for PostgreSQL, whose transactions run side by side), each with its
+    /// own single-threaded runtime and connection, taking the waiting units in turns, so
+    /// the statements of a batch never wait behind HTTP work for a worker. `connect` opens
+    /// a connection there, at start and again whenever one is lost.
     ///
     /// # Errors
-    /// The first connection could not be opened.
-    pub async fn start<F, Fut>(connect: F) -> Result<Self, StoreError>
+    /// A first connection could not be opened.
+    pub async fn start<F, Fut>(connections: usize, connect: F) -> Result<Self, StoreError>
     where
-        F: Fn() -> Fut + Send + 'static,
+        F: Fn() -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
     {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready) = oneshot::channel();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let connected = Arc::new(AtomicBool::new(true));
-        let flag = connected.clone();
-        std::thread::Builder::new()
-            .name("payhost-db-writer".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(StoreError::Batch(e.to_string())));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    match connect().await {
-                        Ok(conn) => {
-                            let _ = ready_tx.send(Ok(()));
-                            Run {
-                                connect,
-                                conn: Some(conn),
-                                connected: flag,
-                                backoff: MIN_BACKOFF,
-                                retry_at: Instant::now(),
-                            }
-                            .serve(rx)
-                            .await;
-                        }
+        let mut readies = Vec::new();
+        for n in 0..connections.max(1) {
+            let (ready_tx, ready) = oneshot::channel();
+            readies.push(ready);
+            let (flag, rx, connect) = (connected.clone(), rx.clone(), connect.clone());
+            std::thread::Builder::new()
+                .name(format!("payhost-db-writer-{n}"))
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(r) => r,
                         Err(e) => {
-                            let _ = ready_tx.send(Err(e));
+                            let _ = ready_tx.send(Err(StoreError::Batch(e.to_string())));
+                            return;
                         }
-                    }
-                });
-            })
-            .map_err(|e| StoreError::Batch(e.to_string()))?;
-        ready.await.map_err(|_| StoreError::Closed)??;
+                    };
+                    runtime.block_on(async move {
+                        match connect().await {
+                            Ok(conn) => {
+                                let _ = ready_tx.send(Ok(()));
+                                Run {
+                                    connect,
+                                    conn: Some(conn),
+                                    connected: flag,
+                                    backoff: MIN_BACKOFF,
+                                    retry_at: Instant::now(),
+                                }
+                                .serve(rx)
+                                .await;
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                            }
+                        }
+                    });
+                })
+                .map_err(|e| StoreError::Batch(e.to_string()))?;
+        }
+        for ready in readies {
+            ready.await.map_err(|_| StoreError::Closed)??;
+        }
         Ok(Self { tx, connected })
     }
 
@@ -230,28 +240,34 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
 {
-    async fn serve(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+    /// Takes the units waiting, in turns with the other connections' loops: whichever
+    /// holds the queue waits for the next unit and takes every one waiting with it.
+    async fn serve(mut self, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            let first = if self.conn.is_some() {
-                rx.recv().await
-            } else {
-                // Disconnected: try again on schedule even when nothing is waiting, so
-                // readiness comes back with the database.
-                match tokio::time::timeout_at(self.retry_at, rx.recv()).await {
-                    Ok(job) => job,
-                    Err(_) => {
-                        self.reconnect().await;
-                        continue;
+            {
+                let mut rx = rx.lock().await;
+                let first = if self.conn.is_some() {
+                    rx.recv().await
+                } else {
+                    // Disconnected: try again on schedule even when nothing is waiting, so
+                    // readiness comes back with the database.
+                    match tokio::time::timeout_at(self.retry_at, rx.recv()).await {
+                        Ok(job) => job,
+                        Err(_) => {
+                            drop(rx);
+                            self.reconnect().await;
+                            continue;
+                        }
                     }
-                }
-            };
-            let Some(first) = first else { break };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+                };
+                let Some(first) = first else { break };
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
                 }
             }
             if self.conn.is_none() && Instant::now() >= self.retry_at {
@@ -373,27 +389,29 @@ enum Outcome {
     Partial(Vec<Result<Changed, StoreError>>),
 }
 
+/// How many times a transaction PostgreSQL aborted because of concurrent ones (a deadlock
+/// victim, a serialization failure) is applied again before its error is the answer.
+const CONFLICT_RETRIES: u32 = 8;
+
 /// Applies the batch in one transaction. When a unit fails, the transaction is rolled back
 /// and every unit is applied again in a transaction of its own, so one bad unit costs its
-/// batch a retry, never its writes. Losing the connection ends the batch.
+/// batch a retry, never its writes. A transaction aborted by a conflict with another
+/// writer (several hosts, or several connections of one on PostgreSQL) is applied again as
+/// it was. Losing the connection ends the batch.
 async fn apply(conn: &mut AnyConnection, batch: &[Job]) -> Outcome {
-    let failed = match apply_together(conn, batch).await {
+    let failed = match apply_retrying(conn, batch).await {
         Ok(results) => return Outcome::Done(results.into_iter().map(Ok).collect()),
         Err(Failure::Lost(lost)) => return Outcome::Lost(lost),
         Err(Failure::Unit(e)) => e,
     };
-    let _ = conn.execute("ROLLBACK").await;
     if batch.len() == 1 {
         return Outcome::Done(vec![Err(failed)]);
     }
     let mut results = Vec::with_capacity(batch.len());
     for (i, job) in batch.iter().enumerate() {
-        match apply_together(conn, std::slice::from_ref(job)).await {
+        match apply_retrying(conn, std::slice::from_ref(job)).await {
             Ok(mut r) => results.push(Ok(r.remove(0))),
-            Err(Failure::Unit(e)) => {
-                results.push(Err(e));
-                let _ = conn.execute("ROLLBACK").await;
-            }
+            Err(Failure::Unit(e)) => results.push(Err(e)),
             Err(Failure::Lost(lost)) if i == 0 => return Outcome::Lost(lost),
             Err(Failure::Lost(Lost::BeforeCommit(e) | Lost::Committing(e))) => {
                 let why = e.to_string();
@@ -403,6 +421,28 @@ async fn apply(conn: &mut AnyConnection, batch: &[Job]) -> Outcome {
         }
     }
     Outcome::Done(results)
+}
+
+/// [`apply_together`], rolled back after a unit's failure, and applied again (after a short
+/// pause, longer each time) while PostgreSQL aborts it because of a concurrent transaction.
+async fn apply_retrying(conn: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Changed>, Failure> {
+    let mut attempt = 0;
+    loop {
+        match apply_together(conn, batch).await {
+            Err(Failure::Unit(e)) => {
+                let _ = conn.execute("ROLLBACK").await;
+                if !e.is_conflict() || attempt == CONFLICT_RETRIES {
+                    return Err(Failure::Unit(e));
+                }
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, units = batch.len(), "transaction aborted by a concurrent one; applying it again");
+                // Spread the retries so two victims do not meet again at once.
+                let jitter = rand::random::<u64>() % 10;
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5 + jitter)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Every unit of `batch` in one transaction, committed; the first error stops it (the
@@ -439,4 +479,110 @@ async fn run_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, sqlx
         changed.push(done.rows_affected());
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server the PostgreSQL tests use, or `None` (said loudly) when none is configured.
+    fn postgres() -> Option<String> {
+        match std::env::var("PAYHOST_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                eprintln!(
+                    "SKIPPED: PAYHOST_TEST_POSTGRES is not set; this PostgreSQL test did not run"
+                );
+                None
+            }
+        }
+    }
+
+    async fn deadlocks(conn: &mut AnyConnection) -> i64 {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+    }
+
+    /// Two units taking the same two rows in opposite orders on two writer connections:
+    /// PostgreSQL aborts one as a deadlock's victim, and the writer applies it again
+    /// instead of answering with the error. Both are applied, once each.
+    #[tokio::test]
+    async fn a_deadlock_victim_is_applied_again() {
+        let Some(url) = postgres() else { return };
+        sqlx::any::install_default_drivers();
+        let mut admin = AnyConnection::connect(&url).await.unwrap();
+        let table = format!(
+            "writer_deadlock_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        admin
+            .execute(
+                format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").as_str(),
+            )
+            .await
+            .unwrap();
+        admin
+            .execute(format!("INSERT INTO {table} VALUES (1, 0), (2, 0)").as_str())
+            .await
+            .unwrap();
+        let before = deadlocks(&mut admin).await;
+
+        let connect_to = url.clone();
+        let writer = Writer::start(2, move || {
+            let url = connect_to.clone();
+            async move { Ok(AnyConnection::connect(&url).await?) }
+        })
+        .await
+        .unwrap();
+        // The statements are 'static; a test's table name is leaked once.
+        let bump: &'static str =
+            Box::leak(format!("UPDATE {table} SET v = v + 1 WHERE id = $1").into_boxed_str());
+        let crossing = |first: i64, second: i64| {
+            let mut unit = Unit::new();
+            unit.push(bump, vec![first.into()]);
+            unit.push("SELECT 1 FROM pg_sleep(0.5)", vec![]);
+            unit.push(bump, vec![second.into()]);
+            unit
+        };
+        let one = tokio::spawn({
+            let writer = writer.clone();
+            let unit = crossing(1, 2);
+            async move { writer.commit(unit).await }
+        });
+        // The first unit holds row 1 and sleeps on one connection when the second, on the
+        // other connection, takes row 2 and then waits for row 1.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let two = writer.commit(crossing(2, 1)).await;
+        let one = one.await.unwrap();
+        assert_eq!(one.unwrap(), vec![1, 1, 1]);
+        assert_eq!(two.unwrap(), vec![1, 1, 1]);
+
+        let values: Vec<i64> = sqlx::query_scalar(&format!("SELECT v FROM {table} ORDER BY id"))
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(values, vec![2, 2], "each unit applied exactly once");
+        // The deadlock did happen (statistics reach the view within a second or so).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut fresh = AnyConnection::connect(&url).await.unwrap();
+            if deadlocks(&mut fresh).await > before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL reported no deadlock: the test did not provoke one"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        admin
+            .execute(format!("DROP TABLE {table}").as_str())
+            .await
+            .unwrap();
+    }
 }
