@@ -14,9 +14,20 @@ use payhost_plugin_api::DomainEventReport;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Everything the HTTP layer and the CLI share.
+/// Everything the HTTP layer and the CLI share: one allocation, so the copy every request
+/// and middleware layer takes is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub config: Arc<Loaded>,
     pub registry: Arc<Registry>,
     pub clock: Arc<dyn Clock>,
@@ -126,7 +137,7 @@ impl AppState {
             mail_dir: config.mail_dir.clone(),
         }
         .spawn();
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             keyring: Arc::new(crate::http::auth::Keyring::new(&config.config)),
             leases,
             config,
@@ -137,7 +148,7 @@ impl AppState {
             idempotency: Arc::new(Inflight::default()),
             webhooks,
             history,
-        })
+        })))
     }
 
     pub async fn start_with_system_clock(config: Loaded) -> Result<Self, StoreError> {

@@ -2,8 +2,7 @@
 //! methods.
 
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, RowExt, Store, StoreError, Unit};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 const COLS: &str = "id, tenant, user_id, provider, provider_id, host_kept, email, name, \
     default_payment_method, metadata, created_at, updated_at, deleted_at";
@@ -33,7 +32,7 @@ pub struct CustomerRow {
 }
 
 impl CustomerRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
             tenant: r.text("tenant")?,
@@ -68,7 +67,7 @@ pub struct PaymentMethodRow {
 }
 
 impl PaymentMethodRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
             customer_id: r.text("customer_id")?,

@@ -2,8 +2,7 @@
 //! handler work a new event owes, written in the unit that records the event.
 
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, RowExt, Store, StoreError, Unit};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 const COLS: &str =
     "seq, id, type, tenant, provider, object_id, provider_object_id, data, created_at";
@@ -25,7 +24,7 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    pub(super) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(super) fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             seq: r.int("seq")?,
             id: r.text("id")?,

@@ -1,8 +1,7 @@
 //! The webhook inbox: every verified delivery, once per (provider, event id), committed
 //! before the provider gets its 2xx; processed asynchronously, retried with backoff.
 
-use super::{Arg, RowExt, Store, StoreError, Unit};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 const COLS: &str = "id, provider, event_id, event_type, payload, created, received_at, status, \
     attempts, next_attempt_at, last_error, processed_at, claimed_by";
@@ -30,7 +29,7 @@ pub struct InboxRow {
 }
 
 impl InboxRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
             provider: r.text("provider")?,
@@ -129,13 +128,14 @@ impl Store {
 
     /// Stored webhooks not processed yet (on the status index).
     pub async fn inbox_pending(&self) -> Result<i64, StoreError> {
-        let row = self
-            .one(
+        // A count over the backlog: through the pool, not on the caller's thread.
+        let rows = self
+            .all(
                 "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM webhook_inbox WHERE status = 'pending'",
                 vec![],
             )
             .await?;
-        row.map_or(Ok(0), |r| r.int("n"))
+        rows.first().map_or(Ok(0), |r| r.int("n"))
     }
 
     /// The row `id`.

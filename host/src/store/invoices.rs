@@ -1,8 +1,7 @@
 //! Invoices, as synced from the provider.
 
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, RowExt, Store, StoreError, Unit};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 const COLS: &str = "i.id, i.customer_id, i.provider, i.provider_id, i.amount_due, i.amount_paid, \
     i.currency, i.status, i.pdf_url, i.created_at, i.updated_at, i.tenant, i.subscription_id, \
@@ -38,7 +37,7 @@ pub struct InvoiceRow {
 }
 
 impl InvoiceRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
             tenant: r.text("tenant")?,

@@ -1,6 +1,8 @@
 //! The database: SQLite (embedded default, WAL, every commit fsync'd) or PostgreSQL, through
 //! sqlx's `Any` driver so one set of queries serves both (`$N` placeholders work on both).
-//! Reads go through a pool; every write goes through the group-commit [`Writer`].
+//! Reads go through a pool; every write goes through the group-commit [`Writer`]. On
+//! SQLite, the writer and reads of one row by key use payhost's own connections on the
+//! calling thread (`lite`), without a hop to sqlx's worker thread.
 //! Migrations are per backend and applied at start.
 
 pub mod customers;
@@ -10,6 +12,7 @@ mod ids;
 pub mod inbox;
 pub mod invoices;
 mod leases;
+mod lite;
 pub mod outbox;
 mod page;
 pub mod payments;
@@ -30,10 +33,10 @@ pub use payments::{PaymentQuery, PaymentRow};
 pub use refunds::{RefundQuery, RefundRow};
 pub use subscriptions::{SubscriptionQuery, SubscriptionRow};
 use writer::Arg;
-pub use writer::{Changed, Unit, Writer};
+pub use writer::{Changed, Unit, WriteConn, Writer};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row as _};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -50,6 +53,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database: {0}")]
     Batch(String),
+    /// A statement SQLite refused (on the writer's own connection).
+    #[error("database: {0}")]
+    Statement(String),
     #[error("database_url: {0}")]
     Url(String),
     #[error("migration {version}: {error}")]
@@ -67,6 +73,21 @@ impl From<sqlx::Error> for StoreError {
             StoreError::Unavailable(e.to_string())
         } else {
             StoreError::Database(e)
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN: as for sqlx's errors (is_outage).
+        let outage = matches!(
+            &e,
+            rusqlite::Error::SqliteFailure(f, _) if matches!(f.extended_code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
+        );
+        if outage {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Statement(e.to_string())
         }
     }
 }
@@ -237,6 +258,8 @@ pub struct Store {
     backend: Backend,
     pool: AnyPool,
     writer: Writer,
+    /// SQLite's connections for reads of one row, on the caller's thread.
+    readers: Option<Arc<lite::Readers>>,
     /// The migrations this open applied.
     migrated: Arc<Vec<i64>>,
 }
@@ -262,7 +285,7 @@ impl Store {
                 "expected sqlite://<file> or postgres://<host>/<database>".into(),
             ));
         };
-        let url = match backend {
+        let (url, sqlite_file) = match backend {
             Backend::Sqlite => {
                 let file = url
                     .trim_start_matches("sqlite://")
@@ -278,9 +301,9 @@ impl Store {
                         path = dir.join(name);
                     }
                 }
-                format!("sqlite://{}?mode=rwc", path.display())
+                (format!("sqlite://{}?mode=rwc", path.display()), Some(path))
             }
-            Backend::Postgres => url.to_owned(),
+            Backend::Postgres => (url.to_owned(), None),
         };
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Url(e.to_string()))?
@@ -289,6 +312,10 @@ impl Store {
         prepare(backend, &mut setup).await?;
         let migrated = migrate(backend, &mut setup).await?;
         setup.close().await?;
+        let readers = sqlite_file
+            .clone()
+            .map(|file| Arc::new(lite::Readers::new(file, SQLITE_PRAGMAS)));
+
         let writer_options = options.clone();
         // PostgreSQL runs transactions side by side: several writer connections, so one
         // host's writes are not one round trip after another.
@@ -298,12 +325,17 @@ impl Store {
         };
         let writer = Writer::start(writers, move || {
             let options = writer_options.clone();
+            let sqlite_file = sqlite_file.clone();
             async move {
+                if let Some(file) = sqlite_file {
+                    return WriteConn::sqlite(&file, SQLITE_PRAGMAS)
+                        .map_err(|e| StoreError::Unavailable(e.to_string()));
+                }
                 let mut conn = AnyConnection::connect_with(&options)
                     .await
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 prepare(backend, &mut conn).await?;
-                Ok(conn)
+                Ok(WriteConn::Any(conn))
             }
         })
         .await?;
@@ -328,6 +360,7 @@ impl Store {
             backend,
             pool,
             writer,
+            readers,
             migrated: Arc::new(migrated),
         })
     }
@@ -342,12 +375,12 @@ impl Store {
     /// # Errors
     /// A database failure.
     pub async fn migrations(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let rows = self
-            .all(
-                "SELECT version, description, checksum FROM _sqlx_migrations ORDER BY version",
-                vec![],
-            )
-            .await?;
+        let mut conn = self.connection().await?;
+        let rows = sqlx::query(
+            "SELECT version, description, checksum FROM _sqlx_migrations ORDER BY version",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
         rows.iter()
             .map(|r| {
                 let checksum: Vec<u8> = r.try_get("checksum")?;
@@ -372,18 +405,28 @@ impl Store {
         self.writer.commit(unit).await
     }
 
-    /// One row or none. Private to the store: SQL lives here and nowhere else.
-    async fn one(&self, sql: &str, args: Vec<Arg>) -> Result<Option<AnyRow>, StoreError> {
+    /// One row or none. Private to the store: SQL lives here and nowhere else. For a row
+    /// found by key: on SQLite it is read on the calling thread (see `lite`).
+    async fn one(&self, sql: &str, args: Vec<Arg>) -> Result<Option<Row>, StoreError> {
+        if let Some(readers) = &self.readers {
+            return Ok(readers.one(sql, &args)?.map(Row::Lite));
+        }
         let mut conn = self.connection().await?;
         Ok(bind(sqlx::query(sql), args)
             .fetch_optional(&mut *conn)
-            .await?)
+            .await?
+            .map(Row::Any))
     }
 
-    /// Every row.
-    async fn all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<AnyRow>, StoreError> {
+    /// Every row (through sqlx's pool on either backend: a scan never holds the caller).
+    async fn all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
         let mut conn = self.connection().await?;
-        Ok(bind(sqlx::query(sql), args).fetch_all(&mut *conn).await?)
+        Ok(bind(sqlx::query(sql), args)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(Row::Any)
+            .collect())
     }
 
     /// A reading connection; failing to get one (the pool checks each before handing it
@@ -397,11 +440,11 @@ impl Store {
 
     /// The single text value of a query (a repository's helper).
     async fn text(&self, sql: &str, args: Vec<Arg>) -> Result<Option<String>, StoreError> {
-        self.one(sql, args)
-            .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()
-            .map_err(StoreError::from)
+        match self.one(sql, args).await? {
+            Some(Row::Any(r)) => Ok(Some(r.try_get::<String, _>(0)?)),
+            Some(Row::Lite(r)) => r.first_text(),
+            None => Ok(None),
+        }
     }
 
     /// Whether the database answers reads and the writer holds a connection (for /readyz).
@@ -593,6 +636,43 @@ pub trait RowExt {
     fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, col: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+}
+
+/// A row read from either backend.
+pub enum Row {
+    Any(AnyRow),
+    Lite(lite::LiteRow),
+}
+
+impl RowExt for Row {
+    fn text(&self, col: &str) -> Result<String, StoreError> {
+        match self {
+            Row::Any(r) => r.text(col),
+            Row::Lite(r) => r
+                .opt_text(col)?
+                .ok_or_else(|| StoreError::Statement(format!("column '{col}' is NULL"))),
+        }
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Row::Any(r) => r.opt_text(col),
+            Row::Lite(r) => r.opt_text(col),
+        }
+    }
+    fn int(&self, col: &str) -> Result<i64, StoreError> {
+        match self {
+            Row::Any(r) => r.int(col),
+            Row::Lite(r) => r
+                .opt_int(col)?
+                .ok_or_else(|| StoreError::Statement(format!("column '{col}' is NULL"))),
+        }
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+        match self {
+            Row::Any(r) => r.opt_int(col),
+            Row::Lite(r) => r.opt_int(col),
+        }
+    }
 }
 
 impl RowExt for AnyRow {

@@ -2,8 +2,7 @@
 //! and the dunning schedule, with the queue figures `/metrics` shows.
 
 use super::events::EventRow;
-use super::{Arg, RowExt, Store, StoreError, Unit};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 /// A queue of the outbox with a worker of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,7 +73,7 @@ pub struct QueueStats {
 }
 
 impl OutboxRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
             event_id: r.text("event_id")?,
@@ -256,7 +255,8 @@ impl Store {
              CAST(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
              MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest FROM outbox"
         };
-        Ok(match self.one(sql, vec![]).await? {
+        // A scan of the whole queue: through the pool, not on the caller's thread.
+        Ok(match self.all(sql, vec![]).await?.first() {
             Some(r) => QueueStats {
                 pending: r.opt_int("pending")?.unwrap_or(0),
                 failed: r.opt_int("failed")?.unwrap_or(0),

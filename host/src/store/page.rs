@@ -4,8 +4,7 @@
 //! order on an indexed key — `(created_at, id)` newest first for records, `seq` oldest
 //! first for the event log — so a page costs an index range scan, whatever the table's size.
 
-use super::{Arg, RowExt, Store, StoreError};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError};
 
 /// A page request.
 #[derive(Debug, Clone, Default)]
@@ -83,7 +82,7 @@ impl Store {
         filters: Filters,
         order: Order,
         page: &Page,
-    ) -> Result<Listed<AnyRow>, StoreError> {
+    ) -> Result<Listed<Row>, StoreError> {
         let Filters {
             mut clauses,
             mut args,

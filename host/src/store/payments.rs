@@ -1,8 +1,7 @@
 //! One-time payments.
 
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, RowExt, Store, StoreError, Unit};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 const COLS: &str = "id, tenant, customer_id, provider, provider_id, amount, currency, \
     amount_received, amount_refunded, status, capture_method, next_action, payment_method, \
@@ -37,7 +36,7 @@ pub struct PaymentRow {
 }
 
 impl PaymentRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
             tenant: r.text("tenant")?,

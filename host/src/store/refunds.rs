@@ -1,8 +1,7 @@
 //! Refunds, and what they do to their payment's `amount_refunded`.
 
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, RowExt, Store, StoreError, Unit};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 const COLS: &str = "r.id, r.payment_id, r.provider, r.provider_id, r.amount, r.currency, \
     r.status, r.reason, r.metadata, r.created_at, p.tenant";
@@ -26,7 +25,7 @@ pub struct RefundRow {
 }
 
 impl RefundRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
             payment_id: r.text("payment_id")?,

@@ -1,8 +1,7 @@
 //! Subscriptions.
 
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, RowExt, Store, StoreError, Unit};
-use sqlx::any::AnyRow;
+use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 const COLS: &str = "id, tenant, customer_id, provider, provider_id, price_id, status, \
     cancel_at_period_end, current_period_start, current_period_end, trial_end, canceled_at, \
@@ -32,7 +31,7 @@ pub struct SubscriptionRow {
 }
 
 impl SubscriptionRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
             tenant: r.text("tenant")?,

@@ -147,7 +147,7 @@ impl Writer {
     pub async fn start<F, Fut>(connections: usize, connect: F) -> Result<Self, StoreError>
     where
         F: Fn() -> Fut + Clone + Send + 'static,
-        Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
+        Fut: std::future::Future<Output = Result<WriteConn, StoreError>>,
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -229,7 +229,7 @@ impl Writer {
 /// at once rather than queued.
 struct Run<F> {
     connect: F,
-    conn: Option<AnyConnection>,
+    conn: Option<WriteConn>,
     connected: Arc<AtomicBool>,
     backoff: Duration,
     retry_at: Instant,
@@ -238,7 +238,7 @@ struct Run<F> {
 impl<F, Fut> Run<F>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<AnyConnection, StoreError>>,
+    Fut: std::future::Future<Output = Result<WriteConn, StoreError>>,
 {
     /// Takes the units waiting, in turns with the other connections' loops: whichever
     /// holds the queue waits for the next unit and takes every one waiting with it.
@@ -279,7 +279,7 @@ where
             }
         }
         if let Some(conn) = self.conn.take() {
-            let _ = conn.close().await;
+            conn.close().await;
         }
     }
 
@@ -366,14 +366,11 @@ enum Failure {
 }
 
 impl Failure {
-    fn at(committing: bool) -> impl Fn(sqlx::Error) -> Failure {
-        move |e| {
-            let e = StoreError::from(e);
-            match (e.is_unavailable(), committing) {
-                (false, _) => Failure::Unit(e),
-                (true, false) => Failure::Lost(Lost::BeforeCommit(e)),
-                (true, true) => Failure::Lost(Lost::Committing(e)),
-            }
+    fn at(committing: bool) -> impl Fn(StoreError) -> Failure {
+        move |e| match (e.is_unavailable(), committing) {
+            (false, _) => Failure::Unit(e),
+            (true, false) => Failure::Lost(Lost::BeforeCommit(e)),
+            (true, true) => Failure::Lost(Lost::Committing(e)),
         }
     }
 }
@@ -398,7 +395,7 @@ const CONFLICT_RETRIES: u32 = 8;
 /// batch a retry, never its writes. A transaction aborted by a conflict with another
 /// writer (several hosts, or several connections of one on PostgreSQL) is applied again as
 /// it was. Losing the connection ends the batch.
-async fn apply(conn: &mut AnyConnection, batch: &[Job]) -> Outcome {
+async fn apply(conn: &mut WriteConn, batch: &[Job]) -> Outcome {
     let failed = match apply_retrying(conn, batch).await {
         Ok(results) => return Outcome::Done(results.into_iter().map(Ok).collect()),
         Err(Failure::Lost(lost)) => return Outcome::Lost(lost),
@@ -425,12 +422,12 @@ async fn apply(conn: &mut AnyConnection, batch: &[Job]) -> Outcome {
 
 /// [`apply_together`], rolled back after a unit's failure, and applied again (after a short
 /// pause, longer each time) while PostgreSQL aborts it because of a concurrent transaction.
-async fn apply_retrying(conn: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Changed>, Failure> {
+async fn apply_retrying(conn: &mut WriteConn, batch: &[Job]) -> Result<Vec<Changed>, Failure> {
     let mut attempt = 0;
     loop {
         match apply_together(conn, batch).await {
             Err(Failure::Unit(e)) => {
-                let _ = conn.execute("ROLLBACK").await;
+                let _ = conn.plain("ROLLBACK").await;
                 if !e.is_conflict() || attempt == CONFLICT_RETRIES {
                     return Err(Failure::Unit(e));
                 }
@@ -447,21 +444,67 @@ async fn apply_retrying(conn: &mut AnyConnection, batch: &[Job]) -> Result<Vec<C
 
 /// Every unit of `batch` in one transaction, committed; the first error stops it (the
 /// caller rolls back).
-async fn apply_together(conn: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Changed>, Failure> {
-    conn.execute("BEGIN").await.map_err(Failure::at(false))?;
+async fn apply_together(conn: &mut WriteConn, batch: &[Job]) -> Result<Vec<Changed>, Failure> {
+    conn.plain("BEGIN").await.map_err(Failure::at(false))?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        results.push(
-            run_unit(conn, &job.unit)
-                .await
-                .map_err(Failure::at(false))?,
-        );
+        results.push(conn.run_unit(&job.unit).await.map_err(Failure::at(false))?);
     }
-    conn.execute("COMMIT").await.map_err(Failure::at(true))?;
+    conn.plain("COMMIT").await.map_err(Failure::at(true))?;
     Ok(results)
 }
 
-async fn run_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, sqlx::Error> {
+/// A writer's connection. PostgreSQL's is sqlx's; SQLite's is its own (rusqlite over the
+/// same SQLite library), used on the writer's thread directly: a SQLite statement is a
+/// function call, and going through sqlx's worker thread made each one two thread switches
+/// on the writer's path, the path every write of the host waits on.
+pub enum WriteConn {
+    Any(AnyConnection),
+    Sqlite(Box<rusqlite::Connection>),
+}
+
+impl WriteConn {
+    /// Opens SQLite's writer connection on `file` with `pragmas`.
+    ///
+    /// # Errors
+    /// The file cannot be opened, or a pragma fails.
+    pub fn sqlite(file: &std::path::Path, pragmas: &[&str]) -> Result<Self, StoreError> {
+        Ok(WriteConn::Sqlite(Box::new(super::lite::open(
+            file, pragmas,
+        )?)))
+    }
+
+    /// A statement without arguments or rows (BEGIN, COMMIT, ROLLBACK).
+    async fn plain(&mut self, sql: &str) -> Result<(), StoreError> {
+        match self {
+            WriteConn::Any(conn) => {
+                conn.execute(sql).await?;
+            }
+            WriteConn::Sqlite(conn) => conn.execute_batch(sql)?,
+        }
+        Ok(())
+    }
+
+    async fn run_unit(&mut self, unit: &Unit) -> Result<Changed, StoreError> {
+        match self {
+            WriteConn::Any(conn) => Ok(run_unit_any(conn, unit).await?),
+            WriteConn::Sqlite(conn) => run_unit_sqlite(conn, unit),
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            WriteConn::Any(conn) => {
+                let _ = conn.close().await;
+            }
+            WriteConn::Sqlite(conn) => {
+                let _ = conn.close();
+            }
+        }
+    }
+}
+
+async fn run_unit_any(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, sqlx::Error> {
     let mut changed = Vec::with_capacity(unit.stmts.len());
     for stmt in &unit.stmts {
         if stmt.when == When::PreviousChanged && changed.last().copied().unwrap_or(0) == 0 {
@@ -477,6 +520,32 @@ async fn run_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<Changed, sqlx
         }
         let done = q.execute(&mut *conn).await?;
         changed.push(done.rows_affected());
+    }
+    Ok(changed)
+}
+
+/// A unit's statements on SQLite's own connection.
+fn run_unit_sqlite(conn: &rusqlite::Connection, unit: &Unit) -> Result<Changed, StoreError> {
+    let mut changed = Vec::with_capacity(unit.stmts.len());
+    for stmt in &unit.stmts {
+        if stmt.when == When::PreviousChanged && changed.last().copied().unwrap_or(0) == 0 {
+            changed.push(0);
+            continue;
+        }
+        let mut prepared = conn.prepare_cached(stmt.sql)?;
+        super::lite::bind(&mut prepared, stmt.sql, &stmt.args)?;
+        let rows = if prepared.column_count() == 0 {
+            prepared.raw_execute()?
+        } else {
+            // A statement answering with rows: stepped through, its rows counted.
+            let mut rows = prepared.raw_query();
+            let mut n = 0;
+            while rows.next()?.is_some() {
+                n += 1;
+            }
+            n
+        };
+        changed.push(rows as u64);
     }
     Ok(changed)
 }
@@ -535,7 +604,7 @@ mod tests {
         let connect_to = url.clone();
         let writer = Writer::start(2, move || {
             let url = connect_to.clone();
-            async move { Ok(AnyConnection::connect(&url).await?) }
+            async move { Ok(WriteConn::Any(AnyConnection::connect(&url).await?)) }
         })
         .await
         .unwrap();
