@@ -242,8 +242,12 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Writer connections per host on PostgreSQL.
-const POSTGRES_WRITERS: usize = 4;
+/// Writer connections per host on PostgreSQL. One: four were measured side by side with one
+/// (BENCHMARKS.md, 2026-12-06) and halved webhook processing (~540/s against ~1,100/s, the
+/// round's units contending for the same rows from four transactions) without a payments
+/// gain beyond noise. The writer takes `connections` and retries deadlock victims, which
+/// several hosts on one database need anyway.
+const POSTGRES_WRITERS: usize = 1;
 
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
 const SQLITE_PRAGMAS: &[&str] = &[
@@ -317,8 +321,6 @@ impl Store {
             .map(|file| Arc::new(lite::Readers::new(file, SQLITE_PRAGMAS)));
 
         let writer_options = options.clone();
-        // PostgreSQL runs transactions side by side: several writer connections, so one
-        // host's writes are not one round trip after another.
         let writers = match backend {
             Backend::Sqlite => 1,
             Backend::Postgres => POSTGRES_WRITERS,
