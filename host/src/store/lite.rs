@@ -157,3 +157,69 @@ fn read_one(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(LiteRow { names, values }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(dir: &Path) -> PathBuf {
+        let file = dir.join("lite.db");
+        let conn = open(&file, &["PRAGMA journal_mode = WAL"]).unwrap();
+        conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, note TEXT)")
+            .unwrap();
+        conn.execute_batch("INSERT INTO t VALUES ('a', 1, NULL), ('b', 2, 'two')")
+            .unwrap();
+        file
+    }
+
+    /// `$N` is bound by its number, whatever the order the parameters appear in and however
+    /// often one is used, as sqlx binds them (the store's SQL is written for both backends).
+    #[test]
+    fn parameters_bind_by_their_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = Readers::new(table(dir.path()), &[]);
+        let row = readers
+            .one(
+                "SELECT id, n, note FROM t WHERE n = $2 AND ($1 IS NULL OR id = $1) AND $2 > 0",
+                &[Arg::Text(Some("b".into())), Arg::Int(Some(2))],
+            )
+            .unwrap()
+            .expect("row b");
+        assert_eq!(row.opt_text("id").unwrap().as_deref(), Some("b"));
+        assert_eq!(row.opt_int("n").unwrap(), Some(2));
+        assert_eq!(row.opt_text("note").unwrap().as_deref(), Some("two"));
+        let row = readers
+            .one(
+                "SELECT id, n, note FROM t WHERE ($2 IS NULL OR id = $2) AND n = $1",
+                &[Arg::Int(Some(1)), Arg::Text(None)],
+            )
+            .unwrap()
+            .expect("row a");
+        assert_eq!(row.opt_text("note").unwrap(), None);
+        assert_eq!(row.first_text().unwrap().as_deref(), Some("a"));
+        assert!(readers
+            .one("SELECT id FROM t WHERE id = $1", &["zz".into()])
+            .unwrap()
+            .is_none());
+    }
+
+    /// A statement naming an argument the caller did not give, or a column the row does not
+    /// have, is an error saying which, never a panic or a wrong value.
+    #[test]
+    fn missing_arguments_and_columns_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = Readers::new(table(dir.path()), &[]);
+        let e = readers
+            .one("SELECT id FROM t WHERE id = $2", &["a".into()])
+            .unwrap_err();
+        assert!(e.to_string().contains("no argument for $2"), "{e}");
+        let row = readers
+            .one("SELECT id FROM t WHERE id = $1", &["a".into()])
+            .unwrap()
+            .unwrap();
+        let e = row.opt_int("nope").unwrap_err();
+        assert!(e.to_string().contains("no column 'nope'"), "{e}");
+        let e = row.opt_int("id").unwrap_err();
+        assert!(e.to_string().contains("not an integer"), "{e}");
+    }
+}
