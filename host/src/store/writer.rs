@@ -1,10 +1,13 @@
 //! Group commit: a task owns the write connection and applies every write unit that is
-//! waiting as one transaction (on PostgreSQL several such tasks, each with its connection,
-//! take the waiting units in turns). A unit is atomic on its own (when one fails, the batch is
-//! rolled back and its units applied one by one, so the others still commit) and is answered
-//! only after the transaction that holds it is durable, so concurrent requests share one
-//! fsync. When the database goes away, the writer says so at once (`Unavailable`) and
-//! connects again with a doubling pause, so writes come back with the database.
+//! waiting as one transaction (several such tasks, each with its connection, can take the
+//! waiting units in turns; the store starts one). A unit is atomic on its own (when one
+//! fails, the batch is rolled back and its units applied one by one, so the others still
+//! commit) and is answered only after the transaction that holds it is durable, so
+//! concurrent requests share one fsync. A transaction PostgreSQL aborts because of a
+//! concurrent one (a deadlock victim, a serialization failure: another host's writer) is
+//! applied again. When the database goes away, the writer says so at once (`Unavailable`)
+//! and connects again with a doubling pause, so writes come back with the database. On
+//! SQLite the connection is payhost's own ([`WriteConn::Sqlite`]).
 
 use super::StoreError;
 use sqlx::AnyConnection;
@@ -136,11 +139,11 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Writer {
-    /// Starts the writer: `connections` threads (one for SQLite, whose writes are serial
-    /// anyway; several for PostgreSQL, whose transactions run side by side), each with its
-    /// own single-threaded runtime and connection, taking the waiting units in turns, so
-    /// the statements of a batch never wait behind HTTP work for a worker. `connect` opens
-    /// a connection there, at start and again whenever one is lost.
+    /// Starts the writer: `connections` threads (the store starts one: SQLite's writes are
+    /// serial anyway, and on PostgreSQL four measured slower than one, see BENCHMARKS.md),
+    /// each with its own single-threaded runtime and connection, taking the waiting units in
+    /// turns, so the statements of a batch never wait behind HTTP work for a worker.
+    /// `connect` opens a connection there, at start and again whenever one is lost.
     ///
     /// # Errors
     /// A first connection could not be opened.
