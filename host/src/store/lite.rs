@@ -95,7 +95,7 @@ impl LiteRow {
 
     pub(super) fn first_text(&self) -> Result<Option<String>, StoreError> {
         match self.names.first() {
-            Some(name) => self.opt_text(&name.clone()),
+            Some(name) => self.opt_text(name),
             None => Ok(None),
         }
     }

@@ -242,13 +242,6 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Writer connections per host on PostgreSQL. One: four were measured side by side with one
-/// (BENCHMARKS.md, 2026-12-06) and halved webhook processing (~540/s against ~1,100/s, the
-/// round's units contending for the same rows from four transactions) without a payments
-/// gain beyond noise. The writer takes `connections` and retries deadlock victims, which
-/// several hosts on one database need anyway.
-const POSTGRES_WRITERS: usize = 1;
-
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
@@ -319,13 +312,8 @@ impl Store {
         let readers = sqlite_file
             .clone()
             .map(|file| Arc::new(lite::Readers::new(file, SQLITE_PRAGMAS)));
-
         let writer_options = options.clone();
-        let writers = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => POSTGRES_WRITERS,
-        };
-        let writer = Writer::start(writers, move || {
+        let writer = Writer::start(move || {
             let options = writer_options.clone();
             let sqlite_file = sqlite_file.clone();
             async move {

@@ -1,6 +1,5 @@
-//! Group commit: a task owns the write connection and applies every write unit that is
-//! waiting as one transaction (several such tasks, each with its connection, can take the
-//! waiting units in turns; the store starts one). A unit is atomic on its own (when one
+//! Group commit: one task owns the write connection and applies every write unit that is
+//! waiting as one transaction. A unit is atomic on its own (when one
 //! fails, the batch is rolled back and its units applied one by one, so the others still
 //! commit) and is answered only after the transaction that holds it is durable, so
 //! concurrent requests share one fsync. A transaction PostgreSQL aborts because of a
@@ -139,65 +138,57 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Writer {
-    /// Starts the writer: `connections` threads (the store starts one: SQLite's writes are
-    /// serial anyway, and on PostgreSQL four measured slower than one, see BENCHMARKS.md),
-    /// each with its own single-threaded runtime and connection, taking the waiting units in
-    /// turns, so the statements of a batch never wait behind HTTP work for a worker.
-    /// `connect` opens a connection there, at start and again whenever one is lost.
+    /// Starts the writer on a thread of its own with its own single-threaded runtime, so
+    /// the statements of a batch never wait behind HTTP work for a worker; `connect` opens
+    /// its connection there, at start and again whenever the connection is lost. (Four
+    /// writer connections on PostgreSQL were measured slower than one: BENCHMARKS.md.)
     ///
     /// # Errors
-    /// A first connection could not be opened.
-    pub async fn start<F, Fut>(connections: usize, connect: F) -> Result<Self, StoreError>
+    /// The first connection could not be opened.
+    pub async fn start<F, Fut>(connect: F) -> Result<Self, StoreError>
     where
-        F: Fn() -> Fut + Clone + Send + 'static,
+        F: Fn() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<WriteConn, StoreError>>,
     {
         let (tx, rx) = mpsc::unbounded_channel();
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let (ready_tx, ready) = oneshot::channel();
         let connected = Arc::new(AtomicBool::new(true));
-        let mut readies = Vec::new();
-        for n in 0..connections.max(1) {
-            let (ready_tx, ready) = oneshot::channel();
-            readies.push(ready);
-            let (flag, rx, connect) = (connected.clone(), rx.clone(), connect.clone());
-            std::thread::Builder::new()
-                .name(format!("payhost-db-writer-{n}"))
-                .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(r) => r,
+        let flag = connected.clone();
+        std::thread::Builder::new()
+            .name("payhost-db-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::Batch(e.to_string())));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match connect().await {
+                        Ok(conn) => {
+                            let _ = ready_tx.send(Ok(()));
+                            Run {
+                                connect,
+                                conn: Some(conn),
+                                connected: flag,
+                                backoff: MIN_BACKOFF,
+                                retry_at: Instant::now(),
+                            }
+                            .serve(rx)
+                            .await;
+                        }
                         Err(e) => {
-                            let _ = ready_tx.send(Err(StoreError::Batch(e.to_string())));
-                            return;
+                            let _ = ready_tx.send(Err(e));
                         }
-                    };
-                    runtime.block_on(async move {
-                        match connect().await {
-                            Ok(conn) => {
-                                let _ = ready_tx.send(Ok(()));
-                                Run {
-                                    connect,
-                                    conn: Some(conn),
-                                    connected: flag,
-                                    backoff: MIN_BACKOFF,
-                                    retry_at: Instant::now(),
-                                }
-                                .serve(rx)
-                                .await;
-                            }
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e));
-                            }
-                        }
-                    });
-                })
-                .map_err(|e| StoreError::Batch(e.to_string()))?;
-        }
-        for ready in readies {
-            ready.await.map_err(|_| StoreError::Closed)??;
-        }
+                    }
+                });
+            })
+            .map_err(|e| StoreError::Batch(e.to_string()))?;
+        ready.await.map_err(|_| StoreError::Closed)??;
         Ok(Self { tx, connected })
     }
 
@@ -243,34 +234,28 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<WriteConn, StoreError>>,
 {
-    /// Takes the units waiting, in turns with the other connections' loops: whichever
-    /// holds the queue waits for the next unit and takes every one waiting with it.
-    async fn serve(mut self, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    async fn serve(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            {
-                let mut rx = rx.lock().await;
-                let first = if self.conn.is_some() {
-                    rx.recv().await
-                } else {
-                    // Disconnected: try again on schedule even when nothing is waiting, so
-                    // readiness comes back with the database.
-                    match tokio::time::timeout_at(self.retry_at, rx.recv()).await {
-                        Ok(job) => job,
-                        Err(_) => {
-                            drop(rx);
-                            self.reconnect().await;
-                            continue;
-                        }
+            let first = if self.conn.is_some() {
+                rx.recv().await
+            } else {
+                // Disconnected: try again on schedule even when nothing is waiting, so
+                // readiness comes back with the database.
+                match tokio::time::timeout_at(self.retry_at, rx.recv()).await {
+                    Ok(job) => job,
+                    Err(_) => {
+                        self.reconnect().await;
+                        continue;
                     }
-                };
-                let Some(first) = first else { break };
-                batch.push(first);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
+                }
+            };
+            let Some(first) = first else { break };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
             }
             if self.conn.is_none() && Instant::now() >= self.retry_at {
@@ -396,8 +381,7 @@ const CONFLICT_RETRIES: u32 = 8;
 /// Applies the batch in one transaction. When a unit fails, the transaction is rolled back
 /// and every unit is applied again in a transaction of its own, so one bad unit costs its
 /// batch a retry, never its writes. A transaction aborted by a conflict with another
-/// writer (several hosts, or several connections of one on PostgreSQL) is applied again as
-/// it was. Losing the connection ends the batch.
+/// host's writer is applied again as it was. Losing the connection ends the batch.
 async fn apply(conn: &mut WriteConn, batch: &[Job]) -> Outcome {
     let failed = match apply_retrying(conn, batch).await {
         Ok(results) => return Outcome::Done(results.into_iter().map(Ok).collect()),
@@ -579,9 +563,10 @@ mod tests {
         .unwrap()
     }
 
-    /// Two units taking the same two rows in opposite orders on two writer connections:
-    /// PostgreSQL aborts one as a deadlock's victim, and the writer applies it again
-    /// instead of answering with the error. Both are applied, once each.
+    /// The writer and another transaction (another host's writer) take the same two rows
+    /// in opposite orders: PostgreSQL aborts the writer's as the deadlock's victim (the
+    /// other session waits longer before it looks for deadlocks), and the writer applies it
+    /// again instead of answering with the error. Both are applied, once each.
     #[tokio::test]
     async fn a_deadlock_victim_is_applied_again() {
         let Some(url) = postgres() else { return };
@@ -592,20 +577,16 @@ mod tests {
             std::process::id(),
             rand::random::<u32>()
         );
-        admin
-            .execute(
-                format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").as_str(),
-            )
-            .await
-            .unwrap();
-        admin
-            .execute(format!("INSERT INTO {table} VALUES (1, 0), (2, 0)").as_str())
-            .await
-            .unwrap();
+        for sql in [
+            format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)"),
+            format!("INSERT INTO {table} VALUES (1, 0), (2, 0)"),
+        ] {
+            admin.execute(sql.as_str()).await.unwrap();
+        }
         let before = deadlocks(&mut admin).await;
 
         let connect_to = url.clone();
-        let writer = Writer::start(2, move || {
+        let writer = Writer::start(move || {
             let url = connect_to.clone();
             async move { Ok(WriteConn::Any(AnyConnection::connect(&url).await?)) }
         })
@@ -614,31 +595,38 @@ mod tests {
         // The statements are 'static; a test's table name is leaked once.
         let bump: &'static str =
             Box::leak(format!("UPDATE {table} SET v = v + 1 WHERE id = $1").into_boxed_str());
-        let crossing = |first: i64, second: i64| {
-            let mut unit = Unit::new();
-            unit.push(bump, vec![first.into()]);
-            unit.push("SELECT 1 FROM pg_sleep(0.5)", vec![]);
-            unit.push(bump, vec![second.into()]);
-            unit
-        };
-        let one = tokio::spawn({
+
+        // The other host: holds row 1, and looks for deadlocks only after 10 s, so the
+        // writer's session (1 s, the default) is the one PostgreSQL aborts.
+        admin.execute("SET deadlock_timeout = '10s'").await.unwrap();
+        admin.execute("BEGIN").await.unwrap();
+        sqlx::query(bump)
+            .bind(1_i64)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let mut unit = Unit::new();
+        unit.push(bump, vec![2_i64.into()]);
+        unit.push(bump, vec![1_i64.into()]);
+        let writer_side = tokio::spawn({
             let writer = writer.clone();
-            let unit = crossing(1, 2);
             async move { writer.commit(unit).await }
         });
-        // The first unit holds row 1 and sleeps on one connection when the second, on the
-        // other connection, takes row 2 and then waits for row 1.
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let two = writer.commit(crossing(2, 1)).await;
-        let one = one.await.unwrap();
-        assert_eq!(one.unwrap(), vec![1, 1, 1]);
-        assert_eq!(two.unwrap(), vec![1, 1, 1]);
+        // The writer holds row 2 and waits for row 1; now the other host wants row 2.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query(bump)
+            .bind(2_i64)
+            .execute(&mut admin)
+            .await
+            .expect("the other session is not the deadlock's victim");
+        admin.execute("COMMIT").await.unwrap();
+        assert_eq!(writer_side.await.unwrap().unwrap(), vec![1, 1]);
 
         let values: Vec<i64> = sqlx::query_scalar(&format!("SELECT v FROM {table} ORDER BY id"))
             .fetch_all(&mut admin)
             .await
             .unwrap();
-        assert_eq!(values, vec![2, 2], "each unit applied exactly once");
+        assert_eq!(values, vec![2, 2], "each transaction applied exactly once");
         // The deadlock did happen (statistics reach the view within a second or so).
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
