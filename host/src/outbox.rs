@@ -185,7 +185,12 @@ impl Outbox {
             return;
         }
         let me = self.clone();
-        let mut wake = self.service.recorder().outbox_wake.subscribe();
+        let bells = &self.service.recorder().outbox_wake;
+        let mut wake = match lane {
+            Lane::Webhook(_) => bells.webhook.subscribe(),
+            Lane::Email => bells.email.subscribe(),
+            Lane::Dunning => bells.dunning.subscribe(),
+        };
         tokio::spawn(async move {
             let mut outage = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
             let mut unrecorded = Vec::new();

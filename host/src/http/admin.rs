@@ -237,7 +237,7 @@ pub(crate) async fn retry_outbox(s: &AppState, id: &str) -> Result<(), ApiError>
         format!("no pending or failed outbox row '{}'", id.escape_debug())
     })
     .await?;
-    s.service.recorder().outbox_wake.ring();
+    s.service.recorder().outbox_wake.ring_all();
     Ok(())
 }
 

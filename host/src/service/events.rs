@@ -14,6 +14,7 @@ use crate::api::requests::{EventFilters, PageParams};
 use crate::api::views::{EventData, EventView, List};
 use crate::clock::Clock;
 use crate::events::{Dispatcher, DomainEvent, Event};
+use crate::pace::Bell;
 use crate::store::{events, Changed, EventQuery, NewEvent, Store, Unit};
 use payhost_plugin_api::{DomainEventKind, DomainEventReport};
 use std::sync::Arc;
@@ -22,6 +23,67 @@ use std::sync::Arc;
 pub struct Staged {
     stmt: usize,
     event: DomainEvent,
+    /// The outbox lanes its work rows go to (rung once the event is durable).
+    lanes: Lanes,
+}
+
+/// Which kinds of outbox lane have new work.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Lanes {
+    pub email: bool,
+    pub dunning: bool,
+    pub webhook: bool,
+}
+
+impl Lanes {
+    fn add(&mut self, handler: &str) {
+        match handler {
+            "webhook" => self.webhook = true,
+            "dunning" => self.dunning = true,
+            _ => self.email = true,
+        }
+    }
+
+    fn merge(&mut self, other: Lanes) {
+        self.email |= other.email;
+        self.dunning |= other.dunning;
+        self.webhook |= other.webhook;
+    }
+}
+
+/// Rung when new outbox work was committed: one bell per kind of lane, so a lane's worker
+/// wakes for its own work only (every payment owes a receipt email, none a dunning
+/// schedule: the dunning lane's query ran for nothing after each of them).
+#[derive(Debug, Default)]
+pub struct OutboxBells {
+    pub email: Bell,
+    pub dunning: Bell,
+    /// Every application endpoint's lane.
+    pub webhook: Bell,
+}
+
+impl OutboxBells {
+    /// Wakes the lanes of `lanes`.
+    pub fn ring(&self, lanes: Lanes) {
+        for (bell, rung) in [
+            (&self.email, lanes.email),
+            (&self.dunning, lanes.dunning),
+            (&self.webhook, lanes.webhook),
+        ] {
+            if rung {
+                bell.ring();
+            }
+        }
+    }
+
+    /// Wakes every lane (an operator queued a row again).
+    pub fn ring_all(&self) {
+        self.ring(Lanes {
+            email: true,
+            dunning: true,
+            webhook: true,
+        });
+    }
 }
 
 /// The work a new event of `kind` owes: (handler, target).
@@ -61,7 +123,7 @@ pub struct Recorder {
     /// The application's webhook endpoints (names) every event is delivered to.
     endpoints: Vec<String>,
     /// Woken when new outbox work was committed.
-    pub outbox_wake: Arc<crate::pace::Bell>,
+    pub outbox_wake: Arc<OutboxBells>,
 }
 
 /// The state that makes a report a new fact for its (provider, kind, object), for the kinds
@@ -189,7 +251,9 @@ impl Recorder {
             };
             let stmt = events::stage_event(unit, &new, repeatable);
             // Each runs only if the one before it did: all of them only for a new event.
+            let mut lanes = Lanes::default();
             for (handler, target) in handlers(&r.kind, &self.endpoints) {
+                lanes.add(handler);
                 events::stage_work(
                     unit,
                     &new_id("obx"),
@@ -202,23 +266,21 @@ impl Recorder {
             let mut event = DomainEvent::from_report(provider, r);
             event.id = Some(id);
             event.tenant = tenant.map(str::to_owned);
-            staged.push(Staged { stmt, event });
+            staged.push(Staged { stmt, event, lanes });
         }
         staged
     }
 
     /// Dispatches the staged events whose rows were written (the new facts).
     pub fn dispatch_new(&self, staged: Vec<Staged>, changed: &Changed) {
-        let mut any = false;
+        let mut lanes = Lanes::default();
         for s in staged {
             if changed.get(s.stmt).copied().unwrap_or(0) > 0 {
-                any = true;
+                lanes.merge(s.lanes);
                 self.dispatcher.dispatch(Event::Domain(Box::new(s.event)));
             }
         }
-        if any {
-            self.outbox_wake.ring();
-        }
+        self.outbox_wake.ring(lanes);
     }
 
     /// Records reports that arrived outside an operation (emitted from a plugin's own
@@ -326,5 +388,68 @@ impl PaymentService {
         };
         let rows = self.store.events(&q, &page(p)).await?;
         Ok(list(rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lanes(kind: DomainEventKind, endpoints: &[String]) -> Lanes {
+        let mut lanes = Lanes::default();
+        for (handler, _) in handlers(&kind, endpoints) {
+            lanes.add(handler);
+        }
+        lanes
+    }
+
+    #[test]
+    fn an_event_wakes_the_lanes_of_its_work_only() {
+        let (email, dunning, webhook) = (true, true, true);
+        assert_eq!(
+            lanes(DomainEventKind::PaymentSucceeded, &[]),
+            Lanes {
+                email,
+                ..Lanes::default()
+            }
+        );
+        assert_eq!(
+            lanes(DomainEventKind::PaymentFailed, &[]),
+            Lanes {
+                email,
+                dunning,
+                ..Lanes::default()
+            }
+        );
+        assert_eq!(
+            lanes(DomainEventKind::PaymentCreated, &[]),
+            Lanes::default()
+        );
+        assert_eq!(
+            lanes(DomainEventKind::PaymentCreated, &["app".to_owned()]),
+            Lanes {
+                webhook,
+                ..Lanes::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_ring_reaches_the_bells_of_its_lanes_and_no_other() {
+        let bells = OutboxBells::default();
+        let (email, dunning, webhook) = (
+            bells.email.subscribe(),
+            bells.dunning.subscribe(),
+            bells.webhook.subscribe(),
+        );
+        bells.ring(Lanes {
+            email: true,
+            ..Lanes::default()
+        });
+        assert!(email.has_changed().unwrap());
+        assert!(!dunning.has_changed().unwrap());
+        assert!(!webhook.has_changed().unwrap());
+        bells.ring_all();
+        assert!(dunning.has_changed().unwrap() && webhook.has_changed().unwrap());
     }
 }

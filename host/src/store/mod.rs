@@ -242,12 +242,16 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on locks.
+/// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on
+/// locks; and the database file mapped into memory (up to 256 MiB), so a read finds a page
+/// the writer just changed without a system call per page (POST /v1/payments +6%, measured:
+/// BENCHMARKS.md). SQLite keeps writing through the file, not the mapping.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
+    "PRAGMA mmap_size = 268435456",
 ];
 
 #[derive(Clone)]
