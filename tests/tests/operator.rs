@@ -202,3 +202,59 @@ fn migrate_applies_once_and_serve_refuses_an_edited_migration() {
         "{err}"
     );
 }
+
+/// Log lines reach stderr while the host runs, not only when it stops: its log thread
+/// gathers the lines waiting in its queue into one buffer and writes it out as soon as the
+/// queue is empty.
+#[test]
+fn log_lines_reach_stderr_while_the_host_runs() {
+    use std::io::{BufRead, BufReader};
+    let s = Scratch::new(
+        &[(&mock_so(), "mock.so")],
+        "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_log_lines\" }\n",
+    );
+    let mut child = Command::new(payhost_bin())
+        .args(["--config", &s.config().to_string_lossy(), "serve"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = out.next().expect("payhost said where it listens").unwrap();
+        if let Some(a) = line.strip_prefix("payhost listening on http://") {
+            break a.to_owned();
+        }
+    };
+    let (tx, lines) = std::sync::mpsc::channel();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (status, _) = http(&addr, "GET", "/healthz?log-line-probe", None, None);
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let found = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains("route=/healthz") && line.contains("request served") => {
+                break true;
+            }
+            Ok(line) => seen.push(line),
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        found,
+        "no 'request served' line for /healthz within 10 s while the host ran; lines so far:\n{}",
+        seen.join("\n")
+    );
+}
