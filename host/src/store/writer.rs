@@ -542,18 +542,6 @@ mod tests {
     use super::*;
 
     /// The server the PostgreSQL tests use, or `None` (said loudly) when none is configured.
-    fn postgres() -> Option<String> {
-        match std::env::var("PAYHOST_TEST_POSTGRES") {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ => {
-                eprintln!(
-                    "SKIPPED: PAYHOST_TEST_POSTGRES is not set; this PostgreSQL test did not run"
-                );
-                None
-            }
-        }
-    }
-
     async fn deadlocks(conn: &mut AnyConnection) -> i64 {
         sqlx::query_scalar::<_, i64>(
             "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
@@ -569,7 +557,9 @@ mod tests {
     /// again instead of answering with the error. Both are applied, once each.
     #[tokio::test]
     async fn a_deadlock_victim_is_applied_again() {
-        let Some(url) = postgres() else { return };
+        let Some(url) = super::super::test_postgres() else {
+            return;
+        };
         sqlx::any::install_default_drivers();
         let mut admin = AnyConnection::connect(&url).await.unwrap();
         let table = format!(
