@@ -148,8 +148,10 @@ fn one(
     let stored = number("SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox");
     let pending = number(pending_sql);
     let drain = Instant::now();
+    // Asked every 100 ms (precise enough for drains of seconds): the count scans the
+    // pending rows, ~5 ms each on PostgreSQL with 50,000 of them.
     while number(pending_sql) > 0 && drain.elapsed() < Duration::from_secs(300) {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(100));
     }
     let drained = drain.elapsed();
     let offered = rate.map_or_else(
