@@ -36,6 +36,8 @@ pub struct Lanes {
 }
 
 impl Lanes {
+    /// The lane a work row of `handler` is taken by (as `Store::outbox_lane` selects them:
+    /// every handler but `webhook` and `dunning` is an email).
     fn add(&mut self, handler: &str) {
         match handler {
             "webhook" => self.webhook = true,
