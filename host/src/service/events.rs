@@ -36,14 +36,18 @@ pub struct Lanes {
 }
 
 impl Lanes {
-    /// The lane a work row of `handler` is taken by (as `Store::outbox_lane` selects them:
+    /// The lanes that take the work rows `work` (as `Store::outbox_lane` selects them:
     /// every handler but `webhook` and `dunning` is an email).
-    fn add(&mut self, handler: &str) {
-        match handler {
-            "webhook" => self.webhook = true,
-            "dunning" => self.dunning = true,
-            _ => self.email = true,
+    fn of(work: &[(&str, String)]) -> Self {
+        let mut lanes = Lanes::default();
+        for (handler, _) in work {
+            match *handler {
+                "webhook" => lanes.webhook = true,
+                "dunning" => lanes.dunning = true,
+                _ => lanes.email = true,
+            }
         }
+        lanes
     }
 
     fn merge(&mut self, other: Lanes) {
@@ -253,9 +257,9 @@ impl Recorder {
             };
             let stmt = events::stage_event(unit, &new, repeatable);
             // Each runs only if the one before it did: all of them only for a new event.
-            let mut lanes = Lanes::default();
-            for (handler, target) in handlers(&r.kind, &self.endpoints) {
-                lanes.add(handler);
+            let work = handlers(&r.kind, &self.endpoints);
+            let lanes = Lanes::of(&work);
+            for (handler, target) in work {
                 events::stage_work(
                     unit,
                     &new_id("obx"),
@@ -396,62 +400,102 @@ impl PaymentService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SystemClock;
+    use tokio::sync::watch;
 
-    fn lanes(kind: DomainEventKind, endpoints: &[String]) -> Lanes {
-        let mut lanes = Lanes::default();
-        for (handler, _) in handlers(&kind, endpoints) {
-            lanes.add(handler);
-        }
-        lanes
-    }
-
-    #[test]
-    fn an_event_wakes_the_lanes_of_its_work_only() {
-        let (email, dunning, webhook) = (true, true, true);
-        assert_eq!(
-            lanes(DomainEventKind::PaymentSucceeded, &[]),
-            Lanes {
-                email,
-                ..Lanes::default()
-            }
-        );
-        assert_eq!(
-            lanes(DomainEventKind::PaymentFailed, &[]),
-            Lanes {
-                email,
-                dunning,
-                ..Lanes::default()
-            }
-        );
-        assert_eq!(
-            lanes(DomainEventKind::PaymentCreated, &[]),
-            Lanes::default()
-        );
-        assert_eq!(
-            lanes(DomainEventKind::PaymentCreated, &["app".to_owned()]),
-            Lanes {
-                webhook,
-                ..Lanes::default()
-            }
-        );
-    }
-
-    #[test]
-    fn a_ring_reaches_the_bells_of_its_lanes_and_no_other() {
-        let bells = OutboxBells::default();
-        let (email, dunning, webhook) = (
+    fn listen(bells: &OutboxBells) -> [watch::Receiver<u64>; 3] {
+        [
             bells.email.subscribe(),
             bells.dunning.subscribe(),
             bells.webhook.subscribe(),
-        );
-        bells.ring(Lanes {
-            email: true,
-            ..Lanes::default()
+        ]
+    }
+
+    /// Whether each bell rang since the last look: (email, dunning, webhook).
+    fn rang(bells: &mut [watch::Receiver<u64>; 3]) -> (bool, bool, bool) {
+        let [email, dunning, webhook] = bells.each_mut().map(|b| {
+            let changed = b.has_changed().unwrap();
+            b.mark_unchanged();
+            changed
         });
-        assert!(email.has_changed().unwrap());
-        assert!(!dunning.has_changed().unwrap());
-        assert!(!webhook.has_changed().unwrap());
-        bells.ring_all();
-        assert!(dunning.has_changed().unwrap() && webhook.has_changed().unwrap());
+        (email, dunning, webhook)
+    }
+
+    /// Records one report of `kind` about `object`; which bells rang.
+    async fn rings(
+        recorder: &Recorder,
+        heard: &mut [watch::Receiver<u64>; 3],
+        kind: DomainEventKind,
+        object: &str,
+    ) -> (bool, bool, bool) {
+        recorder
+            .record("mock", &[DomainEventReport::new(kind, object, 1)])
+            .await
+            .unwrap();
+        rang(heard)
+    }
+
+    /// Recording new facts rings the bells of the lanes their work rows went to, and no
+    /// other; a fact recorded again (nothing new written) rings none.
+    #[tokio::test]
+    async fn a_recorded_event_wakes_the_lanes_of_its_work_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::store::default_url(dir.path()))
+            .await
+            .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let recorder = |endpoints: Vec<String>| {
+            Recorder::new(
+                store.clone(),
+                Arc::new(Dispatcher::new(clock.clone())),
+                clock.clone(),
+                endpoints,
+            )
+        };
+        use DomainEventKind::{PaymentCreated, PaymentFailed, PaymentSucceeded};
+        let plain = recorder(Vec::new());
+        let mut heard = listen(&plain.outbox_wake);
+        for (kind, object, lanes, why) in [
+            (
+                PaymentSucceeded,
+                "pi_1",
+                (true, false, false),
+                "a receipt email only",
+            ),
+            (
+                PaymentSucceeded,
+                "pi_1",
+                (false, false, false),
+                "the same fact: nothing new",
+            ),
+            (
+                PaymentFailed,
+                "pi_2",
+                (true, true, false),
+                "an email and a dunning schedule",
+            ),
+            (
+                PaymentCreated,
+                "pi_3",
+                (false, false, false),
+                "nothing without endpoints",
+            ),
+        ] {
+            assert_eq!(
+                rings(&plain, &mut heard, kind, object).await,
+                lanes,
+                "{why}"
+            );
+        }
+        let with_endpoint = recorder(vec!["app".to_owned()]);
+        let mut heard = listen(&with_endpoint.outbox_wake);
+        assert_eq!(
+            rings(&with_endpoint, &mut heard, PaymentCreated, "pi_4").await,
+            (false, false, true),
+            "a delivery to the endpoint"
+        );
+        // An operator's retry wakes every lane.
+        with_endpoint.outbox_wake.ring_all();
+        assert_eq!(rang(&mut heard), (true, true, true));
     }
 }

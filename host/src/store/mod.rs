@@ -700,18 +700,24 @@ impl RowExt for AnyRow {
     }
 }
 
-/// The server the PostgreSQL tests use, or `None` (said loudly) when none is configured.
+/// A PostgreSQL test's start: the server's URL, an admin connection to it and a name of
+/// its own (`prefix`, the process, a random number) for what it creates; `None` (said
+/// loudly) when no server is configured.
 #[cfg(test)]
-pub(crate) fn test_postgres() -> Option<String> {
-    match std::env::var("PAYHOST_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
+pub(crate) async fn test_postgres(prefix: &str) -> Option<(String, AnyConnection, String)> {
+    let url = match std::env::var("PAYHOST_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => url,
         _ => {
             eprintln!(
                 "SKIPPED: PAYHOST_TEST_POSTGRES is not set; this PostgreSQL test did not run"
             );
-            None
+            return None;
         }
-    }
+    };
+    sqlx::any::install_default_drivers();
+    let admin = AnyConnection::connect(&url).await.unwrap();
+    let name = format!("{prefix}_{}_{}", std::process::id(), rand::random::<u32>());
+    Some((url, admin, name))
 }
 
 #[cfg(test)]
@@ -726,14 +732,9 @@ mod tests {
     /// benchmark; the plan stays until the table is analyzed).
     #[tokio::test]
     async fn postgres_does_not_keep_a_plan_made_for_an_empty_table() {
-        let Some(url) = test_postgres() else { return };
-        sqlx::any::install_default_drivers();
-        let mut admin = AnyConnection::connect(&url).await.unwrap();
-        let name = format!(
-            "store_plans_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
+        let Some((url, mut admin, name)) = test_postgres("store_plans").await else {
+            return;
+        };
         admin
             .execute(format!("CREATE DATABASE {name}").as_str())
             .await

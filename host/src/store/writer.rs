@@ -557,16 +557,10 @@ mod tests {
     /// again instead of answering with the error. Both are applied, once each.
     #[tokio::test]
     async fn a_deadlock_victim_is_applied_again() {
-        let Some(url) = super::super::test_postgres() else {
+        let Some((url, mut admin, table)) = super::super::test_postgres("writer_deadlock").await
+        else {
             return;
         };
-        sqlx::any::install_default_drivers();
-        let mut admin = AnyConnection::connect(&url).await.unwrap();
-        let table = format!(
-            "writer_deadlock_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
         for sql in [
             format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)"),
             format!("INSERT INTO {table} VALUES (1, 0), (2, 0)"),
