@@ -84,13 +84,6 @@ impl AppState {
             config.config.providers.clone(),
             Duration::from_millis(config.config.host.plugin_rescan_ms),
         );
-        let observed = metrics.clone();
-        let history = Arc::new(crate::console::History::default());
-        let (seen, seen_clock) = (history.clone(), clock.clone());
-        registry.observe_calls(Box::new(move |instance, op, took, error| {
-            observed.call(instance, op, took, error.map(CallError::code));
-            seen.call(seen_clock.now_secs(), instance, took, error.is_some());
-        }));
         let config = Arc::new(config);
         let service = Arc::new(PaymentService::new(
             registry.clone(),
@@ -98,6 +91,14 @@ impl AppState {
             clock.clone(),
             config.clone(),
         ));
+        let observed = metrics.clone();
+        let history = Arc::new(crate::console::History::default());
+        let (seen, seen_clock, health) = (history.clone(), clock.clone(), service.health().clone());
+        registry.observe_calls(Box::new(move |instance, op, took, error| {
+            observed.call(instance, op, took, error.map(CallError::code));
+            seen.call(seen_clock.now_secs(), instance, took, error.is_some());
+            health.record(instance, error);
+        }));
         // Reports a plugin emits outside a call (from its own threads) are recorded too.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, DomainEventReport)>();
         registry
@@ -128,6 +129,12 @@ impl AppState {
             leases.clone(),
         ));
         outbox.spawn(Duration::from_millis(500));
+        crate::resolver::spawn(
+            service.clone(),
+            clock.clone(),
+            leases.clone(),
+            Duration::from_secs(1),
+        );
         spawn_backlog_sampler(service.clone(), clock.clone(), history.clone());
         crate::retention::Sweeper {
             store: service.store().clone(),

@@ -39,6 +39,23 @@ pub mod codes {
     pub const INTERNAL: &str = "plugin_internal";
 }
 
+crate::open_enum! {
+    /// What a failed operation did at the provider, as far as the side reporting it knows
+    /// (since 2.2). The host uses it to decide whether another provider instance may take
+    /// the request: money must move at most once.
+    pub enum Effect {
+        /// Nothing: the request never reached the provider (the connection was refused, a
+        /// name did not resolve, TLS failed), or the provider refused it before acting (a
+        /// 429, a 401). Another instance may take it.
+        Nothing => "none",
+        /// The provider may have acted: the request left and no answer came (a timeout, a
+        /// connection reset mid-answer), or a server error answered a request that changes
+        /// state. The host never sends it elsewhere; it asks the same instance again with
+        /// the same idempotency key until it knows.
+        Uncertain => "unknown",
+    }
+}
+
 /// An error: a stable code, a message for people, the request field at fault, the
 /// provider's decline reason, and whether retrying the same request may succeed.
 ///
@@ -59,6 +76,11 @@ pub struct PluginError {
     /// Retrying the same request later may succeed (rate limits, outages).
     #[serde(default)]
     pub retryable: bool,
+    /// What the failed request did at the provider, when the plugin knows (since 2.2).
+    /// Leave it out when unsure: the host then decides from the code and from what its HTTP
+    /// service saw (a call none of whose requests reached the provider did nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
 }
 
 impl PluginError {
@@ -70,6 +92,7 @@ impl PluginError {
             param: None,
             decline_code: None,
             retryable: false,
+            effect: None,
         }
     }
 
@@ -116,6 +139,12 @@ impl PluginError {
     /// Marks whether retrying may help.
     pub fn retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
+        self
+    }
+
+    /// Says what the failed request did at the provider (since 2.2).
+    pub fn with_effect(mut self, effect: Effect) -> Self {
+        self.effect = Some(effect);
         self
     }
 

@@ -73,7 +73,7 @@ pub mod ops;
 pub mod signature;
 pub mod types;
 
-pub use error::{codes, PluginError};
+pub use error::{codes, Effect, PluginError};
 pub use manifest::{capabilities, ConfigKey, Fixtures, Manifest, PLUGIN_TYPE_PAYMENT};
 pub use money::{Currency, InvalidCurrency, Money};
 pub use ops::Operation;

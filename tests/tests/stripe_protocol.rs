@@ -38,7 +38,7 @@ fn ctx(key: Option<&str>) -> CallCtx {
     CallCtx {
         idempotency_key: key.map(Into::into),
         request_id: "req_test".into(),
-        deadline_ms: 0,
+        ..CallCtx::default()
     }
 }
 

@@ -142,6 +142,20 @@ text_type!(
     "The name of a configured provider instance."
 );
 text_type!(
+    /// A tenant's id.
+    TenantId,
+    1,
+    64,
+    "A tenant's id, as its X-Tenant-Id."
+);
+text_type!(
+    /// An Idempotency-Key given as a parameter.
+    KeyParam,
+    1,
+    255,
+    "An Idempotency-Key."
+);
+text_type!(
     /// A status to filter a list by.
     StatusFilter,
     1,

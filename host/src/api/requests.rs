@@ -327,6 +327,16 @@ pub struct Refresh {
     pub refresh: Flag,
 }
 
+/// `POST /admin/routing/explain`: whose request it is.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainParams {
+    /// The tenant the request would come from (as its `X-Tenant-Id`, or its key's tenant).
+    pub tenant: Option<crate::api::fields::TenantId>,
+    /// The request's Idempotency-Key: where it falls in a volume split.
+    pub idempotency_key: Option<crate::api::fields::KeyParam>,
+}
+
 /// Filters of the admin views of the inbox and the outbox.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

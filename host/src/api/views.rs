@@ -163,7 +163,8 @@ pub struct PaymentView {
     pub object: &'static str,
     pub customer: String,
     pub provider: String,
-    pub provider_id: String,
+    /// The provider's id; null while the outcome of its creation is in doubt.
+    pub provider_id: Option<String>,
     pub amount: i64,
     pub currency: String,
     /// What was taken: the amount on success, what was captured for a manual capture.
@@ -190,6 +191,34 @@ pub struct PaymentView {
     pub client_secret: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The provider calls that made the payment, oldest first: more than one when an
+    /// instance could not take it and the next one of its route did; one `in_doubt` while
+    /// its outcome is not known (the payment is `processing` meanwhile).
+    pub attempts: Vec<AttemptView>,
+}
+
+/// One provider call that created, or tried to create, a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AttemptView {
+    pub id: String,
+    /// The provider instance called.
+    pub provider: String,
+    /// `started` (the call is running), `answered`, `soft_declined` (a decline its
+    /// provider's operator lists as soft: the next instance took it), `not_sent` (the
+    /// provider could not have acted: the next instance took it), `refused` (the provider
+    /// refused the request: the caller got the error), `in_doubt` (no answer: payhost asks
+    /// the same instance again with the same idempotency key until it knows), `resolved`
+    /// (was in doubt; the answer is known), `not_charged` (was in doubt; the provider said
+    /// nothing was done).
+    pub state: String,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// How often payhost asked the instance again while in doubt.
+    pub checks: i64,
+    /// Unix seconds of the next ask, while in doubt.
+    pub next_check_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 impl From<&PaymentRow> for PaymentView {
@@ -199,7 +228,7 @@ impl From<&PaymentRow> for PaymentView {
             object: "payment",
             customer: p.customer_id.clone(),
             provider: p.provider.clone(),
-            provider_id: p.provider_id.clone(),
+            provider_id: (!p.provider_id_unknown()).then(|| p.provider_id.clone()),
             amount: p.amount,
             currency: p.currency.clone(),
             amount_received: p.amount_received,
@@ -217,6 +246,11 @@ impl From<&PaymentRow> for PaymentView {
             client_secret: None,
             created_at: p.created_at,
             updated_at: p.updated_at,
+            attempts: p
+                .attempts
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok())
+                .unwrap_or_default(),
         }
     }
 }

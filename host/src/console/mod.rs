@@ -180,6 +180,7 @@ impl View {
             request_id: self.request_id.clone(),
             idempotency: None,
             defer_reply: false,
+            fail_over: false,
         }
     }
 

@@ -749,7 +749,7 @@ pub async fn payments(
                         td.num { (money(p.amount, &p.currency)) }
                         td { (state_badge(&p.status)) }
                         td { (p.provider) }
-                        td { code { (p.provider_id) } }
+                        td { code { (p.provider_id.as_deref().unwrap_or("in doubt")) } }
                         td { (when(p.created_at)) }
                     }
                 }

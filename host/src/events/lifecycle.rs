@@ -52,6 +52,22 @@ pub enum LifecycleEvent {
         plugin_type: String,
         reason: StopReason,
     },
+    /// A provider instance's circuit opened: it failed `failures` times within
+    /// `window_secs` for reasons of its own (unreachable, timeouts, server errors), and new
+    /// payments skip it until a probe call succeeds.
+    InstanceUnhealthy {
+        name: String,
+        failures: u32,
+        window_secs: u64,
+        /// The last failure's code.
+        error: String,
+    },
+    /// A provider instance's circuit closed again: a probe call succeeded.
+    InstanceRecovered {
+        name: String,
+        /// How long its circuit was open.
+        unhealthy_secs: u64,
+    },
 }
 
 impl LifecycleEvent {
@@ -83,6 +99,20 @@ impl LifecycleEvent {
             }
             Self::PluginStopped { name, reason, .. } => {
                 tracing::info!(plugin = %name, ?reason, "plugin stopped");
+            }
+            Self::InstanceUnhealthy {
+                name,
+                failures,
+                window_secs,
+                error,
+            } => {
+                tracing::warn!(instance = %name, failures, window_secs, %error, "provider instance unhealthy: its circuit is open");
+            }
+            Self::InstanceRecovered {
+                name,
+                unhealthy_secs,
+            } => {
+                tracing::info!(instance = %name, unhealthy_secs, "provider instance recovered: its circuit is closed");
             }
         }
     }

@@ -31,6 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(outbox_retry))
         .routes(routes!(inbox_list))
         .routes(routes!(inbox_replay))
+        .routes(routes!(routing))
+        .routes(routes!(explain))
 }
 
 /// A plugin lifecycle event.
@@ -317,4 +319,44 @@ async fn commit_changing(
         return Err(ApiError::not_found(what, &missing()).with_param("id"));
     }
     Ok(())
+}
+
+/// The routing table, each provider instance's health as this host sees it (circuit,
+/// failures in the window, the last hour by minute), and the payments in doubt.
+#[utoipa::path(get, path = "/admin/routing", tag = "admin",
+    responses((status = 200, description = "Routes and health", body = crate::service::RoutingView)))]
+async fn routing(State(s): State<AppState>) -> Result<Json<crate::service::RoutingView>, ApiError> {
+    Ok(Json(s.service.routing_view().await?))
+}
+
+/// Where a payment request (the body of `POST /v1/payments`) would go: the rule that
+/// matches, the instances to try in order, and why each other one would not take it. No
+/// provider is called.
+#[utoipa::path(post, path = "/admin/routing/explain", tag = "admin",
+    params(crate::api::requests::ExplainParams),
+    request_body = crate::api::requests::CreatePayment,
+    responses((status = 200, description = "The route", body = crate::routing::Decision)))]
+async fn explain(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<crate::api::requests::ExplainParams>,
+    super::call::RawBody(body): super::call::RawBody,
+) -> Result<Json<crate::routing::Decision>, ApiError> {
+    let req: crate::api::requests::CreatePayment = super::call::parse_json(&body)?;
+    let tenant = q.tenant.map(|t| t.into_string());
+    if let Some(t) = &tenant {
+        if !crate::config::known_tenants(&s.config.config).contains(t) {
+            return Err(ApiError::invalid(
+                Some("tenant".into()),
+                format!("'{t}' is not a configured tenant"),
+            ));
+        }
+    }
+    let ctx = crate::service::Ctx {
+        tenant,
+        ..Default::default()
+    };
+    let key = q
+        .idempotency_key
+        .map_or_else(|| "explain".to_owned(), |k| k.into_string());
+    Ok(Json(s.service.explain(&ctx, req, &key).await?))
 }

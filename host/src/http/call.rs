@@ -108,6 +108,7 @@ impl ReqMeta {
             request_id: self.request_id.clone(),
             idempotency: None,
             defer_reply: false,
+            fail_over: false,
         }
     }
 }
@@ -396,6 +397,10 @@ where
         match &result {
             // Stored with the operation's writes: the claim is settled already.
             Ok(reply) if reply.stored => {}
+            // Its outcome is not known yet: the retry asks again.
+            Ok(reply) if reply.status == crate::service::Status::Accepted => {
+                settle(s.service.store().clone(), scope, key, None).await;
+            }
             // An operation that wrote nothing has its answer stored here.
             Ok(reply) => {
                 let stored = serde_json::to_string(&reply.body)

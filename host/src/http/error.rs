@@ -150,6 +150,21 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::BAD_GATEWAY, "provider_id_conflict", message)
             }
             ServiceError::Call(call) => call.into(),
+            ServiceError::NoInstance(message) => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_unavailable",
+                    message,
+                );
+                e.retry_after = Some(1);
+                e
+            }
+            ServiceError::KeyReused(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            )
+            .with_param("Idempotency-Key"),
             ServiceError::Store(e) if e.is_unavailable() => ApiError::database_unavailable(&e),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "database failure");

@@ -4,6 +4,7 @@
 pub mod conformance;
 pub mod live;
 pub mod loader;
+pub mod outcome;
 pub mod registry;
 pub mod services;
 pub mod watch;

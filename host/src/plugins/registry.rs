@@ -520,14 +520,17 @@ impl Registry {
                 ms: timeout.as_millis(),
             }),
             Ok(Err(join)) => Err(self.panicked(name, O::NAME, &join.to_string())),
-            Ok(Ok((result, emitted))) => {
-                reports = emitted;
+            Ok(Ok((result, trace))) => {
+                reports = trace.reports;
                 match result {
                     Err(payload) => Err(self.panicked(name, O::NAME, &panic_message(&*payload))),
                     Ok(Err(e)) if e.is(codes::PANICKED) => {
                         Err(self.panicked(name, O::NAME, &e.message))
                     }
-                    Ok(Err(e)) => Err(CallError::Plugin(e)),
+                    Ok(Err(e)) => Err(CallError::Plugin(super::outcome::settle_effect(
+                        e,
+                        trace.contacted,
+                    ))),
                     Ok(Ok(v)) => Ok(v),
                 }
             }

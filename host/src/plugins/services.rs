@@ -16,7 +16,8 @@ use payhost_plugin_api::host_ops::{
     LogRecord, Now, NowMillis, Sleep, SleepFor,
 };
 use payhost_plugin_api::{
-    codes, DomainEventReport, Empty, Headers, HttpRequest, HttpResponse, LogLevel, PluginError,
+    codes, DomainEventReport, Effect, Empty, Headers, HttpRequest, HttpResponse, LogLevel,
+    PluginError,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,6 +32,18 @@ struct CurrentCall {
     reports: Vec<DomainEventReport>,
     /// Unix milliseconds (host clock) by which the call must answer; 0: none.
     deadline_ms: i64,
+    /// Whether one of the call's HTTP requests got past connecting (it may have reached
+    /// the provider). A call none of whose requests did cannot have acted there.
+    contacted: bool,
+}
+
+/// What the host saw of a call besides its result.
+#[derive(Debug, Default)]
+pub struct CallTrace {
+    /// Reports emitted during the call, recorded with its result.
+    pub reports: Vec<DomainEventReport>,
+    /// One of its HTTP requests got past connecting.
+    pub contacted: bool,
 }
 
 thread_local! {
@@ -38,8 +51,9 @@ thread_local! {
 }
 
 /// Runs `f` (a provider call) with its deadline known to the services it uses; returns what
-/// it returned with the domain event reports the plugin emitted while it ran.
-pub fn within_call<T>(deadline_ms: i64, f: impl FnOnce() -> T) -> (T, Vec<DomainEventReport>) {
+/// it returned with what the host saw of it (the reports the plugin emitted, whether its
+/// HTTP requests reached anyone).
+pub fn within_call<T>(deadline_ms: i64, f: impl FnOnce() -> T) -> (T, CallTrace) {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -50,15 +64,28 @@ pub fn within_call<T>(deadline_ms: i64, f: impl FnOnce() -> T) -> (T, Vec<Domain
         *c.borrow_mut() = Some(CurrentCall {
             reports: Vec::new(),
             deadline_ms,
+            contacted: false,
         })
     });
     let _reset = Reset;
     let out = f();
-    let reports = CALL
+    let trace = CALL
         .with(|c| c.borrow_mut().take())
-        .map(|c| c.reports)
+        .map(|c| CallTrace {
+            reports: c.reports,
+            contacted: c.contacted,
+        })
         .unwrap_or_default();
-    (out, reports)
+    (out, trace)
+}
+
+/// Notes that the call running on this thread may have reached its provider.
+fn note_contact() {
+    CALL.with(|c| {
+        if let Some(call) = c.borrow_mut().as_mut() {
+            call.contacted = true;
+        }
+    });
 }
 
 fn current_deadline() -> i64 {
@@ -208,14 +235,22 @@ impl InstanceServices {
             }
             timeout = timeout.min(Duration::from_millis(left.unsigned_abs()));
         }
-        let unavailable = |m: String| PluginError::new(codes::UNAVAILABLE, m).retryable(true);
-        self.runtime.block_on(async {
+        // A connection that never opened sent nothing; anything later may have reached the
+        // provider (a reset mid-answer, a timeout after the request left).
+        let unavailable = |m: String, effect: Effect| {
+            PluginError::new(codes::UNAVAILABLE, m)
+                .retryable(true)
+                .with_effect(effect)
+        };
+        let outcome = self.runtime.block_on(async {
             let send = async {
-                let resp = self
-                    .client
-                    .request(request)
-                    .await
-                    .map_err(|e| unavailable(e.to_string()))?;
+                let resp = self.client.request(request).await.map_err(|e| {
+                    if e.is_connect() {
+                        unavailable(e.to_string(), Effect::Nothing)
+                    } else {
+                        unavailable(e.to_string(), Effect::Uncertain)
+                    }
+                })?;
                 let status = resp.status().as_u16();
                 let mut headers = Headers::new();
                 for (k, v) in resp.headers() {
@@ -224,7 +259,9 @@ impl InstanceServices {
                 let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                     .collect()
                     .await
-                    .map_err(|e| unavailable(format!("reading the answer: {e}")))?
+                    .map_err(|e| {
+                        unavailable(format!("reading the answer: {e}"), Effect::Uncertain)
+                    })?
                     .to_bytes();
                 Ok(HttpResponse {
                     status,
@@ -235,12 +272,16 @@ impl InstanceServices {
             tokio::time::timeout(timeout, send)
                 .await
                 .unwrap_or_else(|_| {
-                    Err(unavailable(format!(
-                        "no answer within {} ms",
-                        timeout.as_millis()
-                    )))
+                    Err(unavailable(
+                        format!("no answer within {} ms", timeout.as_millis()),
+                        Effect::Uncertain,
+                    ))
                 })
-        })
+        });
+        if !matches!(&outcome, Err(e) if e.effect == Some(Effect::Nothing)) {
+            note_contact();
+        }
+        outcome
     }
 
     fn emit(&self, event: DomainEventReport) {

@@ -4,6 +4,7 @@
 //! itself: the row carries payhost's own id as provider id, and every payment or
 //! subscription passes the payer's email and name instead.
 
+use super::attempts::Who;
 use super::{
     list, metadata_json, new_id, Ctx, Facts, Ids, PaymentService, Reply, ServiceError, Status,
 };
@@ -21,18 +22,12 @@ use std::collections::BTreeMap;
 const PM_PREFIX: &str = "pmeth_";
 
 /// The user a customer is for, with what payhost knows of them.
+#[derive(Clone)]
 pub(super) struct NewUser {
     pub user_id: UserId,
     pub email: Option<Email>,
     pub name: Option<Name>,
     pub metadata: BTreeMap<String, String>,
-}
-
-/// Who pays: an existing payhost customer, or an application user (created when new).
-pub(super) struct Payer {
-    pub customer: Option<String>,
-    pub user: Option<NewUser>,
-    pub provider: Option<String>,
 }
 
 /// A page request from the API's parameters.
@@ -87,37 +82,127 @@ impl PaymentService {
             .ok_or_else(|| ServiceError::not_found("customer", "customer", id))
     }
 
-    /// The customer who pays: given by id, or the user's customer on the chosen provider.
-    pub(super) async fn resolve_payer(
+    /// Whether `[routing]` names a default route or rules: then a route decides where a
+    /// named customer's new payments and subscriptions go (its user gets a customer at the
+    /// instance chosen, once); without, they go to the customer's own instance.
+    pub(super) fn routes_configured(&self) -> bool {
+        let r = &self.config.config.routing;
+        r.default.is_some() || !r.rules.is_empty()
+    }
+
+    /// Who pays a new payment or subscription, and the provider's id of the saved method
+    /// `pm` when one is named (a method binds the payment to its customer's instance).
+    ///
+    /// # Errors
+    /// An unknown customer or method, a method of another customer, an instance that is not
+    /// configured or contradicts the method's or the customer's, or neither customer nor
+    /// user given.
+    pub(super) async fn who_pays(
         &self,
         ctx: &Ctx,
-        payer: Payer,
-    ) -> Result<CustomerRow, ServiceError> {
-        if let Some(id) = &payer.customer {
-            let customer = self.customer(ctx, id, "customer").await?;
-            if let Some(p) = payer
-                .provider
-                .as_deref()
-                .filter(|p| *p != customer.provider)
-            {
+        customer: Option<String>,
+        user: Option<NewUser>,
+        provider: Option<String>,
+        pm: Option<&str>,
+    ) -> Result<(Who, Option<String>), ServiceError> {
+        if let Some(p) = &provider {
+            self.check_provider(p)?;
+        }
+        if let Some(pm) = pm.filter(|p| p.starts_with(PM_PREFIX)) {
+            let row = if is_id(pm) {
+                self.store.payment_method(pm).await?
+            } else {
+                None
+            };
+            let row =
+                row.ok_or_else(|| ServiceError::not_found("payment method", "payment_method", pm))?;
+            let owner = self
+                .customer(ctx, &row.customer_id, "payment_method")
+                .await?;
+            let other = customer.as_deref().is_some_and(|c| c != owner.id)
+                || user
+                    .as_ref()
+                    .is_some_and(|u| u.user_id.as_str() != owner.user_id);
+            if other {
+                return Err(ServiceError::invalid(
+                    "payment_method",
+                    format!("payment method '{pm}' belongs to another customer"),
+                ));
+            }
+            if let Some(p) = provider.as_deref().filter(|p| *p != owner.provider) {
                 return Err(ServiceError::invalid(
                     "provider",
                     format!(
-                        "customer '{id}' belongs to provider '{}', not '{p}'",
-                        customer.provider
+                        "payment method '{pm}' belongs to provider '{}', not '{p}'",
+                        owner.provider
                     ),
                 ));
             }
-            return Ok(customer);
+            return Ok((Who::Bound(owner), Some(row.provider_id)));
         }
-        let Some(user) = payer.user else {
+        let pm = pm.map(str::to_owned);
+        if let Some(id) = &customer {
+            let c = self.customer(ctx, id, "customer").await?;
+            if !self.routes_configured() {
+                if let Some(p) = provider.as_deref().filter(|p| *p != c.provider) {
+                    return Err(ServiceError::invalid(
+                        "provider",
+                        format!(
+                            "customer '{id}' belongs to provider '{}', not '{p}'",
+                            c.provider
+                        ),
+                    ));
+                }
+                return Ok((Who::Bound(c), pm));
+            }
+            let country = serde_json::from_str::<BTreeMap<String, String>>(&c.metadata)
+                .ok()
+                .and_then(|m| m.get("country").map(|v| v.to_ascii_uppercase()));
+            let user = NewUser {
+                user_id: c
+                    .user_id
+                    .parse::<UserId>()
+                    .map_err(|e| ServiceError::invalid("customer", e))?,
+                email: None,
+                name: None,
+                metadata: BTreeMap::new(),
+            };
+            return Ok((
+                Who::User {
+                    tenant: c.tenant,
+                    user,
+                    explicit: provider,
+                    country,
+                },
+                pm,
+            ));
+        }
+        let Some(user) = user else {
             return Err(ServiceError::invalid(
                 "customer",
                 "give either 'customer' or 'user_id'",
             ));
         };
-        let provider = self.pick_provider(ctx, payer.provider.as_deref())?;
-        Ok(self.ensure_customer(ctx, user, &provider).await?.0)
+        Ok((
+            Who::User {
+                tenant: ctx.tenant_key(),
+                user,
+                explicit: provider,
+                country: None,
+            },
+            pm,
+        ))
+    }
+
+    /// The user's customer on `provider`, in the caller's tenant.
+    pub(super) async fn ensure_customer(
+        &self,
+        ctx: &Ctx,
+        user: NewUser,
+        provider: &str,
+    ) -> Result<(CustomerRow, bool), ServiceError> {
+        self.ensure_customer_in(ctx, &ctx.tenant_key(), user, provider)
+            .await
     }
 
     /// The user's customer on `provider`, created (once) when missing: at the provider, or
@@ -126,13 +211,14 @@ impl PaymentService {
     ///
     /// # Errors
     /// No email known for a new user, or the provider's error.
-    pub(super) async fn ensure_customer(
+    pub(super) async fn ensure_customer_in(
         &self,
         ctx: &Ctx,
+        tenant: &str,
         user: NewUser,
         provider: &str,
     ) -> Result<(CustomerRow, bool), ServiceError> {
-        let tenant = ctx.tenant_key();
+        let tenant = tenant.to_owned();
         let user_id = user.user_id.as_str();
         if let Some(existing) = self
             .store
@@ -215,14 +301,36 @@ impl PaymentService {
         ctx: &Ctx,
         req: requests::CreateCustomer,
     ) -> Result<Reply<CustomerView>, ServiceError> {
-        let provider = self.pick_provider(ctx, req.provider.as_ref().map(|p| p.as_str()))?;
+        let metadata = req.metadata.into_map();
+        let facts = crate::config::routing::Facts {
+            metadata: metadata.clone(),
+            country: metadata.get("country").map(|c| c.to_ascii_uppercase()),
+            ..Default::default()
+        };
+        let decision = self.decide(
+            ctx,
+            facts,
+            &[],
+            req.provider.as_ref().map(|p| p.as_str()),
+            req.user_id.as_str(),
+        )?;
         let user = NewUser {
             user_id: req.user_id,
             email: Some(req.email),
             name: req.name,
-            metadata: req.metadata.into_map(),
+            metadata,
         };
-        let (row, created) = self.ensure_customer(ctx, user, &provider).await?;
+        let mut tries = self.tries(&decision)?;
+        let (row, created) = loop {
+            let Some((instance, here)) = tries.next(ctx) else {
+                return Err(tries.exhausted());
+            };
+            let outcome = self.ensure_customer(&here, user.clone(), &instance).await;
+            if let Some(made) = tries.outcome(&instance, outcome)? {
+                break made;
+            }
+        };
+        let provider = row.provider.clone();
         let reply = Reply {
             status: if created { Status::Created } else { Status::Ok },
             body: CustomerView::from(&row),
@@ -395,7 +503,7 @@ impl PaymentService {
         });
         let facts = Facts {
             own: vec![report],
-            emitted: Vec::new(),
+            ..Facts::default()
         };
         self.finish(ctx, unit, &row.provider, facts, &ids, reply)
             .await

@@ -114,6 +114,8 @@ pub fn handlers(kind: &DomainEventKind, endpoints: &[String]) -> Vec<(&'static s
         | DomainEventKind::PaymentMethodDetached
         | DomainEventKind::CustomerUpdated
         | DomainEventKind::CustomerDeleted
+        | DomainEventKind::PaymentAttemptFailed
+        | DomainEventKind::PaymentRerouted
         // A kind a newer plugin reports: recorded and sent to the application, no email.
         | DomainEventKind::Unknown(_) => {}
     }
@@ -163,6 +165,8 @@ fn fact_state(r: &DomainEventReport) -> Option<String> {
         | DomainEventKind::DisputeOpened
         | DomainEventKind::PaymentMethodDetached
         | DomainEventKind::CustomerDeleted
+        | DomainEventKind::PaymentAttemptFailed
+        | DomainEventKind::PaymentRerouted
         | DomainEventKind::Unknown(_) => None,
     }
 }

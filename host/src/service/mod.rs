@@ -6,11 +6,14 @@
 //! Records keep the provider they were created on: operations on an existing id go to that
 //! provider, whatever the tenant's provider is today.
 
+mod attempts;
 pub mod customers;
 mod events;
 pub mod invoices;
 pub mod payments;
 pub mod refunds;
+mod routes;
+pub use routes::{InDoubtView, RoutingView, RuleView};
 pub mod subscriptions;
 pub(crate) mod sync;
 
@@ -89,6 +92,14 @@ pub enum ServiceError {
     ProviderIdConflict(String),
     #[error("{0}")]
     Call(#[from] CallError),
+    /// No instance of the route could take the request (each was unreachable, not
+    /// running, or had its circuit open); nothing was done anywhere.
+    #[error("{0}")]
+    NoInstance(String),
+    /// The Idempotency-Key was first used for another request, which is still being
+    /// resolved.
+    #[error("{0}")]
+    KeyReused(String),
     #[error("{0}")]
     Store(StoreError),
 }
@@ -153,6 +164,9 @@ pub struct Ctx {
     pub idempotency: Option<IdemSlot>,
     /// Set on the inner steps of a composite operation: the outer one stores the answer.
     pub defer_reply: bool,
+    /// Another instance of the route can take the call if this one is never reached (told
+    /// to the plugin: it answers at once instead of retrying the connection).
+    pub fail_over: bool,
 }
 
 impl Ctx {
@@ -166,7 +180,8 @@ impl Ctx {
         CallCtx {
             idempotency_key: key,
             request_id: self.request_id.clone(),
-            deadline_ms: 0,
+            can_fail_over: self.fail_over,
+            ..CallCtx::default()
         }
     }
 
@@ -193,6 +208,9 @@ impl Ctx {
 pub enum Status {
     Ok,
     Created,
+    /// Taken, its outcome not known yet (a payment in doubt): never stored under the
+    /// request's Idempotency-Key, so its retry asks again.
+    Accepted,
 }
 
 impl Status {
@@ -200,6 +218,7 @@ impl Status {
         match self {
             Status::Ok => 200,
             Status::Created => 201,
+            Status::Accepted => 202,
         }
     }
 }
@@ -252,6 +271,10 @@ pub struct PaymentService {
     clock: Arc<dyn Clock>,
     recorder: Recorder,
     config: Arc<crate::config::Loaded>,
+    router: crate::routing::Router,
+    health: Arc<crate::routing::Health>,
+    /// Rung when a payment's outcome became unknown: the resolver looks at once.
+    pub resolver_wake: Arc<crate::pace::Bell>,
 }
 
 impl PaymentService {
@@ -273,13 +296,37 @@ impl PaymentService {
             clock.clone(),
             endpoints,
         );
+        let health = Arc::new(crate::routing::Health::new(
+            config.config.routing.breaker.clone(),
+            registry.dispatcher().clone(),
+        ));
         Self {
+            router: crate::routing::Router::new(&config.config),
+            health,
             registry,
             store,
             clock,
             recorder,
             config,
+            resolver_wake: Arc::default(),
         }
+    }
+
+    /// This host's view of each instance's health (fed by every provider call).
+    pub fn health(&self) -> &Arc<crate::routing::Health> {
+        &self.health
+    }
+
+    pub fn config(&self) -> &crate::config::Loaded {
+        &self.config
+    }
+
+    pub fn router(&self) -> &crate::routing::Router {
+        &self.router
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     pub fn store(&self) -> &Store {
@@ -298,38 +345,11 @@ impl PaymentService {
         self.clock.now_secs()
     }
 
-    /// The provider instance for a new record: the tenant's, else the one named, else the
-    /// default.
-    ///
-    /// # Errors
-    /// [`ServiceError::Invalid`] when none applies or the one named is not configured.
-    fn pick_provider(&self, ctx: &Ctx, explicit: Option<&str>) -> Result<String, ServiceError> {
-        let c = &self.config.config;
-        // A name that is no instance is refused even where the tenant's mapping wins.
-        if let Some(p) = explicit {
-            self.check_provider(p)?;
-        }
-        if let Some(tenant) = &ctx.tenant {
-            if let Some(p) = c.tenants.get(tenant) {
-                return Ok(p.clone());
-            }
-        }
-        if let Some(p) = explicit {
-            return Ok(p.to_owned());
-        }
-        c.host.default_provider.clone().ok_or_else(|| {
-            ServiceError::invalid(
-                "provider",
-                "no provider given and no default provider is configured",
-            )
-        })
-    }
-
     /// Refuses a provider instance name that is not configured.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming the configured ones.
-    fn check_provider(&self, name: &str) -> Result<(), ServiceError> {
+    pub(super) fn check_provider(&self, name: &str) -> Result<(), ServiceError> {
         let providers = &self.config.config.providers;
         if providers.contains_key(name) {
             return Ok(());
@@ -443,7 +463,11 @@ impl PaymentService {
         ids: &Ids,
         mut reply: Reply<T>,
     ) -> Result<Reply<T>, ServiceError> {
-        let Facts { own, emitted } = facts;
+        let Facts {
+            own,
+            emitted,
+            elsewhere,
+        } = facts;
         let mut ids = ids.clone();
         if !emitted.is_empty() {
             for (p, h) in self.recorder.resolve(provider, &emitted).await?.0 {
@@ -458,10 +482,20 @@ impl PaymentService {
         }
         let mut events = own;
         events.extend(emitted);
-        let pending =
+        let mut pending =
             self.recorder
                 .stage(&mut unit, provider, ctx.tenant.as_deref(), &events, &ids);
-        if let Some(slot) = ctx.idempotency.as_ref().filter(|_| !ctx.defer_reply) {
+        for (instance, report) in &elsewhere {
+            pending.extend(self.recorder.stage(
+                &mut unit,
+                instance,
+                ctx.tenant.as_deref(),
+                std::slice::from_ref(report),
+                &ids,
+            ));
+        }
+        let replayable = !ctx.defer_reply && reply.status != Status::Accepted;
+        if let Some(slot) = ctx.idempotency.as_ref().filter(|_| replayable) {
             let stored = StoredReply {
                 request_hash: slot.request_hash.clone(),
                 status: reply.status.code(),
@@ -483,6 +517,8 @@ impl PaymentService {
 pub(super) struct Facts {
     pub own: Vec<DomainEventReport>,
     pub emitted: Vec<DomainEventReport>,
+    /// The host's own facts about other instances (a payment's failed attempts there).
+    pub elsewhere: Vec<(String, DomainEventReport)>,
 }
 
 impl Facts {

@@ -1,10 +1,8 @@
 //! One-time payments: created, confirmed (maybe after a redirect), captured when manual,
 //! canceled; read from payhost's records.
 
-use super::customers::{page, NewUser, Payer};
-use super::{
-    list, metadata_json, new_id, Ctx, Facts, Ids, PaymentService, Reply, ServiceError, Status,
-};
+use super::customers::{page, NewUser};
+use super::{list, Ctx, Facts, Ids, PaymentService, Reply, ServiceError};
 use crate::api::fields::{is_id, Description, Metadata, Url};
 use crate::api::requests::{self, CaptureMethod, PageParams, PaymentFilters};
 use crate::api::views::{next_action_of, List, PaymentView};
@@ -23,6 +21,33 @@ pub(super) struct Charge {
     pub cancel_url: Option<Url>,
     pub description: Option<Description>,
     pub metadata: Metadata,
+}
+
+impl Charge {
+    /// The provider's request for `customer` (at the instance it belongs to).
+    pub(super) fn new_payment(&self, customer: &CustomerRow) -> NewPayment {
+        NewPayment {
+            customer_id: (!customer.host_kept).then(|| customer.provider_id.clone()),
+            payer: payhost_plugin_api::Payer {
+                email: Some(customer.email.clone()).filter(|e| !e.is_empty()),
+                name: customer.name.clone(),
+            },
+            capture_method: match self.capture_method {
+                CaptureMethod::Automatic => payhost_plugin_api::CaptureMethod::Automatic,
+                CaptureMethod::Manual => payhost_plugin_api::CaptureMethod::Manual,
+            },
+            payment_method: self.payment_method.clone(),
+            return_url: self.return_url.clone().map(Url::into_string),
+            cancel_url: self.cancel_url.clone().map(Url::into_string),
+            description: self.description(),
+            metadata: self.metadata.clone().into_map(),
+            ..NewPayment::new(self.amount.clone())
+        }
+    }
+
+    pub(super) fn description(&self) -> Option<String> {
+        self.description.clone().map(Description::into_string)
+    }
 }
 
 /// The events a payment's state tells, as the provider would report them.
@@ -56,7 +81,7 @@ pub(super) fn payment_events(p: &Payment, created: bool, now: i64) -> Vec<Domain
 
 /// The client secret a payment's next action carries, for the answer that created or
 /// confirmed it.
-fn client_secret(p: &Payment) -> Option<String> {
+pub(super) fn client_secret(p: &Payment) -> Option<String> {
     p.next_action
         .as_ref()
         .and_then(|a| a.client_secret())
@@ -64,7 +89,7 @@ fn client_secret(p: &Payment) -> Option<String> {
 }
 
 /// The stored form of a provider's next action: what to do, never a secret.
-fn stored_next_action(p: &Payment) -> Option<String> {
+pub(super) fn stored_next_action(p: &Payment) -> Option<String> {
     p.next_action
         .as_ref()
         .and_then(|a| serde_json::to_string(&next_action_of(a)).ok())
@@ -89,29 +114,29 @@ impl PaymentService {
     /// `POST /v1/payments`.
     ///
     /// # Errors
-    /// An unknown customer or provider, a capture the provider cannot do, or the provider's
-    /// error. A declined card is not an error: the payment is recorded with status
-    /// `failed`.
+    /// An unknown customer or provider, a capture no instance of the route can do, or the
+    /// provider's error. A declined card is not an error: the payment is recorded with
+    /// status `failed`.
     pub async fn create_payment(
         &self,
         ctx: &Ctx,
         req: requests::CreatePayment,
     ) -> Result<Reply<PaymentView>, ServiceError> {
-        let payer = Payer {
-            customer: req.customer.map(|c| c.into_string()),
-            user: req.user_id.map(|user_id| NewUser {
-                user_id,
-                email: req.email,
-                name: req.name,
-                metadata: Default::default(),
-            }),
-            provider: req.provider.map(|p| p.into_string()),
-        };
-        let customer = self.resolve_payer(ctx, payer).await?;
-        let pm = match &req.payment_method {
-            Some(pm) => Some(self.pm_provider_id(&customer, pm.as_str()).await?),
-            None => None,
-        };
+        let user = req.user_id.map(|user_id| NewUser {
+            user_id,
+            email: req.email,
+            name: req.name,
+            metadata: Default::default(),
+        });
+        let (who, pm) = self
+            .who_pays(
+                ctx,
+                req.customer.map(|c| c.into_string()),
+                user,
+                req.provider.map(|p| p.into_string()),
+                req.payment_method.as_ref().map(|p| p.as_str()),
+            )
+            .await?;
         let charge = Charge {
             amount: Money::new(req.amount.get(), req.currency.currency().clone()),
             capture_method: req.capture_method,
@@ -121,92 +146,7 @@ impl PaymentService {
             description: req.description,
             metadata: req.metadata,
         };
-        self.charge(ctx, &customer, charge, "").await
-    }
-
-    /// Creates a payment for `customer` and records it with its events.
-    pub(super) async fn charge(
-        &self,
-        ctx: &Ctx,
-        customer: &CustomerRow,
-        charge: Charge,
-        step: &str,
-    ) -> Result<Reply<PaymentView>, ServiceError> {
-        if charge.capture_method == CaptureMethod::Manual
-            && !self.supports(&customer.provider, "manual_capture")?
-        {
-            return Err(ServiceError::invalid(
-                "capture_method",
-                format!(
-                    "provider '{}' does not support manual capture",
-                    customer.provider
-                ),
-            ));
-        }
-        let description = charge.description.map(Description::into_string);
-        let new = NewPayment {
-            customer_id: (!customer.host_kept).then(|| customer.provider_id.clone()),
-            payer: payhost_plugin_api::Payer {
-                email: Some(customer.email.clone()).filter(|e| !e.is_empty()),
-                name: customer.name.clone(),
-            },
-            capture_method: match charge.capture_method {
-                CaptureMethod::Automatic => payhost_plugin_api::CaptureMethod::Automatic,
-                CaptureMethod::Manual => payhost_plugin_api::CaptureMethod::Manual,
-            },
-            payment_method: charge.payment_method,
-            return_url: charge.return_url.map(Url::into_string),
-            cancel_url: charge.cancel_url.map(Url::into_string),
-            description: description.clone(),
-            metadata: charge.metadata.into_map(),
-            ..NewPayment::new(charge.amount)
-        };
-        let (p, emitted) = self
-            .call::<ops::CreatePayment>(&customer.provider, ctx.call_ctx(step), new)
-            .await?;
-        self.check_new_provider_id(Record::Payment, &customer.provider, &p.id)
-            .await?;
-        let now = self.now();
-        let row = PaymentRow {
-            id: new_id("pay"),
-            tenant: ctx.tenant_key(),
-            customer_id: customer.id.clone(),
-            provider: customer.provider.clone(),
-            provider_id: p.id.clone(),
-            amount: p.amount.amount,
-            currency: p.amount.currency.as_str().to_owned(),
-            amount_received: p.amount_received,
-            amount_refunded: p.amount_refunded,
-            status: p.status.as_str().to_owned(),
-            capture_method: p.capture_method.as_str().to_owned(),
-            next_action: stored_next_action(&p),
-            payment_method: p.payment_method.clone(),
-            failure_code: p.failure_code.clone(),
-            failure_message: p.failure_message.clone(),
-            dispute_status: None,
-            description,
-            metadata: metadata_json(&p.metadata),
-            created_at: now,
-            updated_at: now,
-        };
-        let mut unit = Unit::new();
-        payments::insert_payment(&mut unit, &row);
-        let facts = Facts {
-            own: payment_events(&p, true, now),
-            emitted,
-        };
-        let ids = Ids::default()
-            .with(&customer.provider_id, &customer.id)
-            .with(&row.provider_id, &row.id);
-        let mut view = PaymentView::from(&row);
-        view.client_secret = client_secret(&p);
-        let reply = Reply {
-            status: Status::Created,
-            body: view,
-            stored: false,
-        };
-        self.finish(ctx, unit, &customer.provider, facts, &ids, reply)
-            .await
+        self.charge(ctx, who, charge, "").await
     }
 
     /// Writes a payment's new provider state and the events its change tells.
@@ -224,7 +164,11 @@ impl PaymentService {
         } else {
             payment_events(&p, false, now)
         };
-        let facts = Facts { own, emitted };
+        let facts = Facts {
+            own,
+            emitted,
+            ..Facts::default()
+        };
         row.status = p.status.as_str().to_owned();
         row.amount_received = p.amount_received;
         row.amount_refunded = row.amount_refunded.max(p.amount_refunded);

@@ -106,7 +106,11 @@ impl PaymentService {
             r.reason = refund.reason.clone();
             own.push(r);
         }
-        let facts = Facts { own, emitted };
+        let facts = Facts {
+            own,
+            emitted,
+            ..Facts::default()
+        };
         let ids = Ids::default()
             .with(&customer.provider_id, &customer.id)
             .with(&payment.provider_id, &payment.id)

@@ -1,6 +1,7 @@
 //! Subscriptions and checkout.
 
-use super::customers::{page, NewUser, Payer};
+use super::attempts::Who;
+use super::customers::{page, NewUser};
 use super::payments::Charge;
 use super::{
     list, metadata_json, new_id, Ctx, Facts, Ids, PaymentService, Reply, ServiceError, Status,
@@ -29,6 +30,7 @@ fn sub_report(kind: DomainEventKind, s: &Subscription, now: i64) -> DomainEventR
 }
 
 /// What a new subscription is to.
+#[derive(Clone)]
 struct Plan {
     price: String,
     trial_days: u32,
@@ -44,6 +46,25 @@ fn stored_next_action(s: &Subscription) -> Option<String> {
 }
 
 impl PaymentService {
+    /// A checkout's answer, before what it made is added: the customer who pays.
+    async fn checkout_view(
+        &self,
+        mode: &'static str,
+        customer_id: &str,
+    ) -> Result<CheckoutView, ServiceError> {
+        let customer = self.owner(customer_id).await?;
+        Ok(CheckoutView {
+            object: "checkout",
+            mode,
+            provider: customer.provider.clone(),
+            customer: CustomerView::from(&customer),
+            client_secret: None,
+            next_action: None,
+            subscription: None,
+            payment: None,
+        })
+    }
+
     async fn subscription(&self, ctx: &Ctx, id: &str) -> Result<SubscriptionRow, ServiceError> {
         let row = if is_id(id) {
             self.store.subscription(id, ctx.scope()).await?
@@ -62,17 +83,21 @@ impl PaymentService {
         ctx: &Ctx,
         req: requests::CreateSubscription,
     ) -> Result<Reply<SubscriptionView>, ServiceError> {
-        let payer = Payer {
-            customer: req.customer.map(|c| c.into_string()),
-            user: req.user_id.map(|user_id| NewUser {
-                user_id,
-                email: req.email,
-                name: req.name,
-                metadata: Default::default(),
-            }),
-            provider: req.provider.map(|p| p.into_string()),
-        };
-        let customer = self.resolve_payer(ctx, payer).await?;
+        let user = req.user_id.map(|user_id| NewUser {
+            user_id,
+            email: req.email,
+            name: req.name,
+            metadata: Default::default(),
+        });
+        let (who, _) = self
+            .who_pays(
+                ctx,
+                req.customer.map(|c| c.into_string()),
+                user,
+                req.provider.map(|p| p.into_string()),
+                None,
+            )
+            .await?;
         let plan = Plan {
             price: req.price.into_string(),
             trial_days: req.trial_days.get(),
@@ -80,7 +105,59 @@ impl PaymentService {
             cancel_url: req.cancel_url,
             metadata: req.metadata,
         };
-        self.subscribe(ctx, &customer, plan, "").await
+        self.subscribe_routed(ctx, who, plan, "").await
+    }
+
+    /// Creates a subscription on its route: an instance that did nothing hands over to the
+    /// next; one whose outcome is unknown is answered as an error (retry with the same
+    /// Idempotency-Key).
+    async fn subscribe_routed(
+        &self,
+        ctx: &Ctx,
+        who: Who,
+        plan: Plan,
+        step: &str,
+    ) -> Result<Reply<SubscriptionView>, ServiceError> {
+        let (tenant, user, explicit, country) = match who {
+            Who::Bound(c) => return self.subscribe(ctx, &c, plan, step).await,
+            Who::User {
+                tenant,
+                user,
+                explicit,
+                country,
+            } => (tenant, user, explicit, country),
+        };
+        let facts = crate::config::routing::Facts {
+            redirect: plan.return_url.is_some(),
+            metadata: plan.metadata.clone().into_map(),
+            country,
+            ..Default::default()
+        };
+        let split_key = ctx
+            .call_ctx(step)
+            .idempotency_key
+            .unwrap_or_else(|| user.user_id.as_str().to_owned());
+        let decision = self.decide(
+            ctx,
+            facts,
+            &["subscriptions"],
+            explicit.as_deref(),
+            &split_key,
+        )?;
+        let mut tries = self.tries(&decision)?;
+        while let Some((instance, here)) = tries.next(ctx) {
+            let outcome = match self
+                .ensure_customer_in(&here, &tenant, user.clone(), &instance)
+                .await
+            {
+                Ok((customer, _)) => self.subscribe(&here, &customer, plan.clone(), step).await,
+                Err(e) => Err(e),
+            };
+            if let Some(made) = tries.outcome(&instance, outcome)? {
+                return Ok(made);
+            }
+        }
+        Err(tries.exhausted())
     }
 
     async fn subscribe(
@@ -131,6 +208,7 @@ impl PaymentService {
         let facts = Facts {
             own: vec![sub_report(DomainEventKind::SubscriptionCreated, &s, now)],
             emitted,
+            ..Facts::default()
         };
         let ids = Ids::default()
             .with(&customer.provider_id, &customer.id)
@@ -177,7 +255,11 @@ impl PaymentService {
             }
             own.push(r);
         }
-        let facts = Facts { own, emitted };
+        let facts = Facts {
+            own,
+            emitted,
+            ..Facts::default()
+        };
         row.price_id = s.price_id.clone();
         row.status = s.status.as_str().to_owned();
         row.cancel_at_period_end = s.cancel_at_period_end;
@@ -323,32 +405,25 @@ impl PaymentService {
         ctx: &Ctx,
         req: requests::Checkout,
     ) -> Result<Reply<CheckoutView>, ServiceError> {
-        let provider = self.pick_provider(ctx, req.provider.as_ref().map(|p| p.as_str()))?;
-        let payer = Payer {
-            customer: None,
-            user: Some(NewUser {
-                user_id: req.user_id,
-                email: req.email,
-                name: req.name,
-                metadata: Default::default(),
-            }),
-            provider: Some(provider),
+        let user = NewUser {
+            user_id: req.user_id,
+            email: req.email,
+            name: req.name,
+            metadata: Default::default(),
         };
-        let customer = self.resolve_payer(ctx, payer).await?;
+        let (who, pm) = self
+            .who_pays(
+                ctx,
+                None,
+                Some(user),
+                req.provider.map(|p| p.into_string()),
+                req.payment_method.as_ref().map(|p| p.as_str()),
+            )
+            .await?;
         // The inner operation writes its own records; the checkout answer is what a retry
         // with the same key gets back.
         let inner = ctx.inner();
-        let mut view = CheckoutView {
-            object: "checkout",
-            mode: "payment",
-            provider: customer.provider.clone(),
-            customer: CustomerView::from(&customer),
-            client_secret: None,
-            next_action: None,
-            subscription: None,
-            payment: None,
-        };
-        match (req.price, req.amount, req.currency) {
+        let view = match (req.price, req.amount, req.currency) {
             (Some(price), _, _) => {
                 let plan = Plan {
                     price: price.into_string(),
@@ -358,19 +433,16 @@ impl PaymentService {
                     metadata: req.metadata,
                 };
                 let s = self
-                    .subscribe(&inner, &customer, plan, "subscription")
+                    .subscribe_routed(&inner, who, plan, "subscription")
                     .await?
                     .body;
-                view.mode = "subscription";
+                let mut view = self.checkout_view("subscription", &s.customer).await?;
                 view.client_secret = s.client_secret.clone();
                 view.next_action = s.next_action.clone();
                 view.subscription = Some(s);
+                view
             }
             (None, Some(amount), Some(currency)) => {
-                let pm = match &req.payment_method {
-                    Some(pm) => Some(self.pm_provider_id(&customer, pm.as_str()).await?),
-                    None => None,
-                };
                 let charge = Charge {
                     amount: Money::new(amount.get(), currency.currency().clone()),
                     capture_method: req.capture_method,
@@ -380,13 +452,12 @@ impl PaymentService {
                     description: req.description,
                     metadata: req.metadata,
                 };
-                let p = self
-                    .charge(&inner, &customer, charge, "payment")
-                    .await?
-                    .body;
+                let p = self.charge(&inner, who, charge, "payment").await?.body;
+                let mut view = self.checkout_view("payment", &p.customer).await?;
                 view.client_secret = p.client_secret.clone();
                 view.next_action = p.next_action.clone();
                 view.payment = Some(p);
+                view
             }
             // The body's rules (price, or amount and currency) were checked when it was
             // parsed.
@@ -396,13 +467,13 @@ impl PaymentService {
                     "give a 'price' (a subscription) or an 'amount' and a 'currency'",
                 ))
             }
-        }
+        };
+        let provider = view.provider.clone();
         let reply = Reply {
             status: Status::Created,
             body: view,
             stored: false,
         };
-        let provider = customer.provider.clone();
         self.finish(
             ctx,
             Unit::new(),

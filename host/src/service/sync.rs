@@ -118,6 +118,8 @@ pub(crate) fn apply(
         DomainEventKind::CustomerDeleted => {
             customers::erase_customer(unit, provider, object, now);
         }
+        // The host's own records of its attempts: nothing at the provider to sync.
+        DomainEventKind::PaymentAttemptFailed | DomainEventKind::PaymentRerouted => {}
         // Kept in the event log as it came; nothing this version knows to sync.
         DomainEventKind::Unknown(_) => {}
     }

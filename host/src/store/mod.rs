@@ -5,6 +5,7 @@
 //! calling thread (`lite`), without a hop to sqlx's worker thread.
 //! Migrations are per backend and applied at start.
 
+pub mod attempts;
 pub mod customers;
 pub mod events;
 pub mod idempotency;
@@ -21,6 +22,7 @@ pub mod retention;
 pub mod subscriptions;
 mod writer;
 
+pub use attempts::AttemptRow;
 pub use customers::{CustomerQuery, CustomerRow, PaymentMethodRow};
 pub use events::{EventQuery, EventRow, NewEvent};
 pub use idempotency::{Claim, StoredReply};
@@ -239,6 +241,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "inbox order",
         sqlite: include_str!("../../migrations/0011_inbox_order.sql"),
         postgres: include_str!("../../migrations/0011_inbox_order.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "payment attempts",
+        sqlite: include_str!("../../migrations/0012_payment_attempts.sql"),
+        postgres: include_str!("../../migrations/0012_payment_attempts.sql"),
     },
 ];
 

@@ -5,7 +5,8 @@ use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 
 const COLS: &str = "id, tenant, customer_id, provider, provider_id, amount, currency, \
     amount_received, amount_refunded, status, capture_method, next_action, payment_method, \
-    failure_code, failure_message, dispute_status, description, metadata, created_at, updated_at";
+    failure_code, failure_message, dispute_status, description, metadata, created_at, updated_at, \
+    attempts";
 
 /// A payment as payhost records it.
 #[derive(Debug, Clone)]
@@ -33,9 +34,19 @@ pub struct PaymentRow {
     pub metadata: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The provider calls that made it (JSON, as its answers show them); NULL for a
+    /// payment made before attempts were recorded.
+    pub attempts: Option<String>,
 }
 
 impl PaymentRow {
+    /// Whether the provider's id for it is not known yet (the outcome of its creation is
+    /// in doubt): payhost keeps its own id in `provider_id` meanwhile, as for customers it
+    /// keeps alone.
+    pub fn provider_id_unknown(&self) -> bool {
+        self.provider_id == self.id
+    }
+
     fn from_row(r: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             id: r.text("id")?,
@@ -58,6 +69,7 @@ impl PaymentRow {
             metadata: r.text("metadata")?,
             created_at: r.int("created_at")?,
             updated_at: r.int("updated_at")?,
+            attempts: r.opt_text("attempts")?,
         })
     }
 }
@@ -116,8 +128,8 @@ pub fn insert_payment(unit: &mut Unit, p: &PaymentRow) {
         "INSERT INTO payments (id, tenant, customer_id, provider, provider_id, amount, currency, \
          amount_received, amount_refunded, status, capture_method, next_action, payment_method, \
          failure_code, failure_message, dispute_status, description, metadata, created_at, \
-         updated_at, synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $19)",
+         updated_at, synced_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13, $14, $15, $16, $17, $18, $19, $20, $19, $21)",
         vec![
             p.id.clone().into(),
             p.tenant.clone().into(),
@@ -139,8 +151,54 @@ pub fn insert_payment(unit: &mut Unit, p: &PaymentRow) {
             p.metadata.clone().into(),
             p.created_at.into(),
             p.updated_at.into(),
+            Arg::from(p.attempts.clone()),
         ],
     );
+}
+
+/// A payment whose creation was in doubt, once the provider's answer is known: its
+/// provider id, state and attempts.
+pub fn settle_in_doubt(unit: &mut Unit, p: &PaymentRow) {
+    unit.push(
+        "UPDATE payments SET provider_id = $2, status = $3, amount_received = $4, \
+         amount_refunded = $5, payment_method = $6, failure_code = $7, failure_message = $8, \
+         next_action = $9, updated_at = $10, synced_at = $10, attempts = $11 WHERE id = $1",
+        vec![
+            p.id.clone().into(),
+            p.provider_id.clone().into(),
+            p.status.clone().into(),
+            p.amount_received.into(),
+            p.amount_refunded.into(),
+            Arg::from(p.payment_method.clone()),
+            Arg::from(p.failure_code.clone()),
+            Arg::from(p.failure_message.clone()),
+            Arg::from(p.next_action.clone()),
+            p.updated_at.into(),
+            Arg::from(p.attempts.clone()),
+        ],
+    );
+}
+
+/// A payment's attempts, as its answers show them.
+pub fn set_attempts(unit: &mut Unit, id: &str, attempts: Option<&str>) {
+    unit.push(
+        "UPDATE payments SET attempts = $2 WHERE id = $1",
+        vec![id.into(), Arg::from(attempts)],
+    );
+}
+
+/// A payment adopted from a webhook that is in fact `keep`, a payment whose creation was
+/// in doubt when the webhook came: its events and refunds move to `keep`, its record goes.
+pub fn merge_adopted(unit: &mut Unit, keep: &str, adopted: &str) {
+    unit.push(
+        "UPDATE events SET object_id = $1 WHERE object_id = $2",
+        vec![keep.into(), adopted.into()],
+    );
+    unit.push(
+        "UPDATE refunds SET payment_id = $1 WHERE payment_id = $2",
+        vec![keep.into(), adopted.into()],
+    );
+    unit.push("DELETE FROM payments WHERE id = $1", vec![adopted.into()]);
 }
 
 /// A payment's state as the provider answered it.

@@ -2,7 +2,7 @@
 //! every POST (the same one across retries), retries with exponential backoff and jitter,
 //! sleeping through the host, and every attempt kept inside the call's deadline.
 
-use crate::api::{codes, Bytes, CallCtx, Headers, HttpRequest, HttpResponse, PluginError};
+use crate::api::{codes, Bytes, CallCtx, Effect, Headers, HttpRequest, HttpResponse, PluginError};
 use crate::form::Form;
 use crate::ids::{random_unit, IdGen};
 use crate::Host;
@@ -222,6 +222,7 @@ impl HttpClient {
             body: Vec::new(),
             idempotency_key: None,
             deadline_ms: 0,
+            can_fail_over: false,
         }
     }
 
@@ -256,6 +257,7 @@ pub struct Request<'c> {
     body: Vec<u8>,
     idempotency_key: Option<String>,
     deadline_ms: i64,
+    can_fail_over: bool,
 }
 
 impl Request<'_> {
@@ -289,10 +291,12 @@ impl Request<'_> {
         self.header("content-type", "application/x-www-form-urlencoded")
     }
 
-    /// The call this request belongs to: its deadline bounds every attempt, and its
-    /// idempotency key is sent (when the client has an idempotency header).
+    /// The call this request belongs to: its deadline bounds every attempt, its
+    /// idempotency key is sent (when the client has an idempotency header), and a call
+    /// another instance can take is not retried when the provider cannot be reached.
     pub fn ctx(mut self, ctx: &CallCtx) -> Self {
         self.deadline_ms = ctx.deadline_ms;
+        self.can_fail_over = ctx.can_fail_over;
         if self.idempotency_key.is_none() {
             self.idempotency_key = ctx.idempotency_key.clone();
         }
@@ -366,6 +370,9 @@ impl Request<'_> {
             request.timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
             let outcome = host.http(&request).map(Response::from);
             let retry = match &outcome {
+                // Nothing reached the provider and another instance can take the call: the
+                // host fails over at once instead of this deadline being spent here.
+                Err(e) if self.can_fail_over && e.effect == Some(Effect::Nothing) => false,
                 Err(e) => e.is(codes::UNAVAILABLE) && safe_to_repeat,
                 Ok(r) => !r.is_success() && (policy.retry_answer)(r),
             };
@@ -443,6 +450,53 @@ mod tests {
             1,
             "it may have been done: never twice"
         );
+    }
+
+    #[test]
+    fn a_call_another_instance_can_take_is_not_retried_when_nothing_reached_the_provider() {
+        let refused = || {
+            PluginError::new(codes::UNAVAILABLE, "connection refused").with_effect(Effect::Nothing)
+        };
+        let fake = FakeHost::new();
+        fake.fail_http(refused());
+        fake.fail_http(refused());
+        let client = HttpClient::new(fake.host(), "https://api.example.com")
+            .idempotency_header("Idempotency-Key");
+        let ctx = CallCtx {
+            idempotency_key: Some("k".into()),
+            can_fail_over: true,
+            ..CallCtx::default()
+        };
+        let e = client
+            .post("/pay")
+            .ctx(&ctx)
+            .json(&json!({}))
+            .send()
+            .unwrap_err();
+        assert_eq!(e.effect, Some(Effect::Nothing), "{e:?}");
+        assert_eq!(
+            fake.requests().len(),
+            1,
+            "answered at once, for the host to fail over"
+        );
+        assert!(fake.sleeps().is_empty());
+        // Alone on its route, the same call spends its retries on this provider.
+        let fake = FakeHost::new();
+        fake.fail_http(refused());
+        fake.respond_json(200, &json!({"id": "p_1"}));
+        let client = HttpClient::new(fake.host(), "https://api.example.com")
+            .idempotency_header("Idempotency-Key");
+        let alone = CallCtx {
+            can_fail_over: false,
+            ..ctx
+        };
+        let r = client
+            .post("/pay")
+            .ctx(&alone)
+            .json(&json!({}))
+            .send()
+            .unwrap();
+        assert_eq!((r.status, fake.requests().len()), (200, 2));
     }
 
     #[test]

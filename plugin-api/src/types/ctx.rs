@@ -18,6 +18,12 @@ pub struct CallCtx {
     /// it; the host's HTTP service never waits past it.
     #[serde(skip_serializing_if = "super::is_default")]
     pub deadline_ms: i64,
+    /// Another provider instance can take this call if it never reaches this one (since
+    /// 2.2): do not spend the deadline retrying connections that fail; answer at once with
+    /// the error (effect `none`) and the host sends the request elsewhere. Answers (a 5xx, a
+    /// 429) are still retried as usual. The author kit's HTTP client follows it.
+    #[serde(skip_serializing_if = "super::is_default")]
+    pub can_fail_over: bool,
 }
 
 impl CallCtx {

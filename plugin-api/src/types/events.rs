@@ -37,6 +37,13 @@ crate::open_enum! {
         CustomerUpdated => "CustomerUpdated",
         /// A customer was deleted at the provider (since 2.1).
         CustomerDeleted => "CustomerDeleted",
+        /// One provider call for a payment failed: its instance could not be reached, or
+        /// answered a soft decline, or left the outcome unknown (since 2.2; recorded by
+        /// the host, never reported by plugins).
+        PaymentAttemptFailed => "PaymentAttemptFailed",
+        /// A payment went on at the next instance of its route after an attempt that did
+        /// nothing (since 2.2; recorded by the host, never reported by plugins).
+        PaymentRerouted => "PaymentRerouted",
     }
 }
 

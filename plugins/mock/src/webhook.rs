@@ -159,6 +159,9 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
         DomainEventKind::RefundProcessed
         | DomainEventKind::DisputeOpened
         | DomainEventKind::DisputeClosed
+        // The host's own: never in a mock webhook.
+        | DomainEventKind::PaymentAttemptFailed
+        | DomainEventKind::PaymentRerouted
         | DomainEventKind::Unknown(_) => {}
     }
     Ok(vec![r])

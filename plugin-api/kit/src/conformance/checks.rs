@@ -121,7 +121,7 @@ impl Suite<'_> {
         CallCtx {
             idempotency_key: Some(format!("conformance-{}-{n}", self.run_id)),
             request_id: format!("conformance-{}-{n}", self.run_id),
-            deadline_ms: 0,
+            ..CallCtx::default()
         }
     }
 

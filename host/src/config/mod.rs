@@ -2,6 +2,10 @@
 //! tenant uses which provider. Parsing and validation are pure and happen before any side
 //! effect; every error names the file, the key and what was expected.
 
+pub mod routing;
+
+pub use routing::{BreakerSection, ResolverSection, RoutingSection, Rule, When};
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +55,10 @@ pub struct Config {
     pub dunning: DunningSection,
     #[serde(default)]
     pub retention: RetentionSection,
+    /// Which provider instances new payments, customers and subscriptions go to, in which
+    /// order when one fails, and how an instance's health is judged.
+    #[serde(default)]
+    pub routing: RoutingSection,
 }
 
 /// How long payhost keeps what it no longer needs. Nothing still needed is touched:
@@ -422,6 +430,11 @@ pub struct ProviderConfig {
     /// Passed to the plugin; values are strings, or lists of strings (a key repeated).
     #[serde(default)]
     pub config: BTreeMap<String, ConfigValue>,
+    /// Decline codes of this provider that say "try elsewhere" rather than "the card was
+    /// refused" (e.g. `processing_error`, `issuer_not_available`, `try_again_later`): a
+    /// payment declined with one goes on at the next instance of its route.
+    #[serde(default)]
+    pub soft_declines: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -810,6 +823,7 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
             ));
         }
     }
+    routing::problems(c, &mut out);
     if c.host.call_timeout_ms == 0 {
         out.push((
             "host.call_timeout_ms".into(),

@@ -1,0 +1,74 @@
+//! The resolver: asks again about the payments whose outcome is unknown — an attempt left
+//! `in_doubt` (no answer after its request left), or `started` by a host that died
+//! mid-call — at the same instance, with the same provider idempotency key, on a growing
+//! pause (`[routing.resolver] backoff_secs`), until it learns whether money moved. One host
+//! at a time does it (a lease); a retry of the API request asks at once, on any host.
+
+use crate::clock::Clock;
+use crate::lease::Leases;
+use crate::service::PaymentService;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The lease of the host that resolves.
+pub const LEASE: &str = "resolver";
+/// Attempts asked about per round.
+const ROUND: i64 = 32;
+
+/// How long after it started an attempt still unsettled is surely not running any more:
+/// every call ends by its deadline (and the grace after it).
+fn horizon(service: &PaymentService) -> i64 {
+    let c = &service.config().config;
+    let longest = c
+        .providers
+        .values()
+        .filter_map(|p| p.call_timeout_ms)
+        .chain([c.host.call_timeout_ms])
+        .max()
+        .unwrap_or(10_000);
+    i64::try_from(longest / 1000).unwrap_or(60) + 15
+}
+
+/// Starts the resolver: every `every`, and at once when a payment's outcome became unknown.
+pub fn spawn(
+    service: Arc<PaymentService>,
+    clock: Arc<dyn Clock>,
+    leases: Arc<Leases>,
+    every: Duration,
+) {
+    tokio::spawn(async move {
+        let mut wake = service.resolver_wake.subscribe();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = wake.changed() => {}
+            }
+            match leases.hold(LEASE).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "resolver: cannot take its lease");
+                    continue;
+                }
+            }
+            let now = clock.now_secs();
+            let due = match service
+                .store()
+                .due_attempts(now, now - horizon(&service), ROUND)
+                .await
+            {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "resolver: cannot read the attempts in doubt");
+                    continue;
+                }
+            };
+            for attempt in due {
+                let id = attempt.id.clone();
+                if let Err(e) = service.resolve(attempt).await {
+                    tracing::warn!(attempt = %id, error = %e, "resolver: cannot record what it learnt; asking again later");
+                }
+            }
+        }
+    });
+}

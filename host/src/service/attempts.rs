@@ -1,0 +1,861 @@
+//! A new payment, tried on the instances of its route in turn, each try an *attempt*
+//! recorded before its call (so a crash mid-call leaves evidence) and settled with its
+//! outcome. Money moves at most once:
+//!
+//! - an attempt that did nothing at its provider (unreachable, no free slot, circuit open,
+//!   a refusal of the instance's own credentials or pace) is settled `not_sent` and the
+//!   next candidate takes the payment; so does a decline its operator lists as soft;
+//! - an attempt whose outcome is unknown (no answer after the request left) is never
+//!   followed by another: the payment is recorded `processing` with the attempt
+//!   `in_doubt`, the caller gets 202, and the resolver asks the same instance with the same
+//!   provider idempotency key until it learns what happened (`resolve`);
+//! - an answer (a payment in any status, a decline, a refusal of the request) is final.
+//!
+//! A retry of the API request with the same Idempotency-Key resumes the payment it made:
+//! in doubt, it asks the same instance at once; it never starts over elsewhere.
+
+use super::customers::NewUser;
+use super::payments::{client_secret, payment_events, stored_next_action, Charge};
+use super::routes::Miss;
+use super::{new_id, Ctx, Facts, Ids, PaymentService, Reply, ServiceError, Status};
+use crate::api::views::{AttemptView, PaymentView};
+use crate::config::routing::Facts as RouteFacts;
+use crate::routing::Decision;
+use crate::store::{attempts, payments, AttemptRow, CustomerRow, PaymentRow, Record, Unit};
+use payhost_plugin_api::{
+    codes, ops, DomainEventKind, DomainEventReport, Effect, NewPayment, Payment, PaymentStatus,
+};
+use serde::{Deserialize, Serialize};
+
+/// An attempt's state (the `state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Started,
+    Answered,
+    SoftDeclined,
+    NotSent,
+    Refused,
+    InDoubt,
+    Resolved,
+    NotCharged,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Started => "started",
+            State::Answered => "answered",
+            State::SoftDeclined => "soft_declined",
+            State::NotSent => "not_sent",
+            State::Refused => "refused",
+            State::InDoubt => "in_doubt",
+            State::Resolved => "resolved",
+            State::NotCharged => "not_charged",
+        }
+    }
+}
+
+/// What an attempt keeps to be made again, and its answer recorded, by whoever learns it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Pending {
+    /// payhost's customer at the attempt's instance.
+    pub customer: String,
+    pub request: NewPayment,
+    /// The API request's hash: its Idempotency-Key resumes this payment for it alone.
+    #[serde(default)]
+    pub request_hash: Option<String>,
+}
+
+/// Who pays a new payment.
+pub(super) enum Who {
+    /// This customer, at its instance alone (a saved payment method's customer; a named
+    /// customer when no routes are configured).
+    Bound(CustomerRow),
+    /// The user's customer at whichever instance takes the payment (created there once).
+    User {
+        tenant: String,
+        user: NewUser,
+        explicit: Option<String>,
+        /// The customer's country, when payhost knows it (routing rules match on it).
+        country: Option<String>,
+    },
+}
+
+pub(super) fn view_of(a: &AttemptRow) -> AttemptView {
+    AttemptView {
+        id: a.id.clone(),
+        provider: a.instance.clone(),
+        state: a.state.clone(),
+        error_code: a.error_code.clone(),
+        error_message: a.error_message.clone(),
+        checks: a.checks,
+        next_check_at: a.next_check_at,
+        created_at: a.created_at,
+        updated_at: a.updated_at,
+    }
+}
+
+/// The attempts as the payment's answers show them.
+fn summary(all: &[AttemptRow]) -> Option<String> {
+    let views: Vec<AttemptView> = all.iter().map(view_of).collect();
+    serde_json::to_string(&views).ok()
+}
+
+/// The facts the host records of its own attempts: one `PaymentAttemptFailed` per failed
+/// attempt (at its instance), a `PaymentRerouted` when the payment went on elsewhere.
+fn attempt_events(
+    payment_id: &str,
+    all: &[AttemptRow],
+    now: i64,
+) -> Vec<(String, DomainEventReport)> {
+    let mut out = Vec::new();
+    for (i, a) in all.iter().enumerate() {
+        let failed = matches!(
+            a.state.as_str(),
+            "not_sent" | "soft_declined" | "in_doubt" | "not_charged"
+        );
+        if failed {
+            let mut r = DomainEventReport::new(DomainEventKind::PaymentAttemptFailed, &a.id, now);
+            r.payment_id = Some(payment_id.to_owned());
+            r.status = Some(a.state.clone());
+            r.error = a
+                .error_code
+                .as_ref()
+                .map(|c| format!("{c}: {}", a.error_message.clone().unwrap_or_default()));
+            out.push((a.instance.clone(), r));
+        }
+        if let Some(prev) = i.checked_sub(1).map(|p| &all[p]) {
+            let mut r = DomainEventReport::new(DomainEventKind::PaymentRerouted, &a.id, now);
+            r.payment_id = Some(payment_id.to_owned());
+            r.reason = Some(format!(
+                "from '{}' ({}) to '{}'",
+                prev.instance, prev.state, a.instance
+            ));
+            out.push((a.instance.clone(), r));
+        }
+    }
+    out
+}
+
+impl PaymentService {
+    /// Creates a payment on its route: the first candidate that answers takes it.
+    ///
+    /// # Errors
+    /// The route has no instance that can take it, every candidate failed without doing
+    /// anything, or the provider refused the request (its error). A decline is not an
+    /// error: the payment is recorded `failed`. An unknown outcome is not an error either:
+    /// the payment is recorded `processing`, answered with 202.
+    pub(super) async fn charge(
+        &self,
+        ctx: &Ctx,
+        who: Who,
+        charge: Charge,
+        step: &str,
+    ) -> Result<Reply<PaymentView>, ServiceError> {
+        let slot = ctx.idempotency.as_ref();
+        let keyed = ctx.call_ctx(step).idempotency_key;
+        if let (Some(slot), Some(key)) = (slot, &keyed) {
+            if let Some(a) = self.store.attempt_for_key(&slot.scope, key).await? {
+                if let Some(reply) = self.resume(a, &slot.request_hash).await? {
+                    return Ok(reply);
+                }
+            }
+        }
+        let payment_id = new_id("pay");
+        let provider_key = keyed.unwrap_or_else(|| format!("payhost_{payment_id}"));
+        let decision = self.payment_route(ctx, &who, &charge, &provider_key)?;
+        if decision.candidates.is_empty() {
+            return Err(self.unroutable(&decision));
+        }
+        let last = decision.candidates.len() - 1;
+        let mut tried: Vec<AttemptRow> = Vec::new();
+        let mut misses: Vec<Miss> = Vec::new();
+        for (i, instance) in decision.candidates.iter().enumerate() {
+            let more = i < last;
+            if !matches!(who, Who::Bound(_)) && !self.health.admit(instance) {
+                misses.push(Miss {
+                    instance: instance.clone(),
+                    error: ServiceError::NoInstance(format!(
+                        "provider '{instance}' is skipped: its circuit is open"
+                    )),
+                });
+                continue;
+            }
+            let customer = match &who {
+                Who::Bound(c) => c.clone(),
+                Who::User { tenant, user, .. } => {
+                    let here = Ctx {
+                        fail_over: more,
+                        ..ctx.clone()
+                    };
+                    match self
+                        .ensure_customer_in(&here, tenant, user.clone(), instance)
+                        .await
+                    {
+                        Ok((c, _)) => c,
+                        Err(e) if more && e.can_fail_over() => {
+                            self.health.failover(instance);
+                            misses.push(Miss {
+                                instance: instance.clone(),
+                                error: e,
+                            });
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            let new = charge.new_payment(&customer);
+            let now = self.now();
+            let mut attempt = AttemptRow {
+                id: new_id("att"),
+                payment_id: payment_id.clone(),
+                seq: i64::try_from(tried.len() + 1).unwrap_or(i64::MAX),
+                tenant: ctx.tenant_key(),
+                instance: instance.clone(),
+                provider_key: provider_key.clone(),
+                idem_scope: slot.map(|s| s.scope.clone()),
+                idem_key: slot.map(|_| provider_key.clone()),
+                state: State::Started.as_str().into(),
+                error_code: None,
+                error_message: None,
+                request: serde_json::to_string(&Pending {
+                    customer: customer.id.clone(),
+                    request: new.clone(),
+                    request_hash: slot.map(|s| s.request_hash.clone()),
+                })
+                .unwrap_or_else(|_| "{}".into()),
+                checks: 0,
+                next_check_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            let mut unit = Unit::new();
+            attempts::insert_attempt(&mut unit, &attempt);
+            self.store.commit(unit).await?;
+            let mut cctx = ctx.call_ctx(step);
+            cctx.idempotency_key = Some(provider_key.clone());
+            cctx.can_fail_over = more;
+            let outcome = self
+                .call::<ops::CreatePayment>(instance, cctx, new.clone())
+                .await;
+            match outcome {
+                Ok((p, _))
+                    if more
+                        && p.status == PaymentStatus::Failed
+                        && p.failure_code
+                            .as_deref()
+                            .is_some_and(|c| self.router.is_soft_decline(instance, c)) =>
+                {
+                    let code = p.failure_code.clone().unwrap_or_default();
+                    let message = p.failure_message.clone().unwrap_or_default();
+                    self.settle_now(&mut attempt, State::SoftDeclined, Some((code, message)))
+                        .await?;
+                    self.health.failover(instance);
+                    tried.push(attempt);
+                }
+                Ok((p, emitted)) => {
+                    settle(&mut attempt, State::Answered, None, now);
+                    tried.push(attempt);
+                    return self
+                        .record_answer(ctx, &customer, &payment_id, p, emitted, &tried, &charge)
+                        .await;
+                }
+                Err(e) if more && e.can_fail_over() => {
+                    let why = error_of(&e);
+                    self.settle_now(&mut attempt, State::NotSent, Some(why))
+                        .await?;
+                    self.health.failover(instance);
+                    tried.push(attempt);
+                    misses.push(Miss {
+                        instance: instance.clone(),
+                        error: e,
+                    });
+                }
+                Err(ServiceError::Call(e)) if e.effect() == Effect::Uncertain => {
+                    let why = (e.code().to_owned(), e.to_string());
+                    settle(&mut attempt, State::InDoubt, Some(why), now);
+                    attempt.next_check_at =
+                        Some(now + i64::try_from(self.resolver_pause(0)).unwrap_or(60));
+                    tried.push(attempt);
+                    return self
+                        .record_in_doubt(ctx, &customer, &payment_id, &new, &tried, &charge)
+                        .await;
+                }
+                Err(e) => {
+                    let state = if e.can_fail_over() {
+                        State::NotSent
+                    } else {
+                        State::Refused
+                    };
+                    let why = error_of(&e);
+                    self.settle_now(&mut attempt, state, Some(why)).await?;
+                    misses.push(Miss {
+                        instance: instance.clone(),
+                        error: e,
+                    });
+                    return Err(Self::exhausted(misses));
+                }
+            }
+        }
+        Err(Self::exhausted(misses))
+    }
+
+    /// Where a new payment may go.
+    pub(super) fn payment_route(
+        &self,
+        ctx: &Ctx,
+        who: &Who,
+        charge: &Charge,
+        split_key: &str,
+    ) -> Result<Decision, ServiceError> {
+        let mut needs = vec!["payments"];
+        if charge.capture_method == crate::api::requests::CaptureMethod::Manual {
+            needs.push("manual_capture");
+        }
+        match who {
+            Who::Bound(c) => {
+                let live = super::routes::Live {
+                    registry: &self.registry,
+                    health: &self.health,
+                };
+                Ok(self.router.single("bound", &c.provider, &needs, &live))
+            }
+            Who::User {
+                explicit, country, ..
+            } => {
+                let facts = RouteFacts {
+                    tenant: None,
+                    currency: Some(charge.amount.currency.as_str().to_ascii_lowercase()),
+                    amount: Some(charge.amount.amount),
+                    capture_method: Some(
+                        match charge.capture_method {
+                            crate::api::requests::CaptureMethod::Automatic => "automatic",
+                            crate::api::requests::CaptureMethod::Manual => "manual",
+                        }
+                        .to_owned(),
+                    ),
+                    redirect: charge.return_url.is_some(),
+                    payment_method_kind: None,
+                    payment_method_provider: None,
+                    country: country.clone(),
+                    metadata: charge.metadata.clone().into_map(),
+                };
+                self.decide(ctx, facts, &needs, explicit.as_deref(), split_key)
+            }
+        }
+    }
+
+    /// The pause before the resolver's check number `n` (0-based), in seconds.
+    pub(super) fn resolver_pause(&self, n: i64) -> u64 {
+        self.config
+            .config
+            .routing
+            .resolver
+            .pause(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Writes an attempt's state at once (before the next candidate is tried, so an
+    /// attempt that did nothing is never taken for one whose outcome is unknown).
+    async fn settle_now(
+        &self,
+        attempt: &mut AttemptRow,
+        state: State,
+        why: Option<(String, String)>,
+    ) -> Result<(), ServiceError> {
+        settle(attempt, state, why, self.now());
+        let mut unit = Unit::new();
+        attempts::update_attempt(&mut unit, attempt);
+        self.store.commit(unit).await?;
+        Ok(())
+    }
+
+    /// Records the payment an instance answered with, its events and its attempts.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_answer(
+        &self,
+        ctx: &Ctx,
+        customer: &CustomerRow,
+        payment_id: &str,
+        p: Payment,
+        emitted: Vec<DomainEventReport>,
+        tried: &[AttemptRow],
+        charge: &Charge,
+    ) -> Result<Reply<PaymentView>, ServiceError> {
+        self.check_new_provider_id(Record::Payment, &customer.provider, &p.id)
+            .await?;
+        let now = self.now();
+        let row = PaymentRow {
+            id: payment_id.to_owned(),
+            tenant: ctx.tenant_key(),
+            customer_id: customer.id.clone(),
+            provider: customer.provider.clone(),
+            provider_id: p.id.clone(),
+            amount: p.amount.amount,
+            currency: p.amount.currency.as_str().to_owned(),
+            amount_received: p.amount_received,
+            amount_refunded: p.amount_refunded,
+            status: p.status.as_str().to_owned(),
+            capture_method: p.capture_method.as_str().to_owned(),
+            next_action: stored_next_action(&p),
+            payment_method: p.payment_method.clone(),
+            failure_code: p.failure_code.clone(),
+            failure_message: p.failure_message.clone(),
+            dispute_status: None,
+            description: charge.description(),
+            metadata: super::metadata_json(&p.metadata),
+            created_at: now,
+            updated_at: now,
+            attempts: summary(tried),
+        };
+        let mut unit = Unit::new();
+        payments::insert_payment(&mut unit, &row);
+        if let Some(a) = tried.last() {
+            attempts::update_attempt(&mut unit, a);
+        }
+        let mut ids = Ids::default()
+            .with(&customer.provider_id, &customer.id)
+            .with(&row.provider_id, &row.id);
+        for a in tried {
+            ids = ids.with(&a.id, payment_id);
+        }
+        ids = ids.with(payment_id, payment_id);
+        let facts = Facts {
+            own: payment_events(&p, true, now),
+            emitted,
+            elsewhere: attempt_events(payment_id, tried, now),
+        };
+        let mut view = PaymentView::from(&row);
+        view.client_secret = client_secret(&p);
+        let reply = Reply {
+            status: Status::Created,
+            body: view,
+            stored: false,
+        };
+        self.finish(ctx, unit, &customer.provider, facts, &ids, reply)
+            .await
+    }
+
+    /// Records a payment whose creation left no answer: `processing`, its last attempt in
+    /// doubt, for the resolver; answered 202 (never stored under the Idempotency-Key).
+    async fn record_in_doubt(
+        &self,
+        ctx: &Ctx,
+        customer: &CustomerRow,
+        payment_id: &str,
+        new: &NewPayment,
+        tried: &[AttemptRow],
+        charge: &Charge,
+    ) -> Result<Reply<PaymentView>, ServiceError> {
+        let now = self.now();
+        let row = in_doubt_row(
+            ctx.tenant_key(),
+            customer,
+            payment_id,
+            new,
+            charge.description(),
+            now,
+            tried,
+        );
+        let mut unit = Unit::new();
+        payments::insert_payment(&mut unit, &row);
+        if let Some(a) = tried.last() {
+            attempts::update_attempt(&mut unit, a);
+        }
+        let mut ids = Ids::default()
+            .with(&customer.provider_id, &customer.id)
+            .with(payment_id, payment_id);
+        for a in tried {
+            ids = ids.with(&a.id, payment_id);
+        }
+        let mut created = DomainEventReport::new(DomainEventKind::PaymentCreated, payment_id, now);
+        created.customer_id = Some(customer.provider_id.clone());
+        created.payment_id = Some(payment_id.to_owned());
+        created.amount = Some(new.amount.clone());
+        created.status = Some(PaymentStatus::Processing.as_str().into());
+        let facts = Facts {
+            own: vec![created],
+            emitted: Vec::new(),
+            elsewhere: attempt_events(payment_id, tried, now),
+        };
+        tracing::warn!(payment = %payment_id, provider = %customer.provider, "payment outcome unknown: in doubt until the provider answers again");
+        let reply = Reply {
+            status: Status::Accepted,
+            body: PaymentView::from(&row),
+            stored: false,
+        };
+        let reply = self
+            .finish(ctx, unit, &customer.provider, facts, &ids, reply)
+            .await?;
+        self.resolver_wake.ring();
+        Ok(reply)
+    }
+
+    /// A retry of a request that made attempts: resumes its payment. `None` when it made
+    /// none that count (every instance did nothing, or refused): start over.
+    async fn resume(
+        &self,
+        a: AttemptRow,
+        request_hash: &str,
+    ) -> Result<Option<Reply<PaymentView>>, ServiceError> {
+        let pending: Option<Pending> = serde_json::from_str(&a.request).ok();
+        let hash = pending.as_ref().and_then(|p| p.request_hash.as_deref());
+        match a.state.as_str() {
+            "started" | "in_doubt" => {
+                if hash.is_some_and(|h| h != request_hash) {
+                    return Err(ServiceError::KeyReused(format!(
+                        "Idempotency-Key '{}' was already used for a different request \
+                         (method, path or body), whose payment is still being resolved; use \
+                         a new key",
+                        a.idem_key.clone().unwrap_or_default()
+                    )));
+                }
+                let (view, settled) = self.resolve(a).await?;
+                Ok(view.map(|body| Reply {
+                    status: if settled {
+                        Status::Created
+                    } else {
+                        Status::Accepted
+                    },
+                    body,
+                    stored: false,
+                }))
+            }
+            "answered" | "resolved" | "not_charged" => {
+                let row = self.store.payment(&a.payment_id, None).await?;
+                Ok(row.map(|r| Reply {
+                    status: Status::Created,
+                    body: PaymentView::from(&r),
+                    stored: false,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Asks an attempt's instance again, with the same idempotency key, what became of
+    /// it, and records what it learns. Returns the payment's view (`None` when it has no
+    /// record and nothing was learnt) and whether its outcome is known now.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn resolve(
+        &self,
+        mut a: AttemptRow,
+    ) -> Result<(Option<PaymentView>, bool), ServiceError> {
+        let Ok(pending) = serde_json::from_str::<Pending>(&a.request) else {
+            tracing::error!(attempt = %a.id, "an attempt's request does not decode; left for an operator");
+            return Ok((None, false));
+        };
+        let ctx = payhost_plugin_api::CallCtx {
+            idempotency_key: Some(a.provider_key.clone()),
+            request_id: format!("resolve_{}", a.id),
+            ..Default::default()
+        };
+        let outcome = self
+            .call::<ops::CreatePayment>(&a.instance, ctx, pending.request.clone())
+            .await;
+        let row = self.store.payment(&a.payment_id, None).await?;
+        let customer = self.owner(&pending.customer).await?;
+        let now = self.now();
+        let mut all = self.store.attempts_of(&a.payment_id).await?;
+        match outcome {
+            Ok((p, emitted)) => {
+                a.checks += 1;
+                settle(&mut a, State::Resolved, None, now);
+                replace(&mut all, &a);
+                tracing::info!(payment = %a.payment_id, provider = %a.instance, status = %p.status, "in-doubt payment resolved");
+                self.record_resolved(&customer, row, &pending, p, emitted, &a, &all)
+                    .await
+                    .map(|v| (Some(v), true))
+            }
+            Err(ServiceError::Call(e)) if nothing_was_charged(&e) => {
+                a.checks += 1;
+                settle(
+                    &mut a,
+                    State::NotCharged,
+                    Some((e.code().to_owned(), e.to_string())),
+                    now,
+                );
+                replace(&mut all, &a);
+                tracing::info!(payment = %a.payment_id, provider = %a.instance, error = %e, "in-doubt payment: the provider did nothing");
+                self.record_not_charged(&customer, row, &pending, &e, &a, &all)
+                    .await
+                    .map(|v| (Some(v), true))
+            }
+            Err(ServiceError::Call(e)) => {
+                let pause = self.resolver_pause(a.checks);
+                a.checks += 1;
+                settle(
+                    &mut a,
+                    State::InDoubt,
+                    Some((e.code().to_owned(), e.to_string())),
+                    now,
+                );
+                a.next_check_at = Some(now + i64::try_from(pause).unwrap_or(60));
+                replace(&mut all, &a);
+                let mut unit = Unit::new();
+                attempts::update_attempt(&mut unit, &a);
+                let row = match row {
+                    Some(mut r) => {
+                        r.attempts = summary(&all);
+                        payments::set_attempts(&mut unit, &r.id, r.attempts.as_deref());
+                        r
+                    }
+                    None => {
+                        let r = in_doubt_row(
+                            a.tenant.clone(),
+                            &customer,
+                            &a.payment_id,
+                            &pending.request,
+                            pending.request.description.clone(),
+                            now,
+                            &all,
+                        );
+                        payments::insert_payment(&mut unit, &r);
+                        r
+                    }
+                };
+                self.store.commit(unit).await?;
+                tracing::warn!(payment = %a.payment_id, provider = %a.instance, checks = a.checks, next_in_secs = pause, error = %e, "payment still in doubt");
+                Ok((Some(PaymentView::from(&row)), false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records what an in-doubt payment turned out to be at its instance.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_resolved(
+        &self,
+        customer: &CustomerRow,
+        row: Option<PaymentRow>,
+        pending: &Pending,
+        p: Payment,
+        emitted: Vec<DomainEventReport>,
+        a: &AttemptRow,
+        all: &[AttemptRow],
+    ) -> Result<PaymentView, ServiceError> {
+        let now = self.now();
+        let existed = row.is_some();
+        let mut unit = Unit::new();
+        // A webhook may have told of the provider's payment first and payhost adopted it as
+        // a record of its own: that record becomes this payment.
+        if let Some(adopted) = self
+            .store
+            .id_by_provider_id(Record::Payment, &a.instance, &p.id)
+            .await?
+            .filter(|id| *id != a.payment_id)
+        {
+            payments::merge_adopted(&mut unit, &a.payment_id, &adopted);
+        }
+        let mut row = row.unwrap_or_else(|| {
+            in_doubt_row(
+                a.tenant.clone(),
+                customer,
+                &a.payment_id,
+                &pending.request,
+                pending.request.description.clone(),
+                now,
+                all,
+            )
+        });
+        row.provider_id = p.id.clone();
+        row.status = p.status.as_str().to_owned();
+        row.amount_received = p.amount_received;
+        row.amount_refunded = row.amount_refunded.max(p.amount_refunded);
+        row.payment_method = p.payment_method.clone();
+        row.failure_code = p.failure_code.clone();
+        row.failure_message = p.failure_message.clone();
+        row.next_action = stored_next_action(&p);
+        row.updated_at = now;
+        row.attempts = summary(all);
+        if existed {
+            payments::settle_in_doubt(&mut unit, &row);
+        } else {
+            payments::insert_payment(&mut unit, &row);
+        }
+        attempts::update_attempt(&mut unit, a);
+        let mut ids = Ids::default()
+            .with(&customer.provider_id, &customer.id)
+            .with(&p.id, &row.id)
+            .with(&row.id, &row.id);
+        for t in all {
+            ids = ids.with(&t.id, &row.id);
+        }
+        let facts = Facts {
+            own: payment_events(&p, !existed, now),
+            emitted,
+            elsewhere: if existed {
+                Vec::new()
+            } else {
+                attempt_events(&row.id, all, now)
+            },
+        };
+        let ctx = Ctx {
+            tenant: Some(row.tenant.clone()).filter(|t| !t.is_empty()),
+            ..Ctx::default()
+        };
+        let reply = self
+            .finish(
+                &ctx,
+                unit,
+                &a.instance,
+                facts,
+                &ids,
+                Reply::ok(PaymentView::from(&row)),
+            )
+            .await?;
+        Ok(reply.body)
+    }
+
+    /// Records an in-doubt payment its instance says it never made: failed, nothing
+    /// charged anywhere.
+    async fn record_not_charged(
+        &self,
+        customer: &CustomerRow,
+        row: Option<PaymentRow>,
+        pending: &Pending,
+        e: &crate::plugins::CallError,
+        a: &AttemptRow,
+        all: &[AttemptRow],
+    ) -> Result<PaymentView, ServiceError> {
+        let now = self.now();
+        let existed = row.is_some();
+        let mut row = row.unwrap_or_else(|| {
+            in_doubt_row(
+                a.tenant.clone(),
+                customer,
+                &a.payment_id,
+                &pending.request,
+                pending.request.description.clone(),
+                now,
+                all,
+            )
+        });
+        row.status = PaymentStatus::Failed.as_str().into();
+        row.failure_code = Some(e.code().to_owned());
+        row.failure_message = Some(e.to_string());
+        row.updated_at = now;
+        row.attempts = summary(all);
+        let mut unit = Unit::new();
+        if existed {
+            payments::settle_in_doubt(&mut unit, &row);
+        } else {
+            payments::insert_payment(&mut unit, &row);
+        }
+        attempts::update_attempt(&mut unit, a);
+        let mut failed = DomainEventReport::new(DomainEventKind::PaymentFailed, &row.id, now);
+        failed.customer_id = Some(customer.provider_id.clone());
+        failed.payment_id = Some(row.id.clone());
+        failed.amount = Some(pending.request.amount.clone());
+        failed.status = Some(row.status.clone());
+        failed.error = row.failure_message.clone();
+        let mut ids = Ids::default()
+            .with(&customer.provider_id, &customer.id)
+            .with(&row.id, &row.id);
+        for t in all {
+            ids = ids.with(&t.id, &row.id);
+        }
+        let mut own = vec![failed];
+        if !existed {
+            let mut created = own[0].clone();
+            created.kind = DomainEventKind::PaymentCreated;
+            created.error = None;
+            own.insert(0, created);
+        }
+        let facts = Facts {
+            own,
+            emitted: Vec::new(),
+            elsewhere: attempt_events(&row.id, all, now),
+        };
+        let ctx = Ctx {
+            tenant: Some(row.tenant.clone()).filter(|t| !t.is_empty()),
+            ..Ctx::default()
+        };
+        let reply = self
+            .finish(
+                &ctx,
+                unit,
+                &a.instance,
+                facts,
+                &ids,
+                Reply::ok(PaymentView::from(&row)),
+            )
+            .await?;
+        Ok(reply.body)
+    }
+}
+
+/// An answer to the same request under the same key that proves nothing was charged:
+/// the provider refused the request itself (it would have refused the first one alike) or
+/// declined it. Outages, limits, conflicts (the first request still running), credentials
+/// say nothing about the first request.
+fn nothing_was_charged(e: &crate::plugins::CallError) -> bool {
+    matches!(e, crate::plugins::CallError::Plugin(p)
+        if matches!(p.code.as_str(), codes::INVALID_REQUEST | codes::CARD_DECLINED | codes::NOT_FOUND)
+            && p.effect != Some(Effect::Uncertain))
+}
+
+fn error_of(e: &ServiceError) -> (String, String) {
+    match e {
+        ServiceError::Call(c) => (c.code().to_owned(), c.to_string()),
+        other => ("error".to_owned(), other.to_string()),
+    }
+}
+
+fn settle(a: &mut AttemptRow, state: State, why: Option<(String, String)>, now: i64) {
+    a.state = state.as_str().to_owned();
+    if let Some((code, message)) = why {
+        a.error_code = Some(code);
+        a.error_message = Some(message);
+    }
+    if state != State::InDoubt && state != State::Started {
+        a.request = "{}".into();
+        a.next_check_at = None;
+    }
+    a.updated_at = now;
+}
+
+fn replace(all: &mut Vec<AttemptRow>, a: &AttemptRow) {
+    match all.iter_mut().find(|x| x.id == a.id) {
+        Some(x) => *x = a.clone(),
+        None => all.push(a.clone()),
+    }
+}
+
+/// The record of a payment whose creation is in doubt: `processing`, payhost's own id in
+/// place of the provider's.
+fn in_doubt_row(
+    tenant: String,
+    customer: &CustomerRow,
+    payment_id: &str,
+    new: &NewPayment,
+    description: Option<String>,
+    now: i64,
+    tried: &[AttemptRow],
+) -> PaymentRow {
+    PaymentRow {
+        id: payment_id.to_owned(),
+        tenant,
+        customer_id: customer.id.clone(),
+        provider: customer.provider.clone(),
+        provider_id: payment_id.to_owned(),
+        amount: new.amount.amount,
+        currency: new.amount.currency.as_str().to_owned(),
+        amount_received: 0,
+        amount_refunded: 0,
+        status: PaymentStatus::Processing.as_str().into(),
+        capture_method: new.capture_method.as_str().to_owned(),
+        next_action: None,
+        payment_method: new.payment_method.clone(),
+        failure_code: None,
+        failure_message: None,
+        dispute_status: None,
+        description,
+        metadata: super::metadata_json(&new.metadata),
+        created_at: now,
+        updated_at: now,
+        attempts: summary(tried),
+    }
+}
