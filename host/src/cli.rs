@@ -58,11 +58,32 @@ enum Command {
     /// migrations differ from this binary's (one edited after it ran, or one a newer
     /// payhost applied).
     Migrate,
+    /// Routing: where a request would go.
+    #[command(subcommand)]
+    Routing(RoutingCommand),
     /// Print a completion script for a shell, e.g. `payhost completions bash >
     /// /etc/bash_completion.d/payhost`.
     Completions {
         /// The shell the script is for.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutingCommand {
+    /// Where a payment request (the JSON body of `POST /v1/payments`) would go: the rule
+    /// that matches, the instances to try in order, and why each other one would not take
+    /// it. Asks the running server (its circuits as they are now); without one, routes
+    /// here with every circuit closed. No provider is called.
+    Explain {
+        /// The request body, e.g. '{"user_id": "42", "amount": 5000, "currency": "eur"}'.
+        request: String,
+        /// The tenant the request would come from.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Its Idempotency-Key (where it falls in a volume split).
+        #[arg(long)]
+        idempotency_key: Option<String>,
     },
 }
 
@@ -130,6 +151,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Events(EventsCommand::Replay { id }) => replay(&cli.config, &id).await,
         Command::Config(ConfigCommand::Check) => config_check(&cli.config),
         Command::Migrate => migrate(&cli.config).await,
+        Command::Routing(RoutingCommand::Explain {
+            request,
+            tenant,
+            idempotency_key,
+        }) => explain(&cli.config, &request, tenant, idempotency_key).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -351,30 +377,99 @@ pub fn address_file(loaded: &config::Loaded) -> PathBuf {
 
 /// `/admin/plugins` of the server this config runs, if one answers.
 async fn live_state(loaded: &config::Loaded) -> Option<serde_json::Value> {
+    match live_admin(loaded, "GET", "/admin/plugins", "").await? {
+        (200, body) => Some(body),
+        _ => None,
+    }
+}
+
+/// One `/admin` exchange with the server this config runs: its status and JSON answer, or
+/// `None` when no server answers.
+async fn live_admin(
+    loaded: &config::Loaded,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, serde_json::Value)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = std::fs::read_to_string(address_file(loaded)).ok()?;
     let key = loaded.config.host.admin_keys.first()?;
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr.trim()).await.ok()?;
         let req = format!(
-            "GET /admin/plugins HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\
-             Connection: close\r\n\r\n",
-            addr.trim()
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            addr.trim(),
+            body.len()
         );
         s.write_all(req.as_bytes()).await.ok()?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await.ok()?;
         let raw = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = raw.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        serde_json::from_str(body).ok()
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, serde_json::from_str(body).ok()?))
     };
     tokio::time::timeout(std::time::Duration::from_secs(3), exchange)
         .await
         .ok()
         .flatten()
+}
+
+/// `payhost routing explain`: the running server's answer, else one made here.
+async fn explain(
+    config_file: &Path,
+    request: &str,
+    tenant: Option<String>,
+    key: Option<String>,
+) -> anyhow::Result<i32> {
+    let loaded = config::load(config_file)?;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(t) = &tenant {
+        query.push(("tenant", t.clone()));
+    }
+    if let Some(k) = &key {
+        query.push(("idempotency_key", k.clone()));
+    }
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "?{}",
+            serde_urlencoded::to_string(&query).context("the tenant or key")?
+        )
+    };
+    let path = format!("/admin/routing/explain{query}");
+    let (source, status, answer) = match live_admin(&loaded, "POST", &path, request).await {
+        Some((status, body)) => ("server", status, body),
+        None => {
+            let state = AppState::start_with_system_clock(loaded)
+                .await
+                .context("cannot open the database")?;
+            let ctx = crate::service::Ctx {
+                tenant,
+                ..Default::default()
+            };
+            let outcome = match crate::http::parse_json(request.as_bytes()) {
+                Err(e) => Err(e),
+                Ok(req) => state
+                    .service
+                    .explain(&ctx, req, key.as_deref().unwrap_or("explain"))
+                    .await
+                    .map_err(crate::http::ApiError::from),
+            };
+            state.registry.stop_all(StopReason::Shutdown).await;
+            match outcome {
+                Ok(d) => ("here", 200, serde_json::to_value(d)?),
+                Err(e) => ("here", e.status.as_u16(), serde_json::to_value(e.body())?),
+            }
+        }
+    };
+    if source == "here" {
+        println!("(no server running this config: routed here, with every circuit closed)");
+    }
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(if status == 200 { 0 } else { 1 })
 }
 
 async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {

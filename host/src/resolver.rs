@@ -16,7 +16,8 @@ pub const LEASE: &str = "resolver";
 const ROUND: i64 = 32;
 
 /// How long after it started an attempt still unsettled is surely not running any more:
-/// every call ends by its deadline (and the grace after it).
+/// every call ends by its deadline and the second of grace after it; 4 s more for the
+/// clocks of several hosts to differ.
 fn horizon(service: &PaymentService) -> i64 {
     let c = &service.config().config;
     let longest = c
@@ -26,7 +27,7 @@ fn horizon(service: &PaymentService) -> i64 {
         .chain([c.host.call_timeout_ms])
         .max()
         .unwrap_or(10_000);
-    i64::try_from(longest / 1000).unwrap_or(60) + 15
+    i64::try_from(longest.div_ceil(1000)).unwrap_or(60) + 5
 }
 
 /// Starts the resolver: every `every`, and at once when a payment's outcome became unknown.

@@ -3,8 +3,11 @@
 //! 400); unknown top-level parameters and missing required ones refused with Stripe's error
 //! shape; state kept (customers, payment methods, intents, subscriptions, refunds,
 //! invoices); a repeated `Idempotency-Key` replays the first answer, the same key with other
-//! parameters is an `idempotency_error`; test cards behave as in test mode. On command it
-//! answers 429, 500 or `Stripe-Should-Retry`, drops the connection or answers slowly.
+//! parameters is an `idempotency_error`, and while its first request is still being served a
+//! 409; test cards behave as in test mode. On command it answers 429, 500 or
+//! `Stripe-Should-Retry`, drops the connection or answers slowly, once ([`Chaos`]) or for a
+//! while ([`Mode`]: failing before doing anything, or doing it and then losing the answer);
+//! it can be switched off, its port then refusing connections ([`FakeStripe::start_switched`]).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -30,6 +33,22 @@ pub enum Chaos {
     Slow(Duration),
 }
 
+/// How the fake behaves from now on, for every request (an outage, a slow spell), beside
+/// the one-off [`Chaos`] answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Mode {
+    #[default]
+    Normal,
+    /// Every request answered with this status before anything is done (a 5xx: Stripe's
+    /// `api_error`): nothing applied, nothing stored under its key.
+    FailBeforeApplying(u16),
+    /// Every request applied (a charge made, the answer stored under its key), then its
+    /// answer held this long: a caller with a shorter deadline never learns it.
+    ApplyThenHang(Duration),
+    /// Every request applied, then the connection closed without an answer.
+    ApplyThenDrop,
+}
+
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -52,6 +71,9 @@ struct Inner {
     invoices: Vec<Value>,
     idempotency: BTreeMap<String, (String, u16, Value)>,
     chaos: VecDeque<Chaos>,
+    mode: Mode,
+    /// Idempotency keys whose request is being served: another with the same key is 409.
+    in_flight: std::collections::BTreeSet<String>,
     seen: Vec<Seen>,
 }
 
@@ -64,6 +86,46 @@ pub struct FakeStripe {
 pub struct Running {
     pub base: String,
     pub fake: FakeStripe,
+}
+
+/// A fake that can be switched off (connections refused, every open one closed) and on
+/// again, on the same port (see [`FakeStripe::start_switched`]).
+pub struct Switch {
+    pub base: String,
+    pub fake: FakeStripe,
+    port: crate::HeldPort,
+    server: Option<crate::Server>,
+}
+
+impl Switch {
+    /// Accepts connections.
+    pub fn on(&mut self) {
+        if self.server.is_none() {
+            let app = Router::new().fallback(handle).with_state(self.fake.clone());
+            self.server = Some(crate::serve_until_stopped(self.port.listener(), app));
+        }
+    }
+
+    /// Refuses connections, and closes the ones open.
+    pub fn off(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+}
+
+/// Takes an idempotency key off the in-flight set when its request ends, however it ends.
+struct InFlight {
+    fake: FakeStripe,
+    key: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut i) = self.fake.inner.lock() {
+            i.in_flight.remove(&self.key);
+        }
+    }
 }
 
 const NOW: i64 = 1_700_000_000;
@@ -130,6 +192,40 @@ impl FakeStripe {
         }
     }
 
+    /// A fake whose port stays its own while it is switched off and on ([`Switch`]): off,
+    /// connections are refused (Stripe unreachable). It starts on.
+    pub fn start_switched() -> Switch {
+        let port = crate::HeldPort::new();
+        let base = format!("http://{}", port.addr());
+        let fake = FakeStripe::default();
+        fake.inner.lock().unwrap().base = base.clone();
+        let mut switch = Switch {
+            base,
+            fake,
+            port,
+            server: None,
+        };
+        switch.on();
+        switch
+    }
+
+    /// How every request is treated from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        self.inner.lock().unwrap().mode = mode;
+    }
+
+    /// The charges made: every PaymentIntent that received money, once each.
+    pub fn charges(&self) -> Vec<Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .intents
+            .values()
+            .filter(|pi| pi["amount_received"].as_i64().unwrap_or(0) > 0)
+            .cloned()
+            .collect()
+    }
+
     /// The next requests get these answers instead, in order.
     pub fn chaos(&self, plan: impl IntoIterator<Item = Chaos>) {
         self.inner.lock().unwrap().chaos.extend(plan);
@@ -164,7 +260,7 @@ async fn handle(
     };
     let form = Form::decode(&raw_form).unwrap_or_default();
     let key = header("idempotency-key");
-    let chaos = {
+    let (chaos, mode, busy) = {
         let mut i = fake.inner.lock().unwrap();
         i.seen.push(Seen {
             method: method.to_string(),
@@ -173,8 +269,35 @@ async fn handle(
             stripe_version: header("stripe-version"),
             form: form.pairs().to_vec(),
         });
-        i.chaos.pop_front()
+        let busy = match (&key, method == Method::POST) {
+            (Some(k), true) => !i.in_flight.insert(k.clone()),
+            _ => false,
+        };
+        (i.chaos.pop_front(), i.mode.clone(), busy)
     };
+    if busy {
+        // Stripe: the same key while its first request is still being served.
+        let k = key.unwrap_or_default();
+        let (s, body) = error(409, "idempotency_error", "", &format!("There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {k}. Please try again later."), None);
+        return (StatusCode::from_u16(s).unwrap(), axum::Json(body)).into_response();
+    }
+    let _in_flight = key
+        .clone()
+        .filter(|_| method == Method::POST)
+        .map(|key| InFlight {
+            fake: fake.clone(),
+            key,
+        });
+    if let Mode::FailBeforeApplying(status) = mode {
+        let (s, body) = error(
+            status,
+            "api_error",
+            "",
+            "Something went wrong on Stripe's end.",
+            None,
+        );
+        return (StatusCode::from_u16(s).unwrap(), axum::Json(body)).into_response();
+    }
     match chaos {
         Some(Chaos::Drop) => panic!("fake stripe: dropping the connection as told"),
         Some(Chaos::Slow(d)) => tokio::time::sleep(d).await,
@@ -207,6 +330,11 @@ async fn handle(
     }
     let (status, value, replayed) =
         answer(&fake, &method, uri.path(), &headers, &raw_form, &form, key);
+    match mode {
+        Mode::ApplyThenHang(d) => tokio::time::sleep(d).await,
+        Mode::ApplyThenDrop => panic!("fake stripe: applied, dropping the answer as told"),
+        Mode::Normal | Mode::FailBeforeApplying(_) => {}
+    }
     let mut r = (StatusCode::from_u16(status).unwrap(), axum::Json(value)).into_response();
     if replayed {
         r.headers_mut()

@@ -37,6 +37,101 @@ pub fn serve_in_background(app: axum::Router) -> std::net::SocketAddr {
     rx.recv().unwrap()
 }
 
+/// A server started with [`serve_until_stopped`]: stopping it closes its listener and every
+/// connection it holds.
+pub struct Server {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops serving: the listener and every open connection close.
+    pub fn stop(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// Serves `app` on `listener` (bound and listening), on a runtime of its own thread, until
+/// [`Server::stop`].
+pub fn serve_until_stopped(listener: std::net::TcpListener, app: axum::Router) -> Server {
+    listener.set_nonblocking(true).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tokio::select! {
+                r = axum::serve(listener, app) => r.unwrap(),
+                _ = stopped => {}
+            }
+        });
+        // Dropping the runtime drops every connection task: their sockets close.
+        rt.shutdown_background();
+    });
+    Server {
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// A loopback port held for a fake whether it listens or not: while it does not,
+/// connections are refused (a service that is down), and nobody else can take the port.
+pub struct HeldPort {
+    holder: socket2::Socket,
+}
+
+fn port_socket(addr: &std::net::SocketAddr) -> socket2::Socket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    s.set_reuse_port(true).unwrap();
+    s.bind(&(*addr).into()).unwrap();
+    s
+}
+
+impl HeldPort {
+    pub fn new() -> Self {
+        let holder = port_socket(&"127.0.0.1:0".parse().unwrap());
+        Self { holder }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.holder.local_addr().unwrap().as_socket().unwrap()
+    }
+
+    /// A listener on the port: connections are accepted until it closes (the port stays
+    /// held, refusing them, after).
+    pub fn listener(&self) -> TcpListener {
+        let s = port_socket(&self.addr());
+        s.listen(1024).unwrap();
+        s.into()
+    }
+}
+
+impl Default for HeldPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The workspace's target folder for the profile the tests were built in.
 pub fn target_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -81,11 +81,27 @@ type Handler = Arc<dyn Fn(&Stamped) + Send + Sync>;
 
 const RECENT: usize = 256;
 
-/// Delivers events to subscribers, in order, and keeps the most recent ones.
+/// Delivers events to subscribers, in order, and keeps the most recent ones: the last
+/// [`RECENT`] events, and apart from them the last [`RECENT`] lifecycle events (a flood of
+/// payments never pushes a plugin's or an instance's story out of the operator's view).
 pub struct Dispatcher {
     clock: Arc<dyn crate::clock::Clock>,
     handlers: RwLock<Vec<Handler>>,
-    recent: Mutex<(u64, VecDeque<Stamped>)>,
+    recent: Mutex<Recent>,
+}
+
+#[derive(Default)]
+struct Recent {
+    seq: u64,
+    all: VecDeque<Stamped>,
+    lifecycle: VecDeque<Stamped>,
+}
+
+fn keep(ring: &mut VecDeque<Stamped>, s: &Stamped) {
+    if ring.len() == RECENT {
+        ring.pop_front();
+    }
+    ring.push_back(s.clone());
 }
 
 impl Dispatcher {
@@ -115,16 +131,16 @@ impl Dispatcher {
         }
         let stamped = {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            recent.0 += 1;
+            recent.seq += 1;
             let s = Stamped {
-                seq: recent.0,
+                seq: recent.seq,
                 at_millis: self.clock.now_millis(),
                 event,
             };
-            if recent.1.len() == RECENT {
-                recent.1.pop_front();
+            keep(&mut recent.all, &s);
+            if matches!(s.event, Event::Lifecycle(_)) {
+                keep(&mut recent.lifecycle, &s);
             }
-            recent.1.push_back(s.clone());
             s
         };
         let handlers = self
@@ -144,7 +160,7 @@ impl Dispatcher {
         self.recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .1
+            .all
             .iter()
             .cloned()
             .collect()
@@ -152,9 +168,12 @@ impl Dispatcher {
 
     /// The most recent lifecycle events, oldest first.
     pub fn recent_lifecycle(&self) -> Vec<Stamped> {
-        self.recent()
-            .into_iter()
-            .filter(|s| matches!(s.event, Event::Lifecycle(_)))
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lifecycle
+            .iter()
+            .cloned()
             .collect()
     }
 }
@@ -182,6 +201,31 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
         assert_eq!(d.recent_lifecycle().len(), 2);
         assert_eq!(d.recent()[0].at_millis, 5);
+    }
+
+    #[test]
+    fn a_flood_of_domain_events_keeps_the_lifecycle_in_view() {
+        let d = Dispatcher::new(Arc::new(ManualClock::new(0)));
+        d.dispatch(Event::Lifecycle(LifecycleEvent::PluginStopped {
+            name: "mock".into(),
+            plugin_type: "payment".into(),
+            reason: StopReason::Removed,
+        }));
+        for i in 0..(RECENT * 2) {
+            let r = payhost_plugin_api::DomainEventReport::new(
+                payhost_plugin_api::DomainEventKind::PaymentCreated,
+                &format!("p{i}"),
+                0,
+            );
+            d.dispatch(Event::Domain(Box::new(DomainEvent::from_report(
+                "mock", &r,
+            ))));
+        }
+        assert_eq!(d.recent_lifecycle().len(), 1);
+        assert!(d
+            .recent()
+            .iter()
+            .all(|s| matches!(s.event, Event::Domain(_))));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! 429, panics, no free call slot) count against an instance; declines and refused input
 //! do not. `failures` of them within `window_secs` open the circuit: routing skips the
 //! instance for `cooldown_secs`, then lets `probes` calls through at once; a success
-//! closes it, a failure opens it again. Each host keeps its own view (it is about what
+//! closes it (so does any call that works meanwhile: one for a record bound to the
+//! instance, the resolver's), a failure opens it again. Each host keeps its own view (it is about what
 //! this host can reach).
 
 use crate::config::BreakerSection;
@@ -220,7 +221,9 @@ impl Health {
                         None
                     }
                 }
-                None if was == Circuit::HalfOpen => {
+                // A call that worked closes the circuit, whatever let it through (a probe,
+                // a call for a record bound to the instance, the resolver).
+                None if was != Circuit::Closed => {
                     b.half_open = false;
                     b.open_until = None;
                     b.probes = 0;
@@ -350,5 +353,10 @@ mod tests {
             Circuit::Closed,
             "an instance never seen is closed"
         );
+        // A call that works while the circuit is open (the resolver's, a bound record's)
+        // closes it: the instance answers again.
+        h.record_at("a", None, t + 25_040);
+        assert_eq!(h.circuit("a"), Circuit::Closed);
+        assert_eq!(events(&d), ["unhealthy a", "recovered a"]);
     }
 }

@@ -193,7 +193,9 @@ impl PaymentService {
                         .await
                     {
                         Ok((c, _)) => c,
-                        Err(e) if more && e.can_fail_over() => {
+                        // A customer moves no money: any fault of the instance's hands
+                        // the payment to the next one.
+                        Err(e) if more && e.is_instance_fault() => {
                             self.health.failover(instance);
                             misses.push(Miss {
                                 instance: instance.clone(),

@@ -320,7 +320,7 @@ impl PaymentService {
             name: req.name,
             metadata,
         };
-        let mut tries = self.tries(&decision)?;
+        let mut tries = self.tries_moving_no_money(&decision)?;
         let (row, created) = loop {
             let Some((instance, here)) = tries.next(ctx) else {
                 return Err(tries.exhausted());

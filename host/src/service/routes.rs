@@ -128,6 +128,8 @@ pub(super) struct Tries<'a> {
     decision: &'a Decision,
     next: usize,
     misses: Vec<Miss>,
+    /// The step moves money: a candidate whose outcome is unknown is never followed.
+    moves_money: bool,
 }
 
 impl PaymentService {
@@ -144,7 +146,19 @@ impl PaymentService {
             decision: d,
             next: 0,
             misses: Vec::new(),
+            moves_money: true,
         })
+    }
+
+    /// [`PaymentService::tries`] for a step that moves no money (a customer): any failure
+    /// of the instance's own hands over to the next, whatever it did.
+    pub(super) fn tries_moving_no_money<'a>(
+        &'a self,
+        d: &'a Decision,
+    ) -> Result<Tries<'a>, ServiceError> {
+        let mut tries = self.tries(d)?;
+        tries.moves_money = false;
+        Ok(tries)
     }
 }
 
@@ -183,7 +197,7 @@ impl Tries<'_> {
     ) -> Result<Option<T>, ServiceError> {
         match outcome {
             Ok(v) => Ok(Some(v)),
-            Err(e) if e.can_fail_over() => {
+            Err(e) if e.can_fail_over() || (!self.moves_money && e.is_instance_fault()) => {
                 if self.next < self.decision.candidates.len() {
                     self.service.health.failover(instance);
                 }
@@ -207,6 +221,12 @@ impl ServiceError {
     /// The instance did nothing, through no fault of the request: the next one may take it.
     pub(super) fn can_fail_over(&self) -> bool {
         matches!(self, ServiceError::Call(e) if e.can_fail_over())
+    }
+
+    /// The instance's fault, whatever it did: for a step that moves no money (creating a
+    /// customer), reason enough to go on at the next instance.
+    pub(super) fn is_instance_fault(&self) -> bool {
+        matches!(self, ServiceError::Call(e) if e.can_fail_over() || e.is_technical())
     }
 }
 
