@@ -55,6 +55,14 @@ struct Failed {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Instance {
+    provider: String,
+}
+
+/// A gauge per provider instance, read at scrape time: (name, help, (instance, value)...).
+pub type InstanceGauge<'a> = (&'a str, &'a str, Vec<(String, f64)>);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Swept {
     kind: String,
 }
@@ -219,8 +227,9 @@ impl Metrics {
     }
 
     /// The text exposition; `extra` are gauges the caller reads at scrape time (name,
-    /// help, value).
-    pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
+    /// help, value), `per_instance` gauges with a `provider` label (name, help, and a value
+    /// per configured instance: others are left out).
+    pub fn render(&self, extra: &[(&str, &str, f64)], per_instance: &[InstanceGauge]) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
         let mut now = Registry::default();
@@ -228,6 +237,19 @@ impl Metrics {
             let g: Gauge<f64, AtomicU64> = Gauge::default();
             g.set(*value);
             now.register(*name, help.trim_end_matches('.'), g);
+        }
+        for (name, help, values) in per_instance {
+            let family: Family<Instance, Gauge<f64, AtomicU64>> = Family::default();
+            for (instance, value) in values {
+                if self.instances.iter().any(|i| i == instance) {
+                    family
+                        .get_or_create(&Instance {
+                            provider: instance.clone(),
+                        })
+                        .set(*value);
+                }
+            }
+            now.register(*name, help.trim_end_matches('.'), family);
         }
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &now);
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
@@ -337,7 +359,7 @@ mod tests {
             Duration::from_millis(1),
             Some("card_declined"),
         );
-        let text = m.render(&[]);
+        let text = m.render(&[], &[]);
         assert!(text.contains("payhost_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 1000"), "{text}");
         assert!(text.contains("payhost_provider_call_errors_total{provider=\"unknown\",operation=\"verify_webhook\",code=\"other\"} 1000"), "{text}");
         assert!(
@@ -361,7 +383,19 @@ mod tests {
             Duration::from_millis(2),
             Some("card_declined"),
         );
-        let text = m.render(&[("payhost_up", "Always 1.", 1.0)]);
+        let text = m.render(
+            &[("payhost_up", "Always 1.", 1.0)],
+            &[(
+                "payhost_instance_circuit_state",
+                "Circuits.",
+                vec![("mock".into(), 2.0), ("made_up".into(), 1.0)],
+            )],
+        );
+        assert!(
+            text.contains("payhost_instance_circuit_state{provider=\"mock\"} 2"),
+            "{text}"
+        );
+        assert!(!text.contains("made_up"), "only configured instances are labels: {text}");
         // The process and the build.
         for name in [
             "process_resident_memory_bytes ",

@@ -702,7 +702,14 @@ fn an_operator_works_the_console_in_chromium() {
         click(&c, &format!("#payment-{payment_id} a")).await;
         wait_text(&c, "#record", &payment_id).await;
         wait_text(&c, "#events", "PaymentSucceeded").await;
+        wait_text(&c, "#attempts", "answered").await;
         screenshot(&c, "payment").await;
+        // The routing table, each instance's circuit, nothing in doubt.
+        goto(&c, &base, "/console/routing").await;
+        wait_text(&c, "#routing-default", "mock").await;
+        wait_text(&c, "#instance-mock", "closed").await;
+        wait_text(&c, "#no-doubt", "every payment's outcome is known").await;
+        screenshot(&c, "routing").await;
         // A search that matches nothing, and one the API's own types refuse.
         goto(
             &c,

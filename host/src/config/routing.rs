@@ -404,7 +404,8 @@ pub fn problems(c: &Config, out: &mut Vec<(String, String)>) {
     }
     let mut earlier = tenant_rules(c);
     for (i, rule) in r.rules.iter().enumerate() {
-        let at = format!("routing.rules[{i}] '{}'", rule.name);
+        let at = format!("routing.rules[{i}]");
+        let named = |what: String| format!("rule '{}': {what}", rule.name);
         if rule.name.trim().is_empty() {
             out.push((
                 format!("routing.rules[{i}].name"),
@@ -420,19 +421,19 @@ pub fn problems(c: &Config, out: &mut Vec<(String, String)>) {
         match (&rule.route, &rule.split) {
             (Some(_), Some(_)) | (None, None) => out.push((
                 at.clone(),
-                "exactly one of 'route' (priority) or 'split' (weights)".into(),
+                named("exactly one of 'route' (priority) or 'split' (weights)".into()),
             )),
             (Some(route), None) => {
                 if route.is_empty() {
-                    out.push((at.clone(), "'route' names at least one instance".into()));
+                    out.push((at.clone(), named("'route' names at least one instance".into())));
                 }
                 let names: Vec<&str> = route.iter().map(String::as_str).collect();
-                unknown(format!("{at}.route"), &names, out);
+                unknown(format!("{at}.route ('{}')", rule.name), &names, out);
                 repeats(format!("{at}.route"), &names, out);
             }
             (None, Some(split)) => {
                 let names: Vec<&str> = split.keys().map(String::as_str).collect();
-                unknown(format!("{at}.split"), &names, out);
+                unknown(format!("{at}.split ('{}')", rule.name), &names, out);
                 let total: u64 = split.values().map(|w| u64::from(*w)).sum();
                 if split.is_empty() || total != 100 || split.values().any(|w| *w == 0) {
                     out.push((
@@ -443,19 +444,23 @@ pub fn problems(c: &Config, out: &mut Vec<(String, String)>) {
             }
         }
         if let Some(why) = rule.when.impossible() {
-            out.push((format!("{at}.when"), why));
+            out.push((format!("{at}.when"), named(why)));
         }
         if let Some(cm) = &rule.when.capture_method {
             if !matches!(cm.to_ascii_lowercase().as_str(), "automatic" | "manual") {
                 out.push((
                     format!("{at}.when.capture_method"),
-                    "'automatic' or 'manual'".into(),
+                    named("'automatic' or 'manual'".into()),
                 ));
             }
         }
         if let Some(providers) = &rule.when.payment_method_provider {
             let names: Vec<&str> = providers.iter().map(String::as_str).collect();
-            unknown(format!("{at}.when.payment_method_provider"), &names, out);
+            unknown(
+                format!("{at}.when.payment_method_provider ('{}')", rule.name),
+                &names,
+                out,
+            );
         }
         for (field, codes) in [
             ("currency", &rule.when.currency),
@@ -469,17 +474,17 @@ pub fn problems(c: &Config, out: &mut Vec<(String, String)>) {
             {
                 out.push((
                     format!("{at}.when.{field}"),
-                    format!("'{bad}' is not a {len}-letter code"),
+                    named(format!("'{bad}' is not a {len}-letter code")),
                 ));
             }
         }
         if let Some(by) = earlier.iter().find(|e| e.when.covers(&rule.when)) {
             out.push((
                 at.clone(),
-                format!(
+                named(format!(
                     "can never match: rule '{}' before it matches every request it would",
                     by.name
-                ),
+                )),
             ));
         }
         earlier.push(rule.clone());
@@ -567,7 +572,7 @@ mod tests {
         );
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(
-            p[0].0.contains("small-euro") && p[0].1.contains("'euro'"),
+            p[0].1.contains("'small-euro'") && p[0].1.contains("rule 'euro'"),
             "{p:?}"
         );
         // A tenant mapping is a rule ahead of all others.

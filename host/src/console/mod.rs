@@ -7,6 +7,7 @@
 mod chart;
 pub mod history;
 mod pages;
+mod routing;
 mod session;
 
 use crate::app::AppState;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/plugins/rescan", post(rescan))
         .route("/console/plugins/{name}/stop", post(stop))
         .route("/console/plugins/{name}/reload", post(reload))
+        .route("/console/routing", get(routing::routing))
         .route("/console/inbox", get(pages::inbox))
         .route("/console/inbox/{id}", get(pages::inbox_row))
         .route("/console/inbox/{id}/replay", post(replay))

@@ -21,9 +21,10 @@ use std::collections::HashMap;
 const ROWS: u32 = 25;
 const QUEUE_ROWS: i64 = 100;
 
-const NAV: [(&str, &str, &str); 8] = [
+const NAV: [(&str, &str, &str); 9] = [
     ("overview", "Overview", "/console"),
     ("plugins", "Plugins", "/console/plugins"),
+    ("routing", "Routing", "/console/routing"),
     ("inbox", "Webhook inbox", "/console/inbox"),
     ("outbox", "Outbox", "/console/outbox"),
     ("payments", "Payments", "/console/payments"),
@@ -130,7 +131,7 @@ fn button(v: &View, action: &str, id: &str, label: &str, back: Option<&str>) -> 
 }
 
 /// A unix time as UTC, in a `time` element the script turns into "3 min ago".
-fn when(secs: i64) -> Markup {
+pub(super) fn when(secs: i64) -> Markup {
     match time::OffsetDateTime::from_unix_timestamp(secs) {
         Ok(t) => {
             let text = format!(
@@ -157,10 +158,12 @@ fn opt_when(secs: Option<i64>) -> Markup {
     secs.map_or_else(|| html! { "—" }, when)
 }
 
-fn state_badge(state: &str) -> Markup {
+pub(super) fn state_badge(state: &str) -> Markup {
     let class = match state {
-        "running" | "active" | "processed" | "done" | "succeeded" | "ready" => "good",
-        "pending" | "loaded" | "processing" | "requires_action" | "requires_capture" => "wait",
+        "running" | "active" | "processed" | "done" | "succeeded" | "ready" | "closed"
+        | "answered" | "resolved" => "good",
+        "pending" | "loaded" | "processing" | "requires_action" | "requires_capture"
+        | "half_open" | "in_doubt" | "started" => "wait",
         _ => "bad",
     };
     html! { span class=(format!("badge {class}")) data-state=(state) { (state) } }
@@ -230,7 +233,7 @@ fn json(v: &impl Serialize) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 
-fn failed(v: &View, title: &str, nav: &'static str, e: ApiError) -> Page {
+pub(super) fn failed(v: &View, title: &str, nav: &'static str, e: ApiError) -> Page {
     v.page(title, nav, problem(&e.message)).status(e.status)
 }
 
@@ -242,7 +245,7 @@ fn db_failed(v: &View, title: &str, nav: &'static str, e: impl Into<ServiceError
 // Overview
 
 /// A per-minute series over the last hour from `(unix minute, value)` points.
-fn series_of(now_secs: i64, points: impl Iterator<Item = (i64, f64)>) -> Series {
+pub(super) fn series_of(now_secs: i64, points: impl Iterator<Item = (i64, f64)>) -> Series {
     let now = now_secs.div_euclid(60);
     let mut s = vec![Some(0.0); MINUTES];
     for (minute, value) in points {
@@ -672,6 +675,7 @@ async fn record(
     title: String,
     nav: &'static str,
     id: &str,
+    more: Markup,
     view: impl Serialize,
 ) -> Page {
     let events = s
@@ -682,6 +686,7 @@ async fn record(
         .unwrap_or_default();
     let body = html! {
         pre #record { (json(&view)) }
+        (more)
         h2 { "Events about it" }
         (events_table(&events))
     };
@@ -763,7 +768,22 @@ pub async fn payments(
 
 pub async fn payment(State(s): State<AppState>, v: View, Path(id): Path<String>) -> Page {
     match s.service.get_payment(&v.ctx(), &id, false).await {
-        Ok(r) => record(&s, &v, format!("Payment {id}"), "payments", &id, r.body).await,
+        Ok(r) => {
+            let attempts = html! {
+                h2 { "Attempts" }
+                table #attempts {
+                    thead { tr { th { "Attempt" } th { "Instance" } th { "State" } th { "Error" } th { "Asked again" } th { "At" } } }
+                    tbody {
+                        @for a in &r.body.attempts {
+                            tr { td { code { (a.id) } } td { (a.provider) } td { (state_badge(&a.state)) }
+                                 td { (a.error_message.as_deref().unwrap_or("—")) } td.num { (a.checks) } td { (when(a.created_at)) } }
+                        }
+                    }
+                }
+                @if r.body.attempts.is_empty() { p.empty { "Made before payhost recorded attempts." } }
+            };
+            record(&s, &v, format!("Payment {id}"), "payments", &id, attempts, r.body).await
+        }
         Err(e) => failed(&v, "Payment", "payments", e.into()),
     }
 }
@@ -817,7 +837,7 @@ pub async fn customers(
 
 pub async fn customer(State(s): State<AppState>, v: View, Path(id): Path<String>) -> Page {
     match s.service.get_customer(&v.ctx(), &id, false).await {
-        Ok(r) => record(&s, &v, format!("Customer {id}"), "customers", &id, r.body).await,
+        Ok(r) => record(&s, &v, format!("Customer {id}"), "customers", &id, html! {}, r.body).await,
         Err(e) => failed(&v, "Customer", "customers", e.into()),
     }
 }
@@ -877,6 +897,7 @@ pub async fn subscription(State(s): State<AppState>, v: View, Path(id): Path<Str
                 format!("Subscription {id}"),
                 "subscriptions",
                 &id,
+                html! {},
                 r.body,
             )
             .await

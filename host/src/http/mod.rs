@@ -276,7 +276,39 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let (inbox, outbox) = tokio::join!(store.queue_stats(true), store.queue_stats(false));
     let (inbox, outbox) = (inbox.unwrap_or_default(), outbox.unwrap_or_default());
     let age = |oldest: Option<i64>| oldest.map_or(0.0, |o| (now - o).max(0) as f64);
-    let text = s.metrics.render(&[
+    let names: Vec<String> = s.config.config.providers.keys().cloned().collect();
+    let health = s.service.health().snapshot(&names);
+    let per = |f: &dyn Fn(&crate::routing::InstanceHealth) -> f64| {
+        health
+            .iter()
+            .map(|h| (h.instance.clone(), f(h)))
+            .collect::<Vec<_>>()
+    };
+    let in_doubt = store.count_open_attempts().await.unwrap_or(0);
+    let per_instance = [
+        (
+            "payhost_instance_circuit_state",
+            "Each provider instance's circuit on this host: 0 closed, 1 half-open (probing), 2 open (skipped).",
+            per(&|h| h.circuit.level() as f64),
+        ),
+        (
+            "payhost_instance_failure_ratio",
+            "Technical failures among each instance's calls within the breaker's window.",
+            per(&|h| h.failure_rate),
+        ),
+        (
+            "payhost_instance_failovers_last_hour",
+            "Payments each instance handed to the next one of their route in the last hour.",
+            per(&|h| f64::from(h.minutes.iter().map(|m| m.failovers).sum::<u32>())),
+        ),
+    ];
+    let text = s.metrics.render(
+        &[
+        (
+            "payhost_payments_in_doubt",
+            "Payment attempts whose outcome is not known yet (calls running included).",
+            in_doubt as f64,
+        ),
         (
             "payhost_provider_instances_running",
             "Provider instances serving calls.",
@@ -312,7 +344,9 @@ async fn metrics(State(s): State<AppState>) -> Response {
             "Age of the oldest pending handler work.",
             age(outbox.oldest_pending),
         ),
-    ]);
+        ],
+        &per_instance,
+    );
     Response::builder()
         .header(
             header::CONTENT_TYPE,

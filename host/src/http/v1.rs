@@ -233,10 +233,18 @@ async fn list_customer_invoices(
 }
 
 /// Creates a payment for a customer or an application user; confirmed now when a payment
-/// method is given. A declined card is recorded as a failed payment (201), not an error.
+/// method is given, on the first instance of its route that can take it (see the routing
+/// table: `GET /admin/routing`). A declined card is recorded as a failed payment (201), not
+/// an error. When the provider's answer never came (a timeout after the request left), the
+/// payment is recorded `processing` with its attempt `in_doubt` and answered 202: payhost
+/// asks the same instance again until it knows, and a retry with the same Idempotency-Key
+/// asks at once (never another instance).
 #[utoipa::path(post, path = "/v1/payments", tag = "payments",
     request_body = CreatePayment,
-    responses((status = 201, description = "Created", body = PaymentView)))]
+    responses(
+        (status = 201, description = "Created", body = PaymentView),
+        (status = 202, description = "Taken, its outcome unknown yet: `processing`, the last attempt `in_doubt`", body = PaymentView),
+    ))]
 async fn create_payment(
     State(s): State<AppState>,
     meta: ReqMeta,
@@ -511,7 +519,10 @@ async fn get_invoice(
 /// subscription (`price`) or one payment (`amount` and `currency`).
 #[utoipa::path(post, path = "/v1/checkout", tag = "checkout",
     request_body = Checkout,
-    responses((status = 201, description = "Created", body = CheckoutView)))]
+    responses(
+        (status = 201, description = "Created", body = CheckoutView),
+        (status = 202, description = "Its payment's outcome is unknown yet (as `POST /v1/payments` answers 202)", body = CheckoutView),
+    ))]
 async fn checkout(
     State(s): State<AppState>,
     meta: ReqMeta,

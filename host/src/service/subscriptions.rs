@@ -423,6 +423,7 @@ impl PaymentService {
         // The inner operation writes its own records; the checkout answer is what a retry
         // with the same key gets back.
         let inner = ctx.inner();
+        let mut status = Status::Created;
         let view = match (req.price, req.amount, req.currency) {
             (Some(price), _, _) => {
                 let plan = Plan {
@@ -452,7 +453,10 @@ impl PaymentService {
                     description: req.description,
                     metadata: req.metadata,
                 };
-                let p = self.charge(&inner, who, charge, "payment").await?.body;
+                let made = self.charge(&inner, who, charge, "payment").await?;
+                // A payment in doubt: the checkout's answer is not final either.
+                status = made.status;
+                let p = made.body;
                 let mut view = self.checkout_view("payment", &p.customer).await?;
                 view.client_secret = p.client_secret.clone();
                 view.next_action = p.next_action.clone();
@@ -470,7 +474,7 @@ impl PaymentService {
         };
         let provider = view.provider.clone();
         let reply = Reply {
-            status: Status::Created,
+            status,
             body: view,
             stored: false,
         };

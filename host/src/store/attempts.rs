@@ -167,6 +167,17 @@ impl Store {
         rows.iter().map(AttemptRow::from_row).collect()
     }
 
+    /// How many attempts' outcome is not known yet (running calls included).
+    pub async fn count_open_attempts(&self) -> Result<i64, StoreError> {
+        let rows = self
+            .all(
+                "SELECT COUNT(*) AS n FROM payment_attempts WHERE state IN ('in_doubt', 'started')",
+                Vec::new(),
+            )
+            .await?;
+        rows.first().map_or(Ok(0), |r| r.int("n"))
+    }
+
     /// The attempts whose outcome is not known yet, oldest first (for operators).
     pub async fn open_attempts(&self, limit: i64) -> Result<Vec<AttemptRow>, StoreError> {
         let rows = self
