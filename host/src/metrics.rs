@@ -395,7 +395,10 @@ mod tests {
             text.contains("payhost_instance_circuit_state{provider=\"mock\"} 2"),
             "{text}"
         );
-        assert!(!text.contains("made_up"), "only configured instances are labels: {text}");
+        assert!(
+            !text.contains("made_up"),
+            "only configured instances are labels: {text}"
+        );
         // The process and the build.
         for name in [
             "process_resident_memory_bytes ",

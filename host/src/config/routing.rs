@@ -425,7 +425,10 @@ pub fn problems(c: &Config, out: &mut Vec<(String, String)>) {
             )),
             (Some(route), None) => {
                 if route.is_empty() {
-                    out.push((at.clone(), named("'route' names at least one instance".into())));
+                    out.push((
+                        at.clone(),
+                        named("'route' names at least one instance".into()),
+                    ));
                 }
                 let names: Vec<&str> = route.iter().map(String::as_str).collect();
                 unknown(format!("{at}.route ('{}')", rule.name), &names, out);

@@ -782,7 +782,16 @@ pub async fn payment(State(s): State<AppState>, v: View, Path(id): Path<String>)
                 }
                 @if r.body.attempts.is_empty() { p.empty { "Made before payhost recorded attempts." } }
             };
-            record(&s, &v, format!("Payment {id}"), "payments", &id, attempts, r.body).await
+            record(
+                &s,
+                &v,
+                format!("Payment {id}"),
+                "payments",
+                &id,
+                attempts,
+                r.body,
+            )
+            .await
         }
         Err(e) => failed(&v, "Payment", "payments", e.into()),
     }
@@ -837,7 +846,18 @@ pub async fn customers(
 
 pub async fn customer(State(s): State<AppState>, v: View, Path(id): Path<String>) -> Page {
     match s.service.get_customer(&v.ctx(), &id, false).await {
-        Ok(r) => record(&s, &v, format!("Customer {id}"), "customers", &id, html! {}, r.body).await,
+        Ok(r) => {
+            record(
+                &s,
+                &v,
+                format!("Customer {id}"),
+                "customers",
+                &id,
+                html! {},
+                r.body,
+            )
+            .await
+        }
         Err(e) => failed(&v, "Customer", "customers", e.into()),
     }
 }

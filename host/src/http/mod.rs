@@ -304,46 +304,46 @@ async fn metrics(State(s): State<AppState>) -> Response {
     ];
     let text = s.metrics.render(
         &[
-        (
-            "payhost_payments_in_doubt",
-            "Payment attempts whose outcome is not known yet (calls running included).",
-            in_doubt as f64,
-        ),
-        (
-            "payhost_provider_instances_running",
-            "Provider instances serving calls.",
-            running as f64,
-        ),
-        (
-            "payhost_webhook_inbox_pending",
-            "Stored webhooks not processed yet.",
-            inbox.pending as f64,
-        ),
-        (
-            "payhost_webhook_inbox_failed",
-            "Stored webhooks that exhausted their retries.",
-            inbox.failed as f64,
-        ),
-        (
-            "payhost_webhook_inbox_oldest_pending_seconds",
-            "Age of the oldest pending webhook.",
-            age(inbox.oldest_pending),
-        ),
-        (
-            "payhost_outbox_pending",
-            "Handler work not done yet.",
-            outbox.pending as f64,
-        ),
-        (
-            "payhost_outbox_failed",
-            "Handler work that exhausted its retries.",
-            outbox.failed as f64,
-        ),
-        (
-            "payhost_outbox_oldest_pending_seconds",
-            "Age of the oldest pending handler work.",
-            age(outbox.oldest_pending),
-        ),
+            (
+                "payhost_payments_in_doubt",
+                "Payment attempts whose outcome is not known yet (calls running included).",
+                in_doubt as f64,
+            ),
+            (
+                "payhost_provider_instances_running",
+                "Provider instances serving calls.",
+                running as f64,
+            ),
+            (
+                "payhost_webhook_inbox_pending",
+                "Stored webhooks not processed yet.",
+                inbox.pending as f64,
+            ),
+            (
+                "payhost_webhook_inbox_failed",
+                "Stored webhooks that exhausted their retries.",
+                inbox.failed as f64,
+            ),
+            (
+                "payhost_webhook_inbox_oldest_pending_seconds",
+                "Age of the oldest pending webhook.",
+                age(inbox.oldest_pending),
+            ),
+            (
+                "payhost_outbox_pending",
+                "Handler work not done yet.",
+                outbox.pending as f64,
+            ),
+            (
+                "payhost_outbox_failed",
+                "Handler work that exhausted its retries.",
+                outbox.failed as f64,
+            ),
+            (
+                "payhost_outbox_oldest_pending_seconds",
+                "Age of the oldest pending handler work.",
+                age(outbox.oldest_pending),
+            ),
         ],
         &per_instance,
     );

@@ -77,6 +77,9 @@ struct Breaker {
     opened_at: Option<i64>,
     half_open: bool,
     probes: u32,
+    /// When the probes in flight were let through (a probe whose call never came back to
+    /// be recorded frees its place after a cool-down).
+    probes_since: i64,
     last_error: Option<String>,
     minutes: VecDeque<Minute>,
 }
@@ -154,7 +157,15 @@ impl Health {
             Circuit::HalfOpen => {
                 b.open_until = None;
                 b.half_open = true;
+                let cooldown = i64::try_from(self.policy.cooldown_secs.saturating_mul(1000))
+                    .unwrap_or(i64::MAX);
+                if b.probes > 0 && now - b.probes_since > cooldown {
+                    b.probes = 0;
+                }
                 if b.probes < self.policy.probes {
+                    if b.probes == 0 {
+                        b.probes_since = now;
+                    }
                     b.probes += 1;
                     true
                 } else {

@@ -191,12 +191,25 @@ impl PaymentService {
     }
 
     /// Runs an operation on an existing payment's provider and syncs the answer.
+    ///
+    /// # Errors
+    /// The payment's creation is in doubt (nothing to act on yet), or the provider's error.
     async fn payment_op<O: Operation<Response = Payment>>(
         &self,
         ctx: &Ctx,
         row: PaymentRow,
         request: O::Request,
     ) -> Result<Reply<PaymentView>, ServiceError> {
+        if row.provider_id_unknown() {
+            return Err(ServiceError::state(
+                None,
+                format!(
+                    "payment '{}' is processing: provider '{}' has not told yet whether it \
+                     took it (payhost is asking); try again once it has",
+                    row.id, row.provider
+                ),
+            ));
+        }
         let (p, emitted) = self
             .call::<O>(&row.provider, ctx.call_ctx(""), request)
             .await?;
@@ -216,6 +229,15 @@ impl PaymentService {
     ) -> Result<Reply<PaymentView>, ServiceError> {
         let row = self.payment(ctx, id, "id").await?;
         if !refresh {
+            return Ok(Reply::ok(PaymentView::from(&row)));
+        }
+        if row.provider_id_unknown() {
+            // In doubt: refreshing is asking its instance what became of it.
+            if let Some(a) = self.store.last_attempt(&row.id).await? {
+                if let (Some(view), _) = self.resolve(a).await? {
+                    return Ok(Reply::ok(view));
+                }
+            }
             return Ok(Reply::ok(PaymentView::from(&row)));
         }
         let request = ObjectRef::new(&row.provider_id);

@@ -2,7 +2,7 @@
 //! blocking pool, and `POST /v1/payments` throughput against the real release binary on
 //! SQLite, and live plugin replacement (file landing → serving, latency during swaps).
 //! Prints medians and percentiles; BENCHMARKS.md records the results with the machine they
-//! ran on. `payhost-bench [plugins|payments|reads|live|webhooks|lists|flood|processing]` runs one
+//! ran on. `payhost-bench [plugins|payments|routing|reads|live|webhooks|lists|flood|processing]` runs one
 //! part; `processing` offers 5,000 events/s for 60 s and reports the backlog left.
 
 use payhost::clock::SystemClock;
@@ -18,7 +18,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-fn report(name: &str, mut samples: Vec<Duration>) {
+pub fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
     println!(
         "{name:<44} n={:<6} p50={:>10.3?} p90={:>10.3?} p99={:>10.3?}",
@@ -36,6 +36,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "payments") {
         payments::run(64, Duration::from_secs(10));
+    }
+    if only.as_deref().is_none_or(|o| o == "routing") {
+        routing::run(64, Duration::from_secs(10));
     }
     if only.as_deref().is_none_or(|o| o == "reads") {
         payments::reads(64, Duration::from_secs(10));
@@ -164,4 +167,5 @@ mod flood;
 mod lists;
 mod live;
 mod payments;
+mod routing;
 mod webhooks;

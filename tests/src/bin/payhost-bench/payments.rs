@@ -14,13 +14,27 @@ use std::time::{Duration, Instant};
 
 /// `hosts` hosts on `db` (SQLite in the first host's folder when `None`).
 fn start(hosts: usize, db: Option<&TestDb>) -> (Vec<Scratch>, Vec<HostProcess>) {
+    start_with(hosts, db, "")
+}
+
+/// [`start`] with more configuration after the mock instance (instances, routes).
+pub fn start_with(
+    hosts: usize,
+    db: Option<&TestDb>,
+    extra: &str,
+) -> (Vec<Scratch>, Vec<HostProcess>) {
     let host_line = db.map(TestDb::host_line).unwrap_or_default();
     let scratches: Vec<Scratch> = (0..hosts)
         .map(|_| {
             Scratch::with_host(
-                &[(&mock_so(), "libpayhost_plugin_mock.so")],
+                &[
+                    (&mock_so(), "libpayhost_plugin_mock.so"),
+                    (&payhost_tests::stripe_so(), "libpayhost_plugin_stripe.so"),
+                ],
                 &format!("default_provider = \"mock\"\n{host_line}"),
-                "[providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_bench\" }\n",
+                &format!(
+                    "[providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"whsec_bench\" }}\n{extra}"
+                ),
             )
         })
         .collect();
@@ -34,7 +48,7 @@ fn start(hosts: usize, db: Option<&TestDb>) -> (Vec<Scratch>, Vec<HostProcess>) 
 }
 
 /// A customer on `addr`'s mock (the mock keeps its customers in its own process).
-fn customer(addr: &str) -> String {
+pub fn customer(addr: &str) -> String {
     let c = Api::new(addr, API_KEY).post(
         "/v1/customers",
         &serde_json::json!({"user_id": format!("bench-{addr}"), "email": "bench@example.com"}),
@@ -114,7 +128,19 @@ fn load(
 }
 
 fn payments(label: &str, hosts: usize, db: Option<&TestDb>, workers: usize, duration: Duration) {
-    let (_scratches, processes) = start(hosts, db);
+    payments_with(label, hosts, db, workers, duration, "");
+}
+
+/// `POST /v1/payments` with more configuration (instances, routes).
+pub fn payments_with(
+    label: &str,
+    hosts: usize,
+    db: Option<&TestDb>,
+    workers: usize,
+    duration: Duration,
+    extra: &str,
+) {
+    let (_scratches, processes) = start_with(hosts, db, extra);
     let addrs: Vec<String> = processes.iter().map(|p| p.addr.clone()).collect();
     let bodies: Vec<String> = addrs
         .iter()

@@ -1,0 +1,145 @@
+//! Routing's costs (issue 23's targets): one routing decision in process (a table of a
+//! tenant mapping, three rules and a default; a split among them); `POST /v1/payments` with
+//! three rules and two candidates beside the plain run; the latency a failover from an
+//! instance refusing connections adds; and an instance whose circuit is open, skipped.
+
+use crate::payments::{customer, payments_with, start_with};
+use payhost::config::routing::Facts;
+use payhost::config::Config;
+use payhost::routing::{Circuit, Instances, Router};
+use payhost_tests::closed_port;
+use std::time::{Duration, Instant};
+
+struct Fleet;
+
+impl Instances for Fleet {
+    fn capabilities(&self, _: &str) -> Result<Vec<String>, String> {
+        Ok(vec![
+            "payments".into(),
+            "manual_capture".into(),
+            "refunds".into(),
+        ])
+    }
+    fn circuit(&self, _: &str) -> Circuit {
+        Circuit::Closed
+    }
+}
+
+/// Three rules (the last a split) and two candidates on the default route.
+const RULES: &str = "[routing]\ndefault = [\"mock\", \"mock_b\"]\n\
+    [[routing.rules]]\nname = \"eur-small\"\nwhen = { currency = [\"eur\"], amount_max = 1000 }\nroute = [\"mock_b\", \"mock\"]\n\
+    [[routing.rules]]\nname = \"manual\"\nwhen = { capture_method = \"manual\", metadata = { channel = \"pos\" } }\nroute = [\"mock_b\"]\n\
+    [[routing.rules]]\nname = \"acme\"\nwhen = { tenant = [\"acme\"] }\nsplit = { mock = 90, mock_b = 10 }\n";
+
+const MOCK_B: &str =
+    "[providers.mock_b]\nplugin = \"mock\"\nconfig = { webhook_secret = \"whsec_bench_b\" }\n";
+
+fn decisions() {
+    let c: Config = toml::from_str(&format!(
+        "[providers.mock]\nplugin = \"mock\"\n[providers.mock_b]\nplugin = \"mock\"\n\
+         [tenants]\ninitech = \"mock_b\"\n{RULES}"
+    ))
+    .unwrap();
+    let router = Router::new(&c);
+    let facts = [
+        Facts {
+            currency: Some("usd".into()),
+            amount: Some(1999),
+            ..Facts::default()
+        },
+        Facts {
+            tenant: Some("acme".into()),
+            currency: Some("usd".into()),
+            amount: Some(1999),
+            ..Facts::default()
+        },
+    ];
+    for (label, f) in [("default route", &facts[0]), ("split", &facts[1])] {
+        let samples: Vec<Duration> = (0..100_000)
+            .map(|i| {
+                let key = format!("bench-{i}");
+                let t = Instant::now();
+                let d = router.decide(f, &["payments"], &key, None, &Fleet);
+                let took = t.elapsed();
+                assert!(!d.candidates.is_empty());
+                took
+            })
+            .collect();
+        crate::report(&format!("routing decision, 3 rules, {label}"), samples);
+    }
+}
+
+/// Latency of single payments (no concurrency): what one request costs through `route`.
+fn latency(label: &str, extra: &str, n: usize) {
+    let (_scratches, processes) = start_with(1, None, extra);
+    let addr = processes[0].addr.clone();
+    let body = format!(
+        "{{\"customer\":\"{}\",\"amount\":1999,\"currency\":\"usd\",\"payment_method\":\"pm_card_visa\"}}",
+        customer(&addr)
+    );
+    let mut conn = crate::conn::Conn::open(&addr);
+    for i in 0..50 {
+        assert_eq!(conn.post("/v1/payments", &format!("warm-{i}"), &body), 201);
+    }
+    let samples: Vec<Duration> = (0..n)
+        .map(|i| {
+            let t = Instant::now();
+            let status = conn.post("/v1/payments", &format!("lat-{i}"), &body);
+            let took = t.elapsed();
+            assert_eq!(status, 201, "{label}");
+            took
+        })
+        .collect();
+    crate::report(label, samples);
+    for p in processes {
+        let (code, _) = p.terminate();
+        assert_eq!(code, 0);
+    }
+}
+
+pub fn run(workers: usize, duration: Duration) {
+    decisions();
+    payments_with(
+        "POST /v1/payments, sqlite, no routes",
+        1,
+        None,
+        workers,
+        duration,
+        "",
+    );
+    payments_with(
+        "POST /v1/payments, sqlite, 3 rules, 2 candidates",
+        1,
+        None,
+        workers,
+        duration,
+        &format!("{MOCK_B}{RULES}"),
+    );
+    // An instance refusing connections first on the route: every payment fails over.
+    let down = closed_port();
+    let stripe_down = format!(
+        "[providers.down]\nplugin = \"stripe\"\nallow_hosts = [\"127.0.0.1\"]\n\
+         config = {{ api_key = \"sk_test_down\", webhook_secret = \"whsec_down\", api_base = \"http://127.0.0.1:{down}\" }}\n"
+    );
+    latency(
+        "payment latency, the mock alone",
+        "[routing]\ndefault = [\"mock\"]\n",
+        2_000,
+    );
+    latency(
+        "payment latency, failover from a refused instance",
+        &format!(
+            "{stripe_down}[routing]\ndefault = [\"down\", \"mock\"]\n\
+             [routing.breaker]\nfailures = 1000000\n"
+        ),
+        2_000,
+    );
+    latency(
+        "payment latency, that instance's circuit open",
+        &format!(
+            "{stripe_down}[routing]\ndefault = [\"down\", \"mock\"]\n\
+             [routing.breaker]\nfailures = 1\ncooldown_secs = 3600\n"
+        ),
+        2_000,
+    );
+}
