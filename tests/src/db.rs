@@ -7,6 +7,8 @@ use std::path::Path;
 
 /// The variable that turns the PostgreSQL tests on.
 pub const POSTGRES_VAR: &str = "PAYHOST_TEST_POSTGRES";
+/// Set (by `.ci/run`): a PostgreSQL test that cannot run fails instead of skipping.
+pub const REQUIRE_VAR: &str = "PAYHOST_REQUIRE_POSTGRES";
 
 pub struct TestDb {
     pub url: String,
@@ -46,9 +48,18 @@ impl TestDb {
         }
     }
 
-    /// A new, empty PostgreSQL database, or `None` when the variable is not set.
+    /// A new, empty PostgreSQL database, or `None` when the variable is not set: then the
+    /// test's skip is said loudly and counted ([`crate::skipped`]), and it fails instead
+    /// when `PAYHOST_REQUIRE_POSTGRES` is set (CI).
     pub fn postgres(test: &str) -> Option<Self> {
-        let base = std::env::var(POSTGRES_VAR).ok().filter(|v| !v.is_empty())?;
+        let Some(base) = std::env::var(POSTGRES_VAR).ok().filter(|v| !v.is_empty()) else {
+            crate::skipped(
+                &format!("PostgreSQL test '{test}'"),
+                &format!("{POSTGRES_VAR} names no server (make test sets it when one answers on 127.0.0.1:5432)"),
+                REQUIRE_VAR,
+            );
+            return None;
+        };
         sqlx::any::install_default_drivers();
         let name = format!(
             "payhost_{}_{}_{}",

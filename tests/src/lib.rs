@@ -18,6 +18,33 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Says that a test did not run (`suite`: which; `why`: what it needs), where it cannot be
+/// missed: on stderr past libtest's capture (which hides a passing test's output), and in
+/// the file `PAYHOST_SKIP_LOG` names (`make test` counts its lines at the end). When
+/// `require` names a variable that is set (`PAYHOST_REQUIRE_POSTGRES`, `..._BROWSER`: CI
+/// sets them), the test fails instead.
+///
+/// # Panics
+/// When `require` is set.
+pub fn skipped(suite: &str, why: &str, require: &str) {
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{require} is set but {suite} cannot run: {why}"
+    );
+    let line = format!("SKIPPED: {suite}: {why}\n");
+    // Not eprintln!: libtest captures it and shows nothing for a test that passes.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    if let Some(log) = std::env::var_os("PAYHOST_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
 /// Serves `app` on a free loopback port, on a runtime of its own thread (the fakes of
 /// outside services); it stops with the test process.
 pub fn serve_in_background(app: axum::Router) -> std::net::SocketAddr {

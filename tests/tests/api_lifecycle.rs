@@ -3,7 +3,7 @@
 //! plugin against the fake Stripe server.
 
 use payhost_tests::conformance::{lifecycle, Provider, MOCK_PROVIDER};
-use payhost_tests::db::{TestDb, POSTGRES_VAR};
+use payhost_tests::db::TestDb;
 use payhost_tests::*;
 
 const MOCK: &str =
@@ -29,7 +29,6 @@ fn lifecycle_on_sqlite() {
 #[test]
 fn lifecycle_on_postgres() {
     let Some(pg) = TestDb::postgres("lifecycle") else {
-        eprintln!("skipped: set {POSTGRES_VAR} to run the PostgreSQL tests");
         return;
     };
     let (s, db) = scratch(Some(pg));

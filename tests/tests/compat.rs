@@ -154,6 +154,64 @@ async fn what_2_1_added_is_refused_by_the_2_0_mock_never_dropped() {
     );
 }
 
+/// What 2.2 added for routing: `CallCtx.can_fail_over` reaches a 2.0 plugin (it ignores it
+/// and answers as before), and its errors, which never say what they did, are given their
+/// effect by the host: a refusal is an answer (nothing done, nothing to fail over for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_2_2_added_for_routing_works_with_the_2_0_mock() {
+    let s = Scratch::new(&[(&mock_2_0(), "mock.so")], MOCK);
+    let state = AppState::start(config::load(&s.config()).unwrap(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let reg = &state.registry;
+    let ctx = || CallCtx {
+        can_fail_over: true,
+        idempotency_key: Some("k-2-2".into()),
+        ..CallCtx::default()
+    };
+    let customer = reg
+        .call::<ops::CreateCustomer>(
+            "mock",
+            ctx(),
+            NewCustomer {
+                email: "old@example.com".into(),
+                ..NewCustomer::default()
+            },
+        )
+        .await
+        .unwrap();
+    let paid = reg
+        .call::<ops::CreatePayment>(
+            "mock",
+            ctx(),
+            NewPayment {
+                customer_id: Some(customer.id),
+                payment_method: Some("pm_card_visa".into()),
+                ..NewPayment::new(Money::new(1000, Currency::parse("usd").unwrap()))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(paid.status.as_str(), "succeeded");
+    let refused = reg
+        .call::<ops::GetPayment>("mock", ctx(), payhost_plugin_api::ObjectRef::new("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.effect(),
+        payhost_plugin_api::Effect::Nothing,
+        "{refused:?}"
+    );
+    assert!(
+        !refused.can_fail_over() && !refused.is_technical(),
+        "{refused:?}"
+    );
+    match &refused {
+        CallError::Plugin(e) => assert_eq!(e.effect, Some(payhost_plugin_api::Effect::Nothing)),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn through_the_api_a_2_1_field_for_a_2_0_plugin_is_a_clear_400_and_writes_nothing() {
     let s = Scratch::with_host(

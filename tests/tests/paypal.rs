@@ -730,7 +730,16 @@ fn secrets_never_appear_in_the_plugin_listing_or_the_log() {
 #[test]
 fn rate_limits_and_outages_are_retried_with_one_request_id() {
     let fake = FakePaypal::start();
-    let (_s, _host, api) = paypal_host(&fake, "");
+    let _s = Scratch::with_host(
+        &[(&paypal_so(), "paypal.so")],
+        "default_provider = \"paypal\"\n",
+        &format!(
+            "{}[routing.resolver]\nbackoff_secs = [1]\n",
+            paypal_instance(&fake, "")
+        ),
+    );
+    let _host = _s.serve();
+    let api = Api::new(&_host.addr, API_KEY);
     let cus = customer(&api, "pp-retry", "paypal");
     fake.fake.chaos([
         payhost_tests::fake_paypal::Chaos::Status(429),
@@ -755,26 +764,54 @@ fn rate_limits_and_outages_are_retried_with_one_request_id() {
         "one PayPal-Request-Id: {orders:?}"
     );
 
-    // More failures than retries: a retryable provider error, no payment recorded.
+    // More failures than retries: PayPal answered the order's POST with 500s, so whether it
+    // made the order is unknown. The payment is recorded processing, its attempt in doubt
+    // (202), and PayPal is asked again under the same PayPal-Request-Id until it is known:
+    // one order, never a second.
     fake.fake.chaos([
         payhost_tests::fake_paypal::Chaos::Status(500),
         payhost_tests::fake_paypal::Chaos::Status(500),
         payhost_tests::fake_paypal::Chaos::Status(500),
     ]);
+    let before = fake.fake.seen().len();
     let down = api.post(
         "/v1/payments",
         &json!({"customer": cus, "amount": 700, "currency": "usd"}),
     );
+    assert_eq!(down.status, 202, "{down:?}");
     assert_eq!(
-        (down.status, down.code()),
-        (503, "provider_unavailable"),
+        (
+            down.body["status"].as_str(),
+            down.body["attempts"][0]["state"].as_str()
+        ),
+        (Some("processing"), Some("in_doubt")),
         "{down:?}"
     );
+    let id = down.s("id");
+    let mut known = down.clone();
+    eventually("PayPal asked again and the payment known", || {
+        known = api.get(&format!("/v1/payments/{id}"));
+        known.body["attempts"][0]["state"] == "resolved"
+    });
+    assert_eq!(known.body["status"], "requires_action", "{known:?}");
+    let asks: Vec<_> = fake.fake.seen()[before..]
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v2/checkout/orders")
+        .map(|r| r.request_id.clone())
+        .collect();
+    assert!(
+        asks.len() >= 4,
+        "three 500s, then the resolver's ask: {asks:?}"
+    );
+    assert!(
+        asks.iter().all(|k| k == &asks[0] && k.is_some()),
+        "one PayPal-Request-Id for every ask: {asks:?}"
+    );
     assert_eq!(
-        api.get("/v1/payments").body["data"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
+        fake.fake
+            .order(known.s("provider_id").as_str())
+            .map(|o| o["id"].clone()),
+        Some(json!(known.s("provider_id"))),
+        "the order PayPal made is the payment's"
     );
 }

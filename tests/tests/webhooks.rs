@@ -281,10 +281,6 @@ fn a_hundred_copies_at_once_are_one_event() {
 #[test]
 fn a_hundred_copies_at_once_are_one_event_on_postgres() {
     let Some(pg) = TestDb::postgres("webhooks") else {
-        eprintln!(
-            "skipped: set {} to run the PostgreSQL tests",
-            payhost_tests::db::POSTGRES_VAR
-        );
         return;
     };
     hundred_copies(Some(pg));

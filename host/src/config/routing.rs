@@ -441,7 +441,9 @@ pub fn problems(c: &Config, out: &mut Vec<(String, String)>) {
                 if split.is_empty() || total != 100 || split.values().any(|w| *w == 0) {
                     out.push((
                         format!("{at}.split"),
-                        format!("positive weights adding up to 100 (these add up to {total})"),
+                        named(format!(
+                            "positive weights adding up to 100 (these add up to {total})"
+                        )),
                     ));
                 }
             }

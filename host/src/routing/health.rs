@@ -112,15 +112,27 @@ impl Breaker {
 pub struct Health {
     policy: BreakerSection,
     dispatcher: Arc<Dispatcher>,
+    /// One per configured instance, made at the start: a call to a name nobody configured
+    /// (a flood of made-up ones) keeps nothing.
     breakers: Mutex<BTreeMap<String, Breaker>>,
 }
 
 impl Health {
-    pub fn new(policy: BreakerSection, dispatcher: Arc<Dispatcher>) -> Self {
+    /// The health of the configured `instances`.
+    pub fn new(
+        policy: BreakerSection,
+        dispatcher: Arc<Dispatcher>,
+        instances: impl IntoIterator<Item = String>,
+    ) -> Self {
         Self {
             policy,
             dispatcher,
-            breakers: Mutex::default(),
+            breakers: Mutex::new(
+                instances
+                    .into_iter()
+                    .map(|i| (i, Breaker::default()))
+                    .collect(),
+            ),
         }
     }
 
@@ -184,11 +196,9 @@ impl Health {
     /// A payment `instance` handed over to the next instance of its route.
     pub fn failover(&self, instance: &str) {
         let now = Self::now_ms();
-        self.breakers()
-            .entry(instance.to_owned())
-            .or_default()
-            .minute(now)
-            .failovers += 1;
+        if let Some(b) = self.breakers().get_mut(instance) {
+            b.minute(now).failovers += 1;
+        }
     }
 
     fn record_at(&self, instance: &str, failure: Option<&str>, now: i64) {
@@ -196,7 +206,9 @@ impl Health {
             i64::try_from(self.policy.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let event = {
             let mut all = self.breakers();
-            let b = all.entry(instance.to_owned()).or_default();
+            let Some(b) = all.get_mut(instance) else {
+                return;
+            };
             let minute = b.minute(now);
             minute.calls += 1;
             minute.failures += u32::from(failure.is_some());
@@ -304,7 +316,7 @@ mod tests {
             cooldown_secs: 5,
             probes,
         };
-        (Health::new(policy, d.clone()), d)
+        (Health::new(policy, d.clone(), ["a".to_owned()]), d)
     }
 
     fn events(d: &Dispatcher) -> Vec<String> {
@@ -341,6 +353,16 @@ mod tests {
             "closed"
         );
         assert_eq!(events(&d), ["unhealthy a", "recovered a"]);
+    }
+
+    #[test]
+    fn a_name_nobody_configured_keeps_nothing() {
+        let (h, _) = health(1, 1);
+        for n in 0..1000 {
+            h.record_at(&format!("made_up_{n}"), Some("x"), 1);
+            h.failover(&format!("made_up_{n}"));
+        }
+        assert_eq!(h.breakers().len(), 1);
     }
 
     #[test]

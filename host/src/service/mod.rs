@@ -148,6 +148,20 @@ impl ServiceError {
     }
 }
 
+/// The idempotency key a provider gets for a request's key: the key itself, prefixed with
+/// the tenant for a tenant's requests — two tenants' `order-1` are two requests at payhost,
+/// and must be two at a provider account they share (which would replay one's payment to
+/// the other, or refuse it). Longer than providers take (255), the key part is hashed.
+fn provider_key(tenant: Option<&str>, key: String) -> String {
+    let Some(t) = tenant else { return key };
+    let joined = format!("{t}:{key}");
+    if joined.len() <= 255 {
+        return joined;
+    }
+    use sha2::Digest;
+    format!("{t}:{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))
+}
+
 /// Where an answer is stored when the request carried an `Idempotency-Key`.
 #[derive(Debug, Clone)]
 pub struct IdemSlot {
@@ -173,9 +187,12 @@ impl Ctx {
     /// The plugin's call context. Operations that make several provider calls give each its
     /// own key derived from the request's, so a retried request repeats none of them.
     fn call_ctx(&self, step: &str) -> CallCtx {
-        let key = self.idempotency.as_ref().map(|i| match step {
-            "" => i.key.clone(),
-            s => format!("{}:{s}", i.key),
+        let key = self.idempotency.as_ref().map(|i| {
+            let key = match step {
+                "" => i.key.clone(),
+                s => format!("{}:{s}", i.key),
+            };
+            provider_key(self.tenant.as_deref(), key)
         });
         CallCtx {
             idempotency_key: key,
@@ -299,6 +316,7 @@ impl PaymentService {
         let health = Arc::new(crate::routing::Health::new(
             config.config.routing.breaker.clone(),
             registry.dispatcher().clone(),
+            config.config.providers.keys().cloned(),
         ));
         Self {
             router: crate::routing::Router::new(&config.config),
@@ -533,7 +551,21 @@ fn metadata_json(m: &payhost_plugin_api::Metadata) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::new_id;
+    use super::{new_id, provider_key};
+
+    #[test]
+    fn two_tenants_keys_never_meet_at_a_provider() {
+        assert_eq!(provider_key(None, "order-1".into()), "order-1");
+        assert_eq!(provider_key(Some("acme"), "order-1".into()), "acme:order-1");
+        assert_ne!(
+            provider_key(Some("acme"), "order-1".into()),
+            provider_key(Some("globex"), "order-1".into())
+        );
+        let long = "k".repeat(255);
+        let p = provider_key(Some("acme"), long.clone());
+        assert!(p.len() <= 255 && p.starts_with("acme:"), "{p}");
+        assert_ne!(p, provider_key(Some("acme"), format!("{long}x")));
+    }
 
     #[test]
     fn ids_made_later_sort_later() {

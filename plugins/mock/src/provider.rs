@@ -32,6 +32,9 @@ struct State {
     refunds: BTreeMap<String, Refund>,
     /// In creation order.
     invoices: Vec<Invoice>,
+    /// The payment each idempotency key created: a repeated key gets it back, as a real
+    /// provider replays its first answer (nothing is charged twice).
+    payment_keys: BTreeMap<String, String>,
 }
 
 /// One mock provider instance.
@@ -440,7 +443,16 @@ impl Provider for MockProvider {
         Ok(c.clone())
     }
 
-    fn create_payment(&self, _ctx: &CallCtx, req: NewPayment) -> Result<Payment, PluginError> {
+    fn create_payment(&self, ctx: &CallCtx, req: NewPayment) -> Result<Payment, PluginError> {
+        if let Some(p) = ctx.idempotency_key.as_ref().and_then(|k| {
+            let st = self.state();
+            st.payment_keys
+                .get(k)
+                .and_then(|id| st.payments.get(id))
+                .cloned()
+        }) {
+            return Ok(p);
+        }
         if let CaptureMethod::Unknown(m) = &req.capture_method {
             return Err(PluginError::new(
                 codes::UNSUPPORTED,
@@ -476,6 +488,9 @@ impl Provider for MockProvider {
             Self::charge(&st, &mut p, &pm, behaviour);
         }
         st.payments.insert(p.id.clone(), p.clone());
+        if let Some(k) = &ctx.idempotency_key {
+            st.payment_keys.insert(k.clone(), p.id.clone());
+        }
         Ok(p)
     }
 
