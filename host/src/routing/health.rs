@@ -69,10 +69,14 @@ pub struct InstanceHealth {
     pub minutes: Vec<Minute>,
 }
 
+/// The width of the window's slices.
+const SLICE_MS: i64 = 100;
+
 #[derive(Debug, Default)]
 struct Breaker {
-    /// (Unix ms, technical failure) of the calls within the window.
-    recent: VecDeque<(i64, bool)>,
+    /// The calls within the window, per 100 ms: (its start in Unix ms, calls, technical
+    /// failures). Bounded by the window, whatever the rate of calls.
+    recent: VecDeque<(i64, u32, u32)>,
     open_until: Option<i64>,
     opened_at: Option<i64>,
     half_open: bool,
@@ -212,8 +216,15 @@ impl Health {
             let minute = b.minute(now);
             minute.calls += 1;
             minute.failures += u32::from(failure.is_some());
-            b.recent.push_back((now, failure.is_some()));
-            while b.recent.front().is_some_and(|(t, _)| *t <= now - window) {
+            let slice = now - now.rem_euclid(SLICE_MS);
+            match b.recent.back_mut() {
+                Some(last) if last.0 == slice => {
+                    last.1 += 1;
+                    last.2 += u32::from(failure.is_some());
+                }
+                _ => b.recent.push_back((slice, 1, u32::from(failure.is_some()))),
+            }
+            while b.recent.front().is_some_and(|(t, _, _)| *t <= now - window) {
                 b.recent.pop_front();
             }
             let was = b.circuit(now);
@@ -221,8 +232,7 @@ impl Health {
             match failure {
                 Some(code) => {
                     b.last_error = Some(code.to_owned());
-                    let failures = b.recent.iter().filter(|(_, f)| *f).count();
-                    let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+                    let failures: u32 = b.recent.iter().map(|(_, _, f)| f).sum();
                     let reopen = matches!(was, Circuit::HalfOpen);
                     if reopen || (was == Circuit::Closed && failures >= self.policy.failures) {
                         let cooldown =
@@ -276,12 +286,16 @@ impl Health {
             .iter()
             .map(|name| {
                 let b = all.get(name);
-                let recent: Vec<&(i64, bool)> = b
-                    .map(|b| b.recent.iter().filter(|(t, _)| *t > now - window).collect())
+                let recent: Vec<&(i64, u32, u32)> = b
+                    .map(|b| {
+                        b.recent
+                            .iter()
+                            .filter(|(t, _, _)| *t > now - window)
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let calls = u32::try_from(recent.len()).unwrap_or(u32::MAX);
-                let failures =
-                    u32::try_from(recent.iter().filter(|(_, f)| *f).count()).unwrap_or(u32::MAX);
+                let calls: u32 = recent.iter().map(|(_, c, _)| c).sum();
+                let failures: u32 = recent.iter().map(|(_, _, f)| f).sum();
                 InstanceHealth {
                     instance: name.clone(),
                     circuit: b.map_or(Circuit::Closed, |b| b.circuit(now)),

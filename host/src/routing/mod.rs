@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 
 /// What the router asks about an instance.
 pub trait Instances {
-    /// The capabilities its plugin declares; `Err` with the reason when it is not running.
-    fn capabilities(&self, instance: &str) -> Result<Vec<String>, String>;
+    /// The first of `needs` its plugin does not declare (`None`: it declares them all);
+    /// `Err` with the reason when it is not running.
+    fn lacks(&self, instance: &str, needs: &[&str]) -> Result<Option<String>, String>;
     /// Its circuit now.
     fn circuit(&self, instance: &str) -> Circuit;
 }
@@ -186,18 +187,13 @@ impl Router {
         let mut candidates = Vec::new();
         let mut skipped = Vec::new();
         for instance in order {
-            let why = match instances.capabilities(&instance) {
+            let why = match instances.lacks(&instance, needs) {
                 Err(detail) => Some(Skip::NotRunning { detail }),
-                Ok(caps) => needs
-                    .iter()
-                    .find(|n| !caps.iter().any(|c| c == *n))
-                    .map(|n| Skip::Lacks {
-                        capability: (*n).to_owned(),
-                    })
-                    .or(match instances.circuit(&instance) {
-                        Circuit::Open { until } => Some(Skip::CircuitOpen { until }),
-                        Circuit::Closed | Circuit::HalfOpen => None,
-                    }),
+                Ok(Some(capability)) => Some(Skip::Lacks { capability }),
+                Ok(None) => match instances.circuit(&instance) {
+                    Circuit::Open { until } => Some(Skip::CircuitOpen { until }),
+                    Circuit::Closed | Circuit::HalfOpen => None,
+                },
             };
             match why {
                 Some(why) => skipped.push(Skipped { instance, why }),
@@ -226,14 +222,9 @@ impl Router {
         needs: &[&str],
         instances: &dyn Instances,
     ) -> Decision {
-        let why = match instances.capabilities(instance) {
+        let why = match instances.lacks(instance, needs) {
             Err(detail) => Some(Skip::NotRunning { detail }),
-            Ok(caps) => needs
-                .iter()
-                .find(|n| !caps.iter().any(|c| c == *n))
-                .map(|n| Skip::Lacks {
-                    capability: (*n).to_owned(),
-                }),
+            Ok(lacking) => lacking.map(|capability| Skip::Lacks { capability }),
         };
         let (candidates, skipped) = match why {
             None => (vec![instance.to_owned()], Vec::new()),

@@ -25,9 +25,12 @@ impl Fleet {
 }
 
 impl Instances for Fleet {
-    fn capabilities(&self, instance: &str) -> Result<Vec<String>, String> {
+    fn lacks(&self, instance: &str, needs: &[&str]) -> Result<Option<String>, String> {
         match self.0.get(instance) {
-            Some((caps, true, _)) => Ok(caps.clone()),
+            Some((caps, true, _)) => Ok(needs
+                .iter()
+                .find(|n| !caps.iter().any(|c| c == *n))
+                .map(|n| (*n).to_owned())),
             Some(_) => Err("stopped".into()),
             None => Err("unknown".into()),
         }

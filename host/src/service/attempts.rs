@@ -168,6 +168,11 @@ impl PaymentService {
             return Err(self.unroutable(&decision));
         }
         let last = decision.candidates.len() - 1;
+        // With another instance on the route, an attempt is written before its call: if
+        // this host dies mid-call, the record keeps a retry (and the resolver) at the
+        // instance that may have charged. A route of one instance sends every retry there
+        // anyway: its attempt is written with its outcome, saving a commit per payment.
+        let first_written = decision.candidates.len() + decision.skipped.len() > 1;
         let mut tried: Vec<AttemptRow> = Vec::new();
         let mut misses: Vec<Miss> = Vec::new();
         for (i, instance) in decision.candidates.iter().enumerate() {
@@ -221,20 +226,25 @@ impl PaymentService {
                 state: State::Started.as_str().into(),
                 error_code: None,
                 error_message: None,
-                request: serde_json::to_string(&Pending {
-                    customer: customer.id.clone(),
-                    request: new.clone(),
-                    request_hash: slot.map(|s| s.request_hash.clone()),
-                })
-                .unwrap_or_else(|_| "{}".into()),
+                // What the resolver would send again: kept while the outcome may be
+                // unknown, so only for an attempt written before its call (else when it
+                // turns out in doubt).
+                request: if first_written {
+                    pending(&customer, &new, slot)
+                } else {
+                    "{}".into()
+                },
                 checks: 0,
                 next_check_at: None,
                 created_at: now,
                 updated_at: now,
             };
-            let mut unit = Unit::new();
-            attempts::insert_attempt(&mut unit, &attempt);
-            self.store.commit(unit).await?;
+            if first_written {
+                let mut unit = Unit::new();
+                attempts::insert_attempt(&mut unit, &attempt);
+                self.store.commit(unit).await?;
+            }
+            let written = first_written;
             let mut cctx = ctx.call_ctx(step);
             cctx.idempotency_key = Some(provider_key.clone());
             cctx.can_fail_over = more;
@@ -251,8 +261,13 @@ impl PaymentService {
                 {
                     let code = p.failure_code.clone().unwrap_or_default();
                     let message = p.failure_message.clone().unwrap_or_default();
-                    self.settle_now(&mut attempt, State::SoftDeclined, Some((code, message)))
-                        .await?;
+                    self.settle_now(
+                        &mut attempt,
+                        written,
+                        State::SoftDeclined,
+                        Some((code, message)),
+                    )
+                    .await?;
                     self.health.failover(instance);
                     tried.push(attempt);
                 }
@@ -260,12 +275,19 @@ impl PaymentService {
                     settle(&mut attempt, State::Answered, None, now);
                     tried.push(attempt);
                     return self
-                        .record_answer(ctx, &customer, &payment_id, p, emitted, &tried, &charge)
+                        .record_answer(
+                            ctx,
+                            &customer,
+                            &payment_id,
+                            (p, emitted),
+                            (&tried, written),
+                            &charge,
+                        )
                         .await;
                 }
                 Err(e) if more && e.can_fail_over() => {
                     let why = error_of(&e);
-                    self.settle_now(&mut attempt, State::NotSent, Some(why))
+                    self.settle_now(&mut attempt, written, State::NotSent, Some(why))
                         .await?;
                     self.health.failover(instance);
                     tried.push(attempt);
@@ -276,12 +298,20 @@ impl PaymentService {
                 }
                 Err(ServiceError::Call(e)) if e.effect() == Effect::Uncertain => {
                     let why = (e.code().to_owned(), e.to_string());
+                    attempt.request = pending(&customer, &new, slot);
                     settle(&mut attempt, State::InDoubt, Some(why), now);
                     attempt.next_check_at =
                         Some(now + i64::try_from(self.resolver_pause(0)).unwrap_or(60));
                     tried.push(attempt);
                     return self
-                        .record_in_doubt(ctx, &customer, &payment_id, &new, &tried, &charge)
+                        .record_in_doubt(
+                            ctx,
+                            &customer,
+                            &payment_id,
+                            &new,
+                            (&tried, written),
+                            &charge,
+                        )
                         .await;
                 }
                 Err(e) => {
@@ -291,7 +321,8 @@ impl PaymentService {
                         State::Refused
                     };
                     let why = error_of(&e);
-                    self.settle_now(&mut attempt, state, Some(why)).await?;
+                    self.settle_now(&mut attempt, written, state, Some(why))
+                        .await?;
                     misses.push(Miss {
                         instance: instance.clone(),
                         error: e,
@@ -362,12 +393,13 @@ impl PaymentService {
     async fn settle_now(
         &self,
         attempt: &mut AttemptRow,
+        written: bool,
         state: State,
         why: Option<(String, String)>,
     ) -> Result<(), ServiceError> {
         settle(attempt, state, why, self.now());
         let mut unit = Unit::new();
-        attempts::update_attempt(&mut unit, attempt);
+        save(&mut unit, attempt, written);
         self.store.commit(unit).await?;
         Ok(())
     }
@@ -379,9 +411,8 @@ impl PaymentService {
         ctx: &Ctx,
         customer: &CustomerRow,
         payment_id: &str,
-        p: Payment,
-        emitted: Vec<DomainEventReport>,
-        tried: &[AttemptRow],
+        (p, emitted): (Payment, Vec<DomainEventReport>),
+        (tried, written): (&[AttemptRow], bool),
         charge: &Charge,
     ) -> Result<Reply<PaymentView>, ServiceError> {
         self.check_new_provider_id(Record::Payment, &customer.provider, &p.id)
@@ -412,8 +443,12 @@ impl PaymentService {
         };
         let mut unit = Unit::new();
         payments::insert_payment(&mut unit, &row);
-        if let Some(a) = tried.last() {
-            attempts::update_attempt(&mut unit, a);
+        // One attempt, answered, never written: the payment's own `attempts` tell it, and
+        // there is nothing left for the resolver or a retry to find (the answer is stored
+        // under the request's key) — no row for it, a writer's insert saved per payment.
+        let alone = tried.len() == 1 && !written;
+        if let Some(a) = tried.last().filter(|_| !alone) {
+            save(&mut unit, a, written);
         }
         let mut ids = Ids::default()
             .with(&customer.provider_id, &customer.id)
@@ -446,7 +481,7 @@ impl PaymentService {
         customer: &CustomerRow,
         payment_id: &str,
         new: &NewPayment,
-        tried: &[AttemptRow],
+        (tried, written): (&[AttemptRow], bool),
         charge: &Charge,
     ) -> Result<Reply<PaymentView>, ServiceError> {
         let now = self.now();
@@ -462,7 +497,7 @@ impl PaymentService {
         let mut unit = Unit::new();
         payments::insert_payment(&mut unit, &row);
         if let Some(a) = tried.last() {
-            attempts::update_attempt(&mut unit, a);
+            save(&mut unit, a, written);
         }
         let mut ids = Ids::default()
             .with(&customer.provider_id, &customer.id)
@@ -817,6 +852,25 @@ fn settle(a: &mut AttemptRow, state: State, why: Option<(String, String)>, now: 
         a.next_check_at = None;
     }
     a.updated_at = now;
+}
+
+/// An attempt's request as the resolver keeps it.
+fn pending(customer: &CustomerRow, new: &NewPayment, slot: Option<&super::IdemSlot>) -> String {
+    serde_json::to_string(&Pending {
+        customer: customer.id.clone(),
+        request: new.clone(),
+        request_hash: slot.map(|s| s.request_hash.clone()),
+    })
+    .unwrap_or_else(|_| "{}".into())
+}
+
+/// An attempt's row: updated when it was written before its call, else written now.
+fn save(unit: &mut Unit, a: &AttemptRow, written: bool) {
+    if written {
+        attempts::update_attempt(unit, a);
+    } else {
+        attempts::insert_attempt(unit, a);
+    }
 }
 
 fn replace(all: &mut Vec<AttemptRow>, a: &AttemptRow) {

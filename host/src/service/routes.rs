@@ -15,9 +15,12 @@ pub(super) struct Live<'a> {
 }
 
 impl Instances for Live<'_> {
-    fn capabilities(&self, instance: &str) -> Result<Vec<String>, String> {
+    fn lacks(&self, instance: &str, needs: &[&str]) -> Result<Option<String>, String> {
         match self.registry.get(instance) {
-            Ok(i) => Ok(i.manifest.capabilities.clone()),
+            Ok(i) => Ok(needs
+                .iter()
+                .find(|n| !i.supports(n))
+                .map(|n| (*n).to_owned())),
             Err(e) => Err(e.to_string()),
         }
     }

@@ -444,15 +444,6 @@ impl Provider for MockProvider {
     }
 
     fn create_payment(&self, ctx: &CallCtx, req: NewPayment) -> Result<Payment, PluginError> {
-        if let Some(p) = ctx.idempotency_key.as_ref().and_then(|k| {
-            let st = self.state();
-            st.payment_keys
-                .get(k)
-                .and_then(|id| st.payments.get(id))
-                .cloned()
-        }) {
-            return Ok(p);
-        }
         if let CaptureMethod::Unknown(m) = &req.capture_method {
             return Err(PluginError::new(
                 codes::UNSUPPORTED,
@@ -464,6 +455,14 @@ impl Provider for MockProvider {
             PluginError::invalid("customer", "the mock keeps customers: give a customer_id")
         })?;
         let mut st = self.state();
+        let replay = ctx
+            .idempotency_key
+            .as_ref()
+            .and_then(|k| st.payment_keys.get(k))
+            .and_then(|id| st.payments.get(id));
+        if let Some(p) = replay {
+            return Ok(p.clone());
+        }
         Self::customer_exists(&st, &customer)?;
         let method = match &req.payment_method {
             Some(m) => Some(Self::resolve_method(&st, m)?),

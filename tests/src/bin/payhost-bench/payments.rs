@@ -26,12 +26,21 @@ pub fn start_with(
     let host_line = db.map(TestDb::host_line).unwrap_or_default();
     let scratches: Vec<Scratch> = (0..hosts)
         .map(|_| {
+            let stripe = payhost_tests::stripe_so();
+            let mut plugins = vec![(mock_so(), "libpayhost_plugin_mock.so")];
+            if extra.contains("\"stripe\"") {
+                plugins.push((stripe, "libpayhost_plugin_stripe.so"));
+            }
+            let plugins: Vec<(&std::path::Path, &str)> =
+                plugins.iter().map(|(f, n)| (f.as_path(), *n)).collect();
             Scratch::with_host(
-                &[
-                    (&mock_so(), "libpayhost_plugin_mock.so"),
-                    (&payhost_tests::stripe_so(), "libpayhost_plugin_stripe.so"),
-                ],
-                &format!("default_provider = \"mock\"\n{host_line}"),
+                &plugins,
+                // A routing table names its own default route.
+                &if extra.contains("[routing]") {
+                    host_line.clone()
+                } else {
+                    format!("default_provider = \"mock\"\n{host_line}")
+                },
                 &format!(
                     "[providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"whsec_bench\" }}\n{extra}"
                 ),

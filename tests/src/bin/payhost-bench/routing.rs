@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 struct Fleet;
 
 impl Instances for Fleet {
-    fn capabilities(&self, _: &str) -> Result<Vec<String>, String> {
-        Ok(vec![
-            "payments".into(),
-            "manual_capture".into(),
-            "refunds".into(),
-        ])
+    fn lacks(&self, _: &str, needs: &[&str]) -> Result<Option<String>, String> {
+        let declared = ["payments", "manual_capture", "refunds"];
+        Ok(needs
+            .iter()
+            .find(|n| !declared.contains(n))
+            .map(|n| (*n).to_owned()))
     }
     fn circuit(&self, _: &str) -> Circuit {
         Circuit::Closed
