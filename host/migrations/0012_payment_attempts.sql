@@ -10,7 +10,7 @@ CREATE TABLE payment_attempts (
     instance TEXT NOT NULL,
     -- The idempotency key sent to the provider (the same on every ask).
     provider_key TEXT NOT NULL,
-    -- The API request's Idempotency-Key: its retry resumes this payment.
+    -- The API request's Idempotency-Key (its stored answer marks the payment resumable).
     idem_scope TEXT,
     idem_key TEXT,
     state TEXT NOT NULL,
@@ -24,7 +24,6 @@ CREATE TABLE payment_attempts (
     updated_at BIGINT NOT NULL,
     UNIQUE (payment_id, seq)
 );
-CREATE INDEX payment_attempts_by_key ON payment_attempts (idem_scope, idem_key, created_at);
 CREATE INDEX payment_attempts_due ON payment_attempts (state, next_check_at);
 -- The payment's attempts as its answers show them (JSON), written with each settlement.
 ALTER TABLE payments ADD COLUMN attempts TEXT;

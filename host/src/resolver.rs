@@ -15,21 +15,6 @@ pub const LEASE: &str = "resolver";
 /// Attempts asked about per round.
 const ROUND: i64 = 32;
 
-/// How long after it started an attempt still unsettled is surely not running any more:
-/// every call ends by its deadline and the second of grace after it; 4 s more for the
-/// clocks of several hosts to differ.
-fn horizon(service: &PaymentService) -> i64 {
-    let c = &service.config().config;
-    let longest = c
-        .providers
-        .values()
-        .filter_map(|p| p.call_timeout_ms)
-        .chain([c.host.call_timeout_ms])
-        .max()
-        .unwrap_or(10_000);
-    i64::try_from(longest.div_ceil(1000)).unwrap_or(60) + 5
-}
-
 /// Starts the resolver: every `every`, and at once when a payment's outcome became unknown.
 pub fn spawn(
     service: Arc<PaymentService>,
@@ -55,7 +40,7 @@ pub fn spawn(
             let now = clock.now_secs();
             let due = match service
                 .store()
-                .due_attempts(now, now - horizon(&service), ROUND)
+                .due_attempts(now, now - service.unsettled_horizon(), ROUND)
                 .await
             {
                 Ok(due) => due,

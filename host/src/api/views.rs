@@ -246,11 +246,22 @@ impl From<&PaymentRow> for PaymentView {
             client_secret: None,
             created_at: p.created_at,
             updated_at: p.updated_at,
-            attempts: p
-                .attempts
-                .as_deref()
-                .and_then(|a| serde_json::from_str(a).ok())
-                .unwrap_or_default(),
+            attempts: match p.attempts.as_deref() {
+                Some(a) => serde_json::from_str(a).unwrap_or_default(),
+                // One call that answered (a payment made before attempts were recorded, or
+                // one whose only attempt answered: its row keeps no copy of it).
+                None => vec![AttemptView {
+                    id: format!("att_{}", p.id.strip_prefix("pay_").unwrap_or(&p.id)),
+                    provider: p.provider.clone(),
+                    state: "answered".into(),
+                    error_code: None,
+                    error_message: None,
+                    checks: 0,
+                    next_check_at: None,
+                    created_at: p.created_at,
+                    updated_at: p.created_at,
+                }],
+            },
         }
     }
 }

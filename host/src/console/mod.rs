@@ -183,6 +183,7 @@ impl View {
             idempotency: None,
             defer_reply: false,
             fail_over: false,
+            resume: None,
         }
     }
 

@@ -109,6 +109,7 @@ impl ReqMeta {
             idempotency: None,
             defer_reply: false,
             fail_over: false,
+            resume: None,
         }
     }
 }
@@ -385,6 +386,13 @@ where
     match found {
         Claim::Claimed => {}
         Claim::InFlight => return Err(in_use(&key)),
+        // A payment still being resolved: the retry asks again (never starts over).
+        Claim::Answered(stored) if stored.request_hash == request_hash => {
+            match crate::service::resume_mark(&stored) {
+                Some(payment) => ctx.resume = Some(payment),
+                None => return replay(&key, &request_hash, stored),
+            }
+        }
         Claim::Answered(stored) => return replay(&key, &request_hash, stored),
     }
     ctx.idempotency = Some(IdemSlot {

@@ -159,12 +159,16 @@ impl From<ServiceError> for ApiError {
                 e.retry_after = Some(1);
                 e
             }
-            ServiceError::KeyReused(message) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                message,
-            )
-            .with_param("Idempotency-Key"),
+            e @ ServiceError::KeyInFlight(_) => {
+                let mut e = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_in_use",
+                    e.to_string(),
+                )
+                .with_param("Idempotency-Key");
+                e.retry_after = Some(1);
+                e
+            }
             ServiceError::Store(e) if e.is_unavailable() => ApiError::database_unavailable(&e),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "database failure");

@@ -61,9 +61,6 @@ pub(super) struct Pending {
     /// payhost's customer at the attempt's instance.
     pub customer: String,
     pub request: NewPayment,
-    /// The API request's hash: its Idempotency-Key resumes this payment for it alone.
-    #[serde(default)]
-    pub request_hash: Option<String>,
 }
 
 /// Who pays a new payment.
@@ -154,9 +151,9 @@ impl PaymentService {
     ) -> Result<Reply<PaymentView>, ServiceError> {
         let slot = ctx.idempotency.as_ref();
         let keyed = ctx.call_ctx(step).idempotency_key;
-        if let (Some(slot), Some(key)) = (slot, &keyed) {
-            if let Some(a) = self.store.attempt_for_key(&slot.scope, key).await? {
-                if let Some(reply) = self.resume(a, &slot.request_hash).await? {
+        if let Some(payment) = &ctx.resume {
+            if let Some(a) = self.store.last_attempt(payment).await? {
+                if let Some(reply) = self.resume(ctx, a).await? {
                     return Ok(reply);
                 }
             }
@@ -230,7 +227,7 @@ impl PaymentService {
                 // unknown, so only for an attempt written before its call (else when it
                 // turns out in doubt).
                 request: if first_written {
-                    pending(&customer, &new, slot)
+                    pending(&customer, &new)
                 } else {
                     "{}".into()
                 },
@@ -242,6 +239,7 @@ impl PaymentService {
             if first_written {
                 let mut unit = Unit::new();
                 attempts::insert_attempt(&mut unit, &attempt);
+                self.mark_resumable(&mut unit, ctx, &payment_id);
                 self.store.commit(unit).await?;
             }
             let written = first_written;
@@ -298,7 +296,7 @@ impl PaymentService {
                 }
                 Err(ServiceError::Call(e)) if e.effect() == Effect::Uncertain => {
                     let why = (e.code().to_owned(), e.to_string());
-                    attempt.request = pending(&customer, &new, slot);
+                    attempt.request = pending(&customer, &new);
                     settle(&mut attempt, State::InDoubt, Some(why), now);
                     attempt.next_check_at =
                         Some(now + i64::try_from(self.resolver_pause(0)).unwrap_or(60));
@@ -379,6 +377,21 @@ impl PaymentService {
         }
     }
 
+    /// Seconds after which an attempt still `started` is surely not running any more:
+    /// every call ends by its deadline and the second of grace after it; 4 s more for the
+    /// clocks of several hosts to differ.
+    pub fn unsettled_horizon(&self) -> i64 {
+        let c = &self.config.config;
+        let longest = c
+            .providers
+            .values()
+            .filter_map(|p| p.call_timeout_ms)
+            .chain([c.host.call_timeout_ms])
+            .max()
+            .unwrap_or(10_000);
+        i64::try_from(longest.div_ceil(1000)).unwrap_or(60) + 5
+    }
+
     /// The pause before the resolver's check number `n` (0-based), in seconds.
     pub(super) fn resolver_pause(&self, n: i64) -> u64 {
         self.config
@@ -418,7 +431,7 @@ impl PaymentService {
         self.check_new_provider_id(Record::Payment, &customer.provider, &p.id)
             .await?;
         let now = self.now();
-        let row = PaymentRow {
+        let mut row = PaymentRow {
             id: payment_id.to_owned(),
             tenant: ctx.tenant_key(),
             customer_id: customer.id.clone(),
@@ -439,14 +452,18 @@ impl PaymentService {
             metadata: super::metadata_json(&p.metadata),
             created_at: now,
             updated_at: now,
-            attempts: summary(tried),
+            attempts: None,
         };
+        // One attempt, answered, never written: there is nothing left for the resolver or a
+        // retry to find (the answer is stored under the request's key), and the payment's
+        // record tells it (the API shows it from the payment's own fields): no row for it
+        // and no copy on the payment, saving the writer an insert and bytes per payment.
+        let alone = tried.len() == 1 && !written;
+        if !alone {
+            row.attempts = summary(tried);
+        }
         let mut unit = Unit::new();
         payments::insert_payment(&mut unit, &row);
-        // One attempt, answered, never written: the payment's own `attempts` tell it, and
-        // there is nothing left for the resolver or a retry to find (the answer is stored
-        // under the request's key) — no row for it, a writer's insert saved per payment.
-        let alone = tried.len() == 1 && !written;
         if let Some(a) = tried.last().filter(|_| !alone) {
             save(&mut unit, a, written);
         }
@@ -499,6 +516,7 @@ impl PaymentService {
         if let Some(a) = tried.last() {
             save(&mut unit, a, written);
         }
+        self.mark_resumable(&mut unit, ctx, payment_id);
         let mut ids = Ids::default()
             .with(&customer.provider_id, &customer.id)
             .with(payment_id, payment_id);
@@ -532,31 +550,39 @@ impl PaymentService {
     /// none that count (every instance did nothing, or refused): start over.
     async fn resume(
         &self,
+        ctx: &Ctx,
         a: AttemptRow,
-        request_hash: &str,
     ) -> Result<Option<Reply<PaymentView>>, ServiceError> {
-        let pending: Option<Pending> = serde_json::from_str(&a.request).ok();
-        let hash = pending.as_ref().and_then(|p| p.request_hash.as_deref());
         match a.state.as_str() {
+            // Its first request may still be running (on this host or another): as for any
+            // key in flight, the retry waits.
+            "started" if self.now() - a.created_at < self.unsettled_horizon() => {
+                Err(ServiceError::KeyInFlight(
+                    ctx.idempotency
+                        .as_ref()
+                        .map_or_else(String::new, |s| s.key.clone()),
+                ))
+            }
             "started" | "in_doubt" => {
-                if hash.is_some_and(|h| h != request_hash) {
-                    return Err(ServiceError::KeyReused(format!(
-                        "Idempotency-Key '{}' was already used for a different request \
-                         (method, path or body), whose payment is still being resolved; use \
-                         a new key",
-                        a.idem_key.clone().unwrap_or_default()
-                    )));
-                }
                 let (view, settled) = self.resolve(a).await?;
-                Ok(view.map(|body| Reply {
-                    status: if settled {
-                        Status::Created
-                    } else {
-                        Status::Accepted
-                    },
+                let Some(body) = view else { return Ok(None) };
+                if !settled {
+                    return Ok(Some(Reply {
+                        status: Status::Accepted,
+                        body,
+                        stored: false,
+                    }));
+                }
+                // Known now: the answer replaces the resume mark under the request's key.
+                let reply = Reply {
+                    status: Status::Created,
                     body,
                     stored: false,
-                }))
+                };
+                let unit = Unit::new();
+                self.finish(ctx, unit, "", Facts::default(), &Ids::default(), reply)
+                    .await
+                    .map(Some)
             }
             "answered" | "resolved" | "not_charged" => {
                 let row = self.store.payment(&a.payment_id, None).await?;
@@ -854,12 +880,37 @@ fn settle(a: &mut AttemptRow, state: State, why: Option<(String, String)>, now: 
     a.updated_at = now;
 }
 
+/// The payment a stored answer marks as still being resolved (see
+/// [`PaymentService::mark_resumable`]), if it is such a mark.
+pub fn resume_mark(stored: &crate::store::StoredReply) -> Option<String> {
+    if stored.status != Status::Accepted.code() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&stored.body).ok()?;
+    v["resume"].as_str().map(str::to_owned)
+}
+
+impl PaymentService {
+    /// Stores, under the request's Idempotency-Key, a mark that its payment is still being
+    /// resolved: the key's retry (on any host, after any restart) finds it with the lookup
+    /// every keyed request makes anyway, and resumes the payment at its instance. The
+    /// payment's final answer replaces it.
+    fn mark_resumable(&self, unit: &mut Unit, ctx: &Ctx, payment_id: &str) {
+        let Some(slot) = &ctx.idempotency else { return };
+        let mark = crate::store::StoredReply {
+            request_hash: slot.request_hash.clone(),
+            status: Status::Accepted.code(),
+            body: serde_json::json!({ "resume": payment_id }).to_string(),
+        };
+        crate::store::idempotency::store_reply(unit, &slot.scope, &slot.key, &mark, self.now());
+    }
+}
+
 /// An attempt's request as the resolver keeps it.
-fn pending(customer: &CustomerRow, new: &NewPayment, slot: Option<&super::IdemSlot>) -> String {
+fn pending(customer: &CustomerRow, new: &NewPayment) -> String {
     serde_json::to_string(&Pending {
         customer: customer.id.clone(),
         request: new.clone(),
-        request_hash: slot.map(|s| s.request_hash.clone()),
     })
     .unwrap_or_else(|_| "{}".into())
 }

@@ -7,6 +7,7 @@
 //! provider, whatever the tenant's provider is today.
 
 mod attempts;
+pub use attempts::resume_mark;
 pub mod customers;
 mod events;
 pub mod invoices;
@@ -96,10 +97,9 @@ pub enum ServiceError {
     /// running, or had its circuit open); nothing was done anywhere.
     #[error("{0}")]
     NoInstance(String),
-    /// The Idempotency-Key was first used for another request, which is still being
-    /// resolved.
-    #[error("{0}")]
-    KeyReused(String),
+    /// The request's Idempotency-Key is held by a request still running.
+    #[error("a request with Idempotency-Key '{0}' is still being processed; retry later")]
+    KeyInFlight(String),
     #[error("{0}")]
     Store(StoreError),
 }
@@ -181,6 +181,9 @@ pub struct Ctx {
     /// Another instance of the route can take the call if this one is never reached (told
     /// to the plugin: it answers at once instead of retrying the connection).
     pub fail_over: bool,
+    /// The request's Idempotency-Key holds a payment still being resolved (its stored
+    /// answer is a resume mark): the retry resumes it, never starts over.
+    pub resume: Option<String>,
 }
 
 impl Ctx {

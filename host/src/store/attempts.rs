@@ -102,24 +102,6 @@ pub fn update_attempt(unit: &mut Unit, a: &AttemptRow) {
 }
 
 impl Store {
-    /// The newest attempt made for an API request's Idempotency-Key.
-    pub async fn attempt_for_key(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<AttemptRow>, StoreError> {
-        let row = self
-            .one(
-                &format!(
-                    "SELECT {COLS} FROM payment_attempts WHERE idem_scope = $1 AND idem_key = $2 \
-                     ORDER BY created_at DESC, seq DESC LIMIT 1"
-                ),
-                vec![scope.into(), key.into()],
-            )
-            .await?;
-        row.as_ref().map(AttemptRow::from_row).transpose()
-    }
-
     /// The newest attempt of a payment.
     pub async fn last_attempt(&self, payment_id: &str) -> Result<Option<AttemptRow>, StoreError> {
         let row = self
