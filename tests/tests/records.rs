@@ -152,9 +152,9 @@ fn a_payment_reads_the_same_after_a_restart_on_sqlite() {
 
 #[test]
 fn a_payment_reads_the_same_after_a_restart_on_postgres() {
-    match TestDb::postgres("records_restart") {
-        Some(db) => survives_a_restart(Some(db)),
-        None => {} // said loudly by TestDb::postgres
+    // Without a server, TestDb::postgres says so loudly (and fails under CI).
+    if let Some(db) = TestDb::postgres("records_restart") {
+        survives_a_restart(Some(db));
     }
 }
 

@@ -421,9 +421,9 @@ fn a_retry_and_a_restart_resolve_at_the_instance_that_holds_the_payment_never_el
 
 #[test]
 fn a_retry_and_a_restart_resolve_at_the_instance_that_holds_the_payment_on_postgres() {
-    match TestDb::postgres("routing_restart") {
-        Some(db) => resolves_where_it_happened(Some(&db)),
-        None => {} // said loudly by TestDb::postgres
+    // Without a server, TestDb::postgres says so loudly (and fails under CI).
+    if let Some(db) = TestDb::postgres("routing_restart") {
+        resolves_where_it_happened(Some(&db));
     }
 }
 
