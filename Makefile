@@ -12,8 +12,12 @@ build:
 	$(CARGO) build --release -p payhost $(addprefix -p ,$(subst _,-,$(RELEASE_PLUGINS)))
 	mkdir -p $(PLUGINS_DIR)
 	for p in $(RELEASE_PLUGINS); do cp -f target/release/lib$$p.$(SO) $(PLUGINS_DIR)/; done
+	# Signed with the DEVELOPMENT key (deploy/dev: its secret half is public, never trusted
+	# beyond loopback): plugins.toml trusts it, so `plugins list` shows them signed.
+	./target/release/payhost plugins sign --secret-key deploy/dev/dev-plugin-signing.key \
+	  $(addprefix $(PLUGINS_DIR)/lib,$(addsuffix .$(SO),$(RELEASE_PLUGINS)))
 	# payhost refuses a plugin folder or file its group or others can write (whatever the umask).
-	chmod go-w $(PLUGINS_DIR) $(PLUGINS_DIR)/*.$(SO)
+	chmod go-w $(PLUGINS_DIR) $(PLUGINS_DIR)/*.$(SO) $(PLUGINS_DIR)/*.minisig
 
 ## run: build, then serve on 127.0.0.1:8080 with the mock provider
 run: build

@@ -42,15 +42,45 @@ pub struct Shared {
     pub history: Arc<crate::console::History>,
 }
 
+/// The operator's trust in plugin libraries, from the config: its keys (those that parse:
+/// `config::problems` names the others), its signature rule, its lock file.
+pub fn trust_policy(loaded: &Loaded) -> crate::plugins::trust::Policy {
+    use crate::plugins::trust::{Policy, TrustedKey};
+    Policy {
+        keys: loaded
+            .config
+            .host
+            .trusted_keys
+            .iter()
+            .filter_map(|k| TrustedKey::parse(&k.name, &k.key).ok())
+            .collect(),
+        require_signature: loaded.config.require_signature(),
+        lock_file: Some(loaded.lock_file()),
+    }
+}
+
 /// Scans the plugin folder and starts every configured provider instance. Failures are
 /// lifecycle events; the host comes up with whatever did load.
 pub async fn start_registry(config: &Loaded, clock: Arc<dyn Clock>) -> Arc<Registry> {
     let dispatcher = Arc::new(Dispatcher::new(clock.clone()));
+    let policy = trust_policy(config);
+    tracing::info!(
+        require_signature = policy.require_signature,
+        trusted_keys = ?config.config.host.trusted_keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+        lock = %config.lock_file().display(),
+        "plugin trust: {}",
+        if policy.require_signature {
+            "every plugin library must be signed by a trusted key"
+        } else {
+            "unsigned plugin libraries load (with a warning): signatures are not required on loopback"
+        }
+    );
     let registry = Arc::new(Registry::new(
         dispatcher,
         clock,
         &config.data_dir,
         Duration::from_millis(config.config.host.call_timeout_ms),
+        policy,
     ));
     let providers = &config.config.providers;
     registry.sync(&config.plugin_dir, providers).await;
@@ -214,6 +244,17 @@ pub fn check_bind(bind: &std::net::SocketAddr, config: &config::Config) -> Resul
              is not set)"
                 .to_owned(),
         );
+    }
+    if let Some(i) = config
+        .host
+        .trusted_keys
+        .iter()
+        .position(|k| k.key.trim() == config::DEV_PLUGIN_KEY)
+    {
+        found.push(format!(
+            "host.trusted_keys[{i}] is the development plugin-signing key (its secret key is \
+             published in payhost's repository)"
+        ));
     }
     for (name, provider) in &config.providers {
         for (key, value) in &provider.config {

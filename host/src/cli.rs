@@ -1,4 +1,4 @@
-//! The `payhost` command line: `serve`, `config check`, `plugins list|check|conformance`,
+//! The `payhost` command line: `serve`, `config check`, `plugins list|check|lock|sign|conformance`,
 //! `events replay`, `completions`.
 
 use crate::app::{check_bind, start_registry, AppState};
@@ -115,10 +115,27 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Load one file and print its manifest, or exactly why it cannot load (exit 1).
+    /// Load one file and print its manifest and trust (signature, lock), or exactly why it
+    /// cannot load (exit 1).
     Check {
         /// The plugin library (`.so`).
         file: PathBuf,
+    },
+    /// Write the lock (`host.plugins_lock`, default `plugins.lock` beside the config): the
+    /// SHA-256 of each library in the plugins folder. While it exists, a library whose bytes
+    /// it does not list is refused (`modified` when its file or its plugin and version is
+    /// listed with other bytes); run it again after deploying a new build.
+    Lock,
+    /// Sign plugin libraries with an unencrypted minisign secret key (`minisign -G -W`):
+    /// `<lib>.minisig` beside each, its trusted comment `plugin=<name> version=<version>`
+    /// as the library declares them. `minisign -S` does the same with any key.
+    Sign {
+        /// The minisign secret key file.
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+        /// The plugin libraries (`.so`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Run the conformance suite against one plugin library: one line per check (PASS,
     /// FAIL or SKIP and why); exits 1 when a check fails.
@@ -142,7 +159,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => serve(&cli.config).await.map(|()| 0),
         Command::Plugins(PluginsCommand::List { json }) => list(&cli.config, json).await,
-        Command::Plugins(PluginsCommand::Check { file }) => Ok(check(&file)),
+        Command::Plugins(PluginsCommand::Check { file }) => Ok(check(&cli.config, &file)),
+        Command::Plugins(PluginsCommand::Lock) => lock(&cli.config),
+        Command::Plugins(PluginsCommand::Sign { secret_key, files }) => sign(&secret_key, &files),
         Command::Plugins(PluginsCommand::Conformance {
             file,
             config,
@@ -224,18 +243,28 @@ fn config_check(config_file: &Path) -> anyhow::Result<i32> {
             }
         }
     }
-    let (manifests, folder_problems) = folder_manifests(&loaded.plugin_dir);
+    let (libraries, folder_problems) =
+        folder_libraries(&loaded.plugin_dir, &crate::app::trust_policy(&loaded));
+    let unloaded = folder_problems.len();
     problems.extend(folder_problems);
+    let manifests: std::collections::BTreeMap<String, payhost_plugin_api::Manifest> = libraries
+        .iter()
+        .map(|(n, l)| (n.clone(), l.manifest.clone()))
+        .collect();
     for (name, instance) in &c.providers {
         match manifests.get(&instance.plugin) {
             None => problems.push(format!(
-                "{file}: key 'providers.{name}.plugin': no plugin named '{}' in {} (found: {})",
+                "{file}: key 'providers.{name}.plugin': no plugin named '{}' in {} (found: {}{})",
                 instance.plugin,
                 loaded.plugin_dir.display(),
                 if manifests.is_empty() {
                     "none".to_owned()
                 } else {
                     manifests.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+                match unloaded {
+                    0 => String::new(),
+                    n => format!("; {n} not loaded, see above"),
                 }
             )),
             Some(m) => problems.extend(
@@ -244,6 +273,16 @@ fn config_check(config_file: &Path) -> anyhow::Result<i32> {
                     .map(|p| format!("{file}: key 'providers.{name}.config': {p}")),
             ),
         }
+    }
+    for l in libraries.values() {
+        println!(
+            "{}: {} {}, {} (sha256 {})",
+            l.file.display(),
+            l.manifest.name,
+            l.manifest.version,
+            l.trust.status(),
+            l.trust.sha256
+        );
     }
     if problems.is_empty() {
         println!(
@@ -262,20 +301,21 @@ fn config_check(config_file: &Path) -> anyhow::Result<i32> {
     Ok(1)
 }
 
-/// The manifest of every library in the plugins folder, by plugin name, loaded the way
-/// `serve` loads them (the folder's trust checked, private copies in a scratch folder), and
-/// what kept any from loading.
-fn folder_manifests(
+/// Every library in the plugins folder loaded the way `serve` loads them (the folder's
+/// permissions and each library's signature and lock checked, private copies in a scratch
+/// folder), by plugin name, and what kept any from loading.
+fn folder_libraries(
     dir: &Path,
+    policy: &crate::plugins::trust::Policy,
 ) -> (
-    std::collections::BTreeMap<String, payhost_plugin_api::Manifest>,
+    std::collections::BTreeMap<String, loader::Loaded>,
     Vec<String>,
 ) {
-    let mut manifests = std::collections::BTreeMap::new();
+    let mut libraries = std::collections::BTreeMap::new();
     let mut problems = Vec::new();
     if let Err(e) = loader::trusted(dir, None) {
         problems.push(e);
-        return (manifests, problems);
+        return (libraries, problems);
     }
     let scratch = match tempfile::Builder::new()
         .prefix("payhost-config-check-")
@@ -284,7 +324,7 @@ fn folder_manifests(
         Ok(d) => d,
         Err(e) => {
             problems.push(format!("cannot create a private temporary folder: {e}"));
-            return (manifests, problems);
+            return (libraries, problems);
         }
     };
     let files = match loader::scan(dir) {
@@ -294,7 +334,7 @@ fn folder_manifests(
                 "cannot read the plugins folder {}: {e}",
                 dir.display()
             ));
-            return (manifests, problems);
+            return (libraries, problems);
         }
     };
     for f in files {
@@ -302,14 +342,97 @@ fn folder_manifests(
             problems.push(e);
             continue;
         }
-        match loader::load(&f, scratch.path()) {
+        match loader::load(&f, scratch.path(), policy) {
             Ok(l) => {
-                manifests.insert(l.manifest.name.clone(), l.manifest);
+                libraries.insert(l.manifest.name.clone(), l);
             }
             Err(e) => problems.push(format!("{}: {}", e.file, e.reason)),
         }
     }
-    (manifests, problems)
+    (libraries, problems)
+}
+
+/// `payhost plugins lock`: the folder's libraries (each checked as `serve` would, with the
+/// lock now in force set aside) written to the lock file.
+fn lock(config_file: &Path) -> anyhow::Result<i32> {
+    let loaded = config::load(config_file)?;
+    let mut policy = crate::app::trust_policy(&loaded);
+    policy.lock_file = None;
+    let (libraries, problems) = folder_libraries(&loaded.plugin_dir, &policy);
+    for p in &problems {
+        eprintln!("not locked: {p}");
+    }
+    let previous = crate::plugins::trust::Lock::read(&loaded.lock_file()).unwrap_or_default();
+    let lock = crate::plugins::trust::Lock {
+        allow_signed_updates: previous.is_some_and(|l| l.allow_signed_updates),
+        plugins: libraries
+            .values()
+            .map(|l| crate::plugins::trust::LockEntry {
+                name: l.manifest.name.clone(),
+                version: l.manifest.version.clone(),
+                contract: l.manifest.contract.clone(),
+                file: l
+                    .file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: l.trust.sha256.clone(),
+                signed_by: l.trust.signed_by.clone(),
+            })
+            .collect(),
+    };
+    let file = loaded.lock_file();
+    std::fs::write(&file, lock.to_text())
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    for e in &lock.plugins {
+        println!(
+            "locked {} {} ({}) sha256 {}{}",
+            e.name,
+            e.version,
+            e.file,
+            e.sha256,
+            e.signed_by
+                .as_deref()
+                .map_or_else(String::new, |k| format!(", signed ({k})"))
+        );
+    }
+    println!("wrote {}", file.display());
+    Ok(if problems.is_empty() { 0 } else { 1 })
+}
+
+/// `payhost plugins sign`: a minisign signature beside each library, its trusted comment
+/// naming the plugin and version the library declares.
+fn sign(secret_key: &Path, files: &[PathBuf]) -> anyhow::Result<i32> {
+    let key = std::fs::read_to_string(secret_key)
+        .with_context(|| format!("cannot read {}", secret_key.display()))?;
+    let scratch = tempfile::Builder::new().prefix("payhost-sign-").tempdir()?;
+    let mut failed = 0;
+    for file in files {
+        let outcome = loader::load(
+            file,
+            scratch.path(),
+            &crate::plugins::trust::Policy::default(),
+        )
+        .map_err(|e| e.reason)
+        .and_then(|l| {
+            let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
+            let comment = format!("plugin={} version={}", l.manifest.name, l.manifest.version);
+            let text = crate::plugins::trust::sign(&key, &bytes, &comment)?;
+            let out = crate::plugins::trust::signature_file(file);
+            std::fs::write(&out, text).map_err(|e| e.to_string())?;
+            Ok((out, comment))
+        });
+        match outcome {
+            Ok((out, comment)) => {
+                println!("signed {} ({comment}): {}", file.display(), out.display())
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
 }
 
 async fn serve(config_file: &Path) -> anyhow::Result<()> {
@@ -498,8 +621,8 @@ async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
         println!("(no server running this config: the folder was loaded here)");
     }
     println!(
-        "{:<12} {:<9} {:<9} {:<8} {:<40} STATE / FILE",
-        "NAME", "VERSION", "CONTRACT", "TYPE", "CAPABILITIES"
+        "{:<12} {:<9} {:<9} {:<8} {:<40} {:<28} STATE / FILE",
+        "NAME", "VERSION", "CONTRACT", "TYPE", "CAPABILITIES", "TRUST"
     );
     for r in state["plugins"].as_array().into_iter().flatten() {
         let caps: Vec<String> = r["capabilities"]
@@ -509,12 +632,13 @@ async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
             .map(text)
             .collect();
         println!(
-            "{:<12} {:<9} {:<9} {:<8} {:<40} {}  {}",
+            "{:<12} {:<9} {:<9} {:<8} {:<40} {:<28} {}  {}",
             text(&r["name"]),
             text(&r["version"]),
             text(&r["contract"]),
             text(&r["plugin_type"]),
             caps.join(","),
+            text(&r["trust"]),
             text(&r["state"]),
             text(&r["file"])
         );
@@ -599,7 +723,11 @@ async fn conformance(
     }
 }
 
-fn check(file: &Path) -> i32 {
+fn check(config_file: &Path, file: &Path) -> i32 {
+    // The trust of the config in force, when there is one (its keys, its lock).
+    let policy = config::load(config_file)
+        .map(|l| crate::app::trust_policy(&l))
+        .unwrap_or_default();
     // A private, unpredictable 0700 folder: another user cannot plant a library there.
     let dir = match tempfile::Builder::new().prefix("payhost-check-").tempdir() {
         Ok(d) => d,
@@ -608,7 +736,7 @@ fn check(file: &Path) -> i32 {
             return 2;
         }
     };
-    match loader::load(file, dir.path()) {
+    match loader::load(file, dir.path(), &policy) {
         Ok(l) => {
             let m = &l.manifest;
             let keys: Vec<String> = m
@@ -637,6 +765,8 @@ fn check(file: &Path) -> i32 {
             println!("config keys:     {}", keys.join(", "));
             println!("capabilities:    {}", m.capabilities.join(", "));
             println!("webhook headers: {}", m.webhook_headers.join(", "));
+            println!("trust:           {}", l.trust.status());
+            println!("sha256:          {}", l.trust.sha256);
             0
         }
         Err(e) => {

@@ -63,6 +63,14 @@ struct Instance {
 pub type InstanceGauge<'a> = (&'a str, &'a str, Vec<(String, f64)>);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+/// Why plugin files are refused (the trust checks' kinds): every one is always rendered.
+pub const REFUSAL_REASONS: [&str; 4] = ["invalid signature", "modified", "unsigned", "not locked"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Swept {
     kind: String,
 }
@@ -229,7 +237,15 @@ impl Metrics {
     /// The text exposition; `extra` are gauges the caller reads at scrape time (name,
     /// help, value), `per_instance` gauges with a `provider` label (name, help, and a value
     /// per configured instance: others are left out).
-    pub fn render(&self, extra: &[(&str, &str, f64)], per_instance: &[InstanceGauge]) -> String {
+    /// The registry's series and, read now: `extra` gauges, `per_instance` gauges of the
+    /// configured instances, and `refused`, the plugin files refused by reason (see
+    /// [`REFUSAL_REASONS`]).
+    pub fn render(
+        &self,
+        extra: &[(&str, &str, f64)],
+        per_instance: &[InstanceGauge],
+        refused: &dyn Fn(&str) -> f64,
+    ) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
         let mut now = Registry::default();
@@ -251,6 +267,19 @@ impl Metrics {
             }
             now.register(*name, help.trim_end_matches('.'), family);
         }
+        let by_reason: Family<Reason, Gauge<f64, AtomicU64>> = Family::default();
+        for reason in REFUSAL_REASONS {
+            by_reason
+                .get_or_create(&Reason {
+                    reason: reason.to_owned(),
+                })
+                .set(refused(reason));
+        }
+        now.register(
+            "payhost_plugin_files_refused",
+            "Plugin files in the folder refused by the trust checks, by reason",
+            by_reason,
+        );
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &now);
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
@@ -359,7 +388,7 @@ mod tests {
             Duration::from_millis(1),
             Some("card_declined"),
         );
-        let text = m.render(&[], &[]);
+        let text = m.render(&[], &[], &|_| 0.0);
         assert!(text.contains("payhost_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 1000"), "{text}");
         assert!(text.contains("payhost_provider_call_errors_total{provider=\"unknown\",operation=\"verify_webhook\",code=\"other\"} 1000"), "{text}");
         assert!(
@@ -390,6 +419,15 @@ mod tests {
                 "Circuits.",
                 vec![("mock".into(), 2.0), ("made_up".into(), 1.0)],
             )],
+            &|reason| if reason == "modified" { 1.0 } else { 0.0 },
+        );
+        assert!(
+            text.contains("payhost_plugin_files_refused{reason=\"modified\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("payhost_plugin_files_refused{reason=\"not locked\"} 0"),
+            "{text}"
         );
         assert!(
             text.contains("payhost_instance_circuit_state{provider=\"mock\"} 2"),

@@ -64,6 +64,66 @@ fn the_2_0_mock_loads_in_this_host_and_passes_conformance() {
     );
 }
 
+#[test]
+fn an_unsigned_2_0_plugin_loads_under_the_default_local_policy() {
+    let s = Scratch::new(&[(&mock_2_0(), "mock.so")], MOCK);
+    let host = s.serve();
+    let (status, body) = host.get("/admin/plugins", Some(ADMIN_KEY));
+    assert_eq!(status, 200, "{body}");
+    let mock = body["plugins"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "mock"))
+        .unwrap_or_else(|| panic!("the 2.0 mock is listed: {body}"));
+    assert_eq!(mock["state"], "active", "{mock}");
+    assert_eq!(mock["trust"], "unsigned", "{mock}");
+    assert_eq!(mock["contract"], "2.0.0", "{mock}");
+}
+
+#[test]
+fn a_2_0_library_is_signed_as_built_without_a_rebuild() {
+    // A signature covers the file, not the contract: an operator can sign (or lock) the
+    // 2.0 builds already deployed, and this host tells the 2.0 mock signed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("libmock-2.0.so");
+    std::fs::copy(mock_2_0(), &file).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let config = root.join("plugins.toml");
+    let check = || {
+        run(
+            &payhost_bin(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "plugins",
+                "check",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+    let (code, out, err) = check();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("trust:           unsigned"), "{out}");
+    let key = root.join("deploy/dev/dev-plugin-signing.key");
+    let (code, _, err) = run(
+        &payhost_bin(),
+        &[
+            "plugins",
+            "sign",
+            "--secret-key",
+            key.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = check();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("trust:           signed (payhost-dev)"),
+        "{out}"
+    );
+    assert!(out.contains("contract:        2.0.0"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_2_1_added_is_refused_by_the_2_0_mock_never_dropped() {
     let s = Scratch::new(&[(&mock_2_0(), "mock.so")], MOCK);

@@ -159,6 +159,9 @@ fn actions_need_a_session_and_its_csrf_token() {
     ] {
         assert!(page.contains(header), "{header}");
     }
+    // Each plugin's trust (the scratch host's mock is unsigned, loaded on loopback).
+    assert!(page.contains("<th>Trust</th>"), "{page}");
+    assert!(page.contains("data-trust=\"unsigned\""), "{page}");
     let token = page
         .split("name=\"csrf\" value=\"")
         .nth(1)

@@ -10,18 +10,36 @@ use std::process::Command;
 
 #[test]
 fn config_check_names_every_problem_and_passes_a_good_config() {
-    // Four mistakes of different kinds: a tenant on a provider nobody configured, a key the
-    // plugin does not know (and so its required one missing), a plugin not in the folder,
-    // and a published credential on a non-loopback address.
-    let s = Scratch::new(&[(&mock_so(), "mock.so")], "");
+    // Five mistakes of different kinds: a tenant on a provider nobody configured, a key the
+    // plugin does not know (and so its required one missing), a plugin not in the folder, a
+    // published credential on a non-loopback address, and an unsigned library where
+    // signatures are required (the default beyond loopback). The mock is signed by a key
+    // the config trusts, its copy `other.so` is not.
+    let s = Scratch::new(&[(&mock_so(), "mock.so"), (&mock_so(), "other.so")], "");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let secret = std::fs::read_to_string(root.join("fixtures/keys/trusted-2026.key")).unwrap();
+    let public = std::fs::read_to_string(root.join("fixtures/keys/trusted-2026.pub")).unwrap();
+    let public = public.lines().nth(1).unwrap();
+    let mock = s.dir.path().join("plugins/mock.so");
+    let version = "2.1.0"; // the mock's, as the other tests name it
+    let signature = payhost::plugins::trust::sign(
+        &secret,
+        &std::fs::read(&mock).unwrap(),
+        &format!("plugin=mock version={version}"),
+    )
+    .unwrap();
+    std::fs::write(payhost::plugins::trust::signature_file(&mock), signature).unwrap();
     // admin_keys left out: the development admin key is the default.
     std::fs::write(
         s.config(),
-        "[host]\nbind = \"0.0.0.0:8080\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
+        format!(
+            "[host]\nbind = \"0.0.0.0:8080\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
          api_keys = [\"sk_operator_check\"]\n\
-         [providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secert = \"whsec_typo_123\" }\n\
-         [providers.pp]\nplugin = \"paypal\"\nconfig = {}\n\
+         trusted_keys = [{{ name = \"trusted-2026\", key = \"{public}\" }}]\n\
+         [providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secert = \"whsec_typo_123\" }}\n\
+         [providers.pp]\nplugin = \"paypal\"\nconfig = {{}}\n\
          [tenants]\nacme = \"stripe_eu\"\n",
+        ),
     )
     .unwrap();
     let (code, out, err) = s.payhost(&["config", "check"]);
@@ -32,10 +50,15 @@ fn config_check_names_every_problem_and_passes_a_good_config() {
         "missing required config keys: webhook_secret",
         "key 'providers.pp.plugin': no plugin named 'paypal'",
         "refusing to bind 0.0.0.0:8080",
+        "other.so: unsigned: no signature",
     ] {
         assert!(out.contains(named), "'{named}' in:\n{out}");
     }
-    assert!(out.trim_end().ends_with("5 problems"), "{out}");
+    assert!(
+        out.contains(&format!("mock.so: mock {version}, signed (trusted-2026)")),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("6 problems"), "{out}");
     assert!(!out.contains("whsec_typo_123"), "values are never printed");
     // Nothing was served: no address file, no database.
     assert!(!s.dir.path().join("data").join("payhost.db").exists());

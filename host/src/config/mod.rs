@@ -221,7 +221,36 @@ pub struct HostSection {
     /// Bearer keys accepted by `/admin`.
     #[serde(default = "default_admin_keys")]
     pub admin_keys: Vec<String>,
+    /// Minisign public keys whose signatures make a plugin library trusted, each named
+    /// (several at once: rotation). `minisign -G` prints them.
+    #[serde(default)]
+    pub trusted_keys: Vec<TrustedKeyConfig>,
+    /// Refuse a plugin library no trusted key signed. Default: on when `bind` is beyond
+    /// loopback, off on loopback (development).
+    #[serde(default)]
+    pub require_signature: Option<bool>,
+    /// The lock of the plugin libraries this host loads, relative to the config file
+    /// (`payhost plugins lock` writes it); while it exists, bytes it does not list are refused.
+    #[serde(default = "default_plugins_lock")]
+    pub plugins_lock: PathBuf,
 }
+
+/// `{ name, key }`: a minisign public key the operator trusts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedKeyConfig {
+    pub name: String,
+    /// Base64, as `minisign -G` prints it (`RW...`).
+    pub key: String,
+}
+
+fn default_plugins_lock() -> PathBuf {
+    "plugins.lock".into()
+}
+
+/// The development plugin-signing key of this repository (`deploy/dev/`): its secret half is
+/// public, so it is never trusted beyond loopback.
+pub const DEV_PLUGIN_KEY: &str = "RWQ3ZmYhiJM6RrBNAalO6YgB+GZ/X9xab+/2qU4jVDHtCi6uCUmaxNJQ";
 
 impl Default for HostSection {
     fn default() -> Self {
@@ -241,6 +270,9 @@ impl Default for HostSection {
             max_connections: default_max_connections(),
             api_keys: default_api_keys(),
             admin_keys: default_admin_keys(),
+            trusted_keys: Vec::new(),
+            require_signature: None,
+            plugins_lock: default_plugins_lock(),
         }
     }
 }
@@ -512,6 +544,9 @@ impl std::fmt::Debug for HostSection {
             max_connections,
             api_keys,
             admin_keys,
+            trusted_keys,
+            require_signature,
+            plugins_lock,
         } = self;
         let hidden = |keys: &Vec<String>| keys.iter().map(|_| Redacted).collect::<Vec<_>>();
         // ApiKey's Debug hides the key and its digest.
@@ -532,6 +567,10 @@ impl std::fmt::Debug for HostSection {
             .field("max_connections", max_connections)
             .field("api_keys", api_keys)
             .field("admin_keys", &hidden(admin_keys))
+            // Public keys: nothing secret.
+            .field("trusted_keys", trusted_keys)
+            .field("require_signature", require_signature)
+            .field("plugins_lock", plugins_lock)
             .finish()
     }
 }
@@ -648,7 +687,29 @@ pub struct Loaded {
     pub mail_dir: PathBuf,
 }
 
+impl Config {
+    /// Whether plugin libraries must be signed by a trusted key: as configured, else when
+    /// the host listens beyond loopback.
+    pub fn require_signature(&self) -> bool {
+        self.host.require_signature.unwrap_or_else(|| {
+            self.host
+                .bind
+                .parse::<std::net::SocketAddr>()
+                .map_or(true, |a| !a.ip().is_loopback())
+        })
+    }
+}
+
 impl Loaded {
+    /// Where the lock of the plugin libraries is (`host.plugins_lock`, relative to the
+    /// config file).
+    pub fn lock_file(&self) -> PathBuf {
+        self.file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.config.host.plugins_lock)
+    }
+
     /// The database to open: the configured URL (a relative SQLite path is relative to the
     /// config file), else `<data_dir>/payhost.db`.
     pub fn database_url(&self) -> String {
@@ -829,6 +890,23 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
             "host.call_timeout_ms".into(),
             "a positive number of milliseconds".into(),
         ));
+    }
+    for (i, k) in c.host.trusted_keys.iter().enumerate() {
+        if let Err(e) = minisign_verify::PublicKey::from_base64(k.key.trim()) {
+            out.push((
+                format!("host.trusted_keys[{i}].key"),
+                format!(
+                    "'{}': a minisign public key, base64 as `minisign -G` prints it ({e})",
+                    k.name
+                ),
+            ));
+        }
+        if k.name.trim().is_empty() || c.host.trusted_keys[..i].iter().any(|o| o.name == k.name) {
+            out.push((
+                format!("host.trusted_keys[{i}].name"),
+                "a name of its own (keys are named in refusals and in each plugin's trust)".into(),
+            ));
+        }
     }
     if c.host.admin_keys.iter().any(|k| k.len() < 8) {
         out.push((

@@ -158,6 +158,21 @@ fn opt_when(secs: Option<i64>) -> Markup {
     secs.map_or_else(|| html! { "—" }, when)
 }
 
+/// A plugin's trust: signed or locked is good, unsigned a warning, a refusal bad.
+fn trust_badge(trust: Option<&str>) -> Markup {
+    let Some(t) = trust else {
+        return html! { "—" };
+    };
+    let class = if t.starts_with("signed") || t == "locked" {
+        "good"
+    } else if t == "unsigned" {
+        "wait"
+    } else {
+        "bad"
+    };
+    html! { span class=(format!("badge {class}")) data-trust=(t) { (t) } }
+}
+
 pub(super) fn state_badge(state: &str) -> Markup {
     let class = match state {
         "running" | "active" | "processed" | "done" | "succeeded" | "ready" | "closed"
@@ -355,7 +370,7 @@ pub async fn plugins(State(s): State<AppState>, v: View) -> Page {
             }
             table #plugins {
                 thead { tr { th { "Plugin" } th { "Version" } th { "Contract" } th { "Type" }
-                    th { "Capabilities" } th { "File" } th { "State" } th { "Instances" } th {} } }
+                    th { "Capabilities" } th { "File" } th { "Trust" } th { "State" } th { "Instances" } th {} } }
                 tbody {
                     @for p in &plugins {
                         @let name = p.name.clone().unwrap_or_default();
@@ -366,6 +381,8 @@ pub async fn plugins(State(s): State<AppState>, v: View) -> Page {
                             td { (p.plugin_type.as_deref().unwrap_or("—")) }
                             td.caps { (p.capabilities.join(", ")) }
                             td { code { (p.file) } }
+                            td.trust title=(p.sha256.as_deref().map(|h| format!("sha256 {h}")).unwrap_or_default()) {
+                                (trust_badge(p.trust.as_deref())) }
                             td { (state_badge(p.state.split(':').next().unwrap_or(""))) @if p.state.starts_with("error") { " " span.detail { (p.state) } } }
                             td { (p.instances.join(", ")) }
                             td.actions {

@@ -32,6 +32,10 @@ pub enum LifecycleEvent {
         version: String,
         plugin_type: String,
         file: String,
+        /// `signed (<key>)`, `locked`, both, or `unsigned`.
+        trust: String,
+        /// SHA-256 of the bytes loaded.
+        sha256: String,
     },
     /// A provider instance was created. `config_keys` are the keys only, never values.
     PluginInitialized {
@@ -77,9 +81,15 @@ impl LifecycleEvent {
                 name,
                 version,
                 file,
+                trust,
+                sha256,
                 ..
             } => {
-                tracing::info!(plugin = %name, %version, %file, "plugin registered");
+                if trust == "unsigned" {
+                    tracing::warn!(plugin = %name, %version, %file, %sha256, "plugin registered unsigned (signatures are not required here)");
+                } else {
+                    tracing::info!(plugin = %name, %version, %file, %trust, %sha256, "plugin registered");
+                }
             }
             Self::PluginInitialized {
                 name,

@@ -285,6 +285,19 @@ async fn metrics(State(s): State<AppState>) -> Response {
             .collect::<Vec<_>>()
     };
     let in_doubt = store.count_open_attempts().await.unwrap_or(0);
+    let plugins = s.registry.plugin_rows();
+    let loaded_unsigned = plugins
+        .iter()
+        .filter(|p| {
+            p.name.is_some() && p.trust.as_deref().is_some_and(|t| !t.starts_with("signed"))
+        })
+        .count() as f64;
+    let refused = |kind: &str| {
+        plugins
+            .iter()
+            .filter(|p| p.name.is_none() && p.trust.as_deref() == Some(kind))
+            .count() as f64
+    };
     let per_instance = [
         (
             "payhost_instance_circuit_state",
@@ -304,6 +317,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
     ];
     let text = s.metrics.render(
         &[
+            (
+                "payhost_plugins_without_signature",
+                "Plugins loaded without a trusted signature (where signatures are not required).",
+                loaded_unsigned,
+            ),
             (
                 "payhost_payments_in_doubt",
                 "Payment attempts whose outcome is not known yet (calls running included).",
@@ -346,6 +364,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
             ),
         ],
         &per_instance,
+        &refused,
     );
     Response::builder()
         .header(

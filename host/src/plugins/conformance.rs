@@ -123,13 +123,17 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<Report, LoadError> {
     let (path, private) = (file.to_owned(), private_dir.to_owned());
-    let loaded = tokio::task::spawn_blocking(move || loader::load(&path, &private))
-        .await
-        .map_err(|e| LoadError {
-            file: file.display().to_string(),
-            error_type: crate::events::ErrorType::Load,
-            reason: format!("loading panicked: {e}"),
-        })??;
+    // Conformance judges what a library does, not whose it is: no trust policy here.
+    let loaded = tokio::task::spawn_blocking(move || {
+        loader::load(&path, &private, &super::trust::Policy::default())
+    })
+    .await
+    .map_err(|e| LoadError {
+        file: file.display().to_string(),
+        error_type: crate::events::ErrorType::Load,
+        reason: format!("loading panicked: {e}"),
+        refusal: None,
+    })??;
     let config = options.config.clone().unwrap_or_else(|| {
         serde_json::Value::Object(
             loaded

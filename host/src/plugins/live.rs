@@ -32,6 +32,20 @@ pub struct Fingerprint {
     /// Permissions and owner: fixing a refused file's mode makes it load.
     mode: u32,
     uid: u32,
+    /// Its signature file's version: signing a library (again) is deploying it again.
+    signature: Option<Stamp>,
+}
+
+/// A file's size and modification time, inode.
+type Stamp = (u64, i128, u64);
+
+fn stamp(file: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(file).ok()?;
+    Some((
+        m.len(),
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        m.ino(),
+    ))
 }
 
 fn fingerprint(file: &Path) -> Option<Fingerprint> {
@@ -42,6 +56,7 @@ fn fingerprint(file: &Path) -> Option<Fingerprint> {
         inode: m.ino(),
         mode: m.mode(),
         uid: m.uid(),
+        signature: stamp(&super::trust::signature_file(file)),
     })
 }
 
@@ -89,6 +104,23 @@ impl Registry {
             .iter()
             .filter_map(|f| fingerprint(f).map(|fp| (f.clone(), fp)))
             .collect();
+        // A new lock may accept what the last one refused: those files are judged again.
+        let lock = self.trust.lock_file.as_deref().and_then(stamp);
+        {
+            let mut inner = self.inner();
+            if inner.lock_seen != lock {
+                inner.lock_seen = lock;
+                let refused: Vec<PathBuf> = inner
+                    .failed
+                    .iter()
+                    .filter(|(_, e)| e.refusal.is_some())
+                    .map(|(f, _)| f.clone())
+                    .collect();
+                for f in refused {
+                    inner.files.remove(&f);
+                }
+            }
+        }
         let gone: Vec<PathBuf> = self
             .inner()
             .files
@@ -205,14 +237,16 @@ impl Registry {
         providers: &Providers,
     ) -> Result<(String, bool), RegistryError> {
         let (path, private) = (file.to_owned(), self.private_dir.clone());
+        let policy = self.trust.clone();
         let folder = file.parent().unwrap_or(Path::new(".")).to_owned();
         let loaded: Loaded = match tokio::task::spawn_blocking(move || {
             loader::trusted(&folder, Some(&path)).map_err(|reason| loader::LoadError {
                 file: path.display().to_string(),
                 error_type: ErrorType::Load,
                 reason,
+                refusal: None,
             })?;
-            loader::load(&path, &private)
+            loader::load(&path, &private, &policy)
         })
         .await
         {
@@ -227,6 +261,7 @@ impl Registry {
                     file: file.display().to_string(),
                     error_type: ErrorType::Load,
                     reason: format!("loading panicked: {join}"),
+                    refusal: None,
                 };
                 self.inner().failed.insert(file.to_owned(), e.clone());
                 self.plugin_error(&display_name(file), e.to_string(), e.error_type);
@@ -249,6 +284,7 @@ impl Registry {
                             file: file.display().to_string(),
                             error_type: ErrorType::Load,
                             reason: e.to_string(),
+                            refusal: None,
                         },
                     );
                     drop(inner);
@@ -265,6 +301,8 @@ impl Registry {
             version: meta.version.clone(),
             plugin_type: meta.plugin_type.clone(),
             file: file.display().to_string(),
+            trust: loaded.trust.status(),
+            sha256: loaded.trust.sha256.clone(),
         });
         let mut all_started = true;
         for (instance, cfg) in providers.iter().filter(|(_, c)| c.plugin == meta.name) {

@@ -7,6 +7,7 @@
 //! A library whose layout differs anyway (built against a broken or foreign contract) is
 //! refused with a message that names the type, the field and what differs.
 
+use super::trust::{self, Policy, Trust};
 use crate::events::ErrorType;
 use payhost_plugin_api::abi_stable::abi_stability::abi_checking::{
     check_layout_compatibility, AbiInstability, AbiInstabilityErrors, ExpectedFound,
@@ -16,7 +17,6 @@ use payhost_plugin_api::abi_stable::type_layout::TLFieldOrFunction;
 use payhost_plugin_api::abi_stable::StableAbi;
 use payhost_plugin_api::ffi::{decode, decode_error, PluginRootRef};
 use payhost_plugin_api::{Manifest, PLUGIN_TYPE_PAYMENT};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +29,9 @@ pub struct LoadError {
     pub file: String,
     pub error_type: ErrorType,
     pub reason: String,
+    /// Refused for what it is (`invalid signature`, `unsigned`, `modified`, `not locked`),
+    /// not for being unloadable.
+    pub refusal: Option<&'static str>,
 }
 
 /// Writes `bytes` (the file as read) to a private, uniquely named copy and maps it; the copy
@@ -77,12 +80,13 @@ fn map_copy(
     result
 }
 
-/// A loaded library: its root module and what it declared.
+/// A loaded library: its root module, what it declared, and what the trust checks found.
 #[derive(Clone)]
 pub struct Loaded {
     pub root: PluginRootRef,
     pub manifest: Manifest,
     pub file: PathBuf,
+    pub trust: Trust,
 }
 
 /// Folder of private copies under the data dir.
@@ -124,28 +128,31 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn trusted(folder: &Path, file: Option<&Path>) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let me = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
-    let check = |path: &Path, what: &str| -> Result<(), String> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(format!(
-                "{what} {} is writable by {} (mode {mode:04o}): anyone who can write it can run                  code as payhost; fix: chmod go-w {}",
+    let check =
+        |path: &Path, what: &str| -> Result<(), String> {
+            let meta = std::fs::metadata(path)
+                .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+            let mode = meta.mode() & 0o7777;
+            if mode & 0o022 != 0 {
+                return Err(format!(
+                "{what} {} is writable by {} (mode {mode:04o}): anyone who can write it can run \
+                 code as payhost; fix: chmod go-w {}",
                 path.display(),
                 if mode & 0o002 != 0 { "everyone" } else { "its group" },
                 path.display()
             ));
-        }
-        if meta.uid() != me && meta.uid() != 0 {
-            return Err(format!(
-                "{what} {} belongs to uid {}, neither payhost's user (uid {me}) nor root;                  fix: chown {me} {}",
-                path.display(),
-                meta.uid(),
-                path.display()
-            ));
-        }
-        Ok(())
-    };
+            }
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(format!(
+                    "{what} {} belongs to uid {}, neither payhost's user (uid {me}) nor root; \
+                 fix: chown {me} {}",
+                    path.display(),
+                    meta.uid(),
+                    path.display()
+                ));
+            }
+            Ok(())
+        };
     check(folder, "the plugin folder")?;
     let Some(file) = file else { return Ok(()) };
     let link = std::fs::symlink_metadata(file)
@@ -159,7 +166,8 @@ pub fn trusted(folder: &Path, file: Option<&Path>) -> Result<(), String> {
             .is_ok_and(|f| target.parent() == Some(f.as_path()));
         if !inside {
             return Err(format!(
-                "{} is a symlink to {}, outside the plugin folder; fix: copy the library into                  the folder instead",
+                "{} is a symlink to {}, outside the plugin folder; fix: copy the library into \
+                 the folder instead",
                 file.display(),
                 target.display()
             ));
@@ -190,15 +198,31 @@ fn mapped() -> &'static Mutex<HashMap<[u8; 32], PluginRootRef>> {
 /// # Errors
 /// [`LoadError`] with the exact reason: unreadable file, not a shared library, not a
 /// payhost plugin, another major contract version, an incompatible layout, a bad manifest.
-pub fn load(file: &Path, private_dir: &Path) -> Result<Loaded, LoadError> {
+pub fn load(file: &Path, private_dir: &Path, policy: &Policy) -> Result<Loaded, LoadError> {
     let err = |error_type, reason: String| LoadError {
         file: file.display().to_string(),
         error_type,
         reason,
+        refusal: None,
+    };
+    let refused = |r: trust::Refusal| LoadError {
+        file: file.display().to_string(),
+        error_type: ErrorType::Load,
+        reason: r.message,
+        refusal: Some(r.kind),
     };
     let bytes =
         std::fs::read(file).map_err(|e| err(ErrorType::Load, format!("cannot read: {e}")))?;
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    // Judged on the bytes read, which are also the ones mapped (the private copy is written
+    // from them): a file swapped after this check is never what loads.
+    let trust = policy.judge(file, &bytes).map_err(refused)?;
+    #[cfg(debug_assertions)]
+    if let Some(swap) = std::env::var_os("PAYHOST_TEST_SWAP_DURING_LOAD") {
+        // Test hook (debug builds only): the file replaced right after its check, as an
+        // attacker racing the loader would. What loads must still be the bytes checked.
+        let _ = std::fs::copy(swap, file);
+    }
+    let digest = trust.digest;
     let known = mapped()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -244,10 +268,12 @@ pub fn load(file: &Path, private_dir: &Path) -> Result<Loaded, LoadError> {
             ),
         ));
     }
+    policy.confirm(&trust, &manifest).map_err(refused)?;
     Ok(Loaded {
         root,
         manifest,
         file: file.to_owned(),
+        trust,
     })
 }
 
@@ -481,7 +507,7 @@ mod tests {
         let file = dir.path().join("x.so");
         std::fs::write(&file, "not a library").unwrap();
         let private = dir.path().join("copies");
-        let e = load(&file, &private)
+        let e = load(&file, &private, &Policy::default())
             .err()
             .expect("a text file must not load");
         assert_eq!(e.error_type, ErrorType::Load);

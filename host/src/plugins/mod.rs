@@ -7,6 +7,7 @@ pub mod loader;
 pub mod outcome;
 pub mod registry;
 pub mod services;
+pub mod trust;
 pub mod watch;
 
 pub use live::SyncReport;

@@ -193,6 +193,8 @@ pub(super) struct Inner {
     pub(super) instance_errors: BTreeMap<String, (String, String)>,
     /// The last version of each file in the folder that was acted on (loaded or refused).
     pub(super) files: BTreeMap<PathBuf, super::live::Fingerprint>,
+    /// The version of the lock file the last sync saw.
+    pub(super) lock_seen: Option<(u64, i128, u64)>,
 }
 
 /// Told about every provider call: instance, operation, duration, the error if any.
@@ -208,6 +210,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     /// One folder sync at a time (watcher, SIGHUP, admin API).
     pub(super) sync_lock: tokio::sync::Mutex<()>,
+    /// What a library must be to load (signatures, the lock).
+    pub(super) trust: Arc<super::trust::Policy>,
 }
 
 /// A plugin or a file as `plugins list` and the admin API show it.
@@ -223,6 +227,12 @@ pub struct PluginRow {
     /// `active` (has instances), `loaded` (no instance) or `error: <reason>`.
     pub state: String,
     pub instances: Vec<String>,
+    /// What the trust checks found: `signed (<key>)`, `locked`, both, or `unsigned` for a
+    /// loaded plugin; `invalid signature`, `unsigned`, `modified` or `not locked` for a file
+    /// refused for what it is.
+    pub trust: Option<String>,
+    /// SHA-256 of the bytes loaded.
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -242,6 +252,7 @@ impl Registry {
         clock: Arc<dyn Clock>,
         data_dir: &Path,
         default_timeout: Duration,
+        trust: super::trust::Policy,
     ) -> Self {
         let private_dir = loader::private_dir(data_dir);
         loader::clean_private_dir(&private_dir);
@@ -254,6 +265,7 @@ impl Registry {
             default_timeout,
             inner: Mutex::default(),
             sync_lock: tokio::sync::Mutex::new(()),
+            trust: Arc::new(trust),
         }
     }
 
@@ -642,6 +654,8 @@ impl Registry {
                         "active".into()
                     },
                     instances,
+                    trust: Some(l.trust.status()),
+                    sha256: Some(l.trust.sha256.clone()),
                 }
             })
             .collect();
@@ -654,6 +668,8 @@ impl Registry {
             file: file.display().to_string(),
             state: format!("error: {}", e.reason),
             instances: Vec::new(),
+            trust: e.refusal.map(str::to_owned),
+            sha256: None,
         }));
         rows
     }

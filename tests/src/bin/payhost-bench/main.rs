@@ -79,7 +79,7 @@ fn plugins() {
             b.push(i);
             std::fs::write(&file, b).unwrap();
             let t = Instant::now();
-            loader::load(&file, &private).expect("mock loads");
+            loader::load(&file, &private, &Default::default()).expect("mock loads");
             t.elapsed()
         })
         .collect();
@@ -87,11 +87,42 @@ fn plugins() {
         "plugin load, new build (copy+dlopen+abi check+metadata)",
         loads,
     );
+    // The same, each build signed and the signature required: the trust checks add reading
+    // the .minisig, BLAKE2b over the file and one Ed25519 verification.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let secret = std::fs::read_to_string(root.join("deploy/dev/dev-plugin-signing.key")).unwrap();
+    let public = std::fs::read_to_string(root.join("deploy/dev/dev-plugin-signing.pub")).unwrap();
+    let policy = payhost::plugins::trust::Policy {
+        keys: vec![payhost::plugins::trust::TrustedKey::parse(
+            "payhost-dev",
+            public.lines().nth(1).unwrap(),
+        )
+        .unwrap()],
+        require_signature: true,
+        lock_file: None,
+    };
+    let signed: Vec<Duration> = (50..100u8)
+        .map(|i| {
+            let file = variants.join(format!("mock-{i}.so"));
+            let mut b = bytes.clone();
+            b.push(i);
+            let sig =
+                payhost::plugins::trust::sign(&secret, &b, "plugin=mock version=2.1.0").unwrap();
+            std::fs::write(&file, b).unwrap();
+            std::fs::write(payhost::plugins::trust::signature_file(&file), sig).unwrap();
+            let t = Instant::now();
+            let l = loader::load(&file, &private, &policy).expect("mock loads");
+            let elapsed = t.elapsed();
+            assert_eq!(l.trust.status(), "signed (payhost-dev)");
+            elapsed
+        })
+        .collect();
+    report("plugin load, new signed build (+ signature check)", signed);
     // A reload of a build already mapped: read + hash + metadata, no new mapping.
     let reloads: Vec<Duration> = (0..200)
         .map(|_| {
             let t = Instant::now();
-            loader::load(&mock, &private).expect("mock loads");
+            loader::load(&mock, &private, &Default::default()).expect("mock loads");
             t.elapsed()
         })
         .collect();
@@ -112,6 +143,7 @@ fn plugins() {
             clock,
             scratch.path(),
             Duration::from_secs(10),
+            Default::default(),
         );
         let folder = scratch.path().join("plugins");
         std::fs::create_dir_all(&folder).unwrap();
