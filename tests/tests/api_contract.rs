@@ -405,6 +405,28 @@ fn request_ids_metrics_readiness_and_openapi() {
     assert_eq!(doc.body["openapi"], "3.1.0");
     let paths = doc.body["paths"].as_object().unwrap();
     assert!(paths.len() >= 24, "{}", paths.len());
+    // Every reference resolves (a generator or schemathesis skips what does not).
+    fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc.body, &mut all);
+    assert!(all.len() > 50, "{}", all.len());
+    for r in all {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("a remote $ref: {r}"));
+        assert!(doc.body.pointer(pointer).is_some(), "unresolvable $ref {r}");
+    }
     let admin = Api::new(&host.addr, ADMIN_KEY);
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {

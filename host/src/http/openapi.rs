@@ -92,6 +92,8 @@ fn parameter_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::S
     entry::<fields::ProviderName>(&mut out);
     entry::<fields::UserId>(&mut out);
     entry::<fields::Email>(&mut out);
+    entry::<fields::TenantId>(&mut out);
+    entry::<fields::KeyParam>(&mut out);
     out
 }
 
