@@ -252,18 +252,59 @@ async fn replacing_an_instance_lets_running_calls_finish_first() {
     );
     let state = start(&s).await;
     let reg = state.registry.clone();
+    // Held weakly: the swap's retirement of the old instance waits until nothing holds it.
+    let first = Arc::downgrade(&reg.get("bad").unwrap());
     let slow =
         tokio::spawn(
             async move { call::<ops::GetCustomer>(&reg, "bad", ObjectRef::new("c")).await },
         );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let cfg = state.config.config.providers["bad"].clone();
-    state.registry.start_instance("bad", &cfg).await.unwrap();
-    // The slow call ran to its own answer on the old instance: not cut off by the swap.
+    // The call is in the first instance (it holds one of its slots) before the swap.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while first.upgrade().unwrap().calls_in_flight() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The swap publishes the new instance at once, then waits for the old one's calls.
+    let swap = {
+        let (reg, cfg) = (
+            state.registry.clone(),
+            state.config.config.providers["bad"].clone(),
+        );
+        tokio::spawn(async move { reg.start_instance("bad", &cfg).await })
+    };
+    while std::ptr::eq(
+        Arc::as_ptr(&state.registry.get("bad").unwrap()),
+        first.as_ptr(),
+    ) {
+        assert!(std::time::Instant::now() < deadline, "never replaced");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // A call made now goes to the new instance...
+    let reg = state.registry.clone();
+    let after =
+        tokio::spawn(
+            async move { call::<ops::GetCustomer>(&reg, "bad", ObjectRef::new("c")).await },
+        );
+    // ...while the slow call runs to its own answer on the old one: not cut off by the swap.
+    let answered_by = |r: &Result<payhost_plugin_api::Customer, CallError>| match r {
+        Err(CallError::Plugin(e)) if e.code == "not_found" => e
+            .message
+            .rsplit("instance ")
+            .next()
+            .map(|n| n.trim_end_matches('\'').to_owned()),
+        _ => None,
+    };
     let slow = slow.await.unwrap();
-    assert!(
-        matches!(&slow, Err(CallError::Plugin(e)) if e.code == "not_found"),
-        "{slow:?}"
+    let after = after.await.unwrap();
+    swap.await.unwrap().unwrap();
+    let (old, new) = (answered_by(&slow), answered_by(&after));
+    assert!(old.is_some() && new.is_some(), "{slow:?} {after:?}");
+    assert_ne!(
+        old, new,
+        "the running call finished on the old instance: {slow:?} {after:?}"
     );
     let order: Vec<String> = state
         .registry

@@ -120,6 +120,12 @@ impl Instance {
         self.manifest.has(capability)
     }
 
+    /// Calls holding one of this instance's slots now: running in the plugin, or past their
+    /// deadline with the plugin's thread not returned yet.
+    pub fn calls_in_flight(&self) -> usize {
+        self.max_calls - self.slots.available_permits()
+    }
+
     /// Runs operation `O` on the calling thread, with no deadline and no panic isolation
     /// beyond the plugin's own. For measuring the raw boundary cost, and for the
     /// conformance suite (which runs on a blocking thread of its own); the host's calls go

@@ -1,6 +1,7 @@
 //! A test-only plugin that misbehaves on purpose: `create_customer` panics (except for
 //! `@calm.example` addresses) and hands out ids from a counter that starts again with
-//! every instance (they repeat after a restart), `get_customer` outlives any sane deadline,
+//! every instance (they repeat after a restart), `get_customer` outlives any sane deadline
+//! and names the instance that answered,
 //! `create_payment` is slow and echoes the call context it received into the payment's
 //! metadata, `new` fails when told to; its webhooks are unsigned (the body is the event id)
 //! and mapping one takes `map_ms` and reports nothing. Everything else is unsupported.
@@ -31,7 +32,13 @@ pub struct Misbehaving {
     slow: Duration,
     map: Duration,
     next: AtomicU64,
+    /// Which instance of this library this is (1, 2, ... in the order they were made):
+    /// `get_customer`'s answer names it, so a test can tell which instance served a call.
+    instance: u64,
 }
+
+/// Instances made from this library so far.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 impl Plugin for Misbehaving {
     type Config = Config;
@@ -52,6 +59,7 @@ impl Plugin for Misbehaving {
             slow: Duration::from_millis(config.slow_ms.unwrap_or(800)),
             map: Duration::from_millis(config.map_ms.unwrap_or(0)),
             next: AtomicU64::new(1),
+            instance: INSTANCES.fetch_add(1, Ordering::SeqCst) + 1,
         })
     }
 }
@@ -91,7 +99,10 @@ impl Provider for Misbehaving {
 
     fn get_customer(&self, _ctx: &CallCtx, _req: ObjectRef) -> Result<Customer, PluginError> {
         std::thread::sleep(Duration::from_secs(3));
-        Err(PluginError::not_found("customer", "slow"))
+        Err(PluginError::not_found(
+            "customer",
+            &format!("slow, answered by instance {}", self.instance),
+        ))
     }
 
     fn verify_webhook(
