@@ -40,6 +40,12 @@ pub struct Shared {
     pub webhooks: Arc<Webhooks>,
     /// The last hour of this host, for the console's charts.
     pub history: Arc<crate::console::History>,
+    /// Operator actions and failed authentications, chained.
+    pub audit: Arc<crate::audit::AuditTrail>,
+    /// Failed authentication per source address.
+    pub throttle: Arc<crate::http::throttle::Throttle>,
+    /// The proxies whose X-Forwarded-For names the client.
+    pub proxies: crate::http::source::Proxies,
 }
 
 /// The operator's trust in plugin libraries, from the config: its keys (those that parse:
@@ -166,14 +172,20 @@ impl AppState {
             Duration::from_secs(1),
         );
         spawn_backlog_sampler(service.clone(), clock.clone(), history.clone());
+        let audit = Arc::new(crate::audit::AuditTrail::new(
+            service.store().clone(),
+            clock.clone(),
+        ));
         crate::retention::Sweeper {
             store: service.store().clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
             policy: config.config.retention.clone(),
             mail_dir: config.mail_dir.clone(),
+            audit: audit.clone(),
         }
         .spawn();
+        let proxies = crate::http::source::Proxies::new(&config.config.host.trusted_proxies);
         Ok(Self(Arc::new(Shared {
             keyring: Arc::new(crate::http::auth::Keyring::new(&config.config)),
             leases,
@@ -185,6 +197,9 @@ impl AppState {
             idempotency: Arc::new(Inflight::default()),
             webhooks,
             history,
+            audit,
+            throttle: Arc::default(),
+            proxies,
         })))
     }
 
@@ -233,11 +248,12 @@ pub fn check_bind(bind: &std::net::SocketAddr, config: &config::Config) -> Resul
     {
         found.push("host.api_keys contains the development API key".to_owned());
     }
+    let dev_admin = config::ApiKey::Plain(config::DEV_ADMIN_KEY.into()).digest();
     if config
         .host
         .admin_keys
         .iter()
-        .any(|k| k == config::DEV_ADMIN_KEY)
+        .any(|k| k.digest() == dev_admin)
     {
         found.push(
             "host.admin_keys contains the development admin key (the default when admin_keys \
@@ -268,6 +284,7 @@ pub fn check_bind(bind: &std::net::SocketAddr, config: &config::Config) -> Resul
             }
         }
     }
+    found.extend(config::weak_keys(config));
     if !found.is_empty() {
         return Err(format!(
             "refusing to bind {bind}: {}; set your own before listening beyond 127.0.0.1",
@@ -281,11 +298,52 @@ pub fn check_bind(bind: &std::net::SocketAddr, config: &config::Config) -> Resul
 mod tests {
     use super::*;
 
+    /// Keys nobody could guess (`payhost keys generate` made them).
+    const API: &str = "phk_Zr8Ku2Pw9Lm4Tq7Vn3Yb6Xc5Hj1Ds0Ga";
+    const ADMIN: &str = "phk_Mx3Rv8Tn1Lq6Wz4Kp9Yd2Fh7Bc0Gs5Ju";
+
+    #[test]
+    fn weak_keys_stay_on_loopback_named_never_shown() {
+        let lan: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let weak: config::Config = toml::from_str(&format!(
+            "[host]\napi_keys = [\"{API}\", {{ name = \"billing\", key = \"billing-key-2024\" }}]\n\
+             admin_keys = [\"short_admin1\", {{ name = \"ops\", sha256 = \"{}\" }}]\n",
+            config::keys::digest_hex("weak")
+        ))
+        .unwrap();
+        let e = check_bind(&lan, &weak).unwrap_err();
+        assert!(
+            e.contains("host.api_keys: the key 'billing' could be guessed"),
+            "{e}"
+        );
+        assert!(e.contains("host.admin_keys[0] could be guessed"), "{e}");
+        assert!(
+            !e.contains("billing-key-2024") && !e.contains("short_admin1"),
+            "{e}"
+        );
+        // A key given as its SHA-256 is taken as it is; the strong one is not named.
+        assert!(!e.contains("ops") && !e.contains("host.api_keys[0]"), "{e}");
+        assert!(
+            check_bind(&local, &weak).is_ok(),
+            "loopback: a warning at start"
+        );
+        assert_eq!(config::weak_keys(&weak).len(), 2);
+        // What `keys generate` prints is accepted as it is.
+        let generated = config::keys::generate();
+        let strong: config::Config = toml::from_str(&format!(
+            "[host]\napi_keys = [\"{generated}\"]\nadmin_keys = [{{ name = \"ops\", sha256 = \"{}\" }}]\n",
+            config::keys::digest_hex(&config::keys::generate())
+        ))
+        .unwrap();
+        assert_eq!(check_bind(&lan, &strong), Ok(()));
+    }
+
     #[test]
     fn published_credentials_stay_on_loopback() {
         let parse = |extra: &str| -> config::Config {
             toml::from_str(&format!(
-                "[host]\napi_keys = [\"prod_key_123\"]\nadmin_keys = [\"prod_admin_456\"]\n{extra}"
+                "[host]\napi_keys = [\"{API}\"]\nadmin_keys = [\"{ADMIN}\"]\n{extra}"
             ))
             .unwrap()
         };
@@ -299,7 +357,7 @@ mod tests {
             .unwrap_err()
             .contains("host.api_keys"));
         let defaulted: config::Config =
-            toml::from_str("[host]\napi_keys = [\"prod_key_123\"]\n").unwrap();
+            toml::from_str(&format!("[host]\napi_keys = [\"{API}\"]\n")).unwrap();
         let e = check_bind(&lan, &defaulted).unwrap_err();
         assert!(e.contains("host.admin_keys"), "{e}");
         let mock = parse(

@@ -61,6 +61,12 @@ enum Command {
     /// Routing: where a request would go.
     #[command(subcommand)]
     Routing(RoutingCommand),
+    /// The audit trail of operator actions and failed sign-ins.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// API and admin keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print a completion script for a shell, e.g. `payhost completions bash >
     /// /etc/bash_completion.d/payhost`.
     Completions {
@@ -84,6 +90,32 @@ enum RoutingCommand {
         /// Its Idempotency-Key (where it falls in a volume split).
         #[arg(long)]
         idempotency_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the audit trail's chain from its first row: each row's hash must match its
+    /// contents and the row before it. Exits 1 naming the first row altered or removed;
+    /// prints the last row's hash (note it elsewhere: a later verify shows nothing before
+    /// it changed).
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new key nobody can guess (190 random bits), once, and the config line that
+    /// accepts it by its SHA-256 (the config need not hold the key).
+    Generate {
+        /// The key's name: in logs, errors and the audit trail instead of the key.
+        #[arg(long)]
+        name: Option<String>,
+        /// The only tenant an API key acts for.
+        #[arg(long, conflicts_with = "admin")]
+        tenant: Option<String>,
+        /// An admin key (`host.admin_keys`) rather than an API key.
+        #[arg(long)]
+        admin: bool,
     },
 }
 
@@ -160,7 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve => serve(&cli.config).await.map(|()| 0),
         Command::Plugins(PluginsCommand::List { json }) => list(&cli.config, json).await,
         Command::Plugins(PluginsCommand::Check { file }) => Ok(check(&cli.config, &file)),
-        Command::Plugins(PluginsCommand::Lock) => lock(&cli.config),
+        Command::Plugins(PluginsCommand::Lock) => lock(&cli.config).await,
         Command::Plugins(PluginsCommand::Sign { secret_key, files }) => sign(&secret_key, &files),
         Command::Plugins(PluginsCommand::Conformance {
             file,
@@ -170,6 +202,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Events(EventsCommand::Replay { id }) => replay(&cli.config, &id).await,
         Command::Config(ConfigCommand::Check) => config_check(&cli.config),
         Command::Migrate => migrate(&cli.config).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(&cli.config).await,
+        Command::Keys(KeysCommand::Generate {
+            name,
+            tenant,
+            admin,
+        }) => Ok(keys_generate(name, tenant, admin)),
         Command::Routing(RoutingCommand::Explain {
             request,
             tenant,
@@ -203,7 +241,17 @@ async fn migrate(config_file: &Path) -> anyhow::Result<i32> {
         };
         println!("{version:>4}  {name:<24} sha384:{}{now}", &checksum[..16]);
     }
-    match store.migrated_now().len() {
+    let applied = store.migrated_now().len();
+    if applied > 0 {
+        cli_audit_in(
+            &store,
+            "database.migrate",
+            store.backend().name(),
+            &format!("ok: applied {applied}"),
+        )
+        .await;
+    }
+    match applied {
         0 => println!("the database ({}) was up to date", store.backend().name()),
         n => println!(
             "applied {n} migration{} to the {} database",
@@ -240,6 +288,11 @@ fn config_check(config_file: &Path) -> anyhow::Result<i32> {
         Ok(bind) => {
             if let Err(e) = check_bind(&bind, c) {
                 problems.push(format!("{file}: {e}"));
+            } else {
+                // On loopback, weak keys are allowed: said, not counted.
+                for weak in config::weak_keys(c) {
+                    println!("{file}: warning: {weak} (refused beyond loopback)");
+                }
             }
         }
     }
@@ -354,7 +407,7 @@ fn folder_libraries(
 
 /// `payhost plugins lock`: the folder's libraries (each checked as `serve` would, with the
 /// lock now in force set aside) written to the lock file.
-fn lock(config_file: &Path) -> anyhow::Result<i32> {
+async fn lock(config_file: &Path) -> anyhow::Result<i32> {
     let loaded = config::load(config_file)?;
     let mut policy = crate::app::trust_policy(&loaded);
     policy.lock_file = None;
@@ -397,7 +450,107 @@ fn lock(config_file: &Path) -> anyhow::Result<i32> {
         );
     }
     println!("wrote {}", file.display());
+    let locked: Vec<String> = lock
+        .plugins
+        .iter()
+        .map(|e| format!("{} {}", e.name, e.version))
+        .collect();
+    cli_audit(
+        &loaded,
+        "plugins.lock",
+        &file.display().to_string(),
+        &format!("ok: {}", locked.join(", ")),
+    )
+    .await;
     Ok(if problems.is_empty() { 0 } else { 1 })
+}
+
+/// Who runs this command, as the audit trail names them: `cli:<login>`.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
+/// Records a command's action in the audit trail (from `local`); says so when it cannot.
+async fn cli_audit(loaded: &config::Loaded, action: &str, target: &str, outcome: &str) {
+    let store = match crate::store::Store::open(&loaded.database_url()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: not recorded in the audit trail (the database: {e})");
+            return;
+        }
+    };
+    cli_audit_in(&store, action, target, outcome).await;
+    store.close().await;
+}
+
+async fn cli_audit_in(store: &crate::store::Store, action: &str, target: &str, outcome: &str) {
+    let trail = crate::audit::AuditTrail::new(store.clone(), Arc::new(SystemClock));
+    let entry = crate::audit::Entry {
+        actor: cli_actor(),
+        source: "local".into(),
+        action: action.into(),
+        target: target.into(),
+        outcome: outcome.into(),
+        request_id: String::new(),
+    };
+    if let Err(e) = trail.append(entry).await {
+        eprintln!("warning: not recorded in the audit trail: {e}");
+    }
+}
+
+/// `payhost audit verify`.
+async fn audit_verify(config_file: &Path) -> anyhow::Result<i32> {
+    let loaded = config::load(config_file)?;
+    let store = crate::store::Store::open(&loaded.database_url())
+        .await
+        .with_context(|| format!("{}: cannot open the database", config_file.display()))?;
+    let found = crate::audit::verify(&store).await?;
+    store.close().await;
+    match found {
+        Ok(v) => {
+            match (v.first, v.last, v.head) {
+                (Some(first), Some(last), Some(head)) => println!(
+                    "the audit trail holds: {} rows, {first} to {last}; the last row's hash {head}",
+                    v.rows
+                ),
+                _ => println!("the audit trail is empty"),
+            }
+            Ok(0)
+        }
+        Err(broken) => {
+            println!("the audit trail is broken: {broken}");
+            Ok(1)
+        }
+    }
+}
+
+/// `payhost keys generate`.
+fn keys_generate(name: Option<String>, tenant: Option<String>, admin: bool) -> i32 {
+    let key = config::keys::generate();
+    let digest = config::keys::digest_hex(&key);
+    let mut fields = Vec::new();
+    if let Some(n) = &name {
+        fields.push(format!("name = {}", toml_string(n)));
+    }
+    fields.push(format!("sha256 = \"{digest}\""));
+    if let Some(t) = &tenant {
+        fields.push(format!("tenant = {}", toml_string(t)));
+    }
+    let list = if admin { "admin_keys" } else { "api_keys" };
+    println!("{key}");
+    eprintln!(
+        "The key above is shown once: give it to its user. Add this to host.{list} in \
+         plugins.toml (it holds the key's SHA-256, not the key):"
+    );
+    eprintln!("  {{ {} }}", fields.join(", "));
+    0
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
 }
 
 /// `payhost plugins sign`: a minisign signature beside each library, its trusted comment
@@ -444,6 +597,9 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
         )
     })?;
     check_bind(&bind, &loaded.config).map_err(anyhow::Error::msg)?;
+    for weak in config::weak_keys(&loaded.config) {
+        tracing::warn!("{weak}: accepted on loopback, refused beyond it");
+    }
     let state = AppState::start_with_system_clock(loaded)
         .await
         .with_context(|| format!("{}: cannot open the database", config_file.display()))?;
@@ -516,7 +672,12 @@ async fn live_admin(
 ) -> Option<(u16, serde_json::Value)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = std::fs::read_to_string(address_file(loaded)).ok()?;
-    let key = loaded.config.host.admin_keys.first()?;
+    let key = loaded
+        .config
+        .host
+        .admin_keys
+        .iter()
+        .find_map(config::ApiKey::text)?;
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr.trim()).await.ok()?;
         let req = format!(
@@ -669,8 +830,21 @@ async fn replay(config_file: &Path, id: &str) -> anyhow::Result<i32> {
         crate::store::inbox::replay_delivery(&mut unit, id, now);
     }
     let changed = store.commit(unit).await?;
+    let n = changed.first().copied().unwrap_or(0);
+    let action = if id.starts_with("obx_") {
+        "outbox.retry"
+    } else {
+        "inbox.replay"
+    };
+    cli_audit_in(
+        &store,
+        action,
+        &format!("id:{id}"),
+        if n == 0 { "404 not_found" } else { "ok" },
+    )
+    .await;
     store.close().await;
-    match changed.first().copied().unwrap_or(0) {
+    match n {
         0 => {
             eprintln!(
                 "error: no stored webhook or pending/failed handler work matches '{id}' \

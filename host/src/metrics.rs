@@ -8,6 +8,7 @@
 //! configured ones (`unknown`), error codes the contract's (`other`). A flood of requests
 //! to made-up paths or provider names adds nothing.
 
+use crate::http::throttle::Surface;
 use payhost_plugin_api::codes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -75,6 +76,11 @@ struct Swept {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthSurface {
+    surface: &'static str,
+}
+
 fn latency() -> Histogram {
     Histogram::new(BUCKETS)
 }
@@ -87,6 +93,8 @@ pub struct Metrics {
     call_latency: Family<Call, Histogram, fn() -> Histogram>,
     call_errors: Family<Failed, Counter>,
     swept: Family<Swept, Counter>,
+    auth_failures: Family<AuthSurface, Counter>,
+    auth_refusals: Family<AuthSurface, Counter>,
     /// The provider instances that may appear as labels.
     instances: Vec<String>,
 }
@@ -135,8 +143,18 @@ impl Metrics {
             call_latency: Family::new_with_constructor(latency),
             call_errors: Family::default(),
             swept: Family::default(),
+            auth_failures: Family::default(),
+            auth_refusals: Family::default(),
             instances: instances.into_iter().collect(),
         };
+        // Every surface shown from the start, at 0.
+        for surface in Surface::ALL {
+            let label = AuthSurface {
+                surface: surface.as_str(),
+            };
+            m.auth_failures.get_or_create(&label).inc_by(0);
+            m.auth_refusals.get_or_create(&label).inc_by(0);
+        }
         let mut registry = Registry::default();
         registry.register(
             "payhost_http_requests",
@@ -167,6 +185,16 @@ impl Metrics {
             "payhost_retention_swept",
             "Rows and files the retention sweeper removed",
             m.swept.clone(),
+        );
+        registry.register(
+            "payhost_auth_failures",
+            "Wrong keys presented (API, admin, console sign-in), by surface",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "payhost_auth_refusals",
+            "Requests answered 429 because their address sent too many wrong keys",
+            m.auth_refusals.clone(),
         );
         registry.register(
             "payhost_build",
@@ -225,6 +253,24 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// A wrong key on `surface`.
+    pub fn auth_failed(&self, surface: Surface) {
+        self.auth_failures
+            .get_or_create(&AuthSurface {
+                surface: surface.as_str(),
+            })
+            .inc();
+    }
+
+    /// A request refused by the sign-in throttle.
+    pub fn auth_refused(&self, surface: Surface) {
+        self.auth_refusals
+            .get_or_create(&AuthSurface {
+                surface: surface.as_str(),
+            })
+            .inc();
     }
 
     /// Counts what the retention sweeper removed (`kind` is one of a fixed set).

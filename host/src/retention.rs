@@ -17,6 +17,8 @@ pub struct Sweeper {
     pub metrics: Arc<Metrics>,
     pub policy: RetentionSection,
     pub mail_dir: PathBuf,
+    /// Swept by its own policy (`retention.audit_days`), the sweep recorded in it.
+    pub audit: Arc<crate::audit::AuditTrail>,
 }
 
 const DAY: i64 = 86_400;
@@ -56,6 +58,16 @@ impl Sweeper {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "retention sweep failed; next time"),
+        }
+        let audit_before = (now - i64::from(p.audit_days.max(1)) * DAY) * 1000;
+        match self.audit.sweep(audit_before).await {
+            Ok(n) => {
+                self.metrics.swept("audit_rows", n);
+                if n > 0 {
+                    tracing::info!(audit_rows = n, days = p.audit_days, "audit trail swept");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "audit trail sweep failed; next time"),
         }
         let (dir, days) = (self.mail_dir.clone(), p.mail_days);
         let removed = tokio::task::spawn_blocking(move || rotate_mail(&dir, days))

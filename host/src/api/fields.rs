@@ -156,6 +156,13 @@ text_type!(
     "An Idempotency-Key."
 );
 text_type!(
+    /// An actor or an action of the audit trail, to filter it by.
+    AuditText,
+    1,
+    128,
+    "An actor or an action of the audit trail, as its rows show it."
+);
+text_type!(
     /// A status to filter a list by.
     StatusFilter,
     1,

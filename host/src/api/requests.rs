@@ -344,3 +344,22 @@ pub struct QueueFilters {
     /// `pending`, `processed`/`done` or `failed`.
     pub status: Option<StatusFilter>,
 }
+
+/// Filters and page of `GET /admin/audit` (newest first).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only this actor's rows (`ops`, `console:ops`, `cli:alice`, `unknown`).
+    pub actor: Option<crate::api::fields::AuditText>,
+    /// Only this action (`plugin.stop`, `auth.failed`, ...).
+    pub action: Option<crate::api::fields::AuditText>,
+    /// At or after this time (unix seconds).
+    pub since: Option<crate::api::fields::Timestamp>,
+    /// At or before this time (unix seconds).
+    pub until: Option<crate::api::fields::Timestamp>,
+    #[serde(default)]
+    #[param(value_type = Option<crate::api::fields::Limit>)]
+    pub limit: crate::api::fields::Limit,
+    /// The `seq` of the last row of the previous page: the older rows after it.
+    pub starting_after: Option<i64>,
+}

@@ -2,6 +2,7 @@
 //! tenant uses which provider. Parsing and validation are pure and happen before any side
 //! effect; every error names the file, the key and what was expected.
 
+pub mod keys;
 pub mod routing;
 
 pub use routing::{BreakerSection, ResolverSection, RoutingSection, Rule, When};
@@ -82,6 +83,14 @@ pub struct RetentionSection {
     /// How often the sweeper runs (it also runs at start).
     #[serde(default = "default_sweep_minutes")]
     pub sweep_every_minutes: u32,
+    /// Rows of the audit trail are kept this many days (a year by default; assessors such
+    /// as PCI DSS ask for one), then removed by a sweep of their own that the trail records.
+    #[serde(default = "default_audit_days")]
+    pub audit_days: u32,
+}
+
+fn default_audit_days() -> u32 {
+    365
 }
 
 impl Default for RetentionSection {
@@ -92,6 +101,7 @@ impl Default for RetentionSection {
             outbox_days: default_retention_days(),
             mail_days: default_retention_days(),
             sweep_every_minutes: default_sweep_minutes(),
+            audit_days: default_audit_days(),
         }
     }
 }
@@ -218,9 +228,14 @@ pub struct HostSection {
     /// tables that bind a key to a tenant and scopes and may hold only its SHA-256.
     #[serde(default = "default_api_keys")]
     pub api_keys: Vec<ApiKey>,
-    /// Bearer keys accepted by `/admin`.
+    /// Bearer keys accepted by `/admin` and the console: plain strings, or tables
+    /// `{ name, key | sha256 }` (the name is the actor in the audit trail).
     #[serde(default = "default_admin_keys")]
-    pub admin_keys: Vec<String>,
+    pub admin_keys: Vec<ApiKey>,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR blocks, e.g.
+    /// "10.0.0.0/8"): the audit trail and the sign-in throttle see the client, not them.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Minisign public keys whose signatures make a plugin library trusted, each named
     /// (several at once: rotation). `minisign -G` prints them.
     #[serde(default)]
@@ -270,6 +285,7 @@ impl Default for HostSection {
             max_connections: default_max_connections(),
             api_keys: default_api_keys(),
             admin_keys: default_admin_keys(),
+            trusted_proxies: Vec::new(),
             trusted_keys: Vec::new(),
             require_signature: None,
             plugins_lock: default_plugins_lock(),
@@ -317,8 +333,8 @@ fn default_max_concurrent_calls() -> usize {
 fn default_api_keys() -> Vec<ApiKey> {
     vec![ApiKey::Plain(DEV_API_KEY.into())]
 }
-fn default_admin_keys() -> Vec<String> {
-    vec![DEV_ADMIN_KEY.into()]
+fn default_admin_keys() -> Vec<ApiKey> {
+    vec![ApiKey::Plain(DEV_ADMIN_KEY.into())]
 }
 
 /// One entry of `host.api_keys`: a plain key, or a table.
@@ -435,11 +451,20 @@ impl ApiKey {
         }
     }
 
-    /// How logs and errors name the key: its name, else its position.
-    pub fn label(&self, index: usize) -> String {
+    /// How logs, errors and the audit trail name the key: its name, else its place in
+    /// `list` (`api_keys`, `admin_keys`).
+    pub fn label(&self, list: &str, index: usize) -> String {
         match self {
             ApiKey::Table(ApiKeyTable { name: Some(n), .. }) => n.clone(),
-            _ => format!("host.api_keys[{index}]"),
+            _ => format!("host.{list}[{index}]"),
+        }
+    }
+
+    /// The key itself, when the config holds it (not only its digest).
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            ApiKey::Plain(k) | ApiKey::Table(ApiKeyTable { key: Some(k), .. }) => Some(k),
+            ApiKey::Table(_) => None,
         }
     }
 }
@@ -544,11 +569,11 @@ impl std::fmt::Debug for HostSection {
             max_connections,
             api_keys,
             admin_keys,
+            trusted_proxies,
             trusted_keys,
             require_signature,
             plugins_lock,
         } = self;
-        let hidden = |keys: &Vec<String>| keys.iter().map(|_| Redacted).collect::<Vec<_>>();
         // ApiKey's Debug hides the key and its digest.
         f.debug_struct("HostSection")
             .field("bind", bind)
@@ -566,7 +591,8 @@ impl std::fmt::Debug for HostSection {
             .field("body_read_timeout_ms", body_read_timeout_ms)
             .field("max_connections", max_connections)
             .field("api_keys", api_keys)
-            .field("admin_keys", &hidden(admin_keys))
+            .field("admin_keys", admin_keys)
+            .field("trusted_proxies", trusted_proxies)
             // Public keys: nothing secret.
             .field("trusted_keys", trusted_keys)
             .field("require_signature", require_signature)
@@ -885,6 +911,12 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
         }
     }
     routing::problems(c, &mut out);
+    if c.retention.audit_days == 0 {
+        out.push((
+            "retention.audit_days".into(),
+            "at least 1 day (the audit trail is kept, not switched off)".into(),
+        ));
+    }
     if c.host.call_timeout_ms == 0 {
         out.push((
             "host.call_timeout_ms".into(),
@@ -908,14 +940,60 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
             ));
         }
     }
-    if c.host.admin_keys.iter().any(|k| k.len() < 8) {
-        out.push((
-            "host.admin_keys".into(),
-            "keys of at least 8 characters".into(),
-        ));
+    key_problems("api_keys", &c.host.api_keys, &mut out);
+    key_problems("admin_keys", &c.host.admin_keys, &mut out);
+    for (i, k) in c.host.admin_keys.iter().enumerate() {
+        if let ApiKey::Table(t) = k {
+            if t.tenant.is_some() || t.scopes.is_some() {
+                out.push((
+                    format!("host.admin_keys[{i}]"),
+                    "{ name, key or sha256 } (an admin key acts for every tenant: tenant and \
+                     scopes are for api_keys)"
+                        .into(),
+                ));
+            }
+        }
     }
-    api_key_problems(c, &mut out);
+    for (i, p) in c.host.trusted_proxies.iter().enumerate() {
+        if crate::http::source::Cidr::parse(p).is_none() {
+            out.push((
+                format!("host.trusted_proxies[{i}]"),
+                format!("an IP address or a CIDR block like 10.0.0.0/8 ('{p}' is neither)"),
+            ));
+        }
+    }
     out
+}
+
+/// The keys given as text (not as their SHA-256) that could be guessed, each named by its
+/// label and why: refused beyond loopback, a warning on loopback. The development keys are
+/// left to [`crate::app::check_bind`], which names them as such.
+pub fn weak_keys(c: &Config) -> Vec<String> {
+    let dev = [
+        ApiKey::Plain(DEV_API_KEY.into()).digest(),
+        ApiKey::Plain(DEV_ADMIN_KEY.into()).digest(),
+    ];
+    [
+        ("api_keys", &c.host.api_keys),
+        ("admin_keys", &c.host.admin_keys),
+    ]
+    .into_iter()
+    .flat_map(|(list, keys)| {
+        keys.iter().enumerate().filter_map(move |(i, k)| {
+            let why = keys::weakness(k.text()?)?;
+            if dev.contains(&k.digest()) {
+                return None;
+            }
+            let label = k.label(list, i);
+            let who = if label.starts_with("host.") {
+                label
+            } else {
+                format!("host.{list}: the key '{label}'")
+            };
+            Some(format!("{who} could be guessed: {why}"))
+        })
+    })
+    .collect()
 }
 
 /// 1 to `max` printable ASCII characters without spaces (tenants, idempotency keys).
@@ -938,10 +1016,10 @@ pub fn known_tenants(c: &Config) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-fn api_key_problems(c: &Config, out: &mut Vec<(String, String)>) {
+fn key_problems(list: &str, keys: &[ApiKey], out: &mut Vec<(String, String)>) {
     let mut digests = Vec::new();
-    for (i, k) in c.host.api_keys.iter().enumerate() {
-        let at = |field: &str| format!("host.api_keys[{i}]{field}");
+    for (i, k) in keys.iter().enumerate() {
+        let at = |field: &str| format!("host.{list}[{i}]{field}");
         match k {
             ApiKey::Plain(p) if p.len() < 8 => {
                 out.push((at(""), "a key of at least 8 characters".into()));
@@ -987,7 +1065,7 @@ fn api_key_problems(c: &Config, out: &mut Vec<(String, String)>) {
                     continue;
                 }
                 if let Some(n) = &t.name {
-                    let named_before = c.host.api_keys[..i]
+                    let named_before = keys[..i]
                         .iter()
                         .any(|o| matches!(o, ApiKey::Table(o) if o.name.as_ref() == Some(n)));
                     if named_before {

@@ -30,7 +30,7 @@ const FLASH: &str = "payhost_flash";
 /// The largest form an action takes.
 const FORM_LIMIT: usize = 16 * 1024;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(pages::overview))
         .route("/console/", get(|| async { Redirect::to("/console") }))
@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/subscriptions", get(pages::subscriptions))
         .route("/console/subscriptions/{id}", get(pages::subscription))
         .route("/console/events", get(pages::events))
+        .route("/console/audit", get(pages::audit))
         .route(
             "/console/{*rest}",
             get(|v: View| async move {
@@ -65,7 +66,31 @@ pub fn routes() -> Router<AppState> {
                 .status(StatusCode::NOT_FOUND)
             }),
         )
+        // Every action into the audit trail, as the session's operator.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::audited::record,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            identify,
+        ))
         .layer(axum::middleware::map_response(hardened))
+}
+
+/// The operator of a signed-in request, for the audit trail.
+async fn identify(
+    State(s): State<AppState>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let actor = cookies(req.headers(), session::COOKIE)
+        .and_then(|c| session::verify(c, s.keyring.admins(), s.clock.now_secs()))
+        .map(|session| crate::http::auth::Actor(session.actor));
+    if let Some(actor) = actor {
+        req.extensions_mut().insert(actor);
+    }
+    next.run(req).await
 }
 
 /// Headers every console answer carries: nothing framed, loaded or sent elsewhere.
@@ -128,7 +153,7 @@ fn over_https(headers: &HeaderMap) -> bool {
 
 fn session_of(parts: &Parts, s: &AppState) -> Option<Session> {
     let cookie = cookies(&parts.headers, session::COOKIE)?;
-    session::verify(cookie, &s.config.config.host.admin_keys, s.clock.now_secs())
+    session::verify(cookie, s.keyring.admins(), s.clock.now_secs())
 }
 
 impl FromRequestParts<AppState> for View {
@@ -281,9 +306,12 @@ impl FromRequest<AppState> for Action {
 impl Action {
     /// Back to `to` with a notice of how the action went.
     fn done(&self, to: &str, outcome: Result<String, ApiError>) -> Response {
-        let (ok, text) = match outcome {
-            Ok(text) => (true, text),
-            Err(e) => (false, e.message),
+        let (ok, text, audited) = match outcome {
+            Ok(text) => (true, text, "ok".to_owned()),
+            Err(e) => {
+                let audited = format!("{} {}", e.status.as_u16(), e.code);
+                (false, e.message, audited)
+            }
         };
         let value: String = form_urlencoded::byte_serialize(
             format!("{}:{text}", if ok { "ok" } else { "err" }).as_bytes(),
@@ -291,6 +319,8 @@ impl Action {
         .collect();
         let mut r = Redirect::to(to).into_response();
         set_cookie(&mut r, FLASH, &value, 60, self.secure);
+        r.extensions_mut()
+            .insert(crate::http::audited::Outcome(audited));
         r
     }
 
@@ -318,23 +348,62 @@ async fn login_form(Query(q): Query<LoginQuery>) -> Response {
     pages::login(safe_next(q.next.as_deref()), None).into_response()
 }
 
-async fn login(State(s): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
+async fn login(State(s): State<AppState>, req: Request) -> Response {
+    use crate::http::auth;
+    use crate::http::throttle::Surface;
+    let client = auth::client(&s, req.extensions(), req.headers());
+    let headers = req.headers().clone();
+    let refused = |e: ApiError, next: &str| {
+        let mut r = (
+            e.status,
+            pages::login(next, Some(&format!("Refused: {}.", e.message))),
+        )
+            .into_response();
+        if let Some(secs) = e.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        r
+    };
+    if let Err(e) = auth::gate(&s, client, Surface::Console) {
+        return refused(e, "/console");
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), FORM_LIMIT).await else {
+        return refused(
+            ApiError::invalid(None, "the form could not be read"),
+            "/console",
+        );
+    };
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
     let next = safe_next(form.get("next").map(String::as_str)).to_owned();
     let key = form.get("key").map_or("", |k| k.trim());
-    let keys = &s.config.config.host.admin_keys;
-    if key.is_empty() || !session::admin_key_ok(key, keys) {
+    let Some(admin) = s.keyring.admin(key).filter(|_| !key.is_empty()) else {
         tracing::warn!("console sign-in refused: not an admin key");
+        if let Err(e) =
+            auth::wrong_key(&s, client, Surface::Console, "POST /console/login".into()).await
+        {
+            return refused(e, &next);
+        }
         return (
             StatusCode::UNAUTHORIZED,
             pages::login(&next, Some("That is not an admin key of this host.")),
         )
             .into_response();
-    }
-    tracing::info!("console sign-in");
-    let cookie = session::issue(key, s.clock.now_secs());
+    };
+    s.throttle.succeeded(client);
+    let actor = format!("console:{}", admin.label);
+    tracing::info!(%actor, "console sign-in");
+    let _ = s
+        .audit
+        .append(crate::audit::Entry {
+            actor,
+            source: crate::http::source::describe(client),
+            action: "console.sign_in".into(),
+            target: "console".into(),
+            outcome: "ok".into(),
+            request_id: crate::http::current_request_id(),
+        })
+        .await;
+    let cookie = session::issue(&admin.digest, s.clock.now_secs());
     let mut r = Redirect::to(&next).into_response();
     set_cookie(
         &mut r,

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 const ROWS: u32 = 25;
 const QUEUE_ROWS: i64 = 100;
 
-const NAV: [(&str, &str, &str); 9] = [
+const NAV: [(&str, &str, &str); 10] = [
     ("overview", "Overview", "/console"),
     ("plugins", "Plugins", "/console/plugins"),
     ("routing", "Routing", "/console/routing"),
@@ -31,6 +31,7 @@ const NAV: [(&str, &str, &str); 9] = [
     ("customers", "Customers", "/console/customers"),
     ("subscriptions", "Subscriptions", "/console/subscriptions"),
     ("events", "Events", "/console/events"),
+    ("audit", "Audit", "/console/audit"),
 ];
 
 fn head(title: &str) -> Markup {
@@ -110,7 +111,7 @@ pub fn login(next: &str, error: Option<&str>) -> Markup {
                     required autofocus;
                 button #sign-in type="submit" { "Sign in" }
             }
-            p.hint { "Any key of " code { "host.admin_keys" } " signs in. The session lasts 12 hours." }
+            p.hint { "Any key of " code { "host.admin_keys" } " signs in. The session lasts 12 hours. Sign-ins are recorded in the audit trail; wrong keys from one address are slowed, then refused for a while." }
         },
     )
 }
@@ -1004,6 +1005,70 @@ pub async fn events(
         @if let Some(href) = older { p.pager { a #next-page href=(href) { "Older →" } } }
     };
     v.page("Events", "events", body)
+}
+
+/// The audit trail, newest first, filtered by actor and action.
+pub async fn audit(
+    State(s): State<AppState>,
+    v: View,
+    Query(q): Query<HashMap<String, String>>,
+) -> Page {
+    let before = match given(&q, "before").map(|b| b.parse::<i64>()) {
+        None => None,
+        Some(Ok(b)) => Some(b),
+        Some(Err(_)) => {
+            return failed(
+                &v,
+                "Audit",
+                "audit",
+                ApiError::invalid(
+                    Some("before".into()),
+                    "before must be a row's seq (a number)",
+                ),
+            )
+        }
+    };
+    let filter = crate::store::audit::AuditQuery {
+        actor: given(&q, "actor"),
+        action: given(&q, "action"),
+        ..Default::default()
+    };
+    let page = i64::from(ROWS) * 2;
+    let rows = match s.service.store().audit_newest(&filter, before, page).await {
+        Ok(rows) => rows,
+        Err(e) => return db_failed(&v, "Audit", "audit", e),
+    };
+    let older = rows.last().filter(|_| rows.len() as i64 == page).map(|r| {
+        let mut url = form_urlencoded::Serializer::new(String::new());
+        if let Some(a) = &filter.actor {
+            url.append_pair("actor", a);
+        }
+        if let Some(a) = &filter.action {
+            url.append_pair("action", a);
+        }
+        url.append_pair("before", &r.seq.to_string());
+        format!("/console/audit?{}", url.finish())
+    });
+    let body = html! {
+        form.filters method="get" action="/console/audit" {
+            (text_filter("search-actor", "actor", "Actor", &q))
+            (text_filter("search-action", "action", "Action", &q))
+            button #search type="submit" { "Filter" }
+        }
+        p.hint { "Every operator action and failed sign-in, newest first. Each row is chained to the one before it: " code { "payhost audit verify" } " names a row altered or removed." }
+        table #audit {
+            thead { tr { th { "Seq" } th { "At" } th { "Actor" } th { "Source" } th { "Action" } th { "Target" } th { "Outcome" } th { "Request" } } }
+            tbody {
+                @for r in &rows {
+                    tr { td.num { (r.seq) } td { (when(r.at_millis / 1000)) } td { (r.actor) } td { (r.source) }
+                         td { code { (r.action) } } td { (r.target) } td { (r.outcome) } td { code { (r.request_id) } } }
+                }
+            }
+        }
+        @if rows.is_empty() { p.empty { "Nothing recorded." } }
+        @if let Some(href) = older { p.pager { a #next-page href=(href) { "Older →" } } }
+    };
+    v.page("Audit", "audit", body)
 }
 
 #[cfg(test)]

@@ -33,6 +33,76 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(inbox_replay))
         .routes(routes!(routing))
         .routes(routes!(explain))
+        .routes(routes!(audit))
+}
+
+/// A row of the audit trail.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditView {
+    /// Its place in the chain (the list's cursor).
+    pub seq: i64,
+    pub at_millis: i64,
+    /// The admin key's name, `console:<name>`, `cli:<user>`, or `unknown` (a wrong key).
+    pub actor: String,
+    /// The client's address, or `local` for the command line.
+    pub source: String,
+    pub action: String,
+    pub target: String,
+    /// `ok`, or what went wrong.
+    pub outcome: String,
+    pub request_id: String,
+    /// The SHA-256 of the row before it (`payhost audit verify` checks the chain).
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<crate::store::audit::AuditRow> for AuditView {
+    fn from(r: crate::store::audit::AuditRow) -> Self {
+        Self {
+            seq: r.seq,
+            at_millis: r.at_millis,
+            actor: r.actor,
+            source: r.source,
+            action: r.action,
+            target: r.target,
+            outcome: r.outcome,
+            request_id: r.request_id,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// The audit trail, newest first: every operator action (through `/admin`, the console or
+/// the CLI) and every failed authentication. Page with `starting_after` (a row's `seq`).
+#[utoipa::path(get, path = "/admin/audit", tag = "admin",
+    params(crate::api::requests::AuditParams),
+    responses((status = 200, description = "Rows, newest first", body = List<AuditView>)))]
+async fn audit(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<crate::api::requests::AuditParams>,
+) -> Result<Json<List<AuditView>>, ApiError> {
+    let filter = crate::store::audit::AuditQuery {
+        actor: q.actor.map(|a| a.into_string()),
+        action: q.action.map(|a| a.into_string()),
+        since_millis: q.since.map(|t| t.get().saturating_mul(1000)),
+        until_millis: q
+            .until
+            .map(|t| t.get().saturating_mul(1000).saturating_add(999)),
+    };
+    let limit = i64::from(q.limit.get());
+    let mut rows = s
+        .service
+        .store()
+        .audit_newest(&filter, q.starting_after, limit + 1)
+        .await
+        .map_err(ServiceError::from)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(Json(List::new(
+        rows.into_iter().map(AuditView::from).collect(),
+        has_more,
+    )))
 }
 
 /// A plugin lifecycle event.

@@ -2,6 +2,8 @@
 //! (the config may hold only the digest); the key that matched becomes the request's
 //! [`Caller`]: the tenant it is bound to, if any, and what it may do.
 
+use super::source;
+use super::throttle::{Surface, Verdict};
 use super::ApiError;
 use crate::app::AppState;
 use crate::config::{ApiKey, Config, Scope};
@@ -11,6 +13,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 /// Who is calling: put in the request's extensions by [`require_api_key`].
@@ -30,9 +34,16 @@ struct Entry {
     scopes: Vec<Scope>,
 }
 
-/// The configured API keys, as digests, and the tenants a request may name.
+/// An admin key, as its digest, and how the audit trail names it.
+pub struct AdminKey {
+    pub digest: [u8; 32],
+    pub label: String,
+}
+
+/// The configured API and admin keys, as digests, and the tenants a request may name.
 pub struct Keyring {
     keys: Vec<Entry>,
+    admins: Vec<AdminKey>,
     tenants: BTreeSet<String>,
 }
 
@@ -46,9 +57,19 @@ impl Keyring {
                 .enumerate()
                 .map(|(i, k): (usize, &ApiKey)| Entry {
                     digest: k.digest(),
-                    label: k.label(i),
+                    label: k.label("api_keys", i),
                     tenant: k.tenant().map(str::to_owned),
                     scopes: k.scopes(),
+                })
+                .collect(),
+            admins: config
+                .host
+                .admin_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| AdminKey {
+                    digest: k.digest(),
+                    label: k.label("admin_keys", i),
                 })
                 .collect(),
             tenants: crate::config::known_tenants(config),
@@ -67,6 +88,22 @@ impl Keyring {
         }
         found
     }
+
+    /// The admin key `given` is (each compared, in constant time).
+    pub fn admin(&self, given: &str) -> Option<&AdminKey> {
+        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        let mut found = None;
+        for k in &self.admins {
+            if bool::from(k.digest.ct_eq(&digest)) {
+                found = Some(k);
+            }
+        }
+        found
+    }
+
+    pub fn admins(&self) -> &[AdminKey] {
+        &self.admins
+    }
 }
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -77,12 +114,91 @@ fn bearer(req: &Request) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-fn accepted(given: Option<&str>, keys: &[String]) -> bool {
-    let Some(given) = given else { return false };
-    // Check every key so the time taken does not reveal which one matched.
-    keys.iter().fold(false, |ok, k| {
-        ok | bool::from(k.as_bytes().ct_eq(given.as_bytes()))
-    })
+/// Who acted: put in an admin request's extensions by [`require_admin_key`], for the audit
+/// trail.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+/// The client of a request as the audit trail and the throttle see it.
+pub fn client(
+    s: &AppState,
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+) -> Option<IpAddr> {
+    s.proxies.client(source::peer(extensions), headers)
+}
+
+fn request_id() -> String {
+    super::current_request_id()
+}
+
+/// `429 too_many_failed_attempts` with `Retry-After`.
+pub fn too_many(retry_after: Duration) -> ApiError {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_attempts",
+        format!("too many wrong keys from this address: try again in {secs} s (Retry-After)"),
+    );
+    e.retry_after = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+    e
+}
+
+/// Refuses a client the throttle refuses now, before its key is looked at (a refused
+/// source learns nothing, even from a right key).
+pub fn gate(s: &AppState, client: Option<IpAddr>, surface: Surface) -> Result<(), ApiError> {
+    match s.throttle.refused(client, Instant::now()) {
+        Some(wait) => {
+            s.metrics.auth_refused(surface);
+            Err(too_many(wait))
+        }
+        None => Ok(()),
+    }
+}
+
+/// A wrong key from `client` on `surface`: counted, recorded in the audit trail, slowed
+/// or refused by the throttle. The refusal's `Err` is the 429 to answer; `Ok` comes after
+/// the throttle's wait, and the caller answers 401.
+pub async fn wrong_key(
+    s: &AppState,
+    client: Option<IpAddr>,
+    surface: Surface,
+    target: String,
+) -> Result<(), ApiError> {
+    s.metrics.auth_failed(surface);
+    let source = source::describe(client);
+    let entry = |action: &str, outcome: String| crate::audit::Entry {
+        actor: "unknown".into(),
+        source: source.clone(),
+        action: action.into(),
+        target: format!("{}: {target}", surface.as_str()),
+        outcome,
+        request_id: request_id(),
+    };
+    match s.throttle.failed(client, Instant::now()) {
+        Verdict::Slowed(wait) => {
+            s.audit
+                .record(entry("auth.failed", "refused: wrong key".into()));
+            tokio::time::sleep(wait).await;
+            Ok(())
+        }
+        Verdict::Refused { retry_after, first } => {
+            s.metrics.auth_refused(surface);
+            if first {
+                tracing::warn!(
+                    source = %source,
+                    surface = surface.as_str(),
+                    retry_after_secs = retry_after.as_secs(),
+                    "too many wrong keys from one address: refusing it for a while"
+                );
+                s.audit.record(entry(
+                    "auth.throttled",
+                    format!("refused for {} s", retry_after.as_secs()),
+                ));
+            }
+            Err(too_many(retry_after))
+        }
+    }
 }
 
 fn forbidden(code: &'static str, message: String) -> ApiError {
@@ -105,9 +221,16 @@ pub async fn require_api_key(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let key = bearer(&req)
-        .and_then(|b| s.keyring.find(b))
-        .ok_or_else(ApiError::unauthorized)?;
+    let who = client(&s, req.extensions(), req.headers());
+    gate(&s, who, Surface::Api)?;
+    let given = bearer(&req);
+    let Some(key) = given.and_then(|b| s.keyring.find(b)) else {
+        if given.is_some() {
+            let target = format!("{} {}", req.method(), req.uri().path());
+            wrong_key(&s, who, Surface::Api, target).await?;
+        }
+        return Err(ApiError::unauthorized());
+    };
     let scope = needed(req.method());
     if !key.scopes.contains(&scope) {
         return Err(forbidden(
@@ -173,14 +296,27 @@ pub async fn require_api_key(
     Ok(next.run(req).await)
 }
 
+/// The admin key; the key's name becomes the request's [`Actor`].
 pub async fn require_admin_key(
     State(s): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if accepted(bearer(&req), &s.config.config.host.admin_keys) {
-        Ok(next.run(req).await)
-    } else {
-        Err(ApiError::unauthorized())
+    let who = client(&s, req.extensions(), req.headers());
+    gate(&s, who, Surface::Admin)?;
+    let given = bearer(&req);
+    match given.and_then(|b| s.keyring.admin(b)) {
+        Some(key) => {
+            s.throttle.succeeded(who);
+            req.extensions_mut().insert(Actor(key.label.clone()));
+            Ok(next.run(req).await)
+        }
+        None => {
+            if given.is_some() {
+                let target = format!("{} {}", req.method(), req.uri().path());
+                wrong_key(&s, who, Surface::Admin, target).await?;
+            }
+            Err(ApiError::unauthorized())
+        }
     }
 }

@@ -241,7 +241,15 @@ impl IntoResponse for ApiError {
             tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
         }
         let retry_after = self.retry_after;
+        let code = self.code;
         let mut response = (self.status, Json(self.body())).into_response();
+        // What went wrong, for the audit trail's outcome of an operator's action.
+        response
+            .extensions_mut()
+            .insert(super::audited::Outcome(format!(
+                "{} {code}",
+                self.status.as_u16()
+            )));
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

@@ -4,16 +4,24 @@
 //! body of a request carries its id.
 
 pub(crate) mod admin;
+pub mod audited;
 pub mod auth;
 mod call;
 mod error;
 pub mod openapi;
 pub mod server;
+pub mod source;
+pub mod throttle;
 mod v1;
 mod webhook;
 
 pub use call::{parse_json, Inflight, RequestId};
 pub use error::ApiError;
+
+/// The id of the request being served (empty outside one).
+pub fn current_request_id() -> String {
+    error::REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
 
 use crate::app::AppState;
 use crate::service::new_id;
@@ -36,10 +44,16 @@ pub fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         state.clone(),
         auth::require_api_key,
     ));
-    let admin = admin::routes().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_admin_key,
-    ));
+    // The audit layer inside the key's: it sees the key's name.
+    let admin = admin::routes()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            audited::record,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin_key,
+        ));
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -56,7 +70,7 @@ pub fn app(state: AppState) -> Router {
     let doc = openapi::finish(api, &state.config);
     router
         .merge(openapi::reference_page(doc))
-        .merge(crate::console::routes())
+        .merge(crate::console::routes(&state))
         .fallback(|| async { ApiError::not_found("route", "no such route") })
         .layer(middleware::map_response(error_bodies))
         // `read_body` applies each route's limit before any extractor runs.

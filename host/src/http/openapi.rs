@@ -94,6 +94,7 @@ fn parameter_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::S
     entry::<fields::Email>(&mut out);
     entry::<fields::TenantId>(&mut out);
     entry::<fields::KeyParam>(&mut out);
+    entry::<fields::AuditText>(&mut out);
     out
 }
 
@@ -151,7 +152,7 @@ fn api_errors(writes: bool, has_body: bool) -> Vec<(&'static str, &'static str)>
         ("403", "The API key lacks the scope (`insufficient_scope`) or acts for another tenant (`tenant_forbidden`)"),
         ("404", "No such record (or route)"),
         ("409", "The record's state does not allow this (`invalid_state`), or the same Idempotency-Key is in flight"),
-        ("429", "The provider is rate limiting"),
+        ("429", "The provider is rate limiting (`rate_limited`), or this address sent too many wrong keys (`too_many_failed_attempts`, with Retry-After)"),
         ("500", "Internal error; the host log has the details under the request id"),
         ("502", "The provider failed or answered inconsistently"),
         ("503", "The provider is not running or unavailable"),
@@ -635,6 +636,7 @@ fn decorate(op: &mut Value, method: &str, group: Option<&str>, tenants: &[String
             ("400", "Invalid request"),
             ("401", "Missing or wrong admin key"),
             ("404", "No such plugin or row"),
+            ("429", "This address sent too many wrong keys (`too_many_failed_attempts`, with Retry-After)"),
             ("422", "The plugin could not be reloaded"),
             ("500", "Internal error"),
         ]

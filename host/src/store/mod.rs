@@ -6,6 +6,7 @@
 //! Migrations are per backend and applied at start.
 
 pub mod attempts;
+pub mod audit;
 pub mod customers;
 pub mod events;
 pub mod idempotency;
@@ -247,6 +248,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "payment attempts",
         sqlite: include_str!("../../migrations/0012_payment_attempts.sql"),
         postgres: include_str!("../../migrations/0012_payment_attempts.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "audit",
+        sqlite: include_str!("../../migrations/0013_audit.sql"),
+        postgres: include_str!("../../migrations/0013_audit.sql"),
     },
 ];
 
@@ -916,6 +923,7 @@ mod tests {
         .await;
         run(&store, "DROP TABLE payment_attempts").await;
         run(&store, "ALTER TABLE payments DROP COLUMN attempts").await;
+        run(&store, "DROP TABLE audit_log").await;
         run(
             &store,
             "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
