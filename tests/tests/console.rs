@@ -734,6 +734,26 @@ fn an_operator_works_the_console_in_chromium() {
             screenshot(&c, name).await;
         }
 
+        // The audit trail: what this session did through the buttons, as its operator
+        // (the admin key's name), from the browser's address.
+        goto(
+            &c,
+            &base,
+            "/console/audit?actor=console%3Ahost.admin_keys%5B0%5D",
+        )
+        .await;
+        for action in [
+            "console.sign_in",
+            "plugin.stop",
+            "plugin.reload",
+            "inbox.replay",
+            "outbox.retry",
+        ] {
+            wait_text(&c, "#audit", action).await;
+        }
+        wait_text(&c, "#audit", "127.0.0.1").await;
+        screenshot(&c, "audit").await;
+
         // Sign out: the console asks to sign in again.
         click(&c, "#sign-out").await;
         wait_text(&c, "h1", "Sign in").await;
