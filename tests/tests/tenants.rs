@@ -111,6 +111,120 @@ fn run(db: &TestDb, s: &Scratch) {
         404,
         "not_found",
     );
+    // Nor any other of acme's records: its refund, subscription, invoice, saved card and a
+    // payment awaiting capture are 404 for globex, for reads and for every change.
+    let rfnd = ok(
+        &acme.post("/v1/refunds", &json!({"payment": pay, "amount": 100})),
+        201,
+    )
+    .s("id");
+    let pm = ok(
+        &acme.post(
+            &format!("/v1/customers/{cust}/payment_methods"),
+            &json!({"payment_method": "pm_card_visa"}),
+        ),
+        200,
+    )
+    .s("id");
+    ok(
+        &acme.post(
+            &format!("/v1/customers/{cust}/default_payment_method"),
+            &json!({"payment_method": pm}),
+        ),
+        200,
+    );
+    let sub = ok(
+        &acme.post(
+            "/v1/subscriptions",
+            &json!({"customer": cust, "price": "price_basic"}),
+        ),
+        201,
+    )
+    .s("id");
+    eventually("acme's subscription invoiced", || {
+        !ids(&acme.get(&format!("/v1/customers/{cust}/invoices"))).is_empty()
+    });
+    let inv = ids(&acme.get(&format!("/v1/customers/{cust}/invoices")))[0].clone();
+    let held = acme.post(
+        "/v1/payments",
+        &json!({"customer": cust, "amount": 700, "currency": "usd",
+                "payment_method": "pm_card_visa", "capture_method": "manual"}),
+    );
+    let held_status = ok(&held, 201).s("status");
+    let held = held.s("id");
+    for (method, path, body) in [
+        ("GET", format!("/v1/refunds/{rfnd}"), None),
+        ("GET", format!("/v1/subscriptions/{sub}"), None),
+        (
+            "POST",
+            format!("/v1/subscriptions/{sub}/cancel"),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/v1/subscriptions/{sub}/price"),
+            Some(json!({"price": "price_pro"})),
+        ),
+        (
+            "POST",
+            format!("/v1/subscriptions/{sub}/reactivate"),
+            Some(json!({})),
+        ),
+        ("GET", format!("/v1/invoices/{inv}"), None),
+        ("GET", format!("/v1/customers/{cust}/invoices"), None),
+        ("GET", format!("/v1/customers/{cust}/payment_methods"), None),
+        (
+            "POST",
+            format!("/v1/customers/{cust}/payment_methods"),
+            Some(json!({"payment_method": "pm_card_visa"})),
+        ),
+        (
+            "POST",
+            format!("/v1/customers/{cust}/default_payment_method"),
+            Some(json!({"payment_method": pm})),
+        ),
+        (
+            "DELETE",
+            format!("/v1/customers/{cust}/payment_methods/{pm}"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/v1/payments/{held}/capture"),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/v1/payments/{held}/confirm"),
+            Some(json!({"payment_method": "pm_card_visa"})),
+        ),
+        ("DELETE", format!("/v1/customers/{cust}"), None),
+    ] {
+        let body = body.map(|b| b.to_string());
+        let r = globex.send(method, &path, &[], body.as_deref());
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "not_found"),
+            "globex {method} {path}: {r:?}"
+        );
+    }
+    for list in ["/v1/refunds", "/v1/subscriptions", "/v1/invoices"] {
+        assert!(ids(&globex.get(list)).is_empty(), "globex's {list}");
+        assert!(!ids(&acme.get(list)).is_empty(), "acme's {list}");
+    }
+    // ...and acme's records are as acme left them.
+    assert_eq!(
+        ok(&acme.get(&format!("/v1/subscriptions/{sub}")), 200).s("status"),
+        "active"
+    );
+    assert_eq!(
+        ok(&acme.get(&format!("/v1/payments/{held}")), 200).s("status"),
+        held_status
+    );
+    assert_eq!(
+        ok(&acme.get(&format!("/v1/customers/{cust}")), 200).body["default_payment_method"],
+        json!(pm)
+    );
     let replay = globex.post_idem("/v1/payments", "order-1", &payment_body(&cust));
     assert_eq!(replay.header("idempotent-replayed"), None, "{replay:?}");
     refused(&replay, 404, "not_found");
@@ -170,10 +284,13 @@ fn run(db: &TestDb, s: &Scratch) {
     ok(&backend.for_tenant("initech").get("/v1/payments"), 200);
     assert!(ids(&backend.for_tenant("initech").get("/v1/payments")).is_empty());
     // The backend's key without a tenant sees every tenant; naming one, only that one's.
-    assert_eq!(ids(&backend.get("/v1/payments")).len(), 2);
-    assert_eq!(
-        ids(&backend.for_tenant("acme").get("/v1/payments")),
-        vec![pay.clone()]
+    // (acme's: its payment, the one awaiting capture, its subscription's first; globex's)
+    assert_eq!(ids(&backend.get("/v1/payments")).len(), 4);
+    let acme_payments = ids(&backend.for_tenant("acme").get("/v1/payments"));
+    assert_eq!(acme_payments, ids(&acme.get("/v1/payments")));
+    assert!(
+        acme_payments.contains(&pay) && acme_payments.len() == 3,
+        "{acme_payments:?}"
     );
 
     // A refund made at the provider reaches payhost as a webhook, with no tenant on the
