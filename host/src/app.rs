@@ -186,6 +186,9 @@ impl AppState {
         }
         .spawn();
         let proxies = crate::http::source::Proxies::new(&config.config.host.trusted_proxies);
+        let throttle = Arc::new(crate::http::throttle::Throttle::new(
+            config.config.host.auth_failures_allowed,
+        ));
         Ok(Self(Arc::new(Shared {
             keyring: Arc::new(crate::http::auth::Keyring::new(&config.config)),
             leases,
@@ -198,7 +201,7 @@ impl AppState {
             webhooks,
             history,
             audit,
-            throttle: Arc::default(),
+            throttle,
             proxies,
         })))
     }

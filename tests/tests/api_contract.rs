@@ -306,13 +306,23 @@ fn idempotency_replays_refuses_and_passes_the_key_on() {
     let body = json!({"customer": c.s("id"), "amount": 1500, "currency": "usd"});
 
     // Two requests with one key at the same moment: one runs, the other is told to wait.
-    let (a, b) = std::thread::scope(|scope| {
-        let first = scope.spawn(|| api.post_idem("/v1/payments", "order-77", &body));
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let second = api.post_idem("/v1/payments", "order-77", &body);
-        (first.join().unwrap(), second)
+    // (Sent together, the provider taking 1.5 s: whichever claims the key runs.)
+    let start = std::sync::Barrier::new(2);
+    let (one, two) = std::thread::scope(|scope| {
+        let send = || {
+            start.wait();
+            api.post_idem("/v1/payments", "order-77", &body)
+        };
+        let one = scope.spawn(send);
+        let two = scope.spawn(send);
+        (one.join().unwrap(), two.join().unwrap())
     });
-    assert_eq!(a.status, 201, "{a:?}");
+    let (a, b) = if one.status == 201 {
+        (one, two)
+    } else {
+        (two, one)
+    };
+    assert_eq!(a.status, 201, "one of the two runs: {a:?}");
     expect(&b, 409, "idempotency_key_in_use", None);
     assert_eq!(
         a.body["metadata"]["seen_idempotency_key"], "order-77",
@@ -426,6 +436,21 @@ fn request_ids_metrics_readiness_and_openapi() {
             .strip_prefix('#')
             .unwrap_or_else(|| panic!("a remote $ref: {r}"));
         assert!(doc.body.pointer(pointer).is_some(), "unresolvable $ref {r}");
+    }
+    // A tenant named as a parameter is one of the configured ones (the host refuses
+    // others), or the parameter is not offered at all.
+    for (path, ops) in paths {
+        for op in ops.as_object().unwrap().values() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["name"] == "tenant" || p["name"] == "X-Tenant-Id" {
+                    let tenants = p["schema"]["enum"].as_array();
+                    assert!(
+                        tenants.is_some_and(|t| !t.is_empty()),
+                        "{path}: {p} takes any text the host refuses"
+                    );
+                }
+            }
+        }
     }
     let admin = Api::new(&host.addr, ADMIN_KEY);
     for (path, ops) in paths {

@@ -546,20 +546,26 @@ fn wrong_keys_from_one_address_are_slowed_then_refused_while_others_sign_in() {
 
 #[test]
 fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
-    let s = scratch("trusted_proxies = [\"127.0.0.5\"]\n");
+    // (and an operator's own allowance: 4 wrong keys, the fifth refused)
+    let s = scratch("trusted_proxies = [\"127.0.0.5\"]\nauth_failures_allowed = 4\n");
     let host = s.serve();
     let addr = host.addr.clone();
     // Through the proxy: the client it names is throttled, not the proxy.
-    for _ in 0..=10 {
-        exchange(
-            &addr,
-            "127.0.0.5",
-            "GET",
-            "/admin/plugins",
-            "Authorization: Bearer wrong\r\nX-Forwarded-For: 198.51.100.7\r\n",
-            "",
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            exchange(
+                &addr,
+                "127.0.0.5",
+                "GET",
+                "/admin/plugins",
+                "Authorization: Bearer wrong\r\nX-Forwarded-For: 198.51.100.7\r\n",
+                "",
+            )
+            .0,
         );
     }
+    assert_eq!(statuses, [401, 401, 401, 401, 429]);
     let blocked = exchange(
         &addr,
         "127.0.0.5",

@@ -232,6 +232,11 @@ pub struct HostSection {
     /// `{ name, key | sha256 }` (the name is the actor in the audit trail).
     #[serde(default = "default_admin_keys")]
     pub admin_keys: Vec<ApiKey>,
+    /// Wrong keys one source address may send in 10 minutes (across the API, `/admin` and the
+    /// console sign-in) before it is refused for a while: the first half answered at once,
+    /// the rest ever more slowly. A test rig that sends wrong keys on purpose raises it.
+    #[serde(default = "default_auth_failures_allowed")]
+    pub auth_failures_allowed: u32,
     /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR blocks, e.g.
     /// "10.0.0.0/8"): the audit trail and the sign-in throttle see the client, not them.
     #[serde(default)]
@@ -257,6 +262,10 @@ pub struct TrustedKeyConfig {
     pub name: String,
     /// Base64, as `minisign -G` prints it (`RW...`).
     pub key: String,
+}
+
+fn default_auth_failures_allowed() -> u32 {
+    10
 }
 
 fn default_plugins_lock() -> PathBuf {
@@ -286,6 +295,7 @@ impl Default for HostSection {
             api_keys: default_api_keys(),
             admin_keys: default_admin_keys(),
             trusted_proxies: Vec::new(),
+            auth_failures_allowed: default_auth_failures_allowed(),
             trusted_keys: Vec::new(),
             require_signature: None,
             plugins_lock: default_plugins_lock(),
@@ -570,6 +580,7 @@ impl std::fmt::Debug for HostSection {
             api_keys,
             admin_keys,
             trusted_proxies,
+            auth_failures_allowed,
             trusted_keys,
             require_signature,
             plugins_lock,
@@ -593,6 +604,7 @@ impl std::fmt::Debug for HostSection {
             .field("api_keys", api_keys)
             .field("admin_keys", admin_keys)
             .field("trusted_proxies", trusted_proxies)
+            .field("auth_failures_allowed", auth_failures_allowed)
             // Public keys: nothing secret.
             .field("trusted_keys", trusted_keys)
             .field("require_signature", require_signature)
@@ -953,6 +965,12 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
                 ));
             }
         }
+    }
+    if c.host.auth_failures_allowed < 2 {
+        out.push((
+            "host.auth_failures_allowed".into(),
+            "at least 2 (the throttle is not switched off; raise it for a test rig)".into(),
+        ));
     }
     for (i, p) in c.host.trusted_proxies.iter().enumerate() {
         if crate::http::source::Cidr::parse(p).is_none() {

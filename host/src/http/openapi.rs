@@ -433,8 +433,13 @@ fn links() -> Vec<LinkSpec> {
         ("Outbox", "outbox_list"),
         ("Inbox", "inbox_list"),
         ("Routing", "routing"),
+        ("Audit", "audit"),
     ] {
         out.push(link("plugins", OK, name, target, json!({}), None));
+    }
+    // An operator's action, then what the audit trail recorded of it.
+    for source in ["stop", "reload", "rescan", "outbox_retry", "inbox_replay"] {
+        out.push(link(source, OK, "AuditTrail", "audit", json!({}), None));
     }
     // Where a payment to the routing table's first default instance would go.
     out.push(link(
@@ -512,6 +517,7 @@ pub fn finish(api: OpenApi, config: &Loaded) -> Value {
         if let Some(ops) = item.as_object_mut() {
             for (method, op) in ops.iter_mut() {
                 decorate(op, method, group, &tenants);
+                name_tenants(op, &tenants);
             }
         }
         out.insert(path, item);
@@ -594,6 +600,23 @@ fn find_operation<'a>(doc: &'a mut Value, operation_id: &str) -> Option<&'a mut 
 }
 
 /// Adds to one operation what its group shares.
+/// A `tenant` query parameter (the admin's explain) takes the configured tenants only, as
+/// `X-Tenant-Id` does: its schema lists them; with none configured it is left out.
+fn name_tenants(op: &mut Value, tenants: &[String]) {
+    let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+        return;
+    };
+    if tenants.is_empty() {
+        params.retain(|p| !(p["name"] == "tenant" && p["in"] == "query"));
+        return;
+    }
+    for p in params.iter_mut() {
+        if p["name"] == "tenant" && p["in"] == "query" {
+            p["schema"] = json!({"type": "string", "enum": tenants});
+        }
+    }
+}
+
 fn decorate(op: &mut Value, method: &str, group: Option<&str>, tenants: &[String]) {
     let writes = method != "get";
     let has_body = op.get("requestBody").is_some();

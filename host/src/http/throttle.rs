@@ -1,6 +1,7 @@
 //! Failed authentication, throttled per source address across the API, `/admin` and the
-//! console: the first [`FREE`] wrong keys in [`WINDOW`] are answered at once, the next ones
-//! ever more slowly, and past [`SLOWED`] the source is refused (`429`, `Retry-After`) for
+//! console: of the `host.auth_failures_allowed` wrong keys a source may send in [`WINDOW`]
+//! (default [`SLOWED`]) the first half are answered at once, the rest ever more slowly, and
+//! past them the source is refused (`429`, `Retry-After`) for
 //! [`FIRST_BLOCK`], doubling with each refusal up to [`LONGEST_BLOCK`]. Only the source that
 //! failed is slowed or refused: a correct key from any other address works at once, so
 //! nobody can lock another out. IPv6 sources count per /64 (one host's share of addresses).
@@ -13,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failures in a window answered without delay.
+/// Failures in a window answered without delay, by default.
 pub const FREE: u32 = 5;
-/// Failures in a window after which the source is refused.
+/// Failures in a window after which the source is refused, by default.
 pub const SLOWED: u32 = 10;
 /// How long failures are remembered.
 pub const WINDOW: Duration = Duration::from_secs(600);
@@ -66,8 +67,10 @@ struct Source {
     blocks: u32,
 }
 
-#[derive(Default)]
 pub struct Throttle {
+    /// Failures answered at once, and after which the source is refused.
+    free: u32,
+    allowed: u32,
     sources: Mutex<HashMap<IpAddr, Source>>,
     /// Sources with a refusal that may still run: while none, [`Throttle::refused`] costs an
     /// atomic load, not a lock (every API request asks).
@@ -85,6 +88,12 @@ fn key(ip: IpAddr) -> IpAddr {
     }
 }
 
+impl Default for Throttle {
+    fn default() -> Self {
+        Self::new(SLOWED)
+    }
+}
+
 fn block_for(blocks: u32) -> Duration {
     FIRST_BLOCK
         .saturating_mul(1 << blocks.min(16))
@@ -92,6 +101,17 @@ fn block_for(blocks: u32) -> Duration {
 }
 
 impl Throttle {
+    /// A throttle refusing a source past `allowed` failures in a window (at least 2).
+    pub fn new(allowed: u32) -> Self {
+        let allowed = allowed.max(2);
+        Self {
+            free: allowed / 2,
+            allowed,
+            sources: Mutex::default(),
+            blocked: AtomicUsize::new(0),
+        }
+    }
+
     /// How long `ip` is still refused, if it is.
     pub fn refused(&self, ip: Option<IpAddr>, now: Instant) -> Option<Duration> {
         let ip = key(ip?);
@@ -105,9 +125,9 @@ impl Throttle {
             return Some(until - now);
         }
         // Run out: back to the lock-free answer once no refusal runs. (The source's next
-        // failure is still refused at once: its failures stay past SLOWED.)
+        // failure is still refused at once: its failures stay at the limit.)
         s.blocked_until = None;
-        s.failures = SLOWED;
+        s.failures = self.allowed;
         self.blocked.fetch_sub(1, Ordering::Relaxed);
         None
     }
@@ -143,14 +163,16 @@ impl Throttle {
             // The refusal ran out: the next failure is refused again, for longer.
             s.blocked_until = None;
             self.blocked.fetch_sub(1, Ordering::Relaxed);
-            s.failures = SLOWED;
+            s.failures = self.allowed;
         }
         s.failures += 1;
-        if s.failures <= FREE {
+        if s.failures <= self.free {
             return Verdict::Slowed(Duration::ZERO);
         }
-        if s.failures <= SLOWED {
-            return Verdict::Slowed(STEP * (s.failures - FREE));
+        if s.failures <= self.allowed {
+            // Up to 5 s: a large allowance slows down, it does not stall.
+            let step = (s.failures - self.free).min(20);
+            return Verdict::Slowed(STEP * step);
         }
         let retry_after = block_for(s.blocks);
         s.blocks += 1;
