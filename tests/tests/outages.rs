@@ -1,10 +1,12 @@
-//! The database going away under load, over the real binary on PostgreSQL: its connections
+//! The database going away under load, over the real binary. On PostgreSQL its connections
 //! are terminated and new ones refused (as a restart or a failover does) during a burst of
 //! signed webhooks and API writes. While it is away, `/readyz` says so, writes answer 503
 //! `database_unavailable` with `Retry-After`, webhooks are refused with a 5xx so the
 //! provider retries; once it is back, writes work again within 5 s, and every acknowledged
 //! webhook is processed exactly once and every acknowledged payment is there once (a
-//! payment retried with its key is replayed, never made twice).
+//! payment retried with its key is replayed, never made twice). On SQLite, another
+//! connection holds the write lock past the host's busy timeout: the same 503s, and the
+//! retries write once.
 
 use payhost_tests::api::{Api, Resp};
 use payhost_tests::db::{TestDb, POSTGRES_VAR};
@@ -175,9 +177,9 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
         }
 
         let _stop_workers = StopOnDrop(&stop);
-        std::thread::sleep(Duration::from_millis(800));
-        let before = acked_events.lock().unwrap().len();
-        assert!(before > 5, "the burst is under way: {before}");
+        eventually("the burst under way", || {
+            acked_events.lock().unwrap().len() > 5
+        });
         // The outage: every connection to the host's database cut, new ones refused.
         on_server(&[
             format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
@@ -306,4 +308,335 @@ fn postgres_going_away_mid_burst_loses_nothing_acknowledged() {
     );
     let log = host.terminate().1;
     assert!(log.contains("database writer connected again"), "{log}");
+}
+
+/// Holds SQLite's write lock from a connection of its own (as a backup tool, a hand-run
+/// migration or a stuck script would) until dropped.
+struct WriteLock {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriteLock {
+    fn take(url: &str) -> Self {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let url = url.to_owned();
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    c.execute("BEGIN IMMEDIATE").await.unwrap();
+                    held_tx.send(()).unwrap();
+                    // Until the test lets go (or ends: the sender dropped).
+                    let _ = release_rx.recv();
+                    c.execute("ROLLBACK").await.unwrap();
+                });
+        });
+        held_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the write lock taken");
+        Self {
+            release: Some(release),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// SQLite busy: another connection holds the write lock past the host's `busy_timeout`.
+/// A payment and a webhook are refused with `503 database_unavailable` and `Retry-After: 1`
+/// (not a 500, not a hang) while reads go on; once the lock is let go, the payment retried
+/// with its key is made, once, and the webhook redelivered is stored and processed once.
+#[test]
+fn sqlite_busy_is_a_503_and_the_retry_writes_once() {
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        "default_provider = \"mock\"\n",
+        MOCK,
+    );
+    let db = TestDb::sqlite(s.dir.path());
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let customer = api.post(
+        "/v1/customers",
+        &json!({"user_id": "busy", "email": "busy@example.com"}),
+    );
+    assert_eq!(customer.status, 201, "{customer:?}");
+    let customer = customer.s("id");
+    let body = json!({"customer": customer, "amount": 1234, "currency": "usd",
+        "payment_method": "pm_card_visa", "metadata": {"order": "busy-1"}});
+
+    let lock = WriteLock::take(&db.url);
+    let started = Instant::now();
+    let refused = api.post_idem("/v1/payments", "busy-1", &body);
+    let waited = started.elapsed();
+    assert_eq!(
+        (refused.status, refused.code()),
+        (503, "database_unavailable"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"), "{refused:?}");
+    assert!(
+        !refused.body.to_string().contains("locked")
+            && !refused.body.to_string().contains("SQLITE"),
+        "no database detail in the answer: {refused:?}"
+    );
+    // Refused after waiting for the lock (busy_timeout, 5 s), not hung until the client gives up.
+    assert!(
+        waited < Duration::from_secs(30),
+        "answered after {waited:?}"
+    );
+    let hook = webhook(&api, "evt_busy");
+    assert_eq!(hook.status, 503, "a 5xx, so the provider retries: {hook:?}");
+    // Reads are not held up by a writer's lock (WAL).
+    let read = api.get(&format!("/v1/customers/{customer}"));
+    assert_eq!(read.status, 200, "{read:?}");
+    drop(lock);
+
+    let made = until_accepted(
+        &Mutex::new(Vec::new()),
+        "the payment after the lock",
+        || api.post_idem("/v1/payments", "busy-1", &body),
+        |r| r.status == 201,
+    );
+    let again = api.post_idem("/v1/payments", "busy-1", &body);
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(again.s("id"), made.s("id"), "the retry is the same payment");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM payments WHERE metadata LIKE '%busy-1%'"
+        ),
+        1,
+        "made once"
+    );
+    until_accepted(
+        &Mutex::new(Vec::new()),
+        "the webhook after the lock",
+        || webhook(&api, "evt_busy"),
+        |r| r.status == 200,
+    );
+    eventually("the redelivered webhook processed", || {
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE event_id = 'evt_busy' AND status = 'processed'",
+        ) == 1
+    });
+    assert_eq!(
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE provider_object_id = 'mock_pi_evt_busy'"
+        ),
+        1,
+        "one event for the webhook refused and then accepted"
+    );
+}
+
+/// A small tmpfs mounted on a folder, unmounted when dropped (lazily: the host may still
+/// hold a file open when a failing test unwinds).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// Mounts one on `dir`, or `None` (said loudly, failing when required) where this
+    /// process may not mount.
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Self(dir.to_owned())),
+            Ok(o) => {
+                skipped(
+                    "the full-disk test",
+                    &format!(
+                        "cannot mount a tmpfs (root is needed): {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ),
+                    "PAYHOST_REQUIRE_MOUNT",
+                );
+                None
+            }
+            Err(e) => {
+                skipped(
+                    "the full-disk test",
+                    &format!("no mount command: {e}"),
+                    "PAYHOST_REQUIRE_MOUNT",
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Writes `path` until the disk it is on is full (ENOSPC), in big pieces and then small.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    for piece in [1 << 20, 4096, 512] {
+        let chunk = vec![0u8; piece];
+        loop {
+            match f.write_all(&chunk).and_then(|()| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+/// A full disk under SQLite: the data folder is a small tmpfs, filled to the last byte.
+/// Payments are refused with `503 database_unavailable` and `Retry-After: 1` (never a 500,
+/// never a hang); each one answered 201 is stored once, each one refused is not stored, and
+/// once space is freed every refused payment retried with its key is made once, and a
+/// webhook redelivered is processed once.
+#[test]
+fn a_full_disk_is_a_503_and_nothing_is_written_twice() {
+    let s = Scratch::with_host(
+        &[(&mock_so(), "mock.so")],
+        "default_provider = \"mock\"\n",
+        MOCK,
+    );
+    let data = s.dir.path().join("data");
+    let Some(_disk) = SmallDisk::mount(&data, "256m") else {
+        return;
+    };
+    let db = TestDb::sqlite(s.dir.path());
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let customer = api.post(
+        "/v1/customers",
+        &json!({"user_id": "full", "email": "full@example.com"}),
+    );
+    if customer.status != 201 {
+        let log = host.terminate().1;
+        panic!("{customer:?}\n{log}");
+    }
+    let customer = customer.s("id");
+    let pay = |key: &str| {
+        api.post_idem(
+            "/v1/payments",
+            key,
+            &json!({"customer": customer, "amount": 2500, "currency": "usd",
+                "payment_method": "pm_card_visa", "metadata": {"order": key}}),
+        )
+    };
+    let before = pay("disk-before");
+    if before.status != 201 {
+        let log = host.terminate().1;
+        panic!("{before:?}\n{log}");
+    }
+
+    let ballast = data.join("ballast");
+    fill(&ballast);
+    // The database may still have room in pages it owns (its WAL is reused): payments go on
+    // until one needs a page the disk no longer has.
+    let mut answered = Vec::new();
+    let mut refused = Vec::new();
+    for n in 0..2000 {
+        let key = format!("disk-{n}");
+        let r = pay(&key);
+        match (r.status, r.code()) {
+            (201, _) => answered.push((key, r.s("id"))),
+            (503, "database_unavailable") => {
+                assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+                assert!(
+                    !r.body.to_string().contains("disk") && !r.body.to_string().contains("full"),
+                    "no database detail in the answer: {r:?}"
+                );
+                refused.push(key);
+                if refused.len() == 3 {
+                    break;
+                }
+            }
+            _ => panic!("{key} on a full disk: {r:?}"),
+        }
+    }
+    assert_eq!(refused.len(), 3, "the full disk refused payments");
+    eprintln!(
+        "on the full disk: {} payments made in the database's own free pages, then refused",
+        answered.len()
+    );
+    let hook = webhook(&api, "evt_full_disk");
+    assert!(
+        hook.status == 503 || hook.status == 200,
+        "a webhook on a full disk: refused (the provider retries) or stored: {hook:?}"
+    );
+
+    std::fs::remove_file(&ballast).unwrap();
+    for key in &refused {
+        until_accepted(
+            &Mutex::new(Vec::new()),
+            key,
+            || pay(key),
+            |r| r.status == 201,
+        );
+    }
+    for (key, id) in &answered {
+        let again = pay(key);
+        assert_eq!(
+            (again.status, again.s("id").as_str()),
+            (201, id.as_str()),
+            "{key} replayed"
+        );
+    }
+    until_accepted(
+        &Mutex::new(Vec::new()),
+        "the webhook after the disk",
+        || webhook(&api, "evt_full_disk"),
+        |r| r.status == 200,
+    );
+    for key in answered.iter().map(|(k, _)| k).chain(&refused) {
+        assert_eq!(
+            db.value(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM payments WHERE metadata = $1",
+                &[&json!({ "order": key }).to_string()]
+            )
+            .as_deref(),
+            Some("1"),
+            "{key} is there once"
+        );
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM payments WHERE metadata LIKE '{\"order\":\"disk-%'"
+        ),
+        answered.len() + refused.len() + 1,
+        "nothing else was made"
+    );
+    eventually("the webhook processed once", || {
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE provider_object_id = 'mock_pi_evt_full_disk'",
+        ) == 1
+    });
 }
