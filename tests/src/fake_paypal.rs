@@ -1059,6 +1059,28 @@ fn subscription_action(i: &mut Inner, id: &str, action: &str, body: &Value) -> A
     let invalid = || {
         unprocessable("SUBSCRIPTION_STATUS_INVALID", &format!("Invalid subscription status for {action} action; subscription status should be one of the allowed values (it is {status})."))
     };
+    // PayPal: cancel and suspend carry a reason (1 to 128 characters), else 400.
+    if matches!(action, "cancel" | "suspend") {
+        let reason = body["reason"].as_str().unwrap_or_default();
+        if reason.is_empty() {
+            return error(
+                400,
+                "INVALID_REQUEST",
+                "MISSING_REQUIRED_PARAMETER",
+                "A required field / parameter is missing.",
+                Some("/reason"),
+            );
+        }
+        if reason.chars().count() > 128 {
+            return error(
+                400,
+                "INVALID_REQUEST",
+                "INVALID_STRING_LENGTH",
+                "The value of a field is either too short or too long.",
+                Some("/reason"),
+            );
+        }
+    }
     match action {
         "cancel"
             if matches!(

@@ -31,6 +31,9 @@ pub enum Chaos {
     Drop,
     /// The normal answer, after a pause.
     Slow(Duration),
+    /// Applied at once (a charge made, the answer stored under its key), the answer then
+    /// held this long: a caller that dies meanwhile never learns it was applied.
+    AppliedThenHeld(Duration),
 }
 
 /// How the fake behaves from now on, for every request (an outage, a slow spell), beside
@@ -139,6 +142,61 @@ fn price(id: &str) -> Option<(i64, &'static str)> {
         "price_basic_eur" => (899, "eur"),
         _ => return None,
     })
+}
+
+/// The currencies the fake's account can charge in, with Stripe's minimum charge in minor
+/// units (Stripe's "Minimum and maximum charge amounts"); any other code is refused.
+fn minimum_charge(currency: &str) -> Option<i64> {
+    Some(match currency {
+        "usd" | "eur" | "chf" | "cad" | "aud" | "nzd" | "sgd" | "brl" | "inr" => 50,
+        "gbp" => 30,
+        "jpy" => 50,
+        "sek" | "nok" => 300,
+        "dkk" => 250,
+        "pln" | "aed" | "ron" | "myr" => 200,
+        "czk" => 1500,
+        "huf" => 17500,
+        "hkd" => 400,
+        "mxn" | "thb" => 1000,
+        _ => return None,
+    })
+}
+
+/// At most eight digits: 99,999,999 minor units ($999,999.99).
+const MAXIMUM_CHARGE: i64 = 99_999_999;
+
+/// Stripe's refusal of a currency it does not support, or of an amount outside its limits.
+fn check_charge(amount: &str, currency: &str) -> Result<(i64, String), Answer> {
+    let currency = currency.to_ascii_lowercase();
+    let Some(minimum) = minimum_charge(&currency) else {
+        return Err(invalid(
+            "",
+            &format!("Invalid currency: {currency}. Stripe currently supports these currencies: usd, eur, gbp, jpy, chf, cad, aud, ..."),
+            Some("currency"),
+        ));
+    };
+    let amount: i64 = amount.parse().ok().filter(|a| *a >= 0).ok_or_else(|| {
+        invalid(
+            "parameter_invalid_integer",
+            "Invalid positive integer",
+            Some("amount"),
+        )
+    })?;
+    if amount < minimum {
+        return Err(invalid(
+            "amount_too_small",
+            &format!("Amount must be at least {minimum} (minor units) {currency}"),
+            Some("amount"),
+        ));
+    }
+    if amount > MAXIMUM_CHARGE {
+        return Err(invalid(
+            "amount_too_large",
+            &format!("Amount must be no more than {MAXIMUM_CHARGE} (minor units) {currency}"),
+            Some("amount"),
+        ));
+    }
+    Ok((amount, currency))
 }
 
 /// Test-mode payment methods: brand, last4, the decline code (None: succeeds) and whether
@@ -258,7 +316,18 @@ async fn handle(
     } else {
         String::from_utf8_lossy(&body).into_owned()
     };
-    let form = Form::decode(&raw_form).unwrap_or_default();
+    // Stripe refuses a body it cannot parse; it is not read as an empty form.
+    let form = match Form::decode(&raw_form) {
+        Ok(f) => f,
+        Err(e) => {
+            let (s, body) = invalid(
+                "",
+                &format!("Invalid request: the request body could not be parsed as application/x-www-form-urlencoded ({e})."),
+                None,
+            );
+            return (StatusCode::from_u16(s).unwrap(), axum::Json(body)).into_response();
+        }
+    };
     let key = header("idempotency-key");
     let (chaos, mode, busy) = {
         let mut i = fake.inner.lock().unwrap();
@@ -301,6 +370,7 @@ async fn handle(
     match chaos {
         Some(Chaos::Drop) => panic!("fake stripe: dropping the connection as told"),
         Some(Chaos::Slow(d)) => tokio::time::sleep(d).await,
+        Some(Chaos::AppliedThenHeld(_)) | None => {}
         Some(Chaos::Status(status, should_retry)) => {
             let (s, body) = if status == 429 {
                 error(
@@ -326,10 +396,12 @@ async fn handle(
             }
             return r;
         }
-        None => {}
     }
     let (status, value, replayed) =
         answer(&fake, &method, uri.path(), &headers, &raw_form, &form, key);
+    if let Some(Chaos::AppliedThenHeld(d)) = chaos {
+        tokio::time::sleep(d).await;
+    }
     match mode {
         Mode::ApplyThenHang(d) => tokio::time::sleep(d).await,
         Mode::ApplyThenDrop => panic!("fake stripe: applied, dropping the answer as told"),
@@ -369,10 +441,12 @@ fn answer(
         );
         return (s, v, false);
     }
-    let json_body = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.contains("json"));
+    // (A GET carries no body: what its Content-Type says does not matter.)
+    let json_body = *method == Method::POST
+        && headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.contains("json"));
     if json_body {
         let (s, v) = invalid("", "Invalid request: request bodies must be form encoded (application/x-www-form-urlencoded), not JSON.", None);
         return (s, v, false);
@@ -606,11 +680,44 @@ fn behaviour(i: &Inner, pm: &str) -> Option<(Option<&'static str>, bool)> {
     card(&token).map(|(_, _, decline, auth)| (decline, auth))
 }
 
+/// Whether `pm` may pay for `customer` (None: an intent without one). A test token
+/// (`pm_card_visa`) makes a new card each time and pays for anyone; a saved payment method
+/// only for the customer it is attached to, and a detached one never again.
+fn usable(i: &Inner, pm: &str, customer: Option<&str>) -> Result<(), Answer> {
+    let Some(saved) = i.methods.get(pm) else {
+        return Ok(());
+    };
+    let owner = saved["customer"].as_str();
+    match (owner, customer) {
+        (None, _) => Err(invalid(
+            "",
+            &format!("The provided PaymentMethod ({pm}) was previously used with a PaymentIntent without Customer attachment, shared with a connected account without Customer attachment, or was detached from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must attach it to a Customer first."),
+            Some("payment_method"),
+        )),
+        (Some(o), Some(c)) if o == c => Ok(()),
+        (Some(_), Some(c)) => Err(invalid(
+            "",
+            &format!("The customer {c} does not have a payment method with the ID {pm}. The payment method must be attached to the customer."),
+            Some("payment_method"),
+        )),
+        (Some(_), None) => Err(invalid(
+            "",
+            &format!("The PaymentMethod provided ({pm}) belongs to a Customer, but you did not provide the Customer. Please include the Customer in the `customer` parameter on the PaymentIntent."),
+            Some("payment_method"),
+        )),
+    }
+}
+
 /// Tries to pay intent `id` with `pm`; a decline is Stripe's 402 with the intent.
 fn pay(i: &mut Inner, id: &str, pm: &str) -> Result<Value, Answer> {
     let Some((decline, needs_auth)) = behaviour(i, pm) else {
         return Err(missing("payment_method", pm));
     };
+    let customer = i
+        .intents
+        .get(id)
+        .and_then(|pi| pi["customer"].as_str().map(str::to_owned));
+    usable(i, pm, customer.as_deref())?;
     let pi = i
         .intents
         .get_mut(id)
@@ -758,24 +865,17 @@ fn create_intent(i: &mut Inner, f: &Form) -> Result<Value, Answer> {
             Some("return_url"),
         ));
     }
-    let amount: i64 = f
-        .get("amount")
-        .and_then(|a| a.parse().ok())
-        .filter(|a| *a > 0)
-        .ok_or_else(|| {
-            invalid(
-                "parameter_invalid_integer",
-                "Invalid integer: amount",
-                Some("amount"),
-            )
-        })?;
+    let (amount, currency) = check_charge(
+        f.get("amount").unwrap_or_default(),
+        f.get("currency").unwrap_or_default(),
+    )?;
     if let Some(c) = f.get("customer") {
         if !i.customers.contains_key(c) {
             return Err(missing("customer", c));
         }
     }
     let id = next(i, "pi");
-    let pi = json!({"id": id, "object": "payment_intent", "amount": amount, "currency": f.get("currency"),
+    let pi = json!({"id": id, "object": "payment_intent", "amount": amount, "currency": currency,
         "customer": f.get("customer"), "status": "requires_payment_method", "amount_received": 0,
         "amount_capturable": 0, "capture_method": capture, "next_action": null,
         "return_url": f.get("return_url"), "fake_base": i.base,
@@ -888,10 +988,10 @@ fn refund(i: &mut Inner, f: &Form) -> Result<Value, Answer> {
     let refunded = pi["latest_charge"]["amount_refunded"].as_i64().unwrap_or(0);
     let remaining = pi["amount_received"].as_i64().unwrap_or(0) - refunded;
     let amount = match f.get("amount") {
-        Some(a) => a.parse::<i64>().map_err(|_| {
+        Some(a) => a.parse::<i64>().ok().filter(|a| *a > 0).ok_or_else(|| {
             invalid(
                 "parameter_invalid_integer",
-                "Invalid integer: amount",
+                "Invalid positive integer",
                 Some("amount"),
             )
         })?,

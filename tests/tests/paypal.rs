@@ -342,6 +342,48 @@ fn amounts_go_to_paypal_as_decimal_strings_with_each_currencys_digits() {
         (422, Some("ORDER_NOT_APPROVED")),
         "{v}"
     );
+    // A subscription is canceled with a reason (PayPal requires one): without it, 400 and
+    // the subscription stays as it was.
+    let (s, v) = paypal_post(
+        &fake.base,
+        &token,
+        "/v1/billing/subscriptions",
+        &json!({"plan_id": "P-BASIC"}),
+    );
+    assert_eq!(s, 201, "{v}");
+    let sub = v["id"].as_str().unwrap().to_owned();
+    let cancel = |body: Value| {
+        paypal_post(
+            &fake.base,
+            &token,
+            &format!("/v1/billing/subscriptions/{sub}/cancel"),
+            &body,
+        )
+    };
+    for body in [json!({}), json!({"reason": ""})] {
+        let (s, v) = cancel(body);
+        assert_eq!(
+            (
+                s,
+                v["details"][0]["issue"].as_str(),
+                v["details"][0]["field"].as_str()
+            ),
+            (400, Some("MISSING_REQUIRED_PARAMETER"), Some("/reason")),
+            "{v}"
+        );
+    }
+    let (s, v) = cancel(json!({"reason": "x".repeat(129)}));
+    assert_eq!(
+        (s, v["details"][0]["issue"].as_str()),
+        (400, Some("INVALID_STRING_LENGTH")),
+        "{v}"
+    );
+    assert_eq!(
+        fake.fake.subscription(&sub).unwrap()["status"],
+        "APPROVAL_PENDING"
+    );
+    assert_eq!(cancel(json!({"reason": "Not needed"})).0, 204);
+    assert_eq!(fake.fake.subscription(&sub).unwrap()["status"], "CANCELLED");
 }
 
 /// A raw request to the fake PayPal, as any PayPal client would send it.

@@ -268,3 +268,166 @@ fn the_fake_refuses_what_stripe_refuses() {
     );
     assert_eq!(reused.body["error"]["type"], "idempotency_error");
 }
+
+/// What Stripe refuses that a kinder fake would take: amounts outside Stripe's limits,
+/// currencies it does not support, a refund of nothing (which would lower
+/// `amount_refunded`), a saved card that was detached or is another customer's, a body that
+/// is not a form. Each refused with Stripe's error shape, naming the parameter, and nothing
+/// charged or changed.
+#[test]
+fn the_fake_refuses_amounts_currencies_cards_and_bodies_stripe_refuses() {
+    let fake = FakeStripe::start();
+    let addr = fake.base.trim_start_matches("http://").to_owned();
+    let api = api::Api::new(&addr, API_KEY);
+    let post = |path: &str, body: &str| {
+        api.send(
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(body),
+        )
+    };
+    let refused = |r: &api::Resp, code: &str, param: &str| {
+        assert_eq!(r.status, 400, "{r:?}");
+        assert_eq!(r.body["error"]["type"], "invalid_request_error", "{r:?}");
+        assert_eq!(r.body["error"]["code"], code, "{r:?}");
+        assert_eq!(r.body["error"]["param"], param, "{r:?}");
+    };
+    let intent = |amount: &str, currency: &str| {
+        post(
+            "/v1/payment_intents",
+            &format!(
+                "amount={amount}&currency={currency}&payment_method=pm_card_visa&confirm=true"
+            ),
+        )
+    };
+    refused(&intent("49", "usd"), "amount_too_small", "amount");
+    refused(&intent("29", "gbp"), "amount_too_small", "amount");
+    refused(&intent("0", "usd"), "amount_too_small", "amount");
+    refused(
+        &intent("-100", "usd"),
+        "parameter_invalid_integer",
+        "amount",
+    );
+    refused(&intent("100000000", "usd"), "amount_too_large", "amount");
+    refused(&intent("1000", "xyz"), "", "currency");
+    refused(&intent("1000", "bhd"), "", "currency");
+    assert!(
+        fake.fake.charges().is_empty(),
+        "nothing refused was charged"
+    );
+    let paid = intent("50", "USD");
+    assert_eq!(
+        (
+            paid.status,
+            paid.s("status").as_str(),
+            paid.s("currency").as_str()
+        ),
+        (200, "succeeded", "usd"),
+        "the minimum itself is charged; the code is read in either case"
+    );
+    assert_eq!(intent("99999999", "jpy").status, 200);
+
+    // A refund of nothing, or less than nothing, does not lower what was refunded.
+    let pi = paid.s("id");
+    refused(
+        &post("/v1/refunds", &format!("payment_intent={pi}&amount=0")),
+        "parameter_invalid_integer",
+        "amount",
+    );
+    refused(
+        &post("/v1/refunds", &format!("payment_intent={pi}&amount=-20")),
+        "parameter_invalid_integer",
+        "amount",
+    );
+    let after = api.get(&format!("/v1/payment_intents/{pi}"));
+    assert_eq!(
+        after.body["latest_charge"]["amount_refunded"], 0,
+        "{after:?}"
+    );
+
+    // Saved cards pay only for their own customer, and never once detached.
+    let alice = post("/v1/customers", "email=alice%40example.com").s("id");
+    let bob = post("/v1/customers", "email=bob%40example.com").s("id");
+    let card = post(
+        "/v1/payment_methods/pm_card_visa/attach",
+        &format!("customer={alice}"),
+    )
+    .s("id");
+    let charges = fake.fake.charges().len();
+    let pay_with = |customer: Option<&str>| {
+        let who = customer
+            .map(|c| format!("&customer={c}"))
+            .unwrap_or_default();
+        post(
+            "/v1/payment_intents",
+            &format!("amount=1000&currency=usd&payment_method={card}&confirm=true{who}"),
+        )
+    };
+    refused(&pay_with(Some(&bob)), "", "payment_method");
+    refused(&pay_with(None), "", "payment_method");
+    assert_eq!(pay_with(Some(&alice)).s("status"), "succeeded");
+    assert_eq!(
+        post(&format!("/v1/payment_methods/{card}/detach"), "").status,
+        200
+    );
+    refused(&pay_with(Some(&alice)), "", "payment_method");
+    assert_eq!(
+        fake.fake.charges().len(),
+        charges + 1,
+        "only alice's own card, while attached, was charged"
+    );
+    // A test token pays for anyone (Stripe makes a new card of it each time).
+    let token = post(
+        "/v1/payment_intents",
+        &format!(
+            "amount=1000&currency=usd&payment_method=pm_card_visa&confirm=true&customer={bob}"
+        ),
+    );
+    assert_eq!(token.s("status"), "succeeded", "{token:?}");
+
+    // A body that is not a form is refused, not read as an empty one.
+    let garbled = post("/v1/customers", "email=%zz");
+    assert_eq!(garbled.status, 400, "{garbled:?}");
+    assert_eq!(garbled.body["error"]["type"], "invalid_request_error");
+}
+
+/// Stripe's refusals of an amount reach the caller as what they are: `invalid_request`
+/// naming `amount` or `currency`, not retried (one request each), nothing charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amounts_stripe_refuses_are_invalid_requests_naming_the_field() {
+    let fake = FakeStripe::start();
+    let s = scratch(&fake, API_KEY, "");
+    let state = start(&s).await;
+    let customer = create_customer(&state, None).await.unwrap();
+    for (amount, currency, param) in [
+        (10, "usd", "amount"),
+        (100_000_000, "usd", "amount"),
+        (1000, "bhd", "currency"),
+    ] {
+        fake.fake.clear_seen();
+        let req = NewPayment {
+            customer_id: Some(customer.clone()),
+            payment_method: Some("pm_card_visa".into()),
+            ..NewPayment::new(Money::new(amount, Currency::parse(currency).unwrap()))
+        };
+        let e = state
+            .registry
+            .call::<ops::CreatePayment>("stripe", ctx(Some(&format!("k-{amount}-{currency}"))), req)
+            .await
+            .unwrap_err();
+        match e {
+            CallError::Plugin(p) => {
+                assert_eq!(p.code, codes::INVALID_REQUEST, "{amount} {currency}: {p:?}");
+                assert_eq!(
+                    p.param.as_deref(),
+                    Some(param),
+                    "{amount} {currency}: {p:?}"
+                );
+            }
+            other => panic!("{amount} {currency}: {other:?}"),
+        }
+        assert_eq!(posts(&fake.fake).len(), 1, "refused, not retried");
+    }
+    assert!(fake.fake.charges().is_empty());
+}
