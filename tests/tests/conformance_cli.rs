@@ -79,6 +79,7 @@ fn a_plugin_that_breaks_a_rule_fails_naming_it() {
     for (rule, check) in [
         ("repeat_ids", "ids.never_repeat"),
         ("refund_above_remaining", "refunds.refused_above_remaining"),
+        ("refusal_as_outage", "refunds.refused_above_remaining"),
         ("unimplemented_capability", "capability.refunds.implemented"),
     ] {
         let config = dir.path().join(format!("{rule}.toml"));

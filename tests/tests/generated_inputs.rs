@@ -8,7 +8,7 @@ use payhost::api::requests::{
     CreateSubscription, UpdateCustomer,
 };
 use payhost::http::parse_json;
-use payhost_plugin_api::{signature, Headers, WebhookDelivery, WebhookEvent};
+use payhost_plugin_api::{codes, signature, Headers, WebhookDelivery, WebhookEvent};
 use payhost_plugin_kit::form::Form;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -153,17 +153,30 @@ proptest! {
     }
 
     #[test]
-    fn any_text_decodes_as_a_form_or_fails_cleanly(s in ".{0,200}") {
-        let _ = Form::decode(&s);
+    fn any_text_decodes_as_a_form_or_fails_cleanly(s in "([a-z%=&+]|.){0,200}") {
+        match Form::decode(&s) {
+            // What was read is what encoding it again gives back.
+            Ok(form) => {
+                let again = Form::decode(&form.encode()).unwrap();
+                prop_assert_eq!(again.pairs(), form.pairs());
+            }
+            // Only a percent escape can be wrong (text with none always decodes), and the
+            // refusal says what was wrong.
+            Err(why) => {
+                prop_assert!(s.contains('%'), "{s:?} refused: {why}");
+                prop_assert!(!why.is_empty());
+            }
+        }
     }
 
     #[test]
     fn the_mock_mapper_takes_any_event(payload in prop_oneof![provider_event(MOCK_TYPES), ".{0,200}"]) {
         let _ = payhost_plugin_mock::webhook::map(&event(payload.clone()));
-        let _ = payhost_plugin_mock::webhook::verify(
+        let forged = payhost_plugin_mock::webhook::verify(
             &delivery(payload.as_bytes(), ("X-Webhook-Signature", "t=1700000000,v1=00")),
             &["whsec_a"],
         );
+        prop_assert_eq!(forged.map(|v| v.id).map_err(|e| e.code), Err(codes::INVALID_SIGNATURE.to_owned()));
     }
 
     #[test]
@@ -174,9 +187,22 @@ proptest! {
             &delivery(payload.as_bytes(), ("Stripe-Signature", &signed)),
             &["whsec_a"],
         );
-        // Signed right: accepted exactly when the body is a Stripe event envelope.
-        if let Ok(v) = verified {
-            prop_assert!(!v.id.is_empty());
+        // Signed right: accepted exactly when the body is a Stripe event envelope (an
+        // object with a non-empty id and type), else refused for its body, not its signature.
+        let envelope = serde_json::from_str::<Value>(&payload).ok().filter(|e| {
+            e["id"].as_str().is_some_and(|s| !s.is_empty())
+                && e["type"].as_str().is_some_and(|s| !s.is_empty())
+        });
+        match (verified, envelope) {
+            (Ok(v), Some(e)) => {
+                prop_assert_eq!(Some(v.id.as_str()), e["id"].as_str());
+                prop_assert_eq!(Some(v.event_type.as_str()), e["type"].as_str());
+            }
+            (Err(e), None) => {
+                prop_assert_eq!(e.code.as_str(), codes::INVALID_REQUEST, "{}", e.message);
+            }
+            (Ok(v), None) => prop_assert!(false, "{payload:?} accepted as {}", v.id),
+            (Err(e), Some(_)) => prop_assert!(false, "{payload:?} refused: {}", e.message),
         }
     }
 

@@ -4,6 +4,8 @@
 //! - `repeat_ids`: ids from a counter that starts again with every instance (after a
 //!   restart, the first payment gets the id an earlier one had);
 //! - `refund_above_remaining`: refunds of any amount are accepted;
+//! - `refusal_as_outage`: a refund above what remains is refused, but as
+//!   `provider_unavailable` (an outage says nothing about the rule: it is no refusal);
 //! - `unimplemented_capability`: `refunds` is declared, `create_refund` left at the kit's
 //!   default (`unsupported_operation`);
 //! - `nothing`: no rule broken.
@@ -19,6 +21,7 @@ pub enum Rule {
     Nothing,
     RepeatIds,
     RefundAboveRemaining,
+    RefusalAsOutage,
     UnimplementedCapability,
 }
 
@@ -40,9 +43,10 @@ impl RuleBreaker {
     fn id(&self) -> String {
         match self.breaks {
             Rule::RepeatIds => format!("rb_{}", self.counter.fetch_add(1, Ordering::SeqCst) + 1),
-            Rule::Nothing | Rule::RefundAboveRemaining | Rule::UnimplementedCapability => {
-                self.ids.next("rb")
-            }
+            Rule::Nothing
+            | Rule::RefundAboveRemaining
+            | Rule::RefusalAsOutage
+            | Rule::UnimplementedCapability => self.ids.next("rb"),
         }
     }
 }
@@ -110,6 +114,9 @@ impl Provider for RuleBreaker {
         let amount = req.amount.unwrap_or(p.refundable());
         let checked = self.breaks != Rule::RefundAboveRemaining;
         if checked && (amount <= 0 || amount > p.refundable()) {
+            if self.breaks == Rule::RefusalAsOutage {
+                return Err(PluginError::new(codes::UNAVAILABLE, "the provider is away"));
+            }
             return Err(PluginError::invalid("amount", "above what remains"));
         }
         p.amount_refunded += amount;
@@ -146,6 +153,10 @@ mod tests {
         assert!(matches!(
             outcome("refund_above_remaining", "refunds.refused_above_remaining"),
             Outcome::Fail(_)
+        ));
+        assert!(matches!(
+            outcome("refusal_as_outage", "refunds.refused_above_remaining"),
+            Outcome::Fail(why) if why.contains("provider_unavailable")
         ));
         assert_eq!(outcome("nothing", "capability.refunds.implemented"), Outcome::Pass);
         assert!(matches!(
