@@ -208,7 +208,13 @@ fn a_client_that_hangs_up_mid_call_still_gets_its_record() {
         body.len()
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Hung up while Stripe is creating the customer.
+    eventually("the request at Stripe", || {
+        fake.fake
+            .seen()
+            .iter()
+            .any(|r| r.method == "POST" && r.path == "/v1/customers")
+    });
     drop(client);
     eventually("the customer Stripe created is recorded", || {
         db.value(
@@ -219,11 +225,22 @@ fn a_client_that_hangs_up_mid_call_still_gets_its_record() {
             == Some("1")
     });
     let api = Api::new(&host.addr, API_KEY);
-    let again = api.post_idem(
-        "/v1/customers",
-        "k-hung-up",
-        &json!({"user_id": "gone", "email": "gone@example.com"}),
-    );
+    // The retry, as a client makes it: told to wait (409, Retry-After) while the first is
+    // still finishing, then given its stored answer.
+    let mut again = None;
+    eventually("the stored answer for the retry", || {
+        let r = api.post_idem(
+            "/v1/customers",
+            "k-hung-up",
+            &json!({"user_id": "gone", "email": "gone@example.com"}),
+        );
+        if r.status == 409 && r.code() == "idempotency_key_in_use" {
+            return false;
+        }
+        again = Some(r);
+        true
+    });
+    let again = again.unwrap();
     assert_eq!(again.status, 201, "{again:?}");
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     let creates = fake

@@ -82,20 +82,30 @@ fn a_new_build_replaces_removes_and_returns_under_load() {
     let stop = Arc::new(AtomicBool::new(false));
     let results: Arc<Mutex<Vec<(u8, Resp)>>> = Arc::default();
     let counter = Arc::new(AtomicUsize::new(0));
-    let load: Vec<_> = (0..4)
+    // Load threads that have finished a request begun in phase 1: once all have, no
+    // request begun in phase 0 is still running.
+    let past_phase_0 = Arc::new(AtomicUsize::new(0));
+    const THREADS: usize = 4;
+    let load: Vec<_> = (0..THREADS)
         .map(|_| {
-            let (api, phase, stop, results, counter) = (
+            let (api, phase, stop, results, counter, past_phase_0) = (
                 api.clone(),
                 phase.clone(),
                 stop.clone(),
                 results.clone(),
                 counter.clone(),
+                past_phase_0.clone(),
             );
             std::thread::spawn(move || {
+                let mut counted = false;
                 while !stop.load(Ordering::SeqCst) {
                     let at = phase.load(Ordering::SeqCst);
                     let r = new_customer(&api, counter.fetch_add(1, Ordering::SeqCst));
                     results.lock().unwrap().push((at, r));
+                    if at >= 1 && !counted {
+                        counted = true;
+                        past_phase_0.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
             })
         })
@@ -109,31 +119,31 @@ fn a_new_build_replaces_removes_and_returns_under_load() {
             .count()
     };
 
-    std::thread::sleep(Duration::from_millis(300));
+    eventually("the load under way", || served(0) >= 20);
     install(&mock_next_so(), &dir, "mock.so");
     wait_for(&api, "running", Some("2.1.1"));
     let after_swap = served(0);
-    while served(0) < after_swap + 20 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("20 requests served after the swap", || {
+        served(0) >= after_swap + 20
+    });
 
     phase.store(1, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(100));
+    eventually("every request begun before the removal finished", || {
+        past_phase_0.load(Ordering::SeqCst) == THREADS
+    });
     std::fs::remove_file(dir.join("mock.so")).unwrap();
     wait_for(&api, "error", None);
     phase.store(2, Ordering::SeqCst);
     let removed_at = served(2);
-    while served(2) < removed_at + 5 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("5 requests answered while removed", || {
+        served(2) >= removed_at + 5
+    });
 
     phase.store(3, Ordering::SeqCst);
     install(&mock_next_so(), &dir, "mock.so");
     wait_for(&api, "running", Some("2.1.1"));
     phase.store(4, Ordering::SeqCst);
-    while served(4) < 20 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("20 requests served after the return", || served(4) >= 20);
     stop.store(true, Ordering::SeqCst);
     for t in load {
         t.join().unwrap();

@@ -413,11 +413,13 @@ fn an_idempotency_key_runs_once_across_hosts() {
 }
 
 /// Two hosts on one PostgreSQL with the Stripe plugin against one fake Stripe (one provider
-/// account, as in production): failed payments whose dunning retry is due, the host doing
-/// the retries killed with SIGKILL mid-round (a confirm in flight at the provider). Every
+/// account, as in production): failed payments whose dunning retry is due and will now
+/// succeed (the customer's default card was replaced), the host doing the retries killed
+/// with SIGKILL mid-round while Stripe has charged a retry whose answer it never got. Every
 /// retry is charged exactly once: each reaches Stripe under one idempotency key
-/// (`dunning:<payment>:<attempt>`), so the retry the new holder sends again for a payment
-/// the killed host had in flight is Stripe's replay, not a second charge.
+/// (`dunning:<payment>:<attempt>`), so the retry the new holder sends again for the payment
+/// the killed host had in flight is Stripe's replay, not a second charge, and every payment
+/// ends recovered and succeeded in payhost's records.
 #[test]
 fn dunning_retries_are_charged_once_when_their_host_is_killed() {
     use payhost_tests::fake_stripe::{Chaos, FakeStripe};
@@ -488,6 +490,19 @@ fn dunning_retries_are_charged_once_when_their_host_is_killed() {
         "a host holds the dunning retries",
         || holder().is_some(),
     );
+    // The customer's card is replaced: each retry now charges (the money at risk).
+    let visa = api.post(
+        &format!("/v1/customers/{customer}/payment_methods"),
+        &json!({"payment_method": "pm_card_visa"}),
+    );
+    assert_eq!(visa.status, 200, "{visa:?}");
+    let visa = visa.s("id");
+    let default = api.post(
+        &format!("/v1/customers/{customer}/default_payment_method"),
+        &json!({"payment_method": visa}),
+    );
+    assert_eq!(default.status, 200, "{default:?}");
+    let charged_before = stripe.fake.charges().len();
     // Each host says its lease owner id in /readyz.
     let ids: Vec<String> = hosts
         .iter()
@@ -503,10 +518,12 @@ fn dunning_retries_are_charged_once_when_their_host_is_killed() {
         .position(|id| Some(id) == holder().as_ref())
         .expect("the holder is one of the two hosts");
 
-    // Each confirm takes 300 ms at Stripe, so the round is long enough to kill it midway.
+    // Stripe charges each of the first retries at once and holds its answer 2 s: the
+    // holder is killed while the one it waits for is charged and unanswered.
+    const HELD: usize = 3;
     stripe
         .fake
-        .chaos((0..PAYMENTS).map(|_| Chaos::Slow(Duration::from_millis(300))));
+        .chaos((0..HELD).map(|_| Chaos::AppliedThenHeld(Duration::from_secs(2))));
     stripe.fake.clear_seen();
     pg.execute("UPDATE dunning SET next_at = 0");
     let confirms = || -> Vec<(String, Option<String>)> {
@@ -518,14 +535,21 @@ fn dunning_retries_are_charged_once_when_their_host_is_killed() {
             .map(|s| (s.path.clone(), s.idempotency_key.clone()))
             .collect()
     };
+    // Retries go one at a time: the second seen means the first was answered and the
+    // second is charged, its answer held.
     within(
         Duration::from_secs(30),
-        "a third of the retries reached Stripe",
-        || confirms().len() >= PAYMENTS / 3,
+        "two retries reached Stripe",
+        || confirms().len() >= 2,
     );
-    // The holder dies with a confirm in flight (each takes 300 ms at Stripe).
     hosts[killed].take().unwrap().kill9();
     let at_kill = confirms().len();
+    assert_eq!(
+        at_kill, 2,
+        "killed while the second retry's answer was held"
+    );
+    let charged_at_kill = stripe.fake.charges().len() - charged_before;
+    assert_eq!(charged_at_kill, 2, "Stripe had charged both");
 
     // The other host takes the retries over once the lease expires and finishes them.
     within(
@@ -550,6 +574,28 @@ fn dunning_retries_are_charged_once_when_their_host_is_killed() {
         ),
         0,
         "no retry ran twice in payhost's records"
+    );
+    // Recorded as Stripe did it: every retry charged once, every payment recovered.
+    assert_eq!(
+        stripe.fake.charges().len() - charged_before,
+        PAYMENTS,
+        "one charge per retried payment"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM dunning WHERE status = 'recovered'"
+        ),
+        PAYMENTS,
+        "every retry recorded as the charge it was"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM payments WHERE status = 'succeeded'"
+        ),
+        PAYMENTS,
+        "every payment succeeded in payhost's records"
     );
 
     // At Stripe: every retried intent confirmed under exactly one key, the dunning key of
@@ -580,8 +626,18 @@ fn dunning_retries_are_charged_once_when_their_host_is_killed() {
          {replays} sent again and answered by Stripe's replay",
         keys.len()
     );
-    assert!(
-        replays <= 1,
-        "only the retry in flight at the kill is sent again: {replays}"
+    assert_eq!(
+        replays, 1,
+        "the retry charged but unanswered at the kill is sent again (once), and only it"
+    );
+    let sent: Vec<_> = seen.iter().map(|(_, key)| key.clone()).collect();
+    let twice: Vec<_> = sent
+        .iter()
+        .filter(|k| sent.iter().filter(|o| o == k).count() == 2)
+        .collect();
+    assert_eq!(
+        twice.first().copied(),
+        Some(&sent[1]),
+        "the retry sent again is the one the killed host had in flight: {sent:?}"
     );
 }

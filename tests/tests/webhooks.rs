@@ -414,6 +414,39 @@ fn stripe_webhooks_are_verified_and_synced() {
         400,
         "v0 never counts"
     );
+    // A new event whose delivery is refused is not stored: nothing in the inbox, no event,
+    // the payment untouched (each refusal tried on an event id payhost has not seen).
+    let forged = json!({"id": "evt_forged_S", "object": "event", "type": "payment_intent.canceled", "created": now(), "data": {"object": {"id": pi, "object": "payment_intent", "status": "canceled", "amount": 1500, "currency": "usd"}}}).to_string();
+    let sign = |secret: &str, t: i64| signature::header(&[secret], t, forged.as_bytes());
+    for (what, header) in [
+        ("another secret", Some(sign("whsec_other", now()))),
+        ("too old", Some(sign("whsec_test_secret", now() - 301))),
+        ("garbled", Some("t=abc,v1=zz".to_owned())),
+        ("unsigned", None),
+    ] {
+        let r = deliver(
+            &api,
+            "stripe",
+            header.as_deref().map(|h| ("Stripe-Signature", h)),
+            &forged,
+        );
+        assert_eq!(r.status, 400, "{what}: {r:?}");
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE event_id = 'evt_forged_S'",
+            &[],
+        ),
+        0,
+        "a refused delivery is not stored"
+    );
+    assert_eq!(
+        db.value("SELECT status FROM payments WHERE id = $1", &[&pay])
+            .as_deref(),
+        Some("succeeded"),
+        "the forged cancel changed nothing"
+    );
     // An event type payhost has no domain event for: acknowledged and recorded.
     let other = json!({"id": "evt_2S", "object": "event", "type": "customer.created", "created": now(), "data": {"object": {"id": "cus_x"}}}).to_string();
     let header = signature::header(&["whsec_test_secret"], now(), other.as_bytes());
@@ -428,6 +461,11 @@ fn stripe_webhooks_are_verified_and_synced() {
             &[],
         ) == 2
     });
+    assert_eq!(
+        count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]),
+        2,
+        "only the two signed right were stored"
+    );
 }
 
 #[test]
@@ -441,31 +479,67 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged_and_applies_nothing_twice() 
     let addr = host.addr.clone();
     let db = TestDb::sqlite(s.dir.path());
     let acked = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
+    // Answers other than 200 before the kill: each is a failure, not a quiet end.
+    let failures = std::sync::Mutex::new(Vec::new());
+    let killed = std::sync::atomic::AtomicBool::new(false);
+    let pending_at_kill = std::thread::scope(|scope| {
         for w in 0..8 {
-            let (addr, acked) = (addr.clone(), &acked);
+            let (addr, acked, failures, killed) = (addr.clone(), &acked, &failures, &killed);
             scope.spawn(move || {
                 let api = Api::new(&addr, API_KEY);
-                for n in 0..1000 {
+                for n in 0..5000 {
                     let id = format!("evt_burst_{w}_{n}");
                     let object = json!({"id": format!("mock_pi_burst_{w}_{n}"), "amount": 100, "currency": "usd", "status": "succeeded"});
                     let (body, sig) = mock_event("whsec_new", now(), &id, "payment.succeeded", &object);
-                    // The host dies under us: a connection error ends this worker.
                     let sent = std::panic::catch_unwind(|| deliver(&api, "mock", Some(("X-Webhook-Signature", &sig)), &body));
                     match sent {
                         Ok(r) if r.status == 200 => acked.lock().unwrap().push(id),
-                        _ => break,
+                        // The host died under us: this worker ends.
+                        _ if killed.load(std::sync::atomic::Ordering::SeqCst) => break,
+                        Ok(r) => {
+                            failures.lock().unwrap().push(format!("{id}: {r:?}"));
+                            break;
+                        }
+                        Err(_) => {
+                            failures.lock().unwrap().push(format!("{id}: no answer before the kill"));
+                            break;
+                        }
                     }
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(700));
+        // Killed while stored webhooks wait for processing (not after the burst drained).
+        eventually("a backlog of stored webhooks", || {
+            acked.lock().unwrap().len() > 100
+                && count(
+                    &db,
+                    "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status <> 'processed'",
+                    &[],
+                ) >= 20
+        });
+        killed.store(true, std::sync::atomic::Ordering::SeqCst);
         host.kill9();
+        // The host is dead: what the database holds now is what the kill left.
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox WHERE status <> 'processed'",
+            &[],
+        )
     });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "refused before the kill: {failures:?}");
     let acked = acked.into_inner().unwrap();
     assert!(
-        acked.len() > 20,
+        acked.len() > 100,
         "the burst was acknowledged before the kill: {}",
+        acked.len()
+    );
+    assert!(
+        pending_at_kill > 0,
+        "stored webhooks were still waiting at the kill"
+    );
+    eprintln!(
+        "killed with {} acknowledged and {pending_at_kill} stored but not processed",
         acked.len()
     );
 
@@ -497,6 +571,26 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged_and_applies_nothing_twice() 
     assert_eq!(
         events, inbox,
         "one domain event per stored webhook, none twice"
+    );
+    // Each event owes the application one signed webhook: staged once, never twice.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM outbox WHERE handler = 'webhook'",
+            &[],
+        ),
+        events,
+        "one outgoing webhook per event"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM (SELECT event_id FROM outbox \
+             GROUP BY event_id, handler HAVING COUNT(*) > 1) AS twice",
+            &[],
+        ),
+        0,
+        "no event's work staged twice"
     );
     drop(host);
 }
