@@ -122,9 +122,14 @@ enum KeysCommand {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Parse the configuration, load the plugins folder and check each provider instance's
-    /// keys against what its plugin declares, without serving: every problem on a line of
-    /// its own; exits 1 when there is any.
-    Check,
+    /// keys against what its plugin declares, without serving: every problem at once (each
+    /// unknown key, with the nearest known one, and each wrong value, in every section, then
+    /// the checks across sections), one per line; exits 1 when there is any.
+    Check {
+        /// Print the problems, warnings and plugins as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,7 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             approve_redirects,
         }) => conformance(&file, config.as_deref(), approve_redirects).await,
         Command::Events(EventsCommand::Replay { id }) => replay(&cli.config, &id).await,
-        Command::Config(ConfigCommand::Check) => config_check(&cli.config),
+        Command::Config(ConfigCommand::Check { json }) => config_check(&cli.config, json),
         Command::Migrate => migrate(&cli.config).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&cli.config).await,
         Command::Keys(KeysCommand::Generate {
@@ -265,93 +270,174 @@ async fn migrate(config_file: &Path) -> anyhow::Result<i32> {
 
 /// `payhost config check`: every problem of the configuration, the plugins folder and the
 /// instances' keys, one per line, without serving; 0 when there is none.
-fn config_check(config_file: &Path) -> anyhow::Result<i32> {
-    let file = config_file.display();
-    let loaded = match config::load_unchecked(config_file) {
-        Ok(l) => l,
-        Err(e) => {
-            // Nothing more can be checked in a file that does not parse.
-            println!("{e}");
-            println!("1 problem");
-            return Ok(1);
+/// One problem `config check` found: in the config file (at `key`, when one is at fault)
+/// or, `file` unset, in a plugin library (its message names the file).
+#[derive(serde::Serialize)]
+struct Finding {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}: ")?;
         }
+        if let Some(key) = &self.key {
+            write!(f, "key '{key}': ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
+fn config_check(config_file: &Path, json: bool) -> anyhow::Result<i32> {
+    let file = config_file.display().to_string();
+    let in_file = |key: Option<String>, message: String, hint: Option<String>| Finding {
+        file: Some(file.clone()),
+        key,
+        message,
+        hint,
     };
-    let c = &loaded.config;
-    let mut problems: Vec<String> = config::problems(c)
+    let (loaded, shape) = config::load_for_check(config_file);
+    // The file's shape first: every unknown key and wrong value, in every section.
+    let mut problems: Vec<Finding> = shape
         .into_iter()
-        .map(|(key, expected)| format!("{file}: key '{key}': {expected}"))
+        .map(|p| in_file((!p.key.is_empty()).then_some(p.key), p.message, p.hint))
         .collect();
-    match c.host.bind.parse::<std::net::SocketAddr>() {
-        Err(_) => problems.push(format!(
-            "{file}: key 'host.bind': expected an address like 127.0.0.1:8080"
-        )),
-        Ok(bind) => {
-            if let Err(e) = check_bind(&bind, c) {
-                problems.push(format!("{file}: {e}"));
-            } else {
-                // On loopback, weak keys are allowed: said, not counted.
-                for weak in config::weak_keys(c) {
-                    println!("{file}: warning: {weak} (refused beyond loopback)");
+    let mut warnings = Vec::new();
+    let mut plugins = Vec::new();
+    let mut summary = None;
+    if let Some(loaded) = loaded {
+        let c = &loaded.config;
+        // Then what holds across sections, on what the file's shape left.
+        problems.extend(
+            config::problems(c)
+                .into_iter()
+                .map(|(key, expected)| in_file(Some(key), expected, None)),
+        );
+        match c.host.bind.parse::<std::net::SocketAddr>() {
+            Err(_) => problems.push(in_file(
+                Some("host.bind".into()),
+                "expected an address like 127.0.0.1:8080".into(),
+                None,
+            )),
+            Ok(bind) => {
+                if let Err(e) = check_bind(&bind, c) {
+                    problems.push(in_file(None, e.to_string(), None));
+                } else {
+                    // On loopback, weak keys are allowed: said, not counted.
+                    warnings.extend(
+                        config::weak_keys(c)
+                            .into_iter()
+                            .map(|weak| format!("{weak} (refused beyond loopback)")),
+                    );
                 }
             }
         }
-    }
-    let (libraries, folder_problems) =
-        folder_libraries(&loaded.plugin_dir, &crate::app::trust_policy(&loaded));
-    let unloaded = folder_problems.len();
-    problems.extend(folder_problems);
-    let manifests: std::collections::BTreeMap<String, payhost_plugin_api::Manifest> = libraries
-        .iter()
-        .map(|(n, l)| (n.clone(), l.manifest.clone()))
-        .collect();
-    for (name, instance) in &c.providers {
-        match manifests.get(&instance.plugin) {
-            None => problems.push(format!(
-                "{file}: key 'providers.{name}.plugin': no plugin named '{}' in {} (found: {}{})",
-                instance.plugin,
-                loaded.plugin_dir.display(),
-                if manifests.is_empty() {
-                    "none".to_owned()
-                } else {
-                    manifests.keys().cloned().collect::<Vec<_>>().join(", ")
-                },
-                match unloaded {
-                    0 => String::new(),
-                    n => format!("; {n} not loaded, see above"),
-                }
-            )),
-            Some(m) => problems.extend(
-                crate::plugins::registry::config_problems(m, &instance.config_json())
-                    .into_iter()
-                    .map(|p| format!("{file}: key 'providers.{name}.config': {p}")),
-            ),
+        let (libraries, folder_problems) =
+            folder_libraries(&loaded.plugin_dir, &crate::app::trust_policy(&loaded));
+        let unloaded = folder_problems.len();
+        problems.extend(folder_problems.into_iter().map(|message| Finding {
+            file: None,
+            key: None,
+            message,
+            hint: None,
+        }));
+        let manifests: std::collections::BTreeMap<String, payhost_plugin_api::Manifest> = libraries
+            .iter()
+            .map(|(n, l)| (n.clone(), l.manifest.clone()))
+            .collect();
+        let names: Vec<String> = manifests.keys().cloned().collect();
+        for (name, instance) in &c.providers {
+            match manifests.get(&instance.plugin) {
+                None => problems.push(in_file(
+                    Some(format!("providers.{name}.plugin")),
+                    format!(
+                        "no plugin named '{}' in {} (found: {}{})",
+                        instance.plugin,
+                        loaded.plugin_dir.display(),
+                        if manifests.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        },
+                        match unloaded {
+                            0 => String::new(),
+                            n => format!("; {n} not loaded, see above"),
+                        }
+                    ),
+                    config::shape::nearest(&instance.plugin, &names)
+                        .map(|n| format!("did you mean '{n}'?")),
+                )),
+                Some(m) => problems.extend(
+                    crate::plugins::registry::config_problems(m, &instance.config_json())
+                        .into_iter()
+                        .map(|p| in_file(Some(format!("providers.{name}.config")), p, None)),
+                ),
+            }
         }
-    }
-    for l in libraries.values() {
-        println!(
-            "{}: {} {}, {} (sha256 {})",
-            l.file.display(),
-            l.manifest.name,
-            l.manifest.version,
-            l.trust.status(),
-            l.trust.sha256
-        );
-    }
-    if problems.is_empty() {
-        println!(
-            "{file}: OK ({} provider instances, {} plugins in {})",
+        for l in libraries.values() {
+            plugins.push(serde_json::json!({
+                "file": l.file.display().to_string(),
+                "name": l.manifest.name,
+                "version": l.manifest.version,
+                "trust": l.trust.status(),
+                "sha256": l.trust.sha256,
+            }));
+        }
+        summary = Some(format!(
+            "OK ({} provider instances, {} plugins in {})",
             c.providers.len(),
             manifests.len(),
             loaded.plugin_dir.display()
-        );
-        return Ok(0);
-    }
-    for p in &problems {
-        println!("{p}");
+        ));
     }
     let n = problems.len();
-    println!("{n} problem{}", if n == 1 { "" } else { "s" });
-    Ok(1)
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "config": file,
+                "ok": n == 0,
+                "problems": problems,
+                "warnings": warnings,
+                "plugins": plugins,
+            }))?
+        );
+    } else {
+        for p in &plugins {
+            println!(
+                "{}: {} {}, {} (sha256 {})",
+                p["file"].as_str().unwrap_or_default(),
+                p["name"].as_str().unwrap_or_default(),
+                p["version"].as_str().unwrap_or_default(),
+                p["trust"].as_str().unwrap_or_default(),
+                p["sha256"].as_str().unwrap_or_default()
+            );
+        }
+        for w in &warnings {
+            println!("{file}: warning: {w}");
+        }
+        match (n, summary) {
+            (0, Some(ok)) => println!("{file}: {ok}"),
+            _ => {
+                for p in &problems {
+                    println!("{p}");
+                }
+                println!("{n} problem{}", if n == 1 { "" } else { "s" });
+            }
+        }
+    }
+    Ok(i32::from(n > 0))
 }
 
 /// Every library in the plugins folder loaded the way `serve` loads them (the folder's

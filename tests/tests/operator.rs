@@ -80,6 +80,54 @@ fn config_check_names_every_problem_and_passes_a_good_config() {
     );
 }
 
+/// Five mistakes in three sections, of every kind a hand-edited file gets: an unknown key
+/// (`surprise`) and a misspelt one (`max_conections`) in [host], a value of the wrong type
+/// in [dunning], a default provider nobody configured, and a misspelt plugin key in an
+/// instance. One run names all five, each with its key path and, for a slip, the key meant;
+/// `--json` gives the same for scripts.
+#[test]
+fn config_check_names_every_mistake_of_every_section_in_one_run() {
+    let s = Scratch::new(&[(&mock_so(), "mock.so")], "");
+    std::fs::write(
+        s.config(),
+        "[host]\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\nsurprise = 1\n\
+         max_conections = 10\ndefault_provider = \"stripe\"\n\
+         [dunning]\nretry_days = \"soon\"\n\
+         [providers.mock]\nplugin = \"mock\"\nconfig = { webhook_secert = \"whsec_x_123456\" }\n",
+    )
+    .unwrap();
+    let (code, out, err) = s.payhost(&["config", "check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    for named in [
+        "key 'host.surprise': unknown key",
+        "key 'host.max_conections': unknown key",
+        "(did you mean 'max_connections'?)",
+        "key 'dunning.retry_days': invalid type: string \"soon\", expected a sequence",
+        "key 'host.default_provider': 'stripe' is not a configured provider",
+        "key 'providers.mock.config': unknown config key 'webhook_secert'",
+        "(did you mean 'webhook_secret'?)",
+    ] {
+        assert!(out.contains(named), "'{named}' in:\n{out}");
+    }
+    // (the misspelt plugin key also leaves its required one missing: six lines)
+    assert!(out.trim_end().ends_with("6 problems"), "{out}");
+    assert!(!out.contains("whsec_x_123456"), "values are never printed");
+
+    let (code, out, err) = s.payhost(&["config", "check", "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], false);
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 6, "{report:#}");
+    let slip = problems
+        .iter()
+        .find(|p| p["key"] == "host.max_conections")
+        .unwrap();
+    assert_eq!(slip["hint"], "did you mean 'max_connections'?");
+    assert_eq!(report["plugins"][0]["name"], "mock");
+    assert!(!out.contains("whsec_x_123456"));
+}
+
 #[test]
 fn completions_and_help_describe_the_command_line() {
     let s = Scratch::new(&[], "");

@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod routing;
+pub mod shape;
 
 pub use routing::{BreakerSection, ResolverSection, RoutingSection, Rule, When};
 
@@ -785,8 +786,13 @@ pub fn load_unchecked(file: &Path) -> Result<Loaded, ConfigError> {
         source,
     })?;
     let config = parse_unchecked(file, &text, &|name| std::env::var(name).ok())?;
+    Ok(loaded(file, config))
+}
+
+/// `config` as read from `file`, its folders resolved against the file's.
+fn loaded(file: &Path, config: Config) -> Loaded {
     let base = file.parent().unwrap_or(Path::new("."));
-    Ok(Loaded {
+    Loaded {
         file: file.to_owned(),
         plugin_dir: base.join(&config.host.plugin_dir),
         data_dir: base.join(&config.host.data_dir),
@@ -795,7 +801,54 @@ pub fn load_unchecked(file: &Path) -> Result<Loaded, ConfigError> {
             |d| base.join(d),
         ),
         config,
-    })
+    }
+}
+
+/// For `config check`: every problem of the file's shape at once — each unset variable,
+/// unknown key and value of the wrong type, in every section ([`shape`]) — and the config
+/// made of what is left (the faulty keys set aside), so the semantic checks can run on it
+/// too. `None` when nothing usable is left (the file unreadable, not TOML, a required key
+/// missing at the top).
+pub fn load_for_check(file: &Path) -> (Option<Loaded>, Vec<shape::Problem>) {
+    let problem = |key: &str, message: String| shape::Problem {
+        key: key.to_owned(),
+        message,
+        hint: None,
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return (None, vec![problem("", format!("cannot read it: {e}"))]),
+    };
+    let mut value: toml::Value = match toml::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return (None, vec![problem("", e.to_string())]),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let unset = std::cell::RefCell::new(Vec::new());
+    let _ = interpolate(
+        &mut value,
+        "",
+        &|key, var| {
+            unset.borrow_mut().push(problem(
+                key,
+                format!("environment variable '{var}' is not set (use ${{{var}:-default}} for a default)"),
+            ));
+            ConfigError::Invalid {
+                file: file.to_owned(),
+                message: String::new(),
+            }
+        },
+        &env,
+    );
+    let mut problems = unset.into_inner();
+    problems.extend(shape::check(&mut value));
+    match finish(value, &env) {
+        Ok(config) => (Some(loaded(file, config)), problems),
+        Err(e) => {
+            problems.push(problem("", e.message().to_owned()));
+            (None, problems)
+        }
+    }
 }
 
 /// Parses config text; `env` looks variables up (injected so tests need no real environment).
@@ -835,9 +888,15 @@ fn parse_unchecked(
         },
         env,
     )?;
-    let mut config: Config = value
-        .try_into()
-        .map_err(|e: toml::de::Error| invalid(e.message().to_owned()))?;
+    finish(value, env).map_err(|e| invalid(e.message().to_owned()))
+}
+
+/// The config made of a parsed and interpolated file, with the environment's overrides.
+fn finish(
+    value: toml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, toml::de::Error> {
+    let mut config: Config = value.try_into()?;
     if let Some(p) = env("PAYMENT_PROVIDER").filter(|p| !p.is_empty()) {
         config.host.default_provider = Some(p);
     }
@@ -1109,11 +1168,16 @@ fn interpolate(
     unset: &dyn Fn(&str, &str) -> ConfigError,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
+    // Every value is visited (`unset` hears of each variable missing), the first error
+    // returned.
+    let mut first = None;
     match v {
         toml::Value::String(s) => *s = expand(s, path, unset, env)?,
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate(item, &format!("{path}[{i}]"), unset, env)?;
+                if let Err(e) = interpolate(item, &format!("{path}[{i}]"), unset, env) {
+                    first.get_or_insert(e);
+                }
             }
         }
         toml::Value::Table(t) => {
@@ -1123,12 +1187,14 @@ fn interpolate(
                 } else {
                     format!("{path}.{k}")
                 };
-                interpolate(item, &p, unset, env)?;
+                if let Err(e) = interpolate(item, &p, unset, env) {
+                    first.get_or_insert(e);
+                }
             }
         }
         _ => {}
     }
-    Ok(())
+    first.map_or(Ok(()), Err)
 }
 
 fn expand(

@@ -728,19 +728,22 @@ pub fn config_problems(manifest: &Manifest, config: &serde_json::Value) -> Vec<S
     let given: Vec<&String> = config
         .as_object()
         .map_or_else(Vec::new, |o| o.keys().collect());
-    let known: Vec<&str> = manifest.config.iter().map(|k| k.name.as_str()).collect();
+    let known: Vec<String> = manifest.config.iter().map(|k| k.name.clone()).collect();
     let mut problems: Vec<String> = given
         .iter()
-        .filter(|k| !known.contains(&k.as_str()))
+        .filter(|k| !known.contains(k))
         .map(|k| {
             format!(
-                "unknown config key '{k}' (plugin '{}' knows: {})",
+                "unknown config key '{k}' (plugin '{}' knows: {}){}",
                 manifest.name,
                 if known.is_empty() {
                     "none".to_owned()
                 } else {
                     known.join(", ")
-                }
+                },
+                crate::config::shape::nearest(k, &known)
+                    .map(|n| format!(" (did you mean '{n}'?)"))
+                    .unwrap_or_default()
             )
         })
         .collect();
