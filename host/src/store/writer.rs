@@ -596,8 +596,30 @@ mod tests {
             let writer = writer.clone();
             async move { writer.commit(unit).await }
         });
-        // The writer holds row 2 and waits for row 1; now the other host wants row 2.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The writer holds row 2 and waits for row 1 (seen waiting on a lock, not assumed
+        // after a pause): the other host wanting row 2 now closes the cycle for certain.
+        // (Watched from a connection of its own: inside the other host's transaction the
+        // activity view would stay the snapshot of its first read.)
+        let mut watcher = AnyConnection::connect(&url).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND query = $1",
+            )
+            .bind(bump)
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if waiting == 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the writer never waited for row 1"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         sqlx::query(bump)
             .bind(2_i64)
             .execute(&mut admin)
@@ -611,7 +633,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(values, vec![2, 2], "each transaction applied exactly once");
-        // The deadlock did happen (statistics reach the view within a second or so).
+        // The deadlock did happen: PostgreSQL counted it in this database (statistics
+        // reach the view within a second or so).
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut fresh = AnyConnection::connect(&url).await.unwrap();
