@@ -26,7 +26,9 @@ run: build
 ## test: every test of the workspace; the plugin .so files are built once, first, then the
 ## contract compatibility builds (the tagged 2.0 host and mock, a broken contract). While the
 ## tests run, schemathesis (installed into target/schemathesis-venv from PyPI when missing)
-## tests a live host against its own /openapi.json: tests/schemathesis/run. Every test binary
+## tests a live host against its own /openapi.json: tests/schemathesis/run; and clients
+## generated from it (Python: openapi-python-client; TypeScript: @hey-api/openapi-ts) run the
+## payment lifecycle against another: tests/clients/run. Every test binary
 ## runs even after one fails (--no-fail-fast), so a run reports every failure.
 ## The PostgreSQL tests run when PAYHOST_TEST_POSTGRES is set, or a server answers locally.
 PG_TEST_URL := postgres://postgres@127.0.0.1:5432/test
@@ -43,16 +45,18 @@ test:
 	  export PAYHOST_TEST_POSTGRES=$(PG_TEST_URL); fi; \
 	export PAYHOST_SKIP_LOG=$(abspath $(TARGET))/test-skips.txt; rm -f $$PAYHOST_SKIP_LOG; \
 	tests/schemathesis/run $(TARGET) > $(TARGET)/schemathesis.log 2>&1 & st=$$!; \
+	tests/clients/run $(TARGET) > $(TARGET)/clients.log 2>&1 & cl=$$!; \
 	timeout --kill-after=30s $(TEST_TIMEOUT) $(CARGO) test --workspace --no-fail-fast; tests=$$?; \
 	[ $$tests -eq 124 ] && echo "cargo test did not finish within $(TEST_TIMEOUT): a test hangs (see 'has been running for over 60 seconds' above)"; \
-	wait $$st; api=$$?; \
+	wait $$st; api=$$?; wait $$cl; clients=$$?; \
 	grep -v ' INFO ' $(TARGET)/schemathesis.log | tail -60; \
-	echo "cargo test: exit $$tests; schemathesis: exit $$api (full log: $(TARGET)/schemathesis.log)"; \
+	grep -v ' INFO ' $(TARGET)/clients.log | tail -60; \
+	echo "cargo test: exit $$tests; schemathesis: exit $$api (full log: $(TARGET)/schemathesis.log); generated clients: exit $$clients (full log: $(TARGET)/clients.log)"; \
 	if [ -s "$$PAYHOST_SKIP_LOG" ]; then \
 	  echo "!!! $$(wc -l < $$PAYHOST_SKIP_LOG) tests SKIPPED (they did not run; CI runs them all):"; \
 	  sort $$PAYHOST_SKIP_LOG | uniq -c; \
 	else echo "skipped: none (every PostgreSQL and browser test ran)"; fi; \
-	[ $$tests -eq 0 ] && [ $$api -eq 0 ]
+	[ $$tests -eq 0 ] && [ $$api -eq 0 ] && [ $$clients -eq 0 ]
 
 ## dist: target/dist/payhost-<version>-<arch>-linux.tar.gz: the release binary, the plugins,
 ## a config that runs from the unpacked folder, the systemd unit (deploy/) and the licences

@@ -437,6 +437,43 @@ fn request_ids_metrics_readiness_and_openapi() {
             .unwrap_or_else(|| panic!("a remote $ref: {r}"));
         assert!(doc.body.pointer(pointer).is_some(), "unresolvable $ref {r}");
     }
+    // What client generators refuse or drop (tests/clients/run runs two of them): an enum
+    // with a value twice in two cases (duplicate members), and an allOf over something
+    // that is not an object (the schema, and every one using it, dropped).
+    let schemas = doc.body["components"]["schemas"].as_object().unwrap();
+    let resolve = |v: &Value| -> Value {
+        v["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|p| doc.body.pointer(p))
+            .cloned()
+            .unwrap_or_else(|| v.clone())
+    };
+    for (name, schema) in schemas {
+        if let Some(values) = schema["enum"].as_array() {
+            let mut seen = std::collections::BTreeSet::new();
+            for v in values.iter().filter_map(Value::as_str) {
+                assert!(
+                    seen.insert(v.to_lowercase()),
+                    "{name}: '{v}' listed twice in two cases"
+                );
+            }
+        }
+        // (A member inline is a constraint on the object — Checkout's "a price, or an
+        // amount and a currency" — which the generators read; a named one must be an object.)
+        for member in schema["allOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m.get("$ref").is_some())
+        {
+            let m = resolve(member);
+            assert!(
+                m["type"] == "object" || m.get("properties").is_some(),
+                "{name}: allOf over a non-object {member}"
+            );
+        }
+    }
     // A tenant named as a parameter is one of the configured ones (the host refuses
     // others), or the parameter is not offered at all.
     for (path, ops) in paths {

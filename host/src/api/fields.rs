@@ -319,11 +319,6 @@ impl CurrencyCode {
     pub fn currency(&self) -> &Currency {
         &self.0
     }
-
-    /// Every spelling accepted: each known code in lower and in upper case.
-    fn accepted() -> impl Iterator<Item = String> {
-        Currency::known().flat_map(|c| [c.to_owned(), c.to_ascii_uppercase()])
-    }
 }
 
 impl Serialize for CurrencyCode {
@@ -350,10 +345,13 @@ impl PartialSchema for CurrencyCode {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(Self::accepted()))
+            // One case, as answers carry it: an enum listing both spellings of each code
+            // makes client generators emit duplicate members (and refuse). Requests may still
+            // give a code in upper case; the description says so.
+            .enum_values(Some(Currency::known()))
             .description(Some(
-                "An ISO 4217 currency code payhost supports, lower or upper case; answers \
-                 carry it in lower case.",
+                "An ISO 4217 currency code payhost supports, in lower case as answers carry \
+                 it; requests may also give it in upper case (USD).",
             ))
             .into()
     }
