@@ -3,10 +3,10 @@
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Loaded};
 use crate::events::Dispatcher;
-use crate::http::Inflight;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::plugins::{CallError, Registry};
+use crate::service::inflight::Inflight;
 use crate::service::PaymentService;
 use crate::store::{Store, StoreError};
 use crate::webhooks::Webhooks;
@@ -34,18 +34,20 @@ pub struct Shared {
     pub service: Arc<PaymentService>,
     pub metrics: Arc<Metrics>,
     pub idempotency: Arc<Inflight>,
-    pub keyring: Arc<crate::http::auth::Keyring>,
+    pub keyring: Arc<crate::access::keyring::Keyring>,
     /// The shared work this host holds (given up at shutdown).
     pub leases: Arc<crate::lease::Leases>,
     pub webhooks: Arc<Webhooks>,
     /// The last hour of this host, for the console's charts.
-    pub history: Arc<crate::console::History>,
+    pub history: Arc<crate::history::History>,
     /// Operator actions and failed authentications, chained.
     pub audit: Arc<crate::audit::AuditTrail>,
     /// Failed authentication per source address.
-    pub throttle: Arc<crate::http::throttle::Throttle>,
+    pub throttle: Arc<crate::access::throttle::Throttle>,
     /// The proxies whose X-Forwarded-For names the client.
-    pub proxies: crate::http::source::Proxies,
+    pub proxies: crate::access::source::Proxies,
+    /// What `/admin`, the console and the CLI do to the host.
+    pub operator: crate::operator::Operator,
 }
 
 /// The operator's trust in plugin libraries, from the config: its keys (those that parse:
@@ -128,7 +130,7 @@ impl AppState {
             config.clone(),
         ));
         let observed = metrics.clone();
-        let history = Arc::new(crate::console::History::default());
+        let history = Arc::new(crate::history::History::default());
         let (seen, seen_clock, health) = (history.clone(), clock.clone(), service.health().clone());
         registry.observe_calls(Box::new(move |instance, op, took, error| {
             observed.call(instance, op, took, error.map(CallError::code));
@@ -185,12 +187,20 @@ impl AppState {
             audit: audit.clone(),
         }
         .spawn();
-        let proxies = crate::http::source::Proxies::new(&config.config.host.trusted_proxies);
-        let throttle = Arc::new(crate::http::throttle::Throttle::new(
+        let proxies = crate::access::source::Proxies::new(&config.config.host.trusted_proxies);
+        let throttle = Arc::new(crate::access::throttle::Throttle::new(
             config.config.host.auth_failures_allowed,
         ));
+        let operator = crate::operator::Operator {
+            registry: registry.clone(),
+            service: service.clone(),
+            webhooks: webhooks.clone(),
+            config: config.clone(),
+            clock: clock.clone(),
+        };
         Ok(Self(Arc::new(Shared {
-            keyring: Arc::new(crate::http::auth::Keyring::new(&config.config)),
+            operator,
+            keyring: Arc::new(crate::access::keyring::Keyring::new(&config.config)),
             leases,
             config,
             registry,
@@ -215,7 +225,7 @@ impl AppState {
 fn spawn_backlog_sampler(
     service: Arc<PaymentService>,
     clock: Arc<dyn Clock>,
-    history: Arc<crate::console::History>,
+    history: Arc<crate::history::History>,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

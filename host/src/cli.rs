@@ -713,7 +713,8 @@ async fn serve(config_file: &Path) -> anyhow::Result<()> {
         header_read_timeout: Duration::from_millis(host.header_read_timeout_ms.max(1)),
         max_connections: host.max_connections,
     };
-    crate::http::server::serve(listener, crate::http::app(state), limits, shutdown).await?;
+    let pages = crate::console::routes(&state);
+    crate::http::server::serve(listener, crate::http::app(state, pages), limits, shutdown).await?;
     registry.stop_all(StopReason::Shutdown).await;
     leases.release_all().await;
     let _ = std::fs::remove_file(&addr_file);
@@ -903,45 +904,44 @@ async fn list(config_file: &Path, json: bool) -> anyhow::Result<i32> {
 
 async fn replay(config_file: &Path, id: &str) -> anyhow::Result<i32> {
     use crate::clock::Clock;
-    use crate::store::{Store, Unit};
+    use crate::store::Store;
     let loaded = config::load(config_file)?;
     let store = Store::open(&loaded.database_url())
         .await
         .with_context(|| format!("{}: cannot open the database", config_file.display()))?;
-    let (now_ms, now) = (SystemClock.now_millis(), SystemClock.now_secs());
-    let mut unit = Unit::new();
-    if id.starts_with("obx_") {
-        crate::store::outbox::retry_work(&mut unit, id, now_ms);
+    // The same actions as /admin's and the console's (a running host picks the row up
+    // within a second).
+    let (done, action) = if id.starts_with("obx_") {
+        (
+            crate::operator::retry_outbox(&store, id, SystemClock.now_millis()).await,
+            "outbox.retry",
+        )
     } else {
-        crate::store::inbox::replay_delivery(&mut unit, id, now);
-    }
-    let changed = store.commit(unit).await?;
-    let n = changed.first().copied().unwrap_or(0);
-    let action = if id.starts_with("obx_") {
-        "outbox.retry"
-    } else {
-        "inbox.replay"
+        (
+            crate::operator::replay_inbox(&store, id, SystemClock.now_secs()).await,
+            "inbox.replay",
+        )
     };
-    cli_audit_in(
-        &store,
-        action,
-        &format!("id:{id}"),
-        if n == 0 { "404 not_found" } else { "ok" },
-    )
-    .await;
+    let outcome = match &done {
+        Ok(()) => "ok",
+        Err(crate::operator::OperatorError::NotFound { .. }) => "404 not_found",
+        Err(_) => "503 database_unavailable",
+    };
+    cli_audit_in(&store, action, &format!("id:{id}"), outcome).await;
     store.close().await;
-    match n {
-        0 => {
+    match done {
+        Ok(()) => {
+            println!("queued for processing again: {id}");
+            Ok(0)
+        }
+        Err(crate::operator::OperatorError::NotFound { .. }) => {
             eprintln!(
                 "error: no stored webhook or pending/failed handler work matches '{id}' \
                  (inbox ids start with whin_, outbox ids with obx_; done handler work is final)"
             );
             Ok(1)
         }
-        n => {
-            println!("queued {n} for processing again: {id}");
-            Ok(0)
-        }
+        Err(e) => Err(e.into()),
     }
 }
 

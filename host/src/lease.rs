@@ -7,6 +7,7 @@
 //! whatever clock the host's domain uses: they are about hosts being alive.
 
 use crate::clock::{Clock, SystemClock};
+use crate::locks::Locked;
 use crate::store::{Store, StoreError};
 use std::time::Duration;
 
@@ -48,8 +49,7 @@ impl Leases {
     pub async fn hold(&self, name: &str) -> Result<bool, StoreError> {
         let fresh = self
             .taken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .get(name)
             .is_some_and(|at| at.elapsed() < TTL / 3);
         if fresh {
@@ -61,7 +61,7 @@ impl Leases {
             .store
             .hold_lease(name, &self.owner, now, now + self.ttl_ms)
             .await?;
-        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        let mut taken = self.taken.locked();
         if held {
             taken.insert(name.to_owned(), asked);
         } else {
@@ -73,7 +73,7 @@ impl Leases {
     /// Gives every lease this host took up (at shutdown), so other hosts take the work
     /// over at once instead of after the leases expire.
     pub async fn release_all(&self) {
-        let names = std::mem::take(&mut *self.taken.lock().unwrap_or_else(|p| p.into_inner()));
+        let names = std::mem::take(&mut *self.taken.locked());
         for name in names.into_keys() {
             if let Err(e) = self.store.release_lease(&name, &self.owner).await {
                 tracing::warn!(lease = %name, error = %e, "cannot release a lease");

@@ -4,6 +4,7 @@
 //! `events` dispatches lifecycle and domain events; `http` serves the API; `cli` is the
 //! command line. The binary is a thin `main` over [`cli::run`].
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -12,9 +13,12 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod events;
+pub mod history;
 pub mod http;
 pub mod lease;
+pub mod locks;
 pub mod metrics;
+pub mod operator;
 pub mod outbox;
 pub mod pace;
 pub mod plugins;

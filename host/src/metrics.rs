@@ -8,7 +8,7 @@
 //! configured ones (`unknown`), error codes the contract's (`other`). A flood of requests
 //! to made-up paths or provider names adds nothing.
 
-use crate::http::throttle::Surface;
+use crate::access::throttle::Surface;
 use payhost_plugin_api::codes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};

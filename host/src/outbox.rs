@@ -26,6 +26,7 @@ use crate::api::views::{EventData, EventView};
 use crate::clock::Clock;
 use crate::config::{EmailSection, Loaded, WebhookEndpoint};
 use crate::lease::Leases;
+use crate::locks::Locked;
 use crate::pace::Backoff;
 use crate::plugins::services::{http_client, HttpClient};
 use crate::service::{new_id, PaymentService};
@@ -176,12 +177,7 @@ impl Outbox {
 
     /// One worker per lane (a second call for the same lane does nothing).
     fn spawn_lane(self: &Arc<Self>, lane: Lane, poll: Duration) {
-        if !self
-            .lanes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(lane.clone())
-        {
+        if !self.lanes.locked().insert(lane.clone()) {
             return;
         }
         let me = self.clone();

@@ -12,6 +12,7 @@
 //! failing step is retried with exponential backoff; pending rows survive restarts.
 
 use crate::clock::Clock;
+use crate::locks::Locked;
 use crate::pace::Backoff;
 use crate::plugins::{CallError, Registry};
 use crate::service::{new_id, Ids, PaymentService, ServiceError};
@@ -200,8 +201,7 @@ impl Webhooks {
     async fn take_due(&self) -> Result<Vec<inbox::InboxRow>, StoreError> {
         let store = self.service.store();
         let now = self.clock.now_secs();
-        let unfinished =
-            std::mem::take(&mut *self.unfinished.lock().unwrap_or_else(|p| p.into_inner()));
+        let unfinished = std::mem::take(&mut *self.unfinished.locked());
         if store.backend() != Backend::Postgres {
             // No claims on SQLite: unfinished rows are simply still pending.
             if !self.leases.hold(INBOX_LEASE).await? {
@@ -216,10 +216,7 @@ impl Webhooks {
                 inbox::release_claim(&mut unit, id);
             }
             if let Err(e) = store.commit(unit).await {
-                self.unfinished
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(unfinished);
+                self.unfinished.locked().extend(unfinished);
                 return Err(e);
             }
         }
@@ -317,8 +314,7 @@ impl Webhooks {
         }
         if !busy.is_empty() {
             self.unfinished
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .locked()
                 .extend(busy.iter().map(|i| metas[*i].id.clone()));
         }
 
@@ -397,15 +393,12 @@ impl Webhooks {
         }
         if away {
             // Not the events' fault: no attempt spent; the claims go once the database is back.
-            self.unfinished
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(
-                    unresolved
-                        .iter()
-                        .filter(|i| !failures.iter().any(|(f, _)| f == *i))
-                        .map(|i| metas[*i].id.clone()),
-                );
+            self.unfinished.locked().extend(
+                unresolved
+                    .iter()
+                    .filter(|i| !failures.iter().any(|(f, _)| f == *i))
+                    .map(|i| metas[*i].id.clone()),
+            );
         }
         for (i, error) in failures {
             let m = &metas[i];

@@ -3,6 +3,7 @@
 //! effect; every error names the file, the key and what was expected.
 
 pub mod keys;
+pub mod net;
 pub mod routing;
 pub mod shape;
 
@@ -1032,7 +1033,7 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
         ));
     }
     for (i, p) in c.host.trusted_proxies.iter().enumerate() {
-        if crate::http::source::Cidr::parse(p).is_none() {
+        if net::Cidr::parse(p).is_none() {
             out.push((
                 format!("host.trusted_proxies[{i}]"),
                 format!("an IP address or a CIDR block like 10.0.0.0/8 ('{p}' is neither)"),

@@ -94,24 +94,9 @@ pub fn check(value: &mut Value) -> Vec<Problem> {
     if let Some(t) = table(root, "email") {
         strict::<EmailSection>("email", t, &mut out);
     }
-    if let Some(Value::Array(items)) = root.get_mut("webhook_endpoints") {
-        let mut keep = Vec::new();
-        for (i, item) in std::mem::take(items).into_iter().enumerate() {
-            let path = format!("webhook_endpoints[{i}]");
-            let mut item = item;
-            let usable = match item.as_table_mut() {
-                Some(t) => strict::<WebhookEndpoint>(&path, t, &mut out),
-                None => {
-                    out.push(expected_table(&path, &item));
-                    false
-                }
-            };
-            if usable {
-                keep.push(item);
-            }
-        }
-        *items = keep;
-    }
+    each_table(root, "", "webhook_endpoints", &mut out, |path, t, out| {
+        strict::<WebhookEndpoint>(path, t, out)
+    });
     if let Some(t) = table(root, "dunning") {
         strict::<DunningSection>("dunning", t, &mut out);
     }
@@ -126,28 +111,12 @@ pub fn check(value: &mut Value) -> Vec<Problem> {
 }
 
 fn routing(t: &mut Table, out: &mut Vec<Problem>) {
-    if let Some(Value::Array(rules)) = t.get_mut("rules") {
-        let mut keep = Vec::new();
-        for (i, mut rule) in std::mem::take(rules).into_iter().enumerate() {
-            let path = format!("routing.rules[{i}]");
-            let usable = match rule.as_table_mut() {
-                Some(r) => {
-                    if let Some(w) = table(r, "when") {
-                        strict::<When>(&format!("{path}.when"), w, out);
-                    }
-                    strict::<Rule>(&path, r, out)
-                }
-                None => {
-                    out.push(expected_table(&path, &rule));
-                    false
-                }
-            };
-            if usable {
-                keep.push(rule);
-            }
+    each_table(t, "routing", "rules", out, |path, r, out| {
+        if let Some(w) = table(r, "when") {
+            strict::<When>(&format!("{path}.when"), w, out);
         }
-        *rules = keep;
-    }
+        strict::<Rule>(path, r, out)
+    });
     if let Some(b) = table(t, "breaker") {
         strict::<BreakerSection>("routing.breaker", b, out);
     }
@@ -155,6 +124,36 @@ fn routing(t: &mut Table, out: &mut Vec<Problem>) {
         strict::<ResolverSection>("routing.resolver", r, out);
     }
     strict::<RoutingSection>("routing", t, out);
+}
+
+/// Checks each table of the array under `key` in `parent` (at `path`:
+/// `[[webhook_endpoints]]`, `[[routing.rules]]`) with `check`, keeping those it finds
+/// usable; an item that is no table is named and set aside too.
+fn each_table(
+    parent: &mut Table,
+    path: &str,
+    key: &str,
+    out: &mut Vec<Problem>,
+    mut check: impl FnMut(&str, &mut Table, &mut Vec<Problem>) -> bool,
+) {
+    let Some(Value::Array(items)) = parent.get_mut(key) else {
+        return;
+    };
+    let mut keep = Vec::new();
+    for (i, mut item) in std::mem::take(items).into_iter().enumerate() {
+        let at = join(path, &format!("{key}[{i}]"));
+        let usable = match item.as_table_mut() {
+            Some(t) => check(&at, t, out),
+            None => {
+                out.push(expected_table(&at, &item));
+                false
+            }
+        };
+        if usable {
+            keep.push(item);
+        }
+    }
+    *items = keep;
 }
 
 /// The table under `key`, or `None` (a value of another type there is left for the parent's

@@ -1,7 +1,7 @@
 //! Line charts of the last hour as inline SVG, drawn by the host: no script, no library,
 //! colours from the stylesheet (`.series-N`), so they render under a strict CSP.
 
-use super::history::{Series, MINUTES};
+use crate::history::{Series, MINUTES};
 use maud::{html, Markup};
 
 const WIDTH: f64 = 560.0;

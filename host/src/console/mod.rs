@@ -5,7 +5,6 @@
 //! that allows nothing from elsewhere.
 
 mod chart;
-pub mod history;
 mod pages;
 mod routing;
 mod session;
@@ -24,7 +23,7 @@ use maud::Markup;
 use session::Session;
 use std::collections::HashMap;
 
-pub use history::History;
+pub use crate::history::History;
 
 const FLASH: &str = "payhost_flash";
 /// The largest form an action takes.
@@ -305,8 +304,8 @@ impl FromRequest<AppState> for Action {
 
 impl Action {
     /// Back to `to` with a notice of how the action went.
-    fn done(&self, to: &str, outcome: Result<String, ApiError>) -> Response {
-        let (ok, text, audited) = match outcome {
+    fn done<E: Into<ApiError>>(&self, to: &str, outcome: Result<String, E>) -> Response {
+        let (ok, text, audited) = match outcome.map_err(Into::into) {
             Ok(text) => (true, text, "ok".to_owned()),
             Err(e) => {
                 let audited = format!("{} {}", e.status.as_u16(), e.code);
@@ -349,8 +348,8 @@ async fn login_form(Query(q): Query<LoginQuery>) -> Response {
 }
 
 async fn login(State(s): State<AppState>, req: Request) -> Response {
+    use crate::access::throttle::Surface;
     use crate::http::auth;
-    use crate::http::throttle::Surface;
     let client = auth::client(&s, req.extensions(), req.headers());
     let headers = req.headers().clone();
     let refused = |e: ApiError, next: &str| {
@@ -396,7 +395,7 @@ async fn login(State(s): State<AppState>, req: Request) -> Response {
         .audit
         .append(crate::audit::Entry {
             actor,
-            source: crate::http::source::describe(client),
+            source: crate::access::source::describe(client),
             action: "console.sign_in".into(),
             target: "console".into(),
             outcome: "ok".into(),
@@ -441,7 +440,7 @@ async fn asset(Path(file): Path<String>) -> Response {
 }
 
 async fn rescan(State(s): State<AppState>, a: Action) -> Response {
-    let report = crate::http::admin::rescan_folder(&s).await;
+    let report = s.operator.rescan().await;
     let text = format!(
         "Rescanned the plugins folder: {} loaded, {} replaced, {} removed, {} failed.",
         report.loaded.len(),
@@ -449,11 +448,13 @@ async fn rescan(State(s): State<AppState>, a: Action) -> Response {
         report.removed.len(),
         report.failed.len()
     );
-    a.done("/console/plugins", Ok(text))
+    a.done("/console/plugins", Ok::<_, ApiError>(text))
 }
 
 async fn stop(State(s): State<AppState>, Path(name): Path<String>, a: Action) -> Response {
-    let outcome = crate::http::admin::stop_plugin(&s, &name)
+    let outcome = s
+        .operator
+        .stop_plugin(&name)
         .await
         .map(|stopped| match stopped.as_slice() {
             [] => format!("Stopped {name} (it had no running instance)."),
@@ -463,21 +464,27 @@ async fn stop(State(s): State<AppState>, Path(name): Path<String>, a: Action) ->
 }
 
 async fn reload(State(s): State<AppState>, Path(name): Path<String>, a: Action) -> Response {
-    let outcome = crate::http::admin::reload_plugin(&s, &name)
+    let outcome = s
+        .operator
+        .reload_plugin(&name)
         .await
         .map(|()| format!("Reloaded {name} from its file."));
     a.done("/console/plugins", outcome)
 }
 
 async fn replay(State(s): State<AppState>, Path(id): Path<String>, a: Action) -> Response {
-    let outcome = crate::http::admin::replay_inbox(&s, &id)
+    let outcome = s
+        .operator
+        .replay_inbox(&id)
         .await
         .map(|()| format!("Queued {id} to be processed again."));
     a.done(&a.back("/console/inbox"), outcome)
 }
 
 async fn retry(State(s): State<AppState>, Path(id): Path<String>, a: Action) -> Response {
-    let outcome = crate::http::admin::retry_outbox(&s, &id)
+    let outcome = s
+        .operator
+        .retry_outbox(&id)
         .await
         .map(|()| format!("Queued {id} to run again."));
     a.done(&a.back("/console/outbox"), outcome)

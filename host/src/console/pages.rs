@@ -2,12 +2,12 @@
 //! and the list endpoints' service calls.
 
 use super::chart::{self, Line};
-use super::history::{Series, MINUTES};
 use super::{Page, View};
 use crate::api::requests::{CustomerFilters, PageParams, PaymentFilters, SubscriptionFilters};
 use crate::api::views::List;
 use crate::app::AppState;
 use crate::events::Event;
+use crate::history::{Series, MINUTES};
 use crate::http::ApiError;
 use crate::service::{Reply, ServiceError};
 use crate::store::events::EventRow;

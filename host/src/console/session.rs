@@ -5,7 +5,7 @@
 //! its sessions; so does the expiry. The CSRF token of a session is an HMAC of its nonce
 //! under the same key: forms carry it, cookies cannot.
 
-use crate::http::auth::AdminKey;
+use crate::access::keyring::AdminKey;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};

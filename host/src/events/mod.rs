@@ -6,6 +6,7 @@ mod lifecycle;
 
 pub use lifecycle::{ErrorType, LifecycleEvent, StopReason};
 
+use crate::locks::{Locked, ReadWriteLocked};
 use payhost_plugin_api::DomainEventReport;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -115,10 +116,7 @@ impl Dispatcher {
 
     /// Registers a handler for every event dispatched from now on.
     pub fn subscribe(&self, handler: impl Fn(&Stamped) + Send + Sync + 'static) {
-        self.handlers
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::new(handler));
+        self.handlers.write_locked().push(Arc::new(handler));
     }
 
     pub fn dispatch(&self, event: Event) {
@@ -130,7 +128,7 @@ impl Dispatcher {
             ),
         }
         let stamped = {
-            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            let mut recent = self.recent.locked();
             recent.seq += 1;
             let s = Stamped {
                 seq: recent.seq,
@@ -143,11 +141,7 @@ impl Dispatcher {
             }
             s
         };
-        let handlers = self
-            .handlers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let handlers = self.handlers.read_locked().clone();
         for h in handlers {
             if catch_unwind(AssertUnwindSafe(|| h(&stamped))).is_err() {
                 tracing::error!(seq = stamped.seq, "an event handler panicked; skipped");
@@ -157,24 +151,12 @@ impl Dispatcher {
 
     /// The most recent events, oldest first.
     pub fn recent(&self) -> Vec<Stamped> {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .all
-            .iter()
-            .cloned()
-            .collect()
+        self.recent.locked().all.iter().cloned().collect()
     }
 
     /// The most recent lifecycle events, oldest first.
     pub fn recent_lifecycle(&self) -> Vec<Stamped> {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .lifecycle
-            .iter()
-            .cloned()
-            .collect()
+        self.recent.locked().lifecycle.iter().cloned().collect()
     }
 }
 

@@ -9,9 +9,7 @@ use crate::app::AppState;
 use crate::events::{Event, LifecycleEvent};
 use crate::plugins::{InstanceRow, PluginRow, SyncReport};
 use crate::service::ServiceError;
-use crate::store::outbox;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -184,19 +182,12 @@ async fn plugins(State(state): State<AppState>) -> Json<PluginsView> {
 #[utoipa::path(post, path = "/admin/plugins/rescan", tag = "admin",
     responses((status = 200, description = "What changed", body = RescanView)))]
 async fn rescan(State(s): State<AppState>) -> Json<RescanView> {
-    let report = rescan_folder(&s).await;
+    let report = s.operator.rescan().await;
     Json(RescanView {
         report,
         plugins: s.registry.plugin_rows(),
         instances: s.registry.instance_rows(),
     })
-}
-
-/// Scans the plugins folder now.
-pub(crate) async fn rescan_folder(s: &AppState) -> SyncReport {
-    s.registry
-        .sync(&s.config.plugin_dir, &s.config.config.providers)
-        .await
 }
 
 /// Stops a plugin's instances (calls to them answer 503 until a reload).
@@ -207,19 +198,11 @@ async fn stop(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<StoppedView>, ApiError> {
-    let stopped = stop_plugin(&s, &name).await?;
+    let stopped = s.operator.stop_plugin(&name).await?;
     Ok(Json(StoppedView {
         plugin: name,
         stopped,
     }))
-}
-
-/// Stops the plugin `name`: the instances stopped with it.
-pub(crate) async fn stop_plugin(s: &AppState, name: &str) -> Result<Vec<String>, ApiError> {
-    s.registry
-        .stop_plugin(name)
-        .await
-        .map_err(|e| ApiError::not_found("plugin", &e.to_string()).with_param("name"))
 }
 
 /// Loads a plugin again from its file and restarts its instances.
@@ -230,39 +213,12 @@ async fn reload(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ReloadedView>, ApiError> {
-    reload_plugin(&s, &name).await?;
+    s.operator.reload_plugin(&name).await?;
     Ok(Json(ReloadedView {
         plugin: name,
         plugins: s.registry.plugin_rows(),
         instances: s.registry.instance_rows(),
     }))
-}
-
-/// Loads the plugin `name` again from its file and restarts its instances.
-pub(crate) async fn reload_plugin(s: &AppState, name: &str) -> Result<(), ApiError> {
-    let known = s
-        .registry
-        .plugin_rows()
-        .iter()
-        .any(|r| r.name.as_deref() == Some(name));
-    if !known {
-        return Err(ApiError::not_found(
-            "plugin",
-            &format!("no plugin named '{}' is loaded", name.escape_debug()),
-        )
-        .with_param("name"));
-    }
-    s.registry
-        .reload(name, &s.config.config.providers)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "reload_failed",
-                e.to_string(),
-            )
-        })?;
-    Ok(())
 }
 
 /// The newest outbox work (emails, application webhooks, dunning), by status.
@@ -294,23 +250,11 @@ async fn outbox_retry(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RetriedView>, ApiError> {
-    retry_outbox(&s, &id).await?;
+    s.operator.retry_outbox(&id).await?;
     Ok(Json(RetriedView {
         id,
         status: "pending",
     }))
-}
-
-/// Queues the outbox row `id` to run again now, if it is pending or failed.
-pub(crate) async fn retry_outbox(s: &AppState, id: &str) -> Result<(), ApiError> {
-    let mut unit = crate::store::Unit::new();
-    let stmt = outbox::retry_work(&mut unit, id, s.clock.now_millis());
-    commit_changing(s, unit, stmt, "outbox", || {
-        format!("no pending or failed outbox row '{}'", id.escape_debug())
-    })
-    .await?;
-    s.service.recorder().outbox_wake.ring_all();
-    Ok(())
 }
 
 /// The newest stored webhook deliveries, by status.
@@ -351,44 +295,11 @@ async fn inbox_replay(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ReplayedView>, ApiError> {
-    replay_inbox(&s, &id).await?;
+    s.operator.replay_inbox(&id).await?;
     Ok(Json(ReplayedView {
         id,
         status: "pending",
     }))
-}
-
-/// Queues the stored webhook `id` (inbox id or event id) for processing again now.
-pub(crate) async fn replay_inbox(s: &AppState, id: &str) -> Result<(), ApiError> {
-    let mut unit = crate::store::Unit::new();
-    let stmt = crate::store::inbox::replay_delivery(&mut unit, id, s.clock.now_secs());
-    commit_changing(s, unit, stmt, "inbox", || {
-        format!("no stored webhook '{}'", id.escape_debug())
-    })
-    .await?;
-    s.webhooks.wake();
-    Ok(())
-}
-
-/// Commits `unit`; 404 (`what`, the message `missing` gives) when its statement `stmt`
-/// changed no row.
-async fn commit_changing(
-    s: &AppState,
-    unit: crate::store::Unit,
-    stmt: usize,
-    what: &str,
-    missing: impl FnOnce() -> String,
-) -> Result<(), ApiError> {
-    let changed = s
-        .service
-        .store()
-        .commit(unit)
-        .await
-        .map_err(ServiceError::from)?;
-    if changed.get(stmt).copied().unwrap_or(0) == 0 {
-        return Err(ApiError::not_found(what, &missing()).with_param("id"));
-    }
-    Ok(())
 }
 
 /// The routing table, each provider instance's health as this host sees it (circuit,

@@ -53,7 +53,7 @@ pub async fn record(State(s): State<AppState>, req: Request, next: Next) -> Resp
         .extensions()
         .get::<Actor>()
         .map_or_else(|| "anonymous".to_owned(), |a| a.0.clone());
-    let source = super::source::describe(auth::client(&s, req.extensions(), req.headers()));
+    let source = crate::access::source::describe(auth::client(&s, req.extensions(), req.headers()));
     let target = target_of(&route, req.uri().path());
     let request_id = super::current_request_id();
     let response = next.run(req).await;

@@ -2,20 +2,17 @@
 //! (the config may hold only the digest); the key that matched becomes the request's
 //! [`Caller`]: the tenant it is bound to, if any, and what it may do.
 
-use super::source;
-use super::throttle::{Surface, Verdict};
 use super::ApiError;
+use crate::access::source;
+use crate::access::throttle::{Surface, Verdict};
 use crate::app::AppState;
-use crate::config::{ApiKey, Config, Scope};
+use crate::config::Scope;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-use subtle::ConstantTimeEq;
 
 /// Who is calling: put in the request's extensions by [`require_api_key`].
 #[derive(Debug, Clone)]
@@ -25,85 +22,6 @@ pub struct Caller {
     /// Scopes idempotency keys: per tenant when there is one, else per API key, so the
     /// same `Idempotency-Key` from two tenants never meets.
     pub idempotency_scope: String,
-}
-
-struct Entry {
-    digest: [u8; 32],
-    label: String,
-    tenant: Option<String>,
-    scopes: Vec<Scope>,
-}
-
-/// An admin key, as its digest, and how the audit trail names it.
-pub struct AdminKey {
-    pub digest: [u8; 32],
-    pub label: String,
-}
-
-/// The configured API and admin keys, as digests, and the tenants a request may name.
-pub struct Keyring {
-    keys: Vec<Entry>,
-    admins: Vec<AdminKey>,
-    tenants: BTreeSet<String>,
-}
-
-impl Keyring {
-    pub fn new(config: &Config) -> Self {
-        Self {
-            keys: config
-                .host
-                .api_keys
-                .iter()
-                .enumerate()
-                .map(|(i, k): (usize, &ApiKey)| Entry {
-                    digest: k.digest(),
-                    label: k.label("api_keys", i),
-                    tenant: k.tenant().map(str::to_owned),
-                    scopes: k.scopes(),
-                })
-                .collect(),
-            admins: config
-                .host
-                .admin_keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| AdminKey {
-                    digest: k.digest(),
-                    label: k.label("admin_keys", i),
-                })
-                .collect(),
-            tenants: crate::config::known_tenants(config),
-        }
-    }
-
-    /// The key `given` is, comparing with every key so the time taken does not reveal
-    /// which one matched.
-    fn find(&self, given: &str) -> Option<&Entry> {
-        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-        let mut found = None;
-        for k in &self.keys {
-            if bool::from(k.digest.ct_eq(&digest)) {
-                found = Some(k);
-            }
-        }
-        found
-    }
-
-    /// The admin key `given` is (each compared, in constant time).
-    pub fn admin(&self, given: &str) -> Option<&AdminKey> {
-        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-        let mut found = None;
-        for k in &self.admins {
-            if bool::from(k.digest.ct_eq(&digest)) {
-                found = Some(k);
-            }
-        }
-        found
-    }
-
-    pub fn admins(&self) -> &[AdminKey] {
-        &self.admins
-    }
 }
 
 fn bearer(req: &Request) -> Option<&str> {

@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use utoipa::IntoParams;
 
 /// The id of the request being served (set by the request-id middleware).
@@ -334,25 +334,6 @@ pub fn parse_json<T: Body>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Keys whose first request is still being served, per caller scope.
-#[derive(Default)]
-pub struct Inflight(Mutex<HashSet<(String, String)>>);
-
-struct InflightGuard {
-    set: Arc<Inflight>,
-    key: (String, String),
-}
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        self.set
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
-    }
-}
-
 fn reply_response<T: Serialize>(reply: Reply<T>) -> Response {
     let status = StatusCode::from_u16(reply.status.code()).unwrap_or(StatusCode::OK);
     (status, Json(reply.body)).into_response()
@@ -435,7 +416,7 @@ async fn claim(
     scope: &str,
     key: &str,
     request_hash: &str,
-) -> Result<(Claim, Option<InflightGuard>), ApiError> {
+) -> Result<(Claim, Option<crate::service::inflight::InflightGuard>), ApiError> {
     let store = s.service.store();
     if shared {
         // Claims are about hosts being alive: the system clock, whatever the domain's is.
@@ -452,19 +433,8 @@ async fn claim(
             .map_err(ServiceError::from)?;
         return Ok((found, None));
     }
-    let slot = (scope.to_owned(), key.to_owned());
-    let claimed = s
-        .idempotency
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(slot.clone());
-    if !claimed {
+    let Some(guard) = s.idempotency.claim(scope, key) else {
         return Ok((Claim::InFlight, None));
-    }
-    let guard = InflightGuard {
-        set: s.idempotency.clone(),
-        key: slot,
     };
     let found = match store
         .stored_reply(scope, key)

@@ -124,6 +124,23 @@ fn plugin_status(code: &str) -> (StatusCode, &'static str) {
     }
 }
 
+impl From<crate::operator::OperatorError> for ApiError {
+    fn from(e: crate::operator::OperatorError) -> Self {
+        use crate::operator::OperatorError;
+        match e {
+            OperatorError::NotFound {
+                what,
+                param,
+                message,
+            } => ApiError::not_found(what, &message).with_param(param),
+            OperatorError::ReloadFailed(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "reload_failed", message)
+            }
+            OperatorError::Store(e) => ServiceError::from(e).into(),
+        }
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {

@@ -10,12 +10,10 @@ mod call;
 mod error;
 pub mod openapi;
 pub mod server;
-pub mod source;
-pub mod throttle;
 mod v1;
 mod webhook;
 
-pub use call::{parse_json, Inflight, RequestId};
+pub use call::{parse_json, RequestId};
 pub use error::ApiError;
 
 /// The id of the request being served (empty outside one).
@@ -64,13 +62,15 @@ pub fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .split_for_parts()
 }
 
-/// The whole router; tests drive it directly or over a socket.
-pub fn app(state: AppState) -> Router {
+/// The whole router: the documented routes, the reference page and `pages` (the
+/// console's, given by the caller: the HTTP layer does not know the console, which sits
+/// beside it), under one set of layers (error bodies, body limits, metrics, detached tasks).
+pub fn app(state: AppState, pages: Router<AppState>) -> Router {
     let (router, api) = documented(&state);
     let doc = openapi::finish(api, &state.config);
     router
         .merge(openapi::reference_page(doc))
-        .merge(crate::console::routes(&state))
+        .merge(pages)
         .fallback(|| async { ApiError::not_found("route", "no such route") })
         .layer(middleware::map_response(error_bodies))
         // `read_body` applies each route's limit before any extractor runs.

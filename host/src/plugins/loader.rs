@@ -9,6 +9,7 @@
 
 use super::trust::{self, Policy, Trust};
 use crate::events::ErrorType;
+use crate::locks::Locked;
 use payhost_plugin_api::abi_stable::abi_stability::abi_checking::{
     check_layout_compatibility, AbiInstability, AbiInstabilityErrors, ExpectedFound,
 };
@@ -223,19 +224,12 @@ pub fn load(file: &Path, private_dir: &Path, policy: &Policy) -> Result<Loaded, 
         let _ = std::fs::copy(swap, file);
     }
     let digest = trust.digest;
-    let known = mapped()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&digest)
-        .copied();
+    let known = mapped().locked().get(&digest).copied();
     let root = match known {
         Some(root) => root,
         None => {
             let root = map_copy(file, private_dir, &bytes).map_err(|(t, r)| err(t, r))?;
-            mapped()
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(digest, root);
+            mapped().locked().insert(digest, root);
             root
         }
     };

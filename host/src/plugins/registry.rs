@@ -8,6 +8,7 @@ use super::services::{within_call, InstanceServices, ReportSink};
 use crate::clock::Clock;
 use crate::config::ProviderConfig;
 use crate::events::{Dispatcher, ErrorType, Event, LifecycleEvent, StopReason};
+use crate::locks::Locked;
 use payhost_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use payhost_plugin_api::abi_stable::std_types::{RResult, RSlice, RStr, RVec};
 use payhost_plugin_api::ffi::{self, decode_error, HostFfi, HostFfi_TO, ProviderBox};
@@ -276,7 +277,7 @@ impl Registry {
     }
 
     pub(super) fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.locked()
     }
 
     pub fn dispatcher(&self) -> &Arc<Dispatcher> {

@@ -5,6 +5,7 @@
 
 use crate::clock::Clock;
 use crate::events::{Dispatcher, DomainEvent, Event};
+use crate::locks::{Locked, ReadWriteLocked};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -110,15 +111,11 @@ impl ReportSink {
     }
 
     pub fn set(&self, handler: ReportHandler) {
-        *self.handler.write().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+        *self.handler.write_locked() = Some(handler);
     }
 
     pub fn report(&self, instance: &str, report: DomainEventReport) {
-        let handler = self
-            .handler
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let handler = self.handler.read_locked().clone();
         match handler {
             Some(h) => h(instance, report),
             None => self
@@ -331,7 +328,7 @@ impl InstanceServices {
 
     fn cache_get(&self, key: &str) -> Option<String> {
         let now = self.clock.now_millis();
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.cache.locked();
         match cache.get(key) {
             Some((v, exp)) if *exp == 0 || *exp > now => Some(v.clone()),
             Some(_) => {
@@ -349,7 +346,7 @@ impl InstanceServices {
         } else {
             self.clock.now_millis().saturating_add(ttl_ms)
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.cache.locked();
         // A bounded cache: a plugin storing per-event values cannot grow the host forever.
         if cache.len() >= 1024 && !cache.contains_key(&entry.key) {
             cache.clear();

@@ -9,6 +9,7 @@
 
 use crate::config::BreakerSection;
 use crate::events::{Dispatcher, Event, LifecycleEvent};
+use crate::locks::Locked;
 use crate::plugins::CallError;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -141,7 +142,7 @@ impl Health {
     }
 
     fn breakers(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Breaker>> {
-        self.breakers.lock().unwrap_or_else(|p| p.into_inner())
+        self.breakers.locked()
     }
 
     fn now_ms() -> i64 {

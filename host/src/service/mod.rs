@@ -10,6 +10,7 @@ mod attempts;
 pub use attempts::resume_mark;
 pub mod customers;
 mod events;
+pub mod inflight;
 pub mod invoices;
 pub mod payments;
 pub mod refunds;

@@ -6,6 +6,7 @@
 
 use super::writer::Arg;
 use super::StoreError;
+use crate::locks::Locked;
 use rusqlite::types::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -122,7 +123,7 @@ impl Readers {
 
     /// The first row `sql` answers with `args`, or none.
     pub(super) fn one(&self, sql: &str, args: &[Arg]) -> Result<Option<LiteRow>, StoreError> {
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let taken = self.idle.locked().pop();
         let conn = match taken {
             Some(conn) => conn,
             None => open(&self.file, self.pragmas)
@@ -131,7 +132,7 @@ impl Readers {
         let row = read_one(&conn, sql, args);
         // A connection that met an outage is dropped; the next read opens a fresh one.
         if !matches!(&row, Err(e) if e.is_unavailable()) {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = self.idle.locked();
             if idle.len() < IDLE_READERS {
                 idle.push(conn);
             }

@@ -8,6 +8,7 @@
 //!
 //! The state is this host's, in memory: several hosts each throttle what reaches them.
 
+use crate::locks::Locked;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -118,7 +119,7 @@ impl Throttle {
         if self.blocked.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sources = self.sources.locked();
         let s = sources.get_mut(&ip)?;
         let until = s.blocked_until?;
         if until > now {
@@ -137,7 +138,7 @@ impl Throttle {
         let Some(ip) = ip.map(key) else {
             return Verdict::Slowed(Duration::ZERO);
         };
-        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sources = self.sources.locked();
         if sources.len() >= MAX_SOURCES && !sources.contains_key(&ip) {
             self.forget_quiet(&mut sources, now);
         }
@@ -187,12 +188,7 @@ impl Throttle {
     /// A right key from `ip`: its failures are forgiven (not its refusals' doubling).
     pub fn succeeded(&self, ip: Option<IpAddr>) {
         let Some(ip) = ip.map(key) else { return };
-        if let Some(s) = self
-            .sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&ip)
-        {
+        if let Some(s) = self.sources.locked().get_mut(&ip) {
             s.failures = 0;
         }
     }

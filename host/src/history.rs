@@ -3,6 +3,7 @@
 //! calls, and the webhook backlog sampled every few seconds. Fixed memory: 60 minutes of
 //! buckets per instance.
 
+use crate::locks::Locked;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -95,7 +96,7 @@ pub struct Snapshot {
 impl History {
     fn with_minute(&self, now_secs: i64, f: impl FnOnce(&mut Minute)) {
         let at = now_secs.div_euclid(60);
-        let mut minutes = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut minutes = self.minutes.locked();
         if minutes.back().is_none_or(|m| m.at < at) {
             minutes.push_back(Minute::new(at));
         }
@@ -134,11 +135,7 @@ impl History {
 
     pub fn snapshot(&self, now_secs: i64) -> Snapshot {
         let now = now_secs.div_euclid(60);
-        let minutes = self
-            .minutes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let minutes = self.minutes.locked().clone();
         let slot = |at: i64| -> Option<usize> {
             let back = now - at;
             (0..MINUTES as i64)
