@@ -52,10 +52,16 @@ test:
 	grep -v ' INFO ' $(TARGET)/schemathesis.log | tail -60; \
 	grep -v ' INFO ' $(TARGET)/clients.log | tail -60; \
 	echo "cargo test: exit $$tests; schemathesis: exit $$api (full log: $(TARGET)/schemathesis.log); generated clients: exit $$clients (full log: $(TARGET)/clients.log)"; \
-	if [ -s "$$PAYHOST_SKIP_LOG" ]; then \
-	  echo "!!! $$(wc -l < $$PAYHOST_SKIP_LOG) tests SKIPPED (they did not run; CI runs them all):"; \
-	  sort $$PAYHOST_SKIP_LOG | uniq -c; \
-	else echo "skipped: none (every PostgreSQL and browser test ran)"; fi; \
+	touch $$PAYHOST_SKIP_LOG; \
+	for kind in PostgreSQL browser minisign tmpfs; do \
+	  printf '%s tests: %s ran, %s skipped\n' $$kind \
+	    "$$(grep -c "^RAN: $$kind:" $$PAYHOST_SKIP_LOG)" \
+	    "$$(grep -c "^SKIPPED: $$kind:" $$PAYHOST_SKIP_LOG)"; \
+	done; \
+	if grep -q '^SKIPPED' $$PAYHOST_SKIP_LOG; then \
+	  echo "!!! $$(grep -c '^SKIPPED' $$PAYHOST_SKIP_LOG) tests SKIPPED (they did not run; CI runs them all):"; \
+	  grep '^SKIPPED' $$PAYHOST_SKIP_LOG | sort | uniq -c; \
+	else echo "skipped: none (every PostgreSQL, browser, minisign and tmpfs test ran)"; fi; \
 	[ $$tests -eq 0 ] && [ $$api -eq 0 ] && [ $$clients -eq 0 ]
 
 ## dist: target/dist/payhost-<version>-<arch>-linux.tar.gz: the release binary, the plugins,

@@ -61,6 +61,7 @@ impl TestDb {
             return None;
         };
         sqlx::any::install_default_drivers();
+        crate::ran("PostgreSQL", test);
         let name = format!(
             "payhost_{}_{}_{}",
             test,

@@ -498,6 +498,7 @@ fn an_operator_works_the_console_in_chromium() {
         );
         return;
     };
+    payhost_tests::ran("browser", "the console's browser test");
     let s = scratch();
     let host = s.serve();
     let api = Api::new(&host.addr, API_KEY);

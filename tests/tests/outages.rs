@@ -464,7 +464,10 @@ impl SmallDisk {
             .arg(dir)
             .output();
         match out {
-            Ok(o) if o.status.success() => Some(Self(dir.to_owned())),
+            Ok(o) if o.status.success() => {
+                ran("tmpfs", "the full-disk test");
+                Some(Self(dir.to_owned()))
+            }
             Ok(o) => {
                 skipped(
                     "the full-disk test",

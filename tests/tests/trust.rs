@@ -364,6 +364,7 @@ fn a_signature_made_by_minisign_itself_loads() {
         );
         return;
     };
+    payhost_tests::ran("minisign", "the minisign interoperability test");
     let s = scratch(None, "require_signature = true\n");
     let secret = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/trusted-2026.key");
     let out = std::process::Command::new(minisign)

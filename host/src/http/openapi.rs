@@ -563,6 +563,7 @@ pub fn finish(api: OpenApi, config: &Loaded) -> Value {
         }
     }
     distribute_composed(&mut doc);
+    reference_list_items(&mut doc);
     for l in links() {
         let Some(op) = find_operation(&mut doc, l.source) else {
             tracing::error!(
@@ -653,6 +654,30 @@ fn distribute_composed(doc: &mut Value) {
     if let Some(out) = doc["components"]["schemas"].as_object_mut() {
         out.extend(rewritten);
         out.extend(added);
+    }
+}
+
+/// A page (`List_PaymentView`) names its items' schema instead of a copy of it: utoipa
+/// writes the generic's parameter out inline, and client generators then make a second
+/// class (`ListPaymentViewDataItem`) beside `PaymentView` for the same object.
+fn reference_list_items(doc: &mut Value) {
+    let Some(schemas) = doc["components"]["schemas"].as_object_mut() else {
+        return;
+    };
+    let names: Vec<String> = schemas.keys().cloned().collect();
+    for name in &names {
+        let Some(item) = name.strip_prefix("List_") else {
+            continue;
+        };
+        if !schemas.contains_key(item) {
+            continue;
+        }
+        if let Some(items) = schemas
+            .get_mut(name)
+            .and_then(|l| l.pointer_mut("/properties/data/items"))
+        {
+            *items = json!({"$ref": format!("#/components/schemas/{item}")});
+        }
     }
 }
 

@@ -720,6 +720,20 @@ impl RowExt for AnyRow {
 /// loudly) when no server is configured.
 #[cfg(test)]
 pub(crate) async fn test_postgres(prefix: &str) -> Option<(String, AnyConnection, String)> {
+    use std::io::Write;
+    // Counted by `make test` (tests/src/lib.rs `ran` and `skipped` do the same for the
+    // end-to-end tests).
+    let log = |line: &str| {
+        if let Some(log) = std::env::var_os("PAYHOST_SKIP_LOG") {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+            {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    };
     let url = match std::env::var("PAYHOST_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => url,
         _ => {
@@ -727,25 +741,16 @@ pub(crate) async fn test_postgres(prefix: &str) -> Option<(String, AnyConnection
                 std::env::var_os("PAYHOST_REQUIRE_POSTGRES").is_none(),
                 "PAYHOST_REQUIRE_POSTGRES is set but PAYHOST_TEST_POSTGRES names no server"
             );
-            // Past libtest's capture, and counted by `make test` (tests/src/lib.rs
-            // `skipped` does the same for the end-to-end tests).
-            use std::io::Write;
+            // Past libtest's capture too.
             let line = format!(
-                "SKIPPED: PostgreSQL store test '{prefix}': PAYHOST_TEST_POSTGRES names no server\n"
+                "SKIPPED: PostgreSQL: store test '{prefix}': PAYHOST_TEST_POSTGRES names no server\n"
             );
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
-            if let Some(log) = std::env::var_os("PAYHOST_SKIP_LOG") {
-                if let Ok(mut f) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                {
-                    let _ = f.write_all(line.as_bytes());
-                }
-            }
+            log(&line);
             return None;
         }
     };
+    log(&format!("RAN: PostgreSQL: store test '{prefix}'\n"));
     sqlx::any::install_default_drivers();
     let admin = AnyConnection::connect(&url).await.unwrap();
     let name = format!("{prefix}_{}_{}", std::process::id(), rand::random::<u32>());
