@@ -1,4 +1,5 @@
-//! Whether a key could be guessed, and new keys nobody can guess.
+//! The API and admin keys as the config gives them (text, a SHA-256, a table with a name,
+//! tenant and scopes), whether a key could be guessed, and new keys nobody can guess.
 //!
 //! A bearer key is as strong as the guesses it takes. Beyond loopback, a key given as text
 //! (not as its SHA-256) must carry at least [`MIN_BITS`], estimated as its length times the
@@ -6,7 +7,9 @@
 //! common word to shrink the search. The estimate is generous to humans' keys and exact for
 //! generated ones: `payhost keys generate` makes 32 random base62 characters (190 bits).
 
+use super::providers::Redacted;
 use rand::Rng;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// What a key must carry beyond loopback.
@@ -159,6 +162,138 @@ mod tests {
             "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         ] {
             assert_eq!(weakness(key), None, "{key}");
+        }
+    }
+}
+
+/// One entry of `host.api_keys`: a plain key, or a table.
+#[derive(Clone)]
+pub enum ApiKey {
+    Plain(String),
+    Table(ApiKeyTable),
+}
+
+/// `{ name, key | sha256, tenant, scopes }`: several may be valid at once (rotation).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyTable {
+    /// Named in logs and errors instead of the key.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The key itself (use `${VAR}`), or...
+    #[serde(default)]
+    pub key: Option<String>,
+    /// ...its SHA-256 in hex (`printf %s "$KEY" | sha256sum`), so the config holds no key.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The only tenant the key acts for; its requests see only that tenant's records.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// `read` (GET) and/or `write` (POST, DELETE); both when not given.
+    #[serde(default)]
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(ApiKey::Plain(s)),
+            t @ toml::Value::Table(_) => ApiKeyTable::deserialize(t)
+                .map(ApiKey::Table)
+                .map_err(|e| D::Error::custom(format!("host.api_keys: {}", e.message()))),
+            _ => Err(D::Error::custom(
+                "host.api_keys: each key is a string, or a table { name, key or sha256, \
+                 tenant, scopes }",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiKey::Plain(_) => f.write_str("[redacted]"),
+            ApiKey::Table(t) => f
+                .debug_struct("ApiKey")
+                .field("name", &t.name)
+                .field("key", &t.key.as_ref().map(|_| Redacted))
+                .field("sha256", &t.sha256.as_ref().map(|_| Redacted))
+                .field("tenant", &t.tenant)
+                .field("scopes", &t.scopes)
+                .finish(),
+        }
+    }
+}
+
+impl ApiKey {
+    /// The SHA-256 of the key (hex digests are checked by [`validate`]; one that is not
+    /// hex gives a digest nothing hashes to).
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        match self {
+            ApiKey::Plain(k) | ApiKey::Table(ApiKeyTable { key: Some(k), .. }) => {
+                sha2::Sha256::digest(k.as_bytes()).into()
+            }
+            ApiKey::Table(t) => {
+                let mut out = [0u8; 32];
+                let hex = t.sha256.as_deref().unwrap_or_default();
+                match hex::decode_to_slice(hex, &mut out) {
+                    Ok(()) => out,
+                    Err(_) => [0xff; 32],
+                }
+            }
+        }
+    }
+
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            ApiKey::Plain(_) => None,
+            ApiKey::Table(t) => t.tenant.as_deref(),
+        }
+    }
+
+    /// The scopes the key holds.
+    pub fn scopes(&self) -> Vec<Scope> {
+        match self {
+            ApiKey::Table(ApiKeyTable {
+                scopes: Some(s), ..
+            }) => s.clone(),
+            _ => vec![Scope::Read, Scope::Write],
+        }
+    }
+
+    /// How logs, errors and the audit trail name the key: its name, else its place in
+    /// `list` (`api_keys`, `admin_keys`).
+    pub fn label(&self, list: &str, index: usize) -> String {
+        match self {
+            ApiKey::Table(ApiKeyTable { name: Some(n), .. }) => n.clone(),
+            _ => format!("host.{list}[{index}]"),
+        }
+    }
+
+    /// The key itself, when the config holds it (not only its digest).
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            ApiKey::Plain(k) | ApiKey::Table(ApiKeyTable { key: Some(k), .. }) => Some(k),
+            ApiKey::Table(_) => None,
         }
     }
 }

@@ -1,0 +1,148 @@
+//! The smaller sections: `[retention]`, `[dunning]`, `[email]` and
+//! `[[webhook_endpoints]]`, with their defaults. Secrets among them never show in `Debug`.
+
+use super::providers::Redacted;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// How long payhost keeps what it no longer needs. Nothing still needed is touched:
+/// pending or failed inbox and outbox rows stay, events stay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Stored answers to `Idempotency-Key` requests (they can hold client secrets).
+    #[serde(default = "default_idempotency_hours")]
+    pub idempotency_hours: u32,
+    /// Processed webhooks keep their row (a late redelivery is still a duplicate) but their
+    /// payload (personal data) is cleared after this many days.
+    #[serde(default = "default_retention_days")]
+    pub inbox_payload_days: u32,
+    /// Outbox rows done are deleted after this many days.
+    #[serde(default = "default_retention_days")]
+    pub outbox_days: u32,
+    /// `.eml` files of the file transport are deleted after this many days.
+    #[serde(default = "default_retention_days")]
+    pub mail_days: u32,
+    /// How often the sweeper runs (it also runs at start).
+    #[serde(default = "default_sweep_minutes")]
+    pub sweep_every_minutes: u32,
+    /// Rows of the audit trail are kept this many days (a year by default; assessors such
+    /// as PCI DSS ask for one), then removed by a sweep of their own that the trail records.
+    #[serde(default = "default_audit_days")]
+    pub audit_days: u32,
+}
+
+fn default_audit_days() -> u32 {
+    365
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        Self {
+            idempotency_hours: default_idempotency_hours(),
+            inbox_payload_days: default_retention_days(),
+            outbox_days: default_retention_days(),
+            mail_days: default_retention_days(),
+            sweep_every_minutes: default_sweep_minutes(),
+            audit_days: default_audit_days(),
+        }
+    }
+}
+
+fn default_idempotency_hours() -> u32 {
+    24
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+
+fn default_sweep_minutes() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DunningSection {
+    /// Days after a failed payment when it is attempted again; empty turns dunning off.
+    #[serde(default = "default_retry_days")]
+    pub retry_days: Vec<u32>,
+}
+
+impl Default for DunningSection {
+    fn default() -> Self {
+        Self {
+            retry_days: default_retry_days(),
+        }
+    }
+}
+
+fn default_retry_days() -> Vec<u32> {
+    vec![1, 3, 5]
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSection {
+    /// `file` (default: `.eml` files in `dir`, nothing to install) or `smtp`.
+    #[serde(default = "default_email_transport")]
+    pub transport: String,
+    /// Folder for the file transport, relative to the config file (default: `mail` in the
+    /// data folder).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    #[serde(default = "default_mail_from")]
+    pub from: String,
+    /// `smtp://host:port` or `smtps://user:password@host` for the smtp transport.
+    #[serde(default)]
+    pub smtp_url: Option<String>,
+}
+
+impl Default for EmailSection {
+    fn default() -> Self {
+        Self {
+            transport: default_email_transport(),
+            dir: None,
+            from: default_mail_from(),
+            smtp_url: None,
+        }
+    }
+}
+
+fn default_email_transport() -> String {
+    "file".into()
+}
+
+fn default_mail_from() -> String {
+    "payhost <billing@payhost.invalid>".into()
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    pub name: String,
+    pub url: String,
+    /// Signs every delivery (`Payhost-Signature: t=..,v1=..`).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for EmailSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSection")
+            .field("transport", &self.transport)
+            .field("dir", &self.dir)
+            .field("from", &self.from)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| Redacted))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for WebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpoint")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &Redacted)
+            .finish()
+    }
+}
