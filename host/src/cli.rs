@@ -645,22 +645,36 @@ fn sign(secret_key: &Path, files: &[PathBuf]) -> anyhow::Result<i32> {
     let key = std::fs::read_to_string(secret_key)
         .with_context(|| format!("cannot read {}", secret_key.display()))?;
     let scratch = tempfile::Builder::new().prefix("payhost-sign-").tempdir()?;
+    let bare = scratch.path().join("unsigned");
+    std::fs::create_dir(&bare)?;
     let mut failed = 0;
     for file in files {
-        let outcome = loader::load(
-            file,
-            scratch.path(),
-            &crate::plugins::trust::Policy::default(),
-        )
-        .map_err(|e| e.reason)
-        .and_then(|l| {
-            let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
-            let comment = format!("plugin={} version={}", l.manifest.name, l.manifest.version);
-            let text = crate::plugins::trust::sign(&key, &bytes, &comment)?;
-            let out = crate::plugins::trust::signature_file(file);
-            std::fs::write(&out, text).map_err(|e| e.to_string())?;
-            Ok((out, comment))
-        });
+        // The manifest is read from a copy with no signature beside it: the one being
+        // replaced (made with another key, or this key for other bytes) is not checked.
+        let outcome = std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                let copy = bare.join(
+                    file.file_name()
+                        .unwrap_or(std::ffi::OsStr::new("plugin.so")),
+                );
+                std::fs::write(&copy, &bytes).map_err(|e| e.to_string())?;
+                let l = loader::load(
+                    &copy,
+                    scratch.path(),
+                    &crate::plugins::trust::Policy::default(),
+                )
+                .map_err(|e| e.reason)?;
+                std::fs::remove_file(&copy).map_err(|e| e.to_string())?;
+                Ok((l, bytes))
+            })
+            .and_then(|(l, bytes)| {
+                let comment = format!("plugin={} version={}", l.manifest.name, l.manifest.version);
+                let text = crate::plugins::trust::sign(&key, &bytes, &comment)?;
+                let out = crate::plugins::trust::signature_file(file);
+                std::fs::write(&out, text).map_err(|e| e.to_string())?;
+                Ok((out, comment))
+            });
         match outcome {
             Ok((out, comment)) => {
                 println!("signed {} ({comment}): {}", file.display(), out.display())

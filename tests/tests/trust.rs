@@ -383,3 +383,38 @@ fn a_signature_made_by_minisign_itself_loads() {
     let host = s.serve();
     assert_eq!(rows(&host).0.unwrap()["trust"], "signed (trusted-2026)");
 }
+
+/// `payhost plugins sign` over a library already signed — by the development key, as
+/// `make build` leaves it, then with another key — signs it again: a second `make build`
+/// (or `make run` after `make build`) failed here, because reading the library's manifest
+/// checked the old signature against no trusted key. The new signature is the one loaded.
+#[test]
+fn signing_a_library_signed_before_signs_it_again() {
+    let s = scratch(None, "require_signature = true\n");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let sign_with = |key: &Path| {
+        let out = std::process::Command::new(payhost_bin())
+            .args(["plugins", "sign", "--secret-key"])
+            .arg(key)
+            .arg(lib(&s))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let dev = root.join("deploy/dev/dev-plugin-signing.key");
+    let (code, out) = sign_with(&dev);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = sign_with(&dev);
+    assert_eq!(code, Some(0), "signed again with the same key: {out}");
+    let (code, out) = sign_with(&root.join("tests/fixtures/keys/trusted-2026.key"));
+    assert_eq!(code, Some(0), "signed again with another key: {out}");
+    let host = s.serve();
+    let (running, refused) = rows(&host);
+    assert!(refused.is_none(), "{refused:?}");
+    let running = running.expect("the signed mock loads");
+    assert_eq!(running["trust"], "signed (trusted-2026)", "{running}");
+}
