@@ -944,6 +944,20 @@ pub async fn subscription(State(s): State<AppState>, v: View, Path(id): Path<Str
     }
 }
 
+/// The `before` cursor of a page ordered by seq (`whose`: "an event's", "a row's"), or the
+/// refusal of one that is not a number.
+fn seq_before(q: &HashMap<String, String>, whose: &str) -> Result<Option<i64>, ApiError> {
+    given(q, "before")
+        .map(|b| b.parse::<i64>())
+        .transpose()
+        .map_err(|_| {
+            ApiError::invalid(
+                Some("before".into()),
+                format!("before must be {whose} seq (a number)"),
+            )
+        })
+}
+
 pub async fn events(
     State(s): State<AppState>,
     v: View,
@@ -951,20 +965,9 @@ pub async fn events(
 ) -> Page {
     let kind = given(&q, "type");
     let object = given(&q, "object_id");
-    let before = match given(&q, "before").map(|b| b.parse::<i64>()) {
-        None => None,
-        Some(Ok(b)) => Some(b),
-        Some(Err(_)) => {
-            return failed(
-                &v,
-                "Events",
-                "events",
-                ApiError::invalid(
-                    Some("before".into()),
-                    "before must be an event's seq (a number)",
-                ),
-            )
-        }
+    let before = match seq_before(&q, "an event's") {
+        Ok(b) => b,
+        Err(e) => return failed(&v, "Events", "events", e),
     };
     let rows = match s
         .service
@@ -1013,20 +1016,9 @@ pub async fn audit(
     v: View,
     Query(q): Query<HashMap<String, String>>,
 ) -> Page {
-    let before = match given(&q, "before").map(|b| b.parse::<i64>()) {
-        None => None,
-        Some(Ok(b)) => Some(b),
-        Some(Err(_)) => {
-            return failed(
-                &v,
-                "Audit",
-                "audit",
-                ApiError::invalid(
-                    Some("before".into()),
-                    "before must be a row's seq (a number)",
-                ),
-            )
-        }
+    let before = match seq_before(&q, "a row's") {
+        Ok(b) => b,
+        Err(e) => return failed(&v, "Audit", "audit", e),
     };
     let filter = crate::store::audit::AuditQuery {
         actor: given(&q, "actor"),
