@@ -147,11 +147,26 @@ fn parse_unchecked(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
+    let value = read_toml(file, text, env)?;
+    finish(value, env).map_err(|e| ConfigError::Invalid {
         file: file.to_owned(),
-        message,
-    };
-    let mut value: toml::Value = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        message: e.message().to_owned(),
+    })
+}
+
+/// `text` (of `file`) parsed as TOML, every `${VAR}` / `${VAR:-default}` expanded.
+///
+/// # Errors
+/// [`ConfigError`] for TOML syntax, or naming the key of a variable that is not set.
+pub(super) fn read_toml(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<toml::Value, ConfigError> {
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })?;
     interpolate(
         &mut value,
         "",
@@ -164,7 +179,7 @@ fn parse_unchecked(
         },
         env,
     )?;
-    finish(value, env).map_err(|e| invalid(e.message().to_owned()))
+    Ok(value)
 }
 
 /// The config made of a parsed and interpolated file, with the environment's overrides.
@@ -197,7 +212,7 @@ fn validate(file: &Path, c: &Config) -> Result<(), ConfigError> {
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string value.
-pub(super) fn interpolate(
+fn interpolate(
     v: &mut toml::Value,
     path: &str,
     unset: &dyn Fn(&str, &str) -> ConfigError,

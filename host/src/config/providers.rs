@@ -3,7 +3,7 @@
 //! `Debug`: it may be a secret) — and the same for one instance in a file of its own
 //! (`payhost plugins conformance --config`).
 
-use super::load::interpolate;
+use super::load::read_toml;
 use super::ConfigError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -138,24 +138,12 @@ pub fn load_instance(file: &Path) -> Result<InstanceFile, ConfigError> {
         file: file.to_owned(),
         source,
     })?;
-    let invalid = |message: String| ConfigError::Invalid {
-        file: file.to_owned(),
-        message,
-    };
-    let mut value: toml::Value = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    interpolate(
-        &mut value,
-        "",
-        &|key, var| ConfigError::Key {
-            file: file.to_owned(),
-            key: key.to_owned(),
-            expected: format!("environment variable '{var}' is not set"),
-        },
-        &|name| std::env::var(name).ok(),
-    )?;
-    value
+    read_toml(file, &text, &|name| std::env::var(name).ok())?
         .try_into()
-        .map_err(|e: toml::de::Error| invalid(e.message().to_owned()))
+        .map_err(|e: toml::de::Error| ConfigError::Invalid {
+            file: file.to_owned(),
+            message: e.message().to_owned(),
+        })
 }
 
 fn config_json(config: &BTreeMap<String, ConfigValue>) -> serde_json::Value {
