@@ -161,6 +161,16 @@ pub fn raw_call<P: Provider>(
 /// ```
 ///
 /// Never build a plugin with `panic = "abort"`: a panic would end the host process.
+///
+/// Why not abi_stable's own `#[export_root_module]`: that attribute expands to paths into
+/// `::abi_stable`, so every plugin crate would have to depend on abi_stable itself, while
+/// plugin authors build against the kit alone. This macro writes out what the attribute
+/// generates — the library header under abi_stable's symbol name, built from the root
+/// module's constructor with its layout checked at load — through the contract's
+/// `__private` re-exports. That is why abi_stable is pinned exactly (`=0.11.3`, workspace
+/// Cargo.toml): an upgrade must be checked against this expansion. The tests below fail
+/// when the symbol name drifts from abi_stable's, and every end-to-end test loads plugins
+/// exported this way.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
@@ -185,4 +195,23 @@ macro_rules! export_plugin {
             }
         };
     };
+}
+
+#[cfg(test)]
+mod pin_tests {
+    /// The static `export_plugin!` defines is the symbol abi_stable's loader looks up: the
+    /// name written in the macro is abi_stable's own constant (an upgrade that changes it
+    /// fails here, not when a host cannot find the plugin's header).
+    #[test]
+    fn the_exported_symbol_is_abi_stables_root_module_loader() {
+        assert_eq!(
+            crate::api::abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+        let macro_text = include_str!("export.rs");
+        assert!(macro_text.contains(&format!(
+            "pub static {}:",
+            crate::api::abi_stable::library::ROOT_MODULE_LOADER_NAME
+        )));
+    }
 }
