@@ -3,11 +3,13 @@
 //! Reads go through a pool; every write goes through the group-commit [`Writer`]. On
 //! SQLite, the writer and reads of one row by key use payhost's own connections on the
 //! calling thread (`lite`), without a hop to sqlx's worker thread.
-//! Migrations are per backend and applied at start.
+//! Migrations are per backend and applied at start (`migrations`); what a call can fail
+//! with, and which failures are outages, is in `error`.
 
 pub mod attempts;
 pub mod audit;
 pub mod customers;
+mod error;
 pub mod events;
 pub mod idempotency;
 mod ids;
@@ -15,6 +17,7 @@ pub mod inbox;
 pub mod invoices;
 mod leases;
 mod lite;
+mod migrations;
 pub mod outbox;
 mod page;
 pub mod payments;
@@ -25,11 +28,13 @@ mod writer;
 
 pub use attempts::AttemptRow;
 pub use customers::{CustomerQuery, CustomerRow, PaymentMethodRow};
+pub use error::StoreError;
 pub use events::{EventQuery, EventRow, NewEvent};
 pub use idempotency::{Claim, StoredReply};
 pub use ids::Record;
 pub use inbox::{InboxRow, NewDelivery};
 pub use invoices::{InvoiceQuery, InvoiceRow};
+use migrations::migrate;
 pub use outbox::{DunningRow, Lane, OutboxRow, QueueStats, WorkRow};
 pub use page::{Listed, Order, Page};
 pub use payments::{PaymentQuery, PaymentRow};
@@ -43,109 +48,6 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row as 
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Database(sqlx::Error),
-    /// The database cannot be reached or cannot take writes right now (a restart, terminated
-    /// connections, a failover, SQLite busy past its timeout, a read-only or full disk).
-    /// Nothing of the failed unit was applied, or, when the connection was lost while
-    /// committing, its outcome is unknown; either way the caller may retry.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    #[error("database: {0}")]
-    Batch(String),
-    /// A statement SQLite refused (on the writer's own connection).
-    #[error("database: {0}")]
-    Statement(String),
-    #[error("database_url: {0}")]
-    Url(String),
-    #[error("migration {version}: {error}")]
-    Migrate { version: i64, error: String },
-    #[error("the database writer has stopped")]
-    Closed,
-    /// A list's cursor names no row of that list.
-    #[error("no such object: '{id}'")]
-    UnknownCursor { param: &'static str, id: String },
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        if is_outage(&e) {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Database(e)
-        }
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN: as for sqlx's errors (is_outage).
-        let outage = matches!(
-            &e,
-            rusqlite::Error::SqliteFailure(f, _) if matches!(f.extended_code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
-        );
-        if outage {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Statement(e.to_string())
-        }
-    }
-}
-
-impl StoreError {
-    /// An outage rather than a refusal of this statement: worth retrying later.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Closed)
-    }
-
-    /// PostgreSQL aborted the transaction because of concurrent ones (a deadlock victim,
-    /// 40P01, or a serialization failure, 40001): applying it again is expected to work.
-    pub fn is_conflict(&self) -> bool {
-        let StoreError::Database(sqlx::Error::Database(db)) = self else {
-            return false;
-        };
-        db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-            .is_some_and(|pg| matches!(pg.code(), "40P01" | "40001"))
-    }
-}
-
-/// Whether an error says the database is away (the connection, the server or the disk),
-/// not that the statement was wrong.
-fn is_outage(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                // Connection exceptions (08), insufficient resources (53: disk full, out of
-                // memory, too many connections), operator intervention (57P: terminated by
-                // an administrator, crash, shutting down, cannot connect now), read-only
-                // transaction on a standby after a failover (25006).
-                let code = pg.code();
-                code.starts_with("08")
-                    || code.starts_with("53")
-                    || code.starts_with("57P")
-                    || code == "25006"
-            } else if let Some(lite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
-                // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN (primary result codes).
-                let code: i64 = sqlx::error::DatabaseError::code(lite)
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
-            } else {
-                false
-            }
-        }
-        _ => false,
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -161,101 +63,6 @@ impl Backend {
         }
     }
 }
-
-/// One migration of the schema, in each backend's SQL (embedded in the binary).
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
-}
-
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sqlite: concat!(
-            include_str!("../../migrations/common.sql"),
-            include_str!("../../migrations/sqlite/0001_init.sql")
-        ),
-        postgres: concat!(
-            include_str!("../../migrations/common.sql"),
-            include_str!("../../migrations/postgres/0001_init.sql")
-        ),
-    },
-    Migration {
-        version: 2,
-        name: "webhooks",
-        sqlite: include_str!("../../migrations/0002_webhooks.sql"),
-        postgres: include_str!("../../migrations/0002_webhooks.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "outbox",
-        sqlite: include_str!("../../migrations/0003_outbox.sql"),
-        postgres: include_str!("../../migrations/0003_outbox.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "dunning",
-        sqlite: include_str!("../../migrations/0004_dunning.sql"),
-        postgres: include_str!("../../migrations/0004_dunning.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "contract 2.1",
-        sqlite: include_str!("../../migrations/0005_contract_2_1.sql"),
-        postgres: include_str!("../../migrations/0005_contract_2_1.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "lists",
-        sqlite: include_str!("../../migrations/0006_lists.sql"),
-        postgres: include_str!("../../migrations/0006_lists.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "outbox lanes",
-        sqlite: include_str!("../../migrations/0007_outbox_lanes.sql"),
-        postgres: include_str!("../../migrations/0007_outbox_lanes.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "leases",
-        sqlite: include_str!("../../migrations/0008_leases.sql"),
-        postgres: include_str!("../../migrations/0008_leases.sql"),
-    },
-    Migration {
-        version: 9,
-        name: "idempotency claims",
-        sqlite: include_str!("../../migrations/0009_idempotency_claims.sql"),
-        postgres: include_str!("../../migrations/0009_idempotency_claims.sql"),
-    },
-    Migration {
-        version: 10,
-        name: "inbox claims",
-        sqlite: include_str!("../../migrations/0010_inbox_claims.sql"),
-        postgres: include_str!("../../migrations/0010_inbox_claims.sql"),
-    },
-    Migration {
-        version: 11,
-        name: "inbox order",
-        sqlite: include_str!("../../migrations/0011_inbox_order.sql"),
-        postgres: include_str!("../../migrations/0011_inbox_order.sql"),
-    },
-    Migration {
-        version: 12,
-        name: "payment attempts",
-        sqlite: include_str!("../../migrations/0012_payment_attempts.sql"),
-        postgres: include_str!("../../migrations/0012_payment_attempts.sql"),
-    },
-    Migration {
-        version: 13,
-        name: "audit",
-        sqlite: include_str!("../../migrations/0013_audit.sql"),
-        postgres: include_str!("../../migrations/0013_audit.sql"),
-    },
-];
 
 /// Statements SQLite runs on every connection: WAL, a full fsync per commit, waiting on
 /// locks; and the database file mapped into memory (up to 256 MiB), so a read finds a page
@@ -509,152 +316,6 @@ async fn prepare(backend: Backend, conn: &mut AnyConnection) -> Result<(), Store
     Ok(())
 }
 
-/// The embedded migrations in one backend's SQL, for sqlx's migrator (which keeps each
-/// applied one's SHA-384 in `_sqlx_migrations` and refuses a database whose applied
-/// migrations differ from these).
-#[derive(Debug)]
-struct Embedded(Backend);
-
-impl<'s> sqlx::migrate::MigrationSource<'s> for Embedded {
-    fn resolve(
-        self,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
-                > + Send
-                + 's,
-        >,
-    > {
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|m| {
-                sqlx::migrate::Migration::new(
-                    m.version,
-                    std::borrow::Cow::Borrowed(m.name),
-                    sqlx::migrate::MigrationType::Simple,
-                    std::borrow::Cow::Borrowed(match self.0 {
-                        Backend::Sqlite => m.sqlite,
-                        Backend::Postgres => m.postgres,
-                    }),
-                    false,
-                )
-            })
-            .collect();
-        Box::pin(async move { Ok(migrations) })
-    }
-}
-
-/// Applies the migrations this database lacks; returns their versions.
-///
-/// # Errors
-/// [`StoreError::Migrate`] when an applied migration differs from the binary's (edited
-/// after it ran), the database has one the binary does not know (a newer payhost migrated
-/// it), a migration failed half-way, or one fails now.
-async fn migrate(backend: Backend, conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError> {
-    use sqlx::migrate::{Migrate, MigrateError, Migrator};
-    let failed = |e: MigrateError| {
-        let (version, error) = match &e {
-            MigrateError::VersionMismatch(v) => (
-                *v,
-                "applied with other SQL than this binary's (the migration was edited after it \
-                 ran); restore the migration or the database"
-                    .to_owned(),
-            ),
-            MigrateError::VersionMissing(v) => (
-                *v,
-                "applied to this database but unknown to this binary (a newer payhost \
-                 migrated it); run that version"
-                    .to_owned(),
-            ),
-            MigrateError::Dirty(v) => (*v, "failed half-way; repair the database".to_owned()),
-            MigrateError::ExecuteMigration(inner, v) => (*v, inner.to_string()),
-            other => (0, other.to_string()),
-        };
-        StoreError::Migrate { version, error }
-    };
-    let migrator = Migrator::new(Embedded(backend)).await.map_err(failed)?;
-    conn.lock().await.map_err(failed)?;
-    let result = async {
-        conn.ensure_migrations_table().await.map_err(failed)?;
-        adopt_hand_runner(backend, conn).await?;
-        let before: Vec<i64> = conn
-            .list_applied_migrations()
-            .await
-            .map_err(failed)?
-            .iter()
-            .map(|m| m.version)
-            .collect();
-        migrator.run_direct(&mut *conn).await.map_err(failed)?;
-        let applied: Vec<i64> = MIGRATIONS
-            .iter()
-            .map(|m| m.version)
-            .filter(|v| !before.contains(v))
-            .collect();
-        for version in &applied {
-            tracing::info!(version, backend = backend.name(), "database migrated");
-        }
-        Ok(applied)
-    }
-    .await;
-    let _ = conn.unlock().await;
-    result
-}
-
-/// Databases migrated before payhost used sqlx's migrator list their versions in
-/// `schema_migrations`: they are recorded in `_sqlx_migrations` with this binary's
-/// checksums (that runner kept none), once, and the old table goes.
-async fn adopt_hand_runner(backend: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
-    let exists = match backend {
-        Backend::Sqlite => {
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        }
-        Backend::Postgres => {
-            "SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_name = 'schema_migrations' AND table_schema = current_schema()"
-        }
-    };
-    let n: i64 = sqlx::query_scalar(exists).fetch_one(&mut *conn).await?;
-    if n == 0 {
-        return Ok(());
-    }
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut tx = conn.begin().await?;
-    for m in MIGRATIONS.iter().filter(|m| versions.contains(&m.version)) {
-        let sql = match backend {
-            Backend::Sqlite => m.sqlite,
-            Backend::Postgres => m.postgres,
-        };
-        let checksum = sqlx::migrate::Migration::new(
-            m.version,
-            std::borrow::Cow::Borrowed(m.name),
-            sqlx::migrate::MigrationType::Simple,
-            std::borrow::Cow::Borrowed(sql),
-            false,
-        )
-        .checksum
-        .into_owned();
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES ($1, $2, TRUE, $3, 0)",
-        )
-        .bind(m.version)
-        .bind(m.name)
-        .bind(checksum)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.execute("DROP TABLE schema_migrations").await?;
-    tx.commit().await?;
-    tracing::info!(
-        versions = versions.len(),
-        "recorded the migrations of the earlier runner with their checksums"
-    );
-    Ok(())
-}
-
 /// Reading columns from a row without repeating the error conversion.
 pub trait RowExt {
     fn text(&self, col: &str) -> Result<String, StoreError>;
@@ -759,6 +420,7 @@ pub(crate) async fn test_postgres(prefix: &str) -> Option<(String, AnyConnection
 
 #[cfg(test)]
 mod tests {
+    use super::migrations::MIGRATIONS;
     use super::*;
 
     /// A lookup prepared while `payments` was empty, run again once it holds thousands of
