@@ -148,9 +148,8 @@ fn price(id: &str) -> Option<(i64, &'static str)> {
 /// units (Stripe's "Minimum and maximum charge amounts"); any other code is refused.
 fn minimum_charge(currency: &str) -> Option<i64> {
     Some(match currency {
-        "usd" | "eur" | "chf" | "cad" | "aud" | "nzd" | "sgd" | "brl" | "inr" => 50,
+        "usd" | "eur" | "chf" | "cad" | "aud" | "nzd" | "sgd" | "brl" | "inr" | "jpy" => 50,
         "gbp" => 30,
-        "jpy" => 50,
         "sek" | "nok" => 300,
         "dkk" => 250,
         "pln" | "aed" | "ron" | "myr" => 200,

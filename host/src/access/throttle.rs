@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failures in a window answered without delay, by default.
-pub const FREE: u32 = 5;
 /// Failures in a window after which the source is refused, by default.
 pub const SLOWED: u32 = 10;
+/// Failures in a window answered without delay, by default: the first half.
+pub const FREE: u32 = SLOWED / 2;
 /// How long failures are remembered.
 pub const WINDOW: Duration = Duration::from_secs(600);
 /// The added wait per failure past [`FREE`].

@@ -2,7 +2,7 @@
 //! and the trust in plugin libraries, with every default.
 
 use super::keys::ApiKey;
-use super::providers::Redacted;
+use super::Redacted;
 use super::{DEV_ADMIN_KEY, DEV_API_KEY};
 use serde::Deserialize;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 //! common word to shrink the search. The estimate is generous to humans' keys and exact for
 //! generated ones: `payhost keys generate` makes 32 random base62 characters (190 bits).
 
-use super::providers::Redacted;
+use super::Redacted;
 use rand::Rng;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};

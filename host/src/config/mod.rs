@@ -38,6 +38,15 @@ pub const DEV_ADMIN_KEY: &str = "dev_payhost_admin_key";
 /// Secrets published in this repository (README, plugins.toml): anyone can sign with them.
 pub const PUBLISHED_SECRETS: &[&str] = &["whsec_mock_development"];
 
+/// Stands for a secret in `Debug` output (the sections' hand-written `Debug` impls use it).
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]

@@ -4,7 +4,7 @@
 //! (`payhost plugins conformance --config`).
 
 use super::load::read_toml;
-use super::ConfigError;
+use super::{ConfigError, Redacted};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,15 +51,6 @@ pub enum Scalar {
     Text(String),
     Int(i64),
     Bool(bool),
-}
-
-/// Stands for a secret in `Debug` output.
-pub(super) struct Redacted;
-
-impl std::fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
 }
 
 /// Text values may be secrets (api keys, webhook secrets): `Debug` never shows them.

@@ -1,7 +1,7 @@
 //! The smaller sections: `[retention]`, `[dunning]`, `[email]` and
 //! `[[webhook_endpoints]]`, with their defaults. Secrets among them never show in `Debug`.
 
-use super::providers::Redacted;
+use super::Redacted;
 use serde::Deserialize;
 use std::path::PathBuf;
 
