@@ -193,6 +193,17 @@ enum PluginsCommand {
 
 /// Runs the command line; the exit code is the process's.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Command::Serve = cli.command {
+        // `serve` installs the subscriber once its config says where traces go.
+        return serve(&cli.config).await.map(|()| 0);
+    }
+    let logs = crate::telemetry::install(None)?;
+    let code = command(cli).await;
+    logs.finish().await;
+    code
+}
+
+async fn command(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => serve(&cli.config).await.map(|()| 0),
         Command::Plugins(PluginsCommand::List { json }) => list(&cli.config, json).await,
@@ -690,6 +701,13 @@ fn sign(secret_key: &Path, files: &[PathBuf]) -> anyhow::Result<i32> {
 
 async fn serve(config_file: &Path) -> anyhow::Result<()> {
     let loaded = config::load(config_file)?;
+    let telemetry = crate::telemetry::install(loaded.config.telemetry.settings().as_ref())?;
+    let served = serve_loaded(config_file, loaded).await;
+    telemetry.finish().await;
+    served
+}
+
+async fn serve_loaded(config_file: &Path, loaded: config::Loaded) -> anyhow::Result<()> {
     let bind: std::net::SocketAddr = loaded.config.host.bind.parse().with_context(|| {
         format!(
             "{}: key 'host.bind': expected an address like 127.0.0.1:8080",

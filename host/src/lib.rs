@@ -27,4 +27,5 @@ pub mod retention;
 pub mod routing;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;

@@ -40,6 +40,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Email attempts before a row is left `failed`.
 const EMAIL_ATTEMPTS: i64 = 10;
@@ -365,7 +366,34 @@ impl Outbox {
     async fn run(&self, work: &Work, now_ms: i64) -> Finish {
         let webhook = work.handler == "webhook";
         let outcome = match work.handler.as_str() {
-            "webhook" => self.deliver(work).await,
+            "webhook" => {
+                let span = tracing::debug_span!(
+                    "outbox.deliver",
+                    otel.kind = "client",
+                    outbox_id = %work.id,
+                    endpoint = %work.target,
+                    event_id = %work.event.id,
+                    event_type = %work.event.kind,
+                    attempt = work.attempts + 1,
+                    http.response.status_code = tracing::field::Empty,
+                    error = tracing::field::Empty,
+                );
+                if crate::telemetry::enabled() {
+                    self.link_to_payment(&span, work).await;
+                }
+                let outcome = self.deliver(work).instrument(span.clone()).await;
+                match &outcome {
+                    Ok(status) | Err((_, status)) => {
+                        if let Some(status) = status {
+                            span.record("http.response.status_code", status);
+                        }
+                    }
+                }
+                if let Err((error, _)) = &outcome {
+                    span.record("error", error.as_str());
+                }
+                outcome
+            }
             "dunning" => self.schedule_dunning(work).await,
             _ => self.email(work).await,
         };
@@ -419,7 +447,23 @@ impl Outbox {
         self.service.store().commit(unit).await.map(drop)
     }
 
-    /// Posts the event to the endpoint, signed.
+    /// Links a delivery's span to the request that created the payment its event is about.
+    async fn link_to_payment(&self, span: &tracing::Span, work: &Work) {
+        let Some(payment) = work
+            .event
+            .object_id
+            .as_deref()
+            .filter(|o| o.starts_with("pay_"))
+        else {
+            return;
+        };
+        if let Ok(Some(parent)) = self.service.store().payment_trace(payment).await {
+            crate::telemetry::link(span, &parent);
+        }
+    }
+
+    /// Posts the event to the endpoint, signed, with the delivery's `traceparent` when
+    /// traces are on.
     async fn deliver(&self, w: &Work) -> Result<Option<u16>, (String, Option<u16>)> {
         let Some(endpoint) = self.endpoints.iter().find(|e| e.name == w.target) else {
             return Err((
@@ -439,6 +483,8 @@ impl Outbox {
             )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| (e.to_string(), None))?;
+        let mut request = request;
+        crate::telemetry::inject(request.headers_mut());
         let exchange = async {
             let resp = self
                 .http

@@ -21,6 +21,7 @@ use payhost_plugin_api::{ops, CallCtx, DomainEventReport, Headers, WebhookDelive
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 /// Attempts before an inbox row is left as `failed` (replayable by an operator).
 const MAX_ATTEMPTS: i64 = 12;
@@ -242,9 +243,26 @@ impl Webhooks {
         if n == 0 {
             return Round::Taken(0);
         }
+        let round = tracing::debug_span!("inbox.round", rows = n);
+        self.process(rows).instrument(round).await
+    }
+
+    /// [`WebhookProcessor::process_due`] for the rows taken, each in a span of its own.
+    async fn process(self: &Arc<Self>, rows: Vec<inbox::InboxRow>) -> Round {
+        let n = rows.len();
+        let mut spans = Vec::with_capacity(n);
         let mut metas = Vec::with_capacity(n);
         let mut events = Vec::with_capacity(n);
         for row in rows {
+            spans.push(tracing::debug_span!(
+                "webhook.process",
+                otel.name = %format_args!("webhook {}", row.event_type),
+                provider = %row.provider,
+                inbox_id = %row.id,
+                event_type = %row.event_type,
+                payment_id = tracing::field::Empty,
+                error = tracing::field::Empty,
+            ));
             metas.push(Meta {
                 id: row.id,
                 provider: row.provider,
@@ -265,13 +283,16 @@ impl Webhooks {
         let mut running = tokio::task::JoinSet::new();
         for (i, event) in events.into_iter().enumerate() {
             let (registry, provider) = (self.registry.clone(), metas[i].provider.clone());
-            running.spawn(async move {
-                let r = registry
-                    .call::<ops::MapWebhook>(&provider, CallCtx::default(), event)
-                    .await
-                    .map(|m| m.events);
-                (i, r)
-            });
+            running.spawn(
+                async move {
+                    let r = registry
+                        .call::<ops::MapWebhook>(&provider, CallCtx::default(), event)
+                        .await
+                        .map(|m| m.events);
+                    (i, r)
+                }
+                .instrument(spans[i].clone()),
+            );
             while running.len() >= CONCURRENCY {
                 if let Some(Ok((i, r))) = running.join_next().await {
                     mapped[i] = Some(r);
@@ -369,16 +390,22 @@ impl Webhooks {
                     &mut row_ids,
                 );
             }
+            if crate::telemetry::enabled() {
+                self.link_to_payment(&spans[i], &row_ids).await;
+            }
             let staged = recorder.stage(&mut unit, &m.provider, None, &reports[i], &row_ids);
             inbox::mark_processed(&mut unit, &m.id, now);
             let me = self.clone();
-            commits.spawn(async move {
-                let result = me.service.store().commit(unit).await;
-                if let Ok(changed) = &result {
-                    me.service.recorder().dispatch_new(staged, changed);
+            commits.spawn(
+                async move {
+                    let result = me.service.store().commit(unit).await;
+                    if let Ok(changed) = &result {
+                        me.service.recorder().dispatch_new(staged, changed);
+                    }
+                    (i, result)
                 }
-                (i, result)
-            });
+                .instrument(spans[i].clone()),
+            );
         }
         while let Some(done) = commits.join_next().await {
             match done {
@@ -401,6 +428,7 @@ impl Webhooks {
             );
         }
         for (i, error) in failures {
+            spans[i].record("error", error.as_str());
             let m = &metas[i];
             self.failed(&m.id, &m.provider, m.attempts, &error).await;
         }
@@ -408,6 +436,18 @@ impl Webhooks {
             Round::DatabaseAway
         } else {
             Round::Taken(n)
+        }
+    }
+
+    /// Names on a row's span the payment its event is about, linked to the span of the
+    /// request that created it (when that was traced).
+    async fn link_to_payment(&self, span: &tracing::Span, ids: &Ids) {
+        let Some((_, payment)) = ids.0.iter().find(|(_, h)| h.starts_with("pay_")) else {
+            return;
+        };
+        span.record("payment_id", payment.as_str());
+        if let Ok(Some(parent)) = self.service.store().payment_trace(payment).await {
+            crate::telemetry::link(span, &parent);
         }
     }
 

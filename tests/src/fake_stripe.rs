@@ -60,6 +60,8 @@ pub struct Seen {
     pub idempotency_key: Option<String>,
     pub stripe_version: Option<String>,
     pub form: Vec<(String, String)>,
+    /// The W3C trace context the caller sent, if any.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Default)]
@@ -336,6 +338,7 @@ async fn handle(
             idempotency_key: key.clone(),
             stripe_version: header("stripe-version"),
             form: form.pairs().to_vec(),
+            traceparent: header("traceparent"),
         });
         let busy = match (&key, method == Method::POST) {
             (Some(k), true) => !i.in_flight.insert(k.clone()),

@@ -23,7 +23,9 @@ pub use keys::{ApiKey, ApiKeyTable, Scope};
 pub use load::{load, load_for_check, load_unchecked, parse, Loaded};
 pub use problems::{known_tenants, problems, visible_ascii, weak_keys};
 pub use providers::{load_instance, ConfigValue, InstanceFile, ProviderConfig, Scalar};
-pub use sections::{DunningSection, EmailSection, RetentionSection, WebhookEndpoint};
+pub use sections::{
+    DunningSection, EmailSection, RetentionSection, TelemetrySection, WebhookEndpoint,
+};
 
 pub use routing::{BreakerSection, ResolverSection, RoutingSection, Rule, When};
 
@@ -89,6 +91,9 @@ pub struct Config {
     /// order when one fails, and how an instance's health is judged.
     #[serde(default)]
     pub routing: RoutingSection,
+    /// Where traces go (off by default).
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
 }
 
 impl Config {
@@ -147,6 +152,29 @@ mod tests {
             let middle = if set { format!("<{name}>") } else { default };
             proptest::prop_assert_eq!(out, format!("{before}{middle}{after}"));
         }
+    }
+
+    #[test]
+    fn telemetry_needs_a_collector_url_and_a_link_with_the_trace_id() {
+        let c: Config = toml::from_str(
+            "[telemetry]\notlp_endpoint = \"127.0.0.1:4318\"\ntrace_url = \"http://jaeger/trace\"\n",
+        )
+        .unwrap();
+        let keys: Vec<String> = super::problems(&c).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["telemetry.otlp_endpoint", "telemetry.trace_url"]);
+        let c: Config = toml::from_str(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n\
+             trace_url = \"http://jaeger/trace/{trace_id}\"\n",
+        )
+        .unwrap();
+        assert!(super::problems(&c)
+            .iter()
+            .all(|(k, _)| !k.starts_with("telemetry")));
+        assert_eq!(
+            c.telemetry.trace_link("abc").as_deref(),
+            Some("http://jaeger/trace/abc")
+        );
+        assert_eq!(c.telemetry.service_name, "payhost");
     }
 
     #[test]

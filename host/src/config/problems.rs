@@ -67,6 +67,23 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
         }
     }
     routing::problems(c, &mut out);
+    if let Some(e) = &c.telemetry.otlp_endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) || e.contains('?') {
+            out.push((
+                "telemetry.otlp_endpoint".into(),
+                "the collector's http(s) base URL, e.g. http://127.0.0.1:4318".into(),
+            ));
+        }
+    }
+    if let Some(u) = &c.telemetry.trace_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) || !u.contains("{trace_id}") {
+            out.push((
+                "telemetry.trace_url".into(),
+                "an http(s) URL with {trace_id} in it, e.g. http://127.0.0.1:16686/trace/{trace_id}"
+                    .into(),
+            ));
+        }
+    }
     if c.retention.audit_days == 0 {
         out.push((
             "retention.audit_days".into(),

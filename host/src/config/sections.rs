@@ -146,3 +146,49 @@ impl std::fmt::Debug for WebhookEndpoint {
             .finish()
     }
 }
+
+/// `[telemetry]`: where traces go. Off unless an endpoint is named here or in
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (which wins).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// The OTLP/HTTP collector's base URL (`http://127.0.0.1:4318`); spans go to
+    /// `<base>/v1/traces` as protobuf.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` on every span.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Where the console links a payment's trace: a URL with `{trace_id}` in it
+    /// (`http://jaeger:16686/trace/{trace_id}`). Without it the console shows the id alone.
+    #[serde(default)]
+    pub trace_url: Option<String>,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+            trace_url: None,
+        }
+    }
+}
+
+impl TelemetrySection {
+    /// Where this host exports its traces, if anywhere (the environment considered).
+    pub fn settings(&self) -> Option<crate::telemetry::Settings> {
+        crate::telemetry::Settings::resolve(self.otlp_endpoint.as_deref(), &self.service_name)
+    }
+
+    /// The console's link to the trace `trace_id`, when `trace_url` is set.
+    pub fn trace_link(&self, trace_id: &str) -> Option<String> {
+        self.trace_url
+            .as_ref()
+            .map(|u| u.replace("{trace_id}", trace_id))
+    }
+}
+
+fn default_service_name() -> String {
+    "payhost".into()
+}

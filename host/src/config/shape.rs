@@ -12,7 +12,7 @@
 use super::routing::{BreakerSection, ResolverSection, RoutingSection, Rule, When};
 use super::{
     Config, DunningSection, EmailSection, HostSection, ProviderConfig, RetentionSection,
-    WebhookEndpoint,
+    TelemetrySection, WebhookEndpoint,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -105,6 +105,9 @@ pub fn check(value: &mut Value) -> Vec<Problem> {
     }
     if let Some(t) = table(root, "routing") {
         routing(t, &mut out);
+    }
+    if let Some(t) = table(root, "telemetry") {
+        strict::<TelemetrySection>("telemetry", t, &mut out);
     }
     strict::<Config>("", root, &mut out);
     out
@@ -362,6 +365,8 @@ mod tests {
             name = "app"
             url = 5
             secret = "whsec_app"
+            [telemetry]
+            otlp_endpiont = "http://127.0.0.1:4318"
             "#,
         );
         let expected = [
@@ -376,6 +381,8 @@ mod tests {
             "key 'routing.rules[0].when.amount_minimum': unknown key",
             "(did you mean 'amount_min'?)",
             "key 'webhook_endpoints[0].url': invalid type: integer `5`",
+            "key 'telemetry.otlp_endpiont': unknown key",
+            "(did you mean 'otlp_endpoint'?)",
             "key 'surprise': unknown section",
         ];
         for e in expected {
@@ -384,7 +391,7 @@ mod tests {
                 "'{e}' in {problems:#?}"
             );
         }
-        assert_eq!(problems.len(), 9, "{problems:#?}");
+        assert_eq!(problems.len(), 10, "{problems:#?}");
         // What is left is a config: the good keys kept, the faulty ones set aside.
         let c: Config = v.clone().try_into().unwrap();
         assert_eq!(c.host.default_provider.as_deref(), Some("mock"));

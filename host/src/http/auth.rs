@@ -203,7 +203,10 @@ pub async fn require_api_key(
         (None, named) => named,
     };
     let idempotency_scope = match &tenant {
-        Some(t) => format!("tenant:{t}"),
+        Some(t) => {
+            crate::telemetry::note("tenant", t);
+            format!("tenant:{t}")
+        }
         None => format!("key:{}", hex::encode(&key.digest[..8])),
     };
     let caller = Caller {

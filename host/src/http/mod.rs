@@ -191,7 +191,21 @@ async fn observe(State(s): State<AppState>, mut req: Request, next: Next) -> Res
         .to_owned();
     let method = req.method().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    // The fields left empty are named on the way (`telemetry::note`), when known.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        %route,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        tenant = tracing::field::Empty,
+        provider = tracing::field::Empty,
+        payment_id = tracing::field::Empty,
+    );
+    crate::telemetry::name_request(&span, &method, &route);
+    crate::telemetry::continue_from(&span, req.headers());
     let started = Instant::now();
     let mut response = error::REQUEST_ID
         .scope(id.clone(), next.run(req).instrument(span.clone()))
@@ -199,6 +213,7 @@ async fn observe(State(s): State<AppState>, mut req: Request, next: Next) -> Res
     let took = started.elapsed();
     let status = response.status().as_u16();
     s.metrics.http(&method, &route, status, took);
+    crate::telemetry::answered(&span, status);
     span.in_scope(|| {
         tracing::info!(status, micros = took.as_micros() as u64, "request served");
     });

@@ -48,6 +48,7 @@ pub async fn receive(
     headers: HeaderMap,
     AnyBody(body): AnyBody,
 ) -> Result<Json<WebhookAck>, ApiError> {
+    crate::telemetry::note("provider", &provider);
     let mut pairs = Headers::new();
     for (k, v) in &headers {
         if let Ok(v) = v.to_str() {

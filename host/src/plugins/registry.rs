@@ -525,8 +525,19 @@ impl Registry {
             return (Err(e), Vec::new());
         };
         let held = instance.clone();
+        // The call's span is entered on the thread that runs it: the plugin's HTTP calls
+        // (through the host's services, on that thread) become its children.
+        let span = tracing::debug_span!(
+            "plugin.call",
+            otel.name = %format_args!("{name} {}", O::NAME),
+            provider = name,
+            operation = O::NAME,
+            error = tracing::field::Empty,
+        );
+        let inside = span.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _slot = slot;
+            let _entered = inside.enter();
             within_call(ctx.deadline_ms, || {
                 catch_unwind(AssertUnwindSafe(|| held.call_direct::<O>(&ctx, &request)))
             })
@@ -556,6 +567,9 @@ impl Registry {
         };
         if let Err(e @ CallError::Timeout { .. }) = &outcome {
             self.plugin_error(name, e.to_string(), ErrorType::Operation);
+        }
+        if let Err(e) = &outcome {
+            span.record("error", e.code());
         }
         (outcome, reports)
     }

@@ -208,15 +208,29 @@ impl InstanceServices {
                 format!("'{}' is neither http:// nor https://", uri.path()),
             ));
         }
+        // A child of the plugin's call (entered on this thread): method, host and path;
+        // never the query or the body.
+        let span = tracing::debug_span!(
+            "provider.http",
+            otel.name = %format_args!("{} {host}", req.method.as_str()),
+            otel.kind = "client",
+            http.request.method = req.method.as_str(),
+            server.address = host,
+            url.path = uri.path(),
+            http.response.status_code = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let mut builder = hyper::Request::builder()
             .method(req.method.as_str())
-            .uri(uri);
+            .uri(uri.clone());
         for (k, v) in req.headers.iter() {
             builder = builder.header(k, v);
         }
-        let request = builder
+        let mut request = builder
             .body(Full::new(Bytes::from(req.body.0)))
             .map_err(|e| PluginError::invalid("headers", e.to_string()))?;
+        crate::telemetry::inject(request.headers_mut());
         let mut timeout = match req.timeout_ms {
             0 => DEFAULT_HTTP_TIMEOUT,
             ms => Duration::from_millis(u64::from(ms)),
@@ -278,6 +292,10 @@ impl InstanceServices {
         if !matches!(&outcome, Err(e) if e.effect == Some(Effect::Nothing)) {
             note_contact();
         }
+        match &outcome {
+            Ok(answer) => span.record("http.response.status_code", answer.status),
+            Err(e) => span.record("error", e.code.as_str()),
+        };
         outcome
     }
 

@@ -159,12 +159,14 @@ impl PaymentService {
             }
         }
         let payment_id = new_id("pay");
+        crate::telemetry::note("payment_id", &payment_id);
         let provider_key = keyed.unwrap_or_else(|| format!("payhost_{payment_id}"));
         let decision = self.payment_route(ctx, &who, &charge, &provider_key)?;
         if decision.candidates.is_empty() {
             return Err(self.unroutable(&decision));
         }
         let last = decision.candidates.len() - 1;
+        crate::telemetry::note("provider", &decision.candidates[0]);
         // With another instance on the route, an attempt is written before its call: if
         // this host dies mid-call, the record keeps a retry (and the resolver) at the
         // instance that may have charged. A route of one instance sends every retry there
@@ -453,6 +455,7 @@ impl PaymentService {
             created_at: now,
             updated_at: now,
             attempts: None,
+            trace_parent: crate::telemetry::current_traceparent(),
         };
         // One attempt, answered, never written: there is nothing left for the resolver or a
         // retry to find (the answer is stored under the request's key), and the payment's
@@ -964,5 +967,6 @@ fn in_doubt_row(
         created_at: now,
         updated_at: now,
         attempts: summary(tried),
+        trace_parent: crate::telemetry::current_traceparent(),
     }
 }

@@ -98,6 +98,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0013_audit.sql"),
         postgres: include_str!("../../migrations/0013_audit.sql"),
     },
+    Migration {
+        version: 14,
+        name: "payment traces",
+        sqlite: include_str!("../../migrations/0014_payment_traces.sql"),
+        postgres: include_str!("../../migrations/0014_payment_traces.sql"),
+    },
 ];
 
 /// The embedded migrations in one backend's SQL, for sqlx's migrator (which keeps each

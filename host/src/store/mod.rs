@@ -218,7 +218,16 @@ impl Store {
     /// # Errors
     /// See [`Writer::commit`].
     pub async fn commit(&self, unit: Unit) -> Result<Changed, StoreError> {
-        self.writer.commit(unit).await
+        use tracing::Instrument;
+        let span = tracing::debug_span!(
+            "db.commit",
+            db.system.name = match self.backend {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgresql",
+            },
+            statements = unit.len(),
+        );
+        self.writer.commit(unit).instrument(span).await
     }
 
     /// One row or none. Private to the store: SQL lives here and nowhere else. For a row

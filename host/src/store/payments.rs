@@ -6,7 +6,7 @@ use super::{Arg, Row, RowExt, Store, StoreError, Unit};
 const COLS: &str = "id, tenant, customer_id, provider, provider_id, amount, currency, \
     amount_received, amount_refunded, status, capture_method, next_action, payment_method, \
     failure_code, failure_message, dispute_status, description, metadata, created_at, updated_at, \
-    attempts";
+    attempts, trace_parent";
 
 /// A payment as payhost records it.
 #[derive(Debug, Clone)]
@@ -37,6 +37,9 @@ pub struct PaymentRow {
     /// The provider calls that made it (JSON, as its answers show them); NULL for a
     /// payment made before attempts were recorded.
     pub attempts: Option<String>,
+    /// The W3C `traceparent` of the request that created it, when traces were on (a
+    /// webhook's processing links to it; the console shows its trace id).
+    pub trace_parent: Option<String>,
 }
 
 impl PaymentRow {
@@ -70,6 +73,7 @@ impl PaymentRow {
             created_at: r.int("created_at")?,
             updated_at: r.int("updated_at")?,
             attempts: r.opt_text("attempts")?,
+            trace_parent: r.opt_text("trace_parent")?,
         })
     }
 }
@@ -122,14 +126,32 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The `traceparent` of the request that created payment `id`, if it was traced.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn payment_trace(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .one(
+                "SELECT trace_parent FROM payments WHERE id = $1",
+                vec![id.into()],
+            )
+            .await?
+            .map(|r| r.opt_text("trace_parent"))
+            .transpose()?
+            .flatten())
+    }
+}
+
 /// A new payment, with the provider time of its state (`synced_at`).
 pub fn insert_payment(unit: &mut Unit, p: &PaymentRow) {
     unit.push(
         "INSERT INTO payments (id, tenant, customer_id, provider, provider_id, amount, currency, \
          amount_received, amount_refunded, status, capture_method, next_action, payment_method, \
          failure_code, failure_message, dispute_status, description, metadata, created_at, \
-         updated_at, synced_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $19, $21)",
+         updated_at, synced_at, attempts, trace_parent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+         $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $19, $21, $22)",
         vec![
             p.id.clone().into(),
             p.tenant.clone().into(),
@@ -152,6 +174,7 @@ pub fn insert_payment(unit: &mut Unit, p: &PaymentRow) {
             p.created_at.into(),
             p.updated_at.into(),
             Arg::from(p.attempts.clone()),
+            Arg::from(p.trace_parent.clone()),
         ],
     );
 }

@@ -116,6 +116,11 @@ impl Unit {
     pub fn is_empty(&self) -> bool {
         self.stmts.is_empty()
     }
+
+    /// How many statements it holds.
+    pub fn len(&self) -> usize {
+        self.stmts.len()
+    }
 }
 
 /// Rows changed by each statement of a unit, in order (0 for a skipped one).

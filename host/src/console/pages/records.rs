@@ -53,7 +53,22 @@ pub async fn payments(
 pub async fn payment(State(s): State<AppState>, v: View, Path(id): Path<String>) -> Page {
     match s.service.get_payment(&v.ctx(), &id, false).await {
         Ok(r) => {
+            // The trace of the request that created it (kept while traces were on).
+            let trace = s.service.store().payment_trace(&id).await.ok().flatten();
+            let trace_id = trace.as_deref().and_then(crate::telemetry::trace_id);
+            let link = trace_id.and_then(|t| s.config.config.telemetry.trace_link(t));
             let attempts = html! {
+                @if let Some(t) = trace_id {
+                    h2 { "Trace" }
+                    p #trace {
+                        "Created in trace "
+                        @if let Some(href) = &link {
+                            a href=(href) { code { (t) } }
+                        } @else {
+                            code { (t) }
+                        }
+                    }
+                }
                 h2 { "Attempts" }
                 table #attempts {
                     thead { tr { th { "Attempt" } th { "Instance" } th { "State" } th { "Error" } th { "Asked again" } th { "At" } } }
