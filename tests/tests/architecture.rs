@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom up; modules on one floor do not import each other.
 const FLOORS: &[&[&str]] = &[
-    &["clock", "locks", "pace"],
+    &["clock", "locks", "pace", "telemetry"],
     &["events", "history", "store"],
     &["config", "audit", "api"],
     &["plugins", "access"],

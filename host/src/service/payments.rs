@@ -108,7 +108,10 @@ impl PaymentService {
         } else {
             None
         };
-        row.ok_or_else(|| ServiceError::not_found("payment", param, id))
+        let row = row.ok_or_else(|| ServiceError::not_found("payment", param, id))?;
+        crate::telemetry::note("payment_id", &row.id);
+        crate::telemetry::note("provider", &row.provider);
+        Ok(row)
     }
 
     /// `POST /v1/payments`.

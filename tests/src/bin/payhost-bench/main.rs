@@ -2,7 +2,7 @@
 //! blocking pool, and `POST /v1/payments` throughput against the real release binary on
 //! SQLite, and live plugin replacement (file landing → serving, latency during swaps).
 //! Prints medians and percentiles; BENCHMARKS.md records the results with the machine they
-//! ran on. `payhost-bench [plugins|payments|routing|reads|live|webhooks|lists|flood|processing]` runs one
+//! ran on. `payhost-bench [plugins|payments|routing|traces|reads|live|webhooks|lists|flood|processing]` runs one
 //! part; `processing` offers 5,000 events/s for 60 s and reports the backlog left.
 
 use payhost::clock::SystemClock;
@@ -39,6 +39,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "routing") {
         routing::run(64, Duration::from_secs(10));
+    }
+    if only.as_deref().is_none_or(|o| o == "traces") {
+        traces::run(64, Duration::from_secs(10));
     }
     if only.as_deref().is_none_or(|o| o == "reads") {
         payments::reads(64, Duration::from_secs(10));
@@ -200,4 +203,5 @@ mod lists;
 mod live;
 mod payments;
 mod routing;
+mod traces;
 mod webhooks;

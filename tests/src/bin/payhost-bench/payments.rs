@@ -66,15 +66,21 @@ pub fn customer(addr: &str) -> String {
     c.s("id")
 }
 
+/// What one [`load`] measured.
+pub struct Measured {
+    pub rate: f64,
+    pub p99: Duration,
+}
+
 /// Runs `request` on `workers` connections spread over `addrs` for `duration` after a
 /// warm-up, and prints the rate and latencies.
-fn load(
+pub fn load(
     label: &str,
     addrs: &[String],
     workers: usize,
     duration: Duration,
     request: impl Fn(&mut Conn, usize, u64) -> bool + Send + Sync + 'static,
-) {
+) -> Measured {
     let request = Arc::new(request);
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
@@ -134,6 +140,10 @@ fn load(
         pct(0.99),
         all[all.len() - 1],
     );
+    Measured {
+        rate: all.len() as f64 / elapsed.as_secs_f64(),
+        p99: pct(0.99),
+    }
 }
 
 fn payments(label: &str, hosts: usize, db: Option<&TestDb>, workers: usize, duration: Duration) {

@@ -1,0 +1,116 @@
+//! `payhost-bench traces`: what traces cost. `POST /v1/payments` on SQLite (the mock, 64
+//! connections) with traces off and on (exported to a collector in this process that
+//! decodes and counts the spans), three rounds in turn so the machine's drift falls on
+//! both; with `PAYHOST_BENCH_BASELINE=<payhost binary>` (a build from before traces) that
+//! build joins each round, traces off being the claim "off costs nothing".
+
+use crate::payments::{customer, load, Measured};
+use payhost_tests::{mock_so, serve_in_background, Scratch};
+use prost::Message;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A collector's `/v1/traces`: decodes each export and counts its spans.
+fn collector() -> (std::net::SocketAddr, Arc<AtomicU64>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    let spans = Arc::new(AtomicU64::new(0));
+    let count = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let count = count.clone();
+            async move {
+                if let Ok(export) = ExportTraceServiceRequest::decode(body) {
+                    let n: usize = export
+                        .resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .map(|s| s.spans.len())
+                        .sum();
+                    count.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                [("content-type", "application/x-protobuf")]
+            }
+        }),
+    );
+    (serve_in_background(app), spans)
+}
+
+fn once(
+    label: &str,
+    bin: Option<&PathBuf>,
+    telemetry: &str,
+    workers: usize,
+    d: Duration,
+) -> Measured {
+    let s = Scratch::with_host(
+        &[(&mock_so(), "libpayhost_plugin_mock.so")],
+        "default_provider = \"mock\"\n",
+        &format!(
+            "[providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"whsec_bench\" }}\n{telemetry}"
+        ),
+    );
+    let env = [("RUST_LOG", "info"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "")];
+    let host = match bin {
+        Some(b) => s.serve_binary(b, &env),
+        None => s.serve_with_env(&env),
+    };
+    let body = format!(
+        "{{\"customer\":\"{}\",\"amount\":1999,\"currency\":\"usd\",\"payment_method\":\"pm_card_visa\"}}",
+        customer(&host.addr)
+    );
+    let m = load(
+        label,
+        std::slice::from_ref(&host.addr),
+        workers,
+        d,
+        move |conn, w, n| conn.post("/v1/payments", &format!("bench-{w}-{n}"), &body) == 201,
+    );
+    let (code, _) = host.terminate();
+    assert_eq!(code, 0);
+    m
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn run(workers: usize, duration: Duration) {
+    let (addr, spans) = collector();
+    let on = format!("[telemetry]\notlp_endpoint = \"http://{addr}\"\n");
+    let baseline = std::env::var_os("PAYHOST_BENCH_BASELINE").map(PathBuf::from);
+    let mut kinds: Vec<(&str, Option<&PathBuf>, &str)> = Vec::new();
+    if let Some(b) = &baseline {
+        kinds.push(("POST /v1/payments, build before traces", Some(b), ""));
+    }
+    kinds.push(("POST /v1/payments, traces off", None, ""));
+    kinds.push(("POST /v1/payments, traces on", None, on.as_str()));
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    for _round in 0..3 {
+        for (i, (label, bin, telemetry)) in kinds.iter().enumerate() {
+            let m = once(label, *bin, telemetry, workers, duration);
+            rates[i].push(m.rate);
+            p99s[i].push(m.p99.as_secs_f64() * 1000.0);
+        }
+    }
+    for (i, (label, _, _)) in kinds.iter().enumerate() {
+        println!(
+            "{label}: median {:.0}/s (runs {}), p99 median {:.1} ms",
+            median(rates[i].clone()),
+            rates[i]
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            median(p99s[i].clone()),
+        );
+    }
+    println!(
+        "spans received by the collector: {}",
+        spans.load(Ordering::Relaxed)
+    );
+}
