@@ -122,7 +122,13 @@ impl Outbox {
             retry_days: config.config.dunning.retry_days.clone(),
             http: http_client(Duration::from_secs(5)),
             smtp: (config.config.email.transport == "smtp").then(|| {
-                let url = config.config.email.smtp_url.clone().unwrap_or_default();
+                let url = config
+                    .config
+                    .email
+                    .smtp_url
+                    .as_ref()
+                    .map(|u| u.expose().to_owned())
+                    .unwrap_or_default();
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
                     .map(|b| b.build())
                     .map_err(|e| format!("email.smtp_url: {e}"))
@@ -479,7 +485,7 @@ impl Outbox {
             .header("payhost-event-id", w.event.id.as_str())
             .header(
                 "payhost-signature",
-                signature::header(&[endpoint.secret.as_str()], t, body.as_bytes()),
+                signature::header(&[endpoint.secret.expose()], t, body.as_bytes()),
             )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| (e.to_string(), None))?;

@@ -3,6 +3,7 @@
 //! the clock, sleeping and a small cache all go through these. A host that does not know an
 //! operation (an older host) answers `unsupported_operation`.
 
+use crate::error::{codes, PluginError};
 use crate::types::{DomainEventReport, Empty, HttpRequest, HttpResponse, LogLevel};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,52 +18,99 @@ pub trait HostOperation {
     type Response: Serialize + DeserializeOwned;
 }
 
-macro_rules! host_operation {
-    ($(#[$meta:meta])* $ty:ident = $name:literal: $req:ty => $resp:ty) => {
-        $(#[$meta])*
-        pub struct $ty;
-        impl HostOperation for $ty {
-            const NAME: &'static str = $name;
-            type Request = $req;
-            type Response = $resp;
+/// The host operations, written once: each one's marker type and [`HostOperation`] impl,
+/// the [`HostServices`] trait a host implements (one method each), [`ALL`], and
+/// [`serve`], which decodes a request, runs the method and encodes its answer. The host and
+/// the kit's `FakeHost` both answer plugins through [`serve`]: a new operation added here
+/// does not compile until each of them does it.
+macro_rules! host_operations {
+    ($(
+        $(#[$meta:meta])*
+        $method:ident: $ty:ident = $name:literal: $req:ty => $resp:ty;
+    )*) => {
+        $(
+            $(#[$meta])*
+            pub struct $ty;
+            impl HostOperation for $ty {
+                const NAME: &'static str = $name;
+                type Request = $req;
+                type Response = $resp;
+            }
+        )*
+
+        /// What a host does for its plugins: one method per host operation.
+        pub trait HostServices {
+            $(
+                #[doc = concat!("[`", stringify!($ty), "`]: ", $name, ".")]
+                ///
+                /// # Errors
+                /// As the operation documents.
+                fn $method(&self, request: $req) -> Result<$resp, PluginError>;
+            )*
+        }
+
+        /// Every host operation of this contract version, by the name it travels under.
+        pub const ALL: &[&str] = &[$($name),*];
+
+        /// Answers host operation `op` from `services`: decodes `message`, runs the method,
+        /// encodes its answer.
+        ///
+        /// # Errors
+        /// `protocol_error` for a message that does not decode, `unsupported_operation`
+        /// for an operation this contract version does not have, or the method's error.
+        pub fn serve<S: HostServices + ?Sized>(
+            services: &S,
+            op: &str,
+            message: &[u8],
+        ) -> Result<Vec<u8>, PluginError> {
+            match op {
+                $(
+                    $name => {
+                        let request: $req = crate::ffi::decode(message, $name)?;
+                        let answer = services.$method(request)?;
+                        Ok(crate::ffi::encode(&answer).into_vec())
+                    }
+                )*
+                other => Err(PluginError::new(
+                    codes::UNSUPPORTED,
+                    format!(
+                        "this host (plugin contract {}) has no host operation '{other}'",
+                        crate::CONTRACT_VERSION
+                    ),
+                )),
+            }
         }
     };
 }
 
-host_operation!(
+host_operations! {
     /// One HTTP exchange, with the instance's egress allowlist (`allow_hosts`) and never
     /// past the current call's deadline. Errors: `provider_unavailable` (connect, TLS,
     /// timeout; retryable), `invalid_request` (a URL outside the allowlist),
     /// `deadline_exceeded`. Any HTTP status is an answer, not an error.
-    Http = "http": HttpRequest => HttpResponse
-);
-host_operation!(
+    http: Http = "http": HttpRequest => HttpResponse;
+
     /// Reports a fact that happened outside any operation's answer. During a call, the host
     /// records it with that call's result; outside a call, on its own.
-    Emit = "emit": DomainEventReport => Empty
-);
-host_operation!(
+    emit: Emit = "emit": DomainEventReport => Empty;
+
     /// Writes one structured log line under the instance's name. Never pass secrets.
-    Log = "log": LogRecord => Empty
-);
-host_operation!(
+    log: Log = "log": LogRecord => Empty;
+
     /// The host clock (replaceable in tests): read time only through it.
-    Now = "now": Empty => NowMillis
-);
-host_operation!(
+    now: Now = "now": Empty => NowMillis;
+
     /// Sleeps the calling thread (a retry's backoff). Errors with `deadline_exceeded`, at
     /// once, when the sleep would end past the current call's deadline.
-    Sleep = "sleep": SleepFor => Empty
-);
-host_operation!(
+    sleep: Sleep = "sleep": SleepFor => Empty;
+
     /// A value from the instance's cache (e.g. a downloaded certificate), if present and not
     /// expired. The cache lives as long as the instance; it is not persistent.
-    CacheGet = "cache_get": CacheKey => CacheValue
-);
-host_operation!(
+    cache_get: CacheGet = "cache_get": CacheKey => CacheValue;
+
     /// Stores a value in the instance's cache for `ttl_secs` seconds (0: the instance's life).
-    CachePut = "cache_put": CacheEntry => Empty
-);
+    cache_put: CachePut = "cache_put": CacheEntry => Empty;
+}
 
 /// A log line.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,12 +2,14 @@
 //! and the trust in plugin libraries, with every default.
 
 use super::keys::ApiKey;
-use super::Redacted;
+use super::Secret;
 use super::{DEV_ADMIN_KEY, DEV_API_KEY};
 use serde::Deserialize;
 use std::path::PathBuf;
 
-#[derive(Clone, Deserialize)]
+// A PostgreSQL URL may carry a password (a Secret); ApiKey's Debug hides keys and digests;
+// trusted keys are public keys.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSection {
     #[serde(default = "default_bind")]
@@ -24,7 +26,7 @@ pub struct HostSection {
     /// `sqlite://<file>` or `postgres://...`; default: a SQLite file in `data_dir`.
     /// `PAYHOST_DATABASE_URL` overrides it.
     #[serde(default)]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// First retry delay of an outgoing webhook; it doubles per attempt, up to an hour.
     #[serde(default = "default_webhook_retry_ms")]
     pub webhook_retry_base_ms: u64,
@@ -180,57 +182,4 @@ fn default_api_keys() -> Vec<ApiKey> {
 
 fn default_admin_keys() -> Vec<ApiKey> {
     vec![ApiKey::Plain(DEV_ADMIN_KEY.into())]
-}
-
-impl std::fmt::Debug for HostSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Every field named: a new one does not compile until it is shown or redacted here.
-        let HostSection {
-            bind,
-            plugin_dir,
-            data_dir,
-            default_provider,
-            database_url,
-            webhook_retry_base_ms,
-            plugin_rescan_ms,
-            body_limit_bytes,
-            webhook_body_limit_bytes,
-            call_timeout_ms,
-            header_read_timeout_ms,
-            body_read_timeout_ms,
-            max_connections,
-            api_keys,
-            admin_keys,
-            trusted_proxies,
-            auth_failures_allowed,
-            trusted_keys,
-            require_signature,
-            plugins_lock,
-        } = self;
-        // ApiKey's Debug hides the key and its digest.
-        f.debug_struct("HostSection")
-            .field("bind", bind)
-            .field("plugin_dir", plugin_dir)
-            .field("data_dir", data_dir)
-            .field("default_provider", default_provider)
-            // A PostgreSQL URL may carry a password.
-            .field("database_url", &database_url.as_ref().map(|_| Redacted))
-            .field("webhook_retry_base_ms", webhook_retry_base_ms)
-            .field("plugin_rescan_ms", plugin_rescan_ms)
-            .field("body_limit_bytes", body_limit_bytes)
-            .field("webhook_body_limit_bytes", webhook_body_limit_bytes)
-            .field("call_timeout_ms", call_timeout_ms)
-            .field("header_read_timeout_ms", header_read_timeout_ms)
-            .field("body_read_timeout_ms", body_read_timeout_ms)
-            .field("max_connections", max_connections)
-            .field("api_keys", api_keys)
-            .field("admin_keys", admin_keys)
-            .field("trusted_proxies", trusted_proxies)
-            .field("auth_failures_allowed", auth_failures_allowed)
-            // Public keys: nothing secret.
-            .field("trusted_keys", trusted_keys)
-            .field("require_signature", require_signature)
-            .field("plugins_lock", plugins_lock)
-            .finish()
-    }
 }

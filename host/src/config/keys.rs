@@ -7,7 +7,7 @@
 //! common word to shrink the search. The estimate is generous to humans' keys and exact for
 //! generated ones: `payhost keys generate` makes 32 random base62 characters (190 bits).
 
-use super::Redacted;
+use super::Secret;
 use rand::Rng;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -166,15 +166,16 @@ mod tests {
     }
 }
 
-/// One entry of `host.api_keys`: a plain key, or a table.
-#[derive(Clone)]
+/// One entry of `host.api_keys`: a plain key, or a table (`Debug` shows neither a key nor
+/// a digest: both are [`Secret`]s).
+#[derive(Debug, Clone)]
 pub enum ApiKey {
-    Plain(String),
+    Plain(Secret),
     Table(ApiKeyTable),
 }
 
 /// `{ name, key | sha256, tenant, scopes }`: several may be valid at once (rotation).
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyTable {
     /// Named in logs and errors instead of the key.
@@ -182,10 +183,10 @@ pub struct ApiKeyTable {
     pub name: Option<String>,
     /// The key itself (use `${VAR}`), or...
     #[serde(default)]
-    pub key: Option<String>,
+    pub key: Option<Secret>,
     /// ...its SHA-256 in hex (`printf %s "$KEY" | sha256sum`), so the config holds no key.
     #[serde(default)]
-    pub sha256: Option<String>,
+    pub sha256: Option<Secret>,
     /// The only tenant the key acts for; its requests see only that tenant's records.
     #[serde(default)]
     pub tenant: Option<String>,
@@ -215,7 +216,7 @@ impl<'de> Deserialize<'de> for ApiKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         match toml::Value::deserialize(d)? {
-            toml::Value::String(s) => Ok(ApiKey::Plain(s)),
+            toml::Value::String(s) => Ok(ApiKey::Plain(Secret::new(s))),
             t @ toml::Value::Table(_) => ApiKeyTable::deserialize(t)
                 .map(ApiKey::Table)
                 .map_err(|e| D::Error::custom(format!("host.api_keys: {}", e.message()))),
@@ -227,22 +228,6 @@ impl<'de> Deserialize<'de> for ApiKey {
     }
 }
 
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ApiKey::Plain(_) => f.write_str("[redacted]"),
-            ApiKey::Table(t) => f
-                .debug_struct("ApiKey")
-                .field("name", &t.name)
-                .field("key", &t.key.as_ref().map(|_| Redacted))
-                .field("sha256", &t.sha256.as_ref().map(|_| Redacted))
-                .field("tenant", &t.tenant)
-                .field("scopes", &t.scopes)
-                .finish(),
-        }
-    }
-}
-
 impl ApiKey {
     /// The SHA-256 of the key (hex digests are checked by [`validate`]; one that is not
     /// hex gives a digest nothing hashes to).
@@ -250,11 +235,11 @@ impl ApiKey {
         use sha2::Digest;
         match self {
             ApiKey::Plain(k) | ApiKey::Table(ApiKeyTable { key: Some(k), .. }) => {
-                sha2::Sha256::digest(k.as_bytes()).into()
+                sha2::Sha256::digest(k.expose().as_bytes()).into()
             }
             ApiKey::Table(t) => {
                 let mut out = [0u8; 32];
-                let hex = t.sha256.as_deref().unwrap_or_default();
+                let hex = t.sha256.as_ref().map(Secret::expose).unwrap_or_default();
                 match hex::decode_to_slice(hex, &mut out) {
                     Ok(()) => out,
                     Err(_) => [0xff; 32],
@@ -292,7 +277,7 @@ impl ApiKey {
     /// The key itself, when the config holds it (not only its digest).
     pub fn text(&self) -> Option<&str> {
         match self {
-            ApiKey::Plain(k) | ApiKey::Table(ApiKeyTable { key: Some(k), .. }) => Some(k),
+            ApiKey::Plain(k) | ApiKey::Table(ApiKeyTable { key: Some(k), .. }) => Some(k.expose()),
             ApiKey::Table(_) => None,
         }
     }

@@ -2,7 +2,7 @@
 //! parse, apply the environment's overrides, check ([`super::problems`]); and the lenient
 //! path `config check` takes to name every problem at once.
 
-use super::{problems, shape, Config, ConfigError};
+use super::{problems, shape, Config, ConfigError, Secret};
 use std::path::{Path, PathBuf};
 
 /// Where a loaded config came from, with paths resolved against its folder.
@@ -28,7 +28,7 @@ impl Loaded {
     /// The database to open: the configured URL (a relative SQLite path is relative to the
     /// config file), else `<data_dir>/payhost.db`.
     pub fn database_url(&self) -> String {
-        match self.config.host.database_url.as_deref() {
+        match self.config.host.database_url.as_ref().map(Secret::expose) {
             None => crate::store::default_url(&self.data_dir),
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(path) if !path.starts_with('/') => {
@@ -192,9 +192,9 @@ fn finish(
         config.host.default_provider = Some(p);
     }
     if let Some(url) = env("PAYHOST_DATABASE_URL").filter(|u| !u.is_empty()) {
-        config.host.database_url = Some(url);
+        config.host.database_url = Some(Secret::new(url));
     }
-    if config.host.database_url.as_deref() == Some("") {
+    if config.host.database_url.as_ref().map(Secret::expose) == Some("") {
         config.host.database_url = None;
     }
     Ok(config)

@@ -53,7 +53,7 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
                 "an http(s) URL".into(),
             ));
         }
-        if e.secret.len() < 16 {
+        if e.secret.expose().len() < 16 {
             out.push((
                 format!("webhook_endpoints[{i}].secret"),
                 "a secret of at least 16 characters".into(),
@@ -200,7 +200,7 @@ fn key_problems(list: &str, keys: &[ApiKey], out: &mut Vec<(String, String)>) {
     for (i, k) in keys.iter().enumerate() {
         let at = |field: &str| format!("host.{list}[{i}]{field}");
         match k {
-            ApiKey::Plain(p) if p.len() < 8 => {
+            ApiKey::Plain(p) if p.expose().len() < 8 => {
                 out.push((at(""), "a key of at least 8 characters".into()));
                 continue;
             }
@@ -214,12 +214,13 @@ fn key_problems(list: &str, keys: &[ApiKey], out: &mut Vec<(String, String)>) {
                         ));
                         continue;
                     }
-                    (Some(p), None) if p.len() < 8 => {
+                    (Some(p), None) if p.expose().len() < 8 => {
                         out.push((at(".key"), "a key of at least 8 characters".into()));
                         continue;
                     }
                     (None, Some(h))
-                        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                        if h.expose().len() != 64
+                            || !h.expose().bytes().all(|b| b.is_ascii_hexdigit()) =>
                     {
                         out.push((
                             at(".sha256"),

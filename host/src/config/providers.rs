@@ -4,7 +4,7 @@
 //! (`payhost plugins conformance --config`).
 
 use super::load::read_toml;
-use super::{ConfigError, Redacted};
+use super::{ConfigError, Secret};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,23 +45,13 @@ pub enum ConfigValue {
     Many(Vec<Scalar>),
 }
 
-#[derive(Clone, Deserialize)]
+/// Text values may be secrets (api keys, webhook secrets): `Debug` never shows them.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Scalar {
-    Text(String),
+    Text(Secret),
     Int(i64),
     Bool(bool),
-}
-
-/// Text values may be secrets (api keys, webhook secrets): `Debug` never shows them.
-impl std::fmt::Debug for Scalar {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Scalar::Text(_) => Redacted.fmt(f),
-            Scalar::Int(i) => i.fmt(f),
-            Scalar::Bool(b) => b.fmt(f),
-        }
-    }
 }
 
 impl ConfigValue {
@@ -72,7 +62,7 @@ impl ConfigValue {
             ConfigValue::Many(v) => v,
         };
         all.iter().filter_map(|s| match s {
-            Scalar::Text(t) => Some(t.as_str()),
+            Scalar::Text(t) => Some(t.expose()),
             _ => None,
         })
     }
@@ -81,8 +71,8 @@ impl ConfigValue {
 impl Scalar {
     fn json(&self) -> Option<serde_json::Value> {
         match self {
-            Scalar::Text(s) if s.is_empty() => None,
-            Scalar::Text(s) => Some(s.clone().into()),
+            Scalar::Text(s) if s.expose().is_empty() => None,
+            Scalar::Text(s) => Some(s.expose().into()),
             Scalar::Int(i) => Some((*i).into()),
             Scalar::Bool(b) => Some((*b).into()),
         }

@@ -1,7 +1,7 @@
 //! The smaller sections: `[retention]`, `[dunning]`, `[email]` and
 //! `[[webhook_endpoints]]`, with their defaults. Secrets among them never show in `Debug`.
 
-use super::Redacted;
+use super::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -81,7 +81,7 @@ fn default_retry_days() -> Vec<u32> {
     vec![1, 3, 5]
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSection {
     /// `file` (default: `.eml` files in `dir`, nothing to install) or `smtp`.
@@ -95,7 +95,7 @@ pub struct EmailSection {
     pub from: String,
     /// `smtp://host:port` or `smtps://user:password@host` for the smtp transport.
     #[serde(default)]
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<Secret>,
 }
 
 impl Default for EmailSection {
@@ -117,34 +117,13 @@ fn default_mail_from() -> String {
     "payhost <billing@payhost.invalid>".into()
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpoint {
     pub name: String,
     pub url: String,
     /// Signs every delivery (`Payhost-Signature: t=..,v1=..`).
-    pub secret: String,
-}
-
-impl std::fmt::Debug for EmailSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailSection")
-            .field("transport", &self.transport)
-            .field("dir", &self.dir)
-            .field("from", &self.from)
-            .field("smtp_url", &self.smtp_url.as_ref().map(|_| Redacted))
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for WebhookEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookEndpoint")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("secret", &Redacted)
-            .finish()
-    }
+    pub secret: Secret,
 }
 
 /// `[telemetry]`: where traces go. Off unless an endpoint is named here or in

@@ -11,10 +11,9 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use payhost_plugin_api::abi_stable::std_types::{RResult, RSlice, RStr, RVec};
-use payhost_plugin_api::ffi::{decode, encode, HostFfi};
+use payhost_plugin_api::ffi::{encode, HostFfi};
 use payhost_plugin_api::host_ops::{
-    CacheEntry, CacheGet, CacheKey, CachePut, CacheValue, Emit, HostOperation, Http, Log,
-    LogRecord, Now, NowMillis, Sleep, SleepFor,
+    self, CacheEntry, CacheKey, CacheValue, HostServices, LogRecord, NowMillis, SleepFor,
 };
 use payhost_plugin_api::{
     codes, DomainEventReport, Effect, Empty, Headers, HttpRequest, HttpResponse, LogLevel,
@@ -298,8 +297,16 @@ impl InstanceServices {
         };
         outcome
     }
+}
 
-    fn emit(&self, event: DomainEventReport) {
+/// What the host does for an instance's plugin: the contract's host operations, each
+/// answered through [`host_ops::serve`].
+impl HostServices for InstanceServices {
+    fn http(&self, request: HttpRequest) -> Result<HttpResponse, PluginError> {
+        self.exchange(request)
+    }
+
+    fn emit(&self, event: DomainEventReport) -> Result<Empty, PluginError> {
         let pending = CALL.with(|c| match c.borrow_mut().as_mut() {
             Some(call) => {
                 call.reports.push(event.clone());
@@ -310,9 +317,10 @@ impl InstanceServices {
         if pending {
             self.sink.report(&self.instance, event);
         }
+        Ok(Empty {})
     }
 
-    fn log(&self, record: LogRecord) {
+    fn log(&self, record: LogRecord) -> Result<Empty, PluginError> {
         let fields: Vec<String> = record
             .fields
             .iter()
@@ -328,9 +336,16 @@ impl InstanceServices {
             LogLevel::Debug => tracing::debug!(%instance, ?fields, "{message}"),
             LogLevel::Trace => tracing::trace!(%instance, ?fields, "{message}"),
         }
+        Ok(Empty {})
     }
 
-    fn sleep(&self, millis: u64) -> Result<(), PluginError> {
+    fn now(&self, _: Empty) -> Result<NowMillis, PluginError> {
+        Ok(NowMillis {
+            millis: self.clock.now_millis(),
+        })
+    }
+
+    fn sleep(&self, SleepFor { millis }: SleepFor) -> Result<Empty, PluginError> {
         let deadline = current_deadline();
         let wanted = i64::try_from(millis).unwrap_or(i64::MAX);
         if deadline > 0 && self.clock.now_millis().saturating_add(wanted) > deadline {
@@ -341,23 +356,24 @@ impl InstanceServices {
         }
         // Plugin calls run on the blocking pool: sleeping here blocks no async worker.
         std::thread::sleep(Duration::from_millis(millis));
-        Ok(())
+        Ok(Empty {})
     }
 
-    fn cache_get(&self, key: &str) -> Option<String> {
+    fn cache_get(&self, CacheKey { key }: CacheKey) -> Result<CacheValue, PluginError> {
         let now = self.clock.now_millis();
         let mut cache = self.cache.locked();
-        match cache.get(key) {
+        let value = match cache.get(&key) {
             Some((v, exp)) if *exp == 0 || *exp > now => Some(v.clone()),
             Some(_) => {
-                cache.remove(key);
+                cache.remove(&key);
                 None
             }
             None => None,
-        }
+        };
+        Ok(CacheValue { value })
     }
 
-    fn cache_put(&self, entry: CacheEntry) {
+    fn cache_put(&self, entry: CacheEntry) -> Result<Empty, PluginError> {
         let ttl_ms = i64::try_from(entry.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
         let expiry = if entry.ttl_secs == 0 {
             0
@@ -370,64 +386,22 @@ impl InstanceServices {
             cache.clear();
         }
         cache.insert(entry.key, (entry.value, expiry));
-    }
-
-    fn run(&self, op: &str, message: &[u8]) -> Result<Vec<u8>, PluginError> {
-        fn reply<O: HostOperation>(
-            message: &[u8],
-            f: impl FnOnce(O::Request) -> Result<O::Response, PluginError>,
-        ) -> Result<Vec<u8>, PluginError> {
-            let request: O::Request = decode(message, O::NAME)?;
-            Ok(encode(&f(request)?).into_vec())
-        }
-        match op {
-            Http::NAME => reply::<Http>(message, |r| self.exchange(r)),
-            Emit::NAME => reply::<Emit>(message, |e| {
-                self.emit(e);
-                Ok(Empty {})
-            }),
-            Log::NAME => reply::<Log>(message, |r| {
-                self.log(r);
-                Ok(Empty {})
-            }),
-            Now::NAME => reply::<Now>(message, |_| {
-                Ok(NowMillis {
-                    millis: self.clock.now_millis(),
-                })
-            }),
-            Sleep::NAME => reply::<Sleep>(message, |SleepFor { millis }| {
-                self.sleep(millis).map(|()| Empty {})
-            }),
-            CacheGet::NAME => reply::<CacheGet>(message, |CacheKey { key }| {
-                Ok(CacheValue {
-                    value: self.cache_get(&key),
-                })
-            }),
-            CachePut::NAME => reply::<CachePut>(message, |entry| {
-                self.cache_put(entry);
-                Ok(Empty {})
-            }),
-            other => Err(PluginError::new(
-                codes::UNSUPPORTED,
-                format!(
-                    "this host (plugin contract {}) has no host operation '{other}'",
-                    payhost_plugin_api::CONTRACT_VERSION
-                ),
-            )),
-        }
+        Ok(Empty {})
     }
 }
 
 impl HostFfi for InstanceServices {
     fn call(&self, op: RStr<'_>, message: RSlice<'_, u8>) -> RResult<RVec<u8>, RVec<u8>> {
         let op = op.as_str();
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.run(op, message.as_slice())))
-            .unwrap_or_else(|_| {
-                Err(PluginError::new(
-                    codes::INTERNAL,
-                    format!("the host failed inside host operation '{op}'"),
-                ))
-            });
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            host_ops::serve(self, op, message.as_slice())
+        }))
+        .unwrap_or_else(|_| {
+            Err(PluginError::new(
+                codes::INTERNAL,
+                format!("the host failed inside host operation '{op}'"),
+            ))
+        });
         match outcome {
             Ok(bytes) => RResult::ROk(bytes.into()),
             Err(e) => RResult::RErr(encode(&e)),

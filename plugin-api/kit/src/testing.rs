@@ -6,8 +6,7 @@
 
 use crate::api::ffi::{decode, Envelope};
 use crate::api::host_ops::{
-    CacheEntry, CacheGet, CacheKey, CachePut, CacheValue, Emit, HostOperation, Http, Log,
-    LogRecord, Now, NowMillis, Sleep, SleepFor,
+    self, CacheEntry, CacheKey, CacheValue, HostServices, LogRecord, NowMillis, SleepFor,
 };
 use crate::api::{
     codes, CallCtx, DomainEventReport, Empty, HttpRequest, HttpResponse, Operation, PluginError,
@@ -125,69 +124,11 @@ impl FakeHost {
     pub fn advance(&self, by: Duration) {
         self.state().now_ms += i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
     }
+}
 
-    fn run(&self, op: &str, message: &[u8]) -> Result<Vec<u8>, PluginError> {
-        fn reply<O: HostOperation>(
-            message: &[u8],
-            f: impl FnOnce(O::Request) -> Result<O::Response, PluginError>,
-        ) -> Result<Vec<u8>, PluginError> {
-            let request: O::Request = decode(message, O::NAME)?;
-            let answer = f(request)?;
-            Ok(serde_json::to_vec(&answer).unwrap_or_default())
-        }
-        match op {
-            Http::NAME => reply::<Http>(message, |r| self.http(r)),
-            Emit::NAME => reply::<Emit>(message, |e| {
-                self.state().events.push(e);
-                Ok(Empty {})
-            }),
-            Log::NAME => reply::<Log>(message, |l| {
-                self.state().logs.push(l);
-                Ok(Empty {})
-            }),
-            Now::NAME => reply::<Now>(message, |_| {
-                Ok(NowMillis {
-                    millis: self.now_millis(),
-                })
-            }),
-            Sleep::NAME => reply::<Sleep>(message, |SleepFor { millis }| {
-                let d = Duration::from_millis(millis);
-                self.state().sleeps.push(d);
-                self.advance(d);
-                Ok(Empty {})
-            }),
-            CacheGet::NAME => reply::<CacheGet>(message, |CacheKey { key }| {
-                let mut st = self.state();
-                let now = st.now_ms;
-                let fresh = match st.cache.get(&key) {
-                    Some((v, exp)) if exp.is_none_or(|e| e > now) => Some(v.clone()),
-                    _ => None,
-                };
-                if fresh.is_none() {
-                    st.cache.remove(&key);
-                }
-                Ok(CacheValue { value: fresh })
-            }),
-            CachePut::NAME => reply::<CachePut>(
-                message,
-                |CacheEntry {
-                     key,
-                     value,
-                     ttl_secs,
-                 }| {
-                    let mut st = self.state();
-                    let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2000);
-                    let expires = (ttl > 0).then(|| st.now_ms + ttl * 1000);
-                    st.cache.insert(key, (value, expires));
-                    Ok(Empty {})
-                },
-            ),
-            other => Err(PluginError::unsupported(&format!(
-                "host operation '{other}'"
-            ))),
-        }
-    }
-
+/// The fake's host operations, answered through the contract's one dispatch
+/// ([`host_ops::serve`]) as the host answers them.
+impl HostServices for FakeHost {
     fn http(&self, request: HttpRequest) -> Result<HttpResponse, PluginError> {
         let scripted = {
             let mut st = self.state();
@@ -215,12 +156,62 @@ impl FakeHost {
             .retryable(true)),
         }
     }
+
+    fn emit(&self, event: DomainEventReport) -> Result<Empty, PluginError> {
+        self.state().events.push(event);
+        Ok(Empty {})
+    }
+
+    fn log(&self, record: LogRecord) -> Result<Empty, PluginError> {
+        self.state().logs.push(record);
+        Ok(Empty {})
+    }
+
+    fn now(&self, _: Empty) -> Result<NowMillis, PluginError> {
+        Ok(NowMillis {
+            millis: self.now_millis(),
+        })
+    }
+
+    fn sleep(&self, SleepFor { millis }: SleepFor) -> Result<Empty, PluginError> {
+        let d = Duration::from_millis(millis);
+        self.state().sleeps.push(d);
+        self.advance(d);
+        Ok(Empty {})
+    }
+
+    fn cache_get(&self, CacheKey { key }: CacheKey) -> Result<CacheValue, PluginError> {
+        let mut st = self.state();
+        let now = st.now_ms;
+        let fresh = match st.cache.get(&key) {
+            Some((v, exp)) if exp.is_none_or(|e| e > now) => Some(v.clone()),
+            _ => None,
+        };
+        if fresh.is_none() {
+            st.cache.remove(&key);
+        }
+        Ok(CacheValue { value: fresh })
+    }
+
+    fn cache_put(
+        &self,
+        CacheEntry {
+            key,
+            value,
+            ttl_secs,
+        }: CacheEntry,
+    ) -> Result<Empty, PluginError> {
+        let mut st = self.state();
+        let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2000);
+        let expires = (ttl > 0).then(|| st.now_ms + ttl * 1000);
+        st.cache.insert(key, (value, expires));
+        Ok(Empty {})
+    }
 }
 
 impl RawHost for FakeHost {
     fn call(&self, op: &str, message: &[u8]) -> Result<Vec<u8>, Vec<u8>> {
-        self.run(op, message)
-            .map_err(|e| serde_json::to_vec(&e).unwrap_or_default())
+        host_ops::serve(self, op, message).map_err(|e| serde_json::to_vec(&e).unwrap_or_default())
     }
 }
 

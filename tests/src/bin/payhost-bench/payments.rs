@@ -146,6 +146,61 @@ pub fn load(
     }
 }
 
+/// `POST /v1/payments` on one SQLite host of build `bin` (this one when `None`; another
+/// build's folder may hold its own `libpayhost_plugin_mock.so`) with the mock and `extra`
+/// configuration (more mock instances, routes, telemetry); for runs of
+/// two builds or configurations in turn.
+pub fn one_host(
+    label: &str,
+    bin: Option<&std::path::PathBuf>,
+    extra: &str,
+    workers: usize,
+    duration: Duration,
+) -> Measured {
+    // Another build runs with the mock built beside it (its contract), when there is one.
+    let mock = bin
+        .and_then(|b| b.parent())
+        .map(|d| d.join("libpayhost_plugin_mock.so"))
+        .filter(|m| m.exists())
+        .unwrap_or_else(mock_so);
+    let s = Scratch::with_host(
+        &[(&mock, "libpayhost_plugin_mock.so")],
+        &if extra.contains("[routing]") {
+            String::new()
+        } else {
+            "default_provider = \"mock\"\n".to_owned()
+        },
+        &format!(
+            "[providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"whsec_bench\" }}\n{extra}"
+        ),
+    );
+    let env = [("RUST_LOG", "info"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "")];
+    let host = match bin {
+        Some(b) => s.serve_binary(b, &env),
+        None => s.serve_with_env(&env),
+    };
+    let body = format!(
+        "{{\"customer\":\"{}\",\"amount\":1999,\"currency\":\"usd\",\"payment_method\":\"pm_card_visa\"}}",
+        customer(&host.addr)
+    );
+    let m = load(
+        label,
+        std::slice::from_ref(&host.addr),
+        workers,
+        duration,
+        move |conn, w, n| conn.post("/v1/payments", &format!("bench-{w}-{n}"), &body) == 201,
+    );
+    let (code, _) = host.terminate();
+    assert_eq!(code, 0);
+    m
+}
+
+/// The middle value (of an odd count; the upper middle of an even one).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn payments(label: &str, hosts: usize, db: Option<&TestDb>, workers: usize, duration: Duration) {
     payments_with(label, hosts, db, workers, duration, "");
 }

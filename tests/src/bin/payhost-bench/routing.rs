@@ -3,11 +3,12 @@
 //! three rules and two candidates beside the plain run; the latency a failover from an
 //! instance refusing connections adds; and an instance whose circuit is open, skipped.
 
-use crate::payments::{customer, payments_with, start_with};
+use crate::payments::{customer, median, one_host, payments_with, start_with};
 use payhost::config::routing::Facts;
 use payhost::config::Config;
 use payhost::routing::{Circuit, Instances, Router};
 use payhost_tests::closed_port;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 struct Fleet;
@@ -97,8 +98,47 @@ fn latency(label: &str, extra: &str, n: usize) {
     }
 }
 
+/// With `PAYHOST_BENCH_BASELINE_ROUTING=<payhost binary>` (a build from before routing):
+/// five rounds in turn of that build, this build with three rules and two candidates, and
+/// this build without routes; the medians side by side (the target: within 5%).
+fn against_the_build_before(workers: usize, duration: Duration) {
+    let Some(before) = std::env::var_os("PAYHOST_BENCH_BASELINE_ROUTING").map(PathBuf::from) else {
+        println!(
+            "POST /v1/payments against the build before routing: not run \
+             (PAYHOST_BENCH_BASELINE_ROUTING names no binary)"
+        );
+        return;
+    };
+    let rules = format!("{MOCK_B}{RULES}");
+    let kinds: [(&str, Option<&PathBuf>, &str); 3] = [
+        ("POST /v1/payments, build before routing", Some(&before), ""),
+        ("POST /v1/payments, 3 rules, 2 candidates", None, &rules),
+        ("POST /v1/payments, no routes", None, ""),
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    for _round in 0..5 {
+        for (i, (label, bin, extra)) in kinds.iter().enumerate() {
+            rates[i].push(one_host(label, *bin, extra, workers, duration).rate);
+        }
+    }
+    let base = median(rates[0].clone());
+    for (i, (label, _, _)) in kinds.iter().enumerate() {
+        let m = median(rates[i].clone());
+        println!(
+            "{label}: median {m:.0}/s ({:+.1}% against the build before; runs {})",
+            (m / base - 1.0) * 100.0,
+            rates[i]
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+}
+
 pub fn run(workers: usize, duration: Duration) {
     decisions();
+    against_the_build_before(workers, duration);
     payments_with(
         "POST /v1/payments, sqlite, no routes",
         1,

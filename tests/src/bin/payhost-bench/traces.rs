@@ -4,8 +4,8 @@
 //! both; with `PAYHOST_BENCH_BASELINE=<payhost binary>` (a build from before traces) that
 //! build joins each round, traces off being the claim "off costs nothing".
 
-use crate::payments::{customer, load, Measured};
-use payhost_tests::{mock_so, serve_in_background, Scratch};
+use crate::payments::{median, one_host};
+use payhost_tests::serve_in_background;
 use prost::Message;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,46 +38,6 @@ fn collector() -> (std::net::SocketAddr, Arc<AtomicU64>) {
     (serve_in_background(app), spans)
 }
 
-fn once(
-    label: &str,
-    bin: Option<&PathBuf>,
-    telemetry: &str,
-    workers: usize,
-    d: Duration,
-) -> Measured {
-    let s = Scratch::with_host(
-        &[(&mock_so(), "libpayhost_plugin_mock.so")],
-        "default_provider = \"mock\"\n",
-        &format!(
-            "[providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"whsec_bench\" }}\n{telemetry}"
-        ),
-    );
-    let env = [("RUST_LOG", "info"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "")];
-    let host = match bin {
-        Some(b) => s.serve_binary(b, &env),
-        None => s.serve_with_env(&env),
-    };
-    let body = format!(
-        "{{\"customer\":\"{}\",\"amount\":1999,\"currency\":\"usd\",\"payment_method\":\"pm_card_visa\"}}",
-        customer(&host.addr)
-    );
-    let m = load(
-        label,
-        std::slice::from_ref(&host.addr),
-        workers,
-        d,
-        move |conn, w, n| conn.post("/v1/payments", &format!("bench-{w}-{n}"), &body) == 201,
-    );
-    let (code, _) = host.terminate();
-    assert_eq!(code, 0);
-    m
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 pub fn run(workers: usize, duration: Duration) {
     let (addr, spans) = collector();
     let on = format!("[telemetry]\notlp_endpoint = \"http://{addr}\"\n");
@@ -92,7 +52,7 @@ pub fn run(workers: usize, duration: Duration) {
     let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     for _round in 0..3 {
         for (i, (label, bin, telemetry)) in kinds.iter().enumerate() {
-            let m = once(label, *bin, telemetry, workers, duration);
+            let m = one_host(label, *bin, telemetry, workers, duration);
             rates[i].push(m.rate);
             p99s[i].push(m.p99.as_secs_f64() * 1000.0);
         }
