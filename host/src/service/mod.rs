@@ -14,6 +14,7 @@ pub mod inflight;
 pub mod invoices;
 pub mod payments;
 pub mod refunds;
+mod resolve;
 mod routes;
 pub use routes::{InDoubtView, RoutingView, RuleView};
 pub mod subscriptions;

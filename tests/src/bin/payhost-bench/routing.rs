@@ -109,6 +109,12 @@ fn against_the_build_before(workers: usize, duration: Duration) {
         );
         return;
     };
+    // `PAYHOST_BENCH_CONNECTIONS` loads harder: a closed loop of 64 connections turns one
+    // more durable write per payment (latency) into fewer payments a second.
+    let workers = std::env::var("PAYHOST_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(workers);
     let rules = format!("{MOCK_B}{RULES}");
     let kinds: [(&str, Option<&PathBuf>, &str); 3] = [
         ("POST /v1/payments, build before routing", Some(&before), ""),
