@@ -100,7 +100,8 @@ fn latency(label: &str, extra: &str, n: usize) {
 
 /// With `PAYHOST_BENCH_BASELINE_ROUTING=<payhost binary>` (a build from before routing):
 /// five rounds in turn of that build, this build with three rules and two candidates, and
-/// this build without routes; the medians side by side (the target: within 5%).
+/// this build without routes, each round in another order; the medians side by side (the
+/// target: within 5%).
 fn against_the_build_before(workers: usize, duration: Duration) {
     let Some(before) = std::env::var_os("PAYHOST_BENCH_BASELINE_ROUTING").map(PathBuf::from) else {
         println!(
@@ -122,9 +123,12 @@ fn against_the_build_before(workers: usize, duration: Duration) {
         ("POST /v1/payments, no routes", None, ""),
     ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
-    for _round in 0..5 {
-        for (i, (label, bin, extra)) in kinds.iter().enumerate() {
-            rates[i].push(one_host(label, *bin, extra, workers, duration).rate);
+    // Each round starts with the next kind: no kind always runs first or after another.
+    for round in 0..5 {
+        for k in 0..kinds.len() {
+            let i = (round + k) % kinds.len();
+            let (label, bin, extra) = kinds[i];
+            rates[i].push(one_host(label, bin, extra, workers, duration).rate);
         }
     }
     let base = median(rates[0].clone());

@@ -1,7 +1,7 @@
 //! `payhost-bench traces`: what traces cost. `POST /v1/payments` on SQLite (the mock, 64
 //! connections) with traces off and on (exported to a collector in this process that
-//! decodes and counts the spans), three rounds in turn so the machine's drift falls on
-//! both; with `PAYHOST_BENCH_BASELINE=<payhost binary>` (a build from before traces) that
+//! decodes and counts the spans), three rounds in turn, each starting with the next kind,
+//! so the machine's drift falls on all; with `PAYHOST_BENCH_BASELINE=<payhost binary>` (a build from before traces) that
 //! build joins each round, traces off being the claim "off costs nothing".
 
 use crate::payments::{median, one_host};
@@ -50,9 +50,12 @@ pub fn run(workers: usize, duration: Duration) {
     kinds.push(("POST /v1/payments, traces on", None, on.as_str()));
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
-    for _round in 0..3 {
-        for (i, (label, bin, telemetry)) in kinds.iter().enumerate() {
-            let m = one_host(label, *bin, telemetry, workers, duration);
+    // Each round starts with the next kind: no kind always runs first or after another.
+    for round in 0..3 {
+        for k in 0..kinds.len() {
+            let i = (round + k) % kinds.len();
+            let (label, bin, telemetry) = kinds[i];
+            let m = one_host(label, bin, telemetry, workers, duration);
             rates[i].push(m.rate);
             p99s[i].push(m.p99.as_secs_f64() * 1000.0);
         }
