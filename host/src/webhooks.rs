@@ -18,6 +18,7 @@ use crate::plugins::{CallError, Registry};
 use crate::service::{new_id, Ids, PaymentService, ServiceError};
 use crate::store::{inbox, Backend, NewDelivery, StoreError, Unit};
 use payhost_plugin_api::{ops, CallCtx, DomainEventReport, Headers, WebhookDelivery, WebhookEvent};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -50,6 +51,72 @@ struct Meta {
     provider: String,
     attempts: i64,
     created: i64,
+}
+
+/// One round's rows and what became of them so far, phase by phase.
+struct Batch {
+    metas: Vec<Meta>,
+    /// Each row's span (`webhook <type>`), under the round's.
+    spans: Vec<tracing::Span>,
+    /// What each row's plugin mapped it to (empty until mapped, or when it failed).
+    reports: Vec<Vec<DomainEventReport>>,
+    /// The payhost ids each row's reports name.
+    ids: Vec<Ids>,
+    /// Rows that failed, and why: each spends an attempt.
+    failures: Vec<(usize, String)>,
+    /// Rows whose plugin had no free call slot: taken again next round, unspent.
+    busy: BTreeSet<usize>,
+    /// Rows not finished because the database was away (or their lookup failed).
+    unresolved: BTreeSet<usize>,
+    /// The database was away during the round.
+    away: bool,
+}
+
+impl Batch {
+    /// The round's rows, and the events to hand their plugins.
+    fn of(rows: Vec<inbox::InboxRow>) -> (Self, Vec<WebhookEvent>) {
+        let n = rows.len();
+        let mut batch = Batch {
+            metas: Vec::with_capacity(n),
+            spans: Vec::with_capacity(n),
+            reports: vec![Vec::new(); n],
+            ids: vec![Ids::default(); n],
+            failures: Vec::new(),
+            busy: BTreeSet::new(),
+            unresolved: BTreeSet::new(),
+            away: false,
+        };
+        let mut events = Vec::with_capacity(n);
+        for row in rows {
+            batch.spans.push(tracing::debug_span!(
+                "webhook.process",
+                otel.name = %format_args!("webhook {}", row.event_type),
+                provider = %row.provider,
+                inbox_id = %row.id,
+                event_type = %row.event_type,
+                payment_id = tracing::field::Empty,
+                error = tracing::field::Empty,
+            ));
+            batch.metas.push(Meta {
+                id: row.id,
+                provider: row.provider,
+                attempts: row.attempts,
+                created: row.created,
+            });
+            events.push(WebhookEvent {
+                id: row.event_id,
+                event_type: row.event_type,
+                created: row.created,
+                payload: row.payload,
+            });
+        }
+        (batch, events)
+    }
+
+    /// Whether row `i` was mapped (neither failed nor left for a free slot).
+    fn mapped(&self, i: usize) -> bool {
+        !self.busy.contains(&i) && !self.failures.iter().any(|(f, _)| *f == i)
+    }
 }
 
 /// What a processing round did.
@@ -247,42 +314,27 @@ impl Webhooks {
         self.process(rows).instrument(round).await
     }
 
-    /// [`WebhookProcessor::process_due`] for the rows taken, each in a span of its own.
+    /// [`WebhookProcessor::process_due`] for the rows taken, each in a span of its own, in
+    /// three phases: the plugins map them, the ids they name are looked up, their units are
+    /// committed; then the round's failures are recorded.
     async fn process(self: &Arc<Self>, rows: Vec<inbox::InboxRow>) -> Round {
-        let n = rows.len();
-        let mut spans = Vec::with_capacity(n);
-        let mut metas = Vec::with_capacity(n);
-        let mut events = Vec::with_capacity(n);
-        for row in rows {
-            spans.push(tracing::debug_span!(
-                "webhook.process",
-                otel.name = %format_args!("webhook {}", row.event_type),
-                provider = %row.provider,
-                inbox_id = %row.id,
-                event_type = %row.event_type,
-                payment_id = tracing::field::Empty,
-                error = tracing::field::Empty,
-            ));
-            metas.push(Meta {
-                id: row.id,
-                provider: row.provider,
-                attempts: row.attempts,
-                created: row.created,
-            });
-            events.push(WebhookEvent {
-                id: row.event_id,
-                event_type: row.event_type,
-                created: row.created,
-                payload: row.payload,
-            });
-        }
+        let (mut batch, events) = Batch::of(rows);
+        self.map(&mut batch, events).await;
+        self.name_ids(&mut batch).await;
+        self.commit(&mut batch).await;
+        self.conclude(batch).await
+    }
 
-        // 1. The plugins map every row.
+    /// Phase 1: the plugins map every row (several calls at once). A row whose plugin had
+    /// no call slot free (the receivers were using them) is not the event's fault: no
+    /// attempt is spent, the next round takes it again.
+    async fn map(&self, batch: &mut Batch, events: Vec<WebhookEvent>) {
+        let n = events.len();
         let mut mapped: Vec<Option<Result<Vec<DomainEventReport>, CallError>>> =
             (0..n).map(|_| None).collect();
         let mut running = tokio::task::JoinSet::new();
         for (i, event) in events.into_iter().enumerate() {
-            let (registry, provider) = (self.registry.clone(), metas[i].provider.clone());
+            let (registry, provider) = (self.registry.clone(), batch.metas[i].provider.clone());
             running.spawn(
                 async move {
                     let r = registry
@@ -291,7 +343,7 @@ impl Webhooks {
                         .map(|m| m.events);
                     (i, r)
                 }
-                .instrument(spans[i].clone()),
+                .instrument(batch.spans[i].clone()),
             );
             while running.len() >= CONCURRENCY {
                 if let Some(Ok((i, r))) = running.join_next().await {
@@ -304,83 +356,75 @@ impl Webhooks {
                 mapped[i] = Some(r);
             }
         }
-        let mut reports: Vec<Vec<DomainEventReport>> = Vec::with_capacity(n);
-        let mut failures: Vec<(usize, String)> = Vec::new();
-        // Rows whose plugin had no call slot free (the receivers were using them): not the
-        // event's fault, so no attempt is spent; the next round takes them again.
-        let mut busy = std::collections::BTreeSet::new();
         for (i, m) in mapped.into_iter().enumerate() {
             match m {
-                Some(Ok(r)) => reports.push(r),
+                Some(Ok(r)) => batch.reports[i] = r,
                 Some(Err(CallError::Busy { .. })) => {
-                    busy.insert(i);
-                    reports.push(Vec::new());
+                    batch.busy.insert(i);
                 }
-                Some(Err(e)) => {
-                    failures.push((i, e.to_string()));
-                    reports.push(Vec::new());
-                }
-                None => {
-                    failures.push((i, "the processing task failed".into()));
-                    reports.push(Vec::new());
-                }
+                Some(Err(e)) => batch.failures.push((i, e.to_string())),
+                None => batch
+                    .failures
+                    .push((i, "the processing task failed".into())),
             }
         }
-        let mut failed_rows: std::collections::BTreeSet<usize> =
-            failures.iter().map(|(i, _)| *i).collect();
-        failed_rows.extend(busy.iter().copied());
-        if busy.len() == n {
+        if batch.busy.len() == n {
             // Every slot is taken (by receivers): give them a moment rather than spin.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if !busy.is_empty() {
+        if !batch.busy.is_empty() {
             self.unfinished
                 .locked()
-                .extend(busy.iter().map(|i| metas[*i].id.clone()));
+                .extend(batch.busy.iter().map(|i| batch.metas[*i].id.clone()));
         }
+    }
 
-        // 2. The ids they name, per provider, together.
+    /// Phase 2: the payhost ids the mapped rows name, per provider, together (one query per
+    /// provider and 500 ids).
+    async fn name_ids(&self, batch: &mut Batch) {
         let recorder = self.service.recorder();
-        let mut ids: Vec<Ids> = vec![Ids::default(); n];
-        let mut by_provider: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
-        for (i, m) in metas.iter().enumerate() {
-            if !failed_rows.contains(&i) {
-                by_provider.entry(m.provider.as_str()).or_default().push(i);
+        let mut by_provider: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, m) in batch.metas.iter().enumerate() {
+            if batch.mapped(i) {
+                by_provider.entry(m.provider.clone()).or_default().push(i);
             }
         }
-        let mut away = false;
-        let mut unresolved = std::collections::BTreeSet::new();
         for (provider, rows) in &by_provider {
             let named: Vec<&[DomainEventReport]> =
-                rows.iter().map(|i| reports[*i].as_slice()).collect();
+                rows.iter().map(|i| batch.reports[*i].as_slice()).collect();
             match recorder.resolve_many(provider, &named).await {
                 Ok(found) => {
                     for (i, f) in rows.iter().zip(found) {
-                        ids[*i] = f;
+                        batch.ids[*i] = f;
                     }
                 }
                 Err(ServiceError::Store(e)) if e.is_unavailable() => {
-                    away = true;
-                    unresolved.extend(rows.iter().copied());
+                    batch.away = true;
+                    batch.unresolved.extend(rows.iter().copied());
                 }
                 Err(e) => {
                     let e = e.to_string();
-                    failures.extend(rows.iter().map(|i| (*i, e.clone())));
-                    unresolved.extend(rows.iter().copied());
+                    batch.failures.extend(rows.iter().map(|i| (*i, e.clone())));
+                    batch.unresolved.extend(rows.iter().copied());
                 }
             }
         }
+    }
 
-        // 3. One unit per row, all handed to the writer at once.
+    /// Phase 3: one unit per row (its records synced, its events staged, the row marked
+    /// processed), all handed to the writer at once so they share its transactions.
+    async fn commit(self: &Arc<Self>, batch: &mut Batch) {
+        let recorder = self.service.recorder();
         let now = self.clock.now_secs();
         let mut commits = tokio::task::JoinSet::new();
-        for (i, m) in metas.iter().enumerate() {
-            if failed_rows.contains(&i) || unresolved.contains(&i) {
+        for i in 0..batch.metas.len() {
+            if !batch.mapped(i) || batch.unresolved.contains(&i) {
                 continue;
             }
+            let m = &batch.metas[i];
             let mut unit = Unit::new();
-            let mut row_ids = std::mem::take(&mut ids[i]);
-            for r in &reports[i] {
+            let mut row_ids = std::mem::take(&mut batch.ids[i]);
+            for r in &batch.reports[i] {
                 crate::service::sync::apply(
                     &mut unit,
                     &m.provider,
@@ -391,9 +435,9 @@ impl Webhooks {
                 );
             }
             if crate::telemetry::enabled() {
-                self.link_to_payment(&spans[i], &row_ids).await;
+                self.link_to_payment(&batch.spans[i], &row_ids).await;
             }
-            let staged = recorder.stage(&mut unit, &m.provider, None, &reports[i], &row_ids);
+            let staged = recorder.stage(&mut unit, &m.provider, None, &batch.reports[i], &row_ids);
             inbox::mark_processed(&mut unit, &m.id, now);
             let me = self.clone();
             commits.spawn(
@@ -404,38 +448,43 @@ impl Webhooks {
                     }
                     (i, result)
                 }
-                .instrument(spans[i].clone()),
+                .instrument(batch.spans[i].clone()),
             );
         }
         while let Some(done) = commits.join_next().await {
             match done {
                 Ok((_, Ok(_))) => {}
                 Ok((i, Err(e))) if e.is_unavailable() => {
-                    away = true;
-                    unresolved.insert(i);
+                    batch.away = true;
+                    batch.unresolved.insert(i);
                 }
-                Ok((i, Err(e))) => failures.push((i, e.to_string())),
+                Ok((i, Err(e))) => batch.failures.push((i, e.to_string())),
                 Err(e) => tracing::error!(error = %e, "a webhook commit task failed"),
             }
         }
-        if away {
-            // Not the events' fault: no attempt spent; the claims go once the database is back.
+    }
+
+    /// The round's end: rows left while the database was away go back unspent (their claims
+    /// go once it is back); each failure spends an attempt.
+    async fn conclude(&self, batch: Batch) -> Round {
+        if batch.away {
             self.unfinished.locked().extend(
-                unresolved
+                batch
+                    .unresolved
                     .iter()
-                    .filter(|i| !failures.iter().any(|(f, _)| f == *i))
-                    .map(|i| metas[*i].id.clone()),
+                    .filter(|i| !batch.failures.iter().any(|(f, _)| f == *i))
+                    .map(|i| batch.metas[*i].id.clone()),
             );
         }
-        for (i, error) in failures {
-            spans[i].record("error", error.as_str());
-            let m = &metas[i];
-            self.failed(&m.id, &m.provider, m.attempts, &error).await;
+        for (i, error) in &batch.failures {
+            batch.spans[*i].record("error", error.as_str());
+            let m = &batch.metas[*i];
+            self.failed(&m.id, &m.provider, m.attempts, error).await;
         }
-        if away {
+        if batch.away {
             Round::DatabaseAway
         } else {
-            Round::Taken(n)
+            Round::Taken(batch.metas.len())
         }
     }
 
