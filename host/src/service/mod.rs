@@ -12,6 +12,7 @@ pub mod customers;
 mod events;
 pub mod inflight;
 pub mod invoices;
+pub mod payment_methods;
 pub mod payments;
 pub mod refunds;
 mod resolve;
