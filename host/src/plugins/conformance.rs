@@ -3,8 +3,8 @@
 //! instances made with the host's own services (HTTP with the instance's allowlist, the
 //! clock, the cache), every call as the registry makes it.
 
+use super::instance::new_provider;
 use super::loader::{self, LoadError, Loaded};
-use super::registry::new_provider;
 use super::services::{within_call, InstanceServices, ReportSink};
 use crate::clock::Clock;
 use crate::events::Dispatcher;

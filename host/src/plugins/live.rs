@@ -10,8 +10,9 @@
 //! time must hold still across a short pause before it is opened, and the ABI check refuses
 //! whatever is incomplete anyway.
 
+use super::errors::RegistryError;
 use super::loader::{self, Loaded};
-use super::registry::{Registry, RegistryError};
+use super::registry::Registry;
 use crate::config::ProviderConfig;
 use crate::events::{ErrorType, LifecycleEvent, StopReason};
 use serde::Serialize;

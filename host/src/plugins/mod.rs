@@ -2,6 +2,8 @@
 //! the host gives each instance, and live management (the registry follows the folder).
 
 pub mod conformance;
+pub mod errors;
+pub mod instance;
 pub mod live;
 pub mod loader;
 pub mod outcome;
@@ -10,6 +12,8 @@ pub mod services;
 pub mod trust;
 pub mod watch;
 
+pub use errors::{CallError, RegistryError};
+pub use instance::Instance;
 pub use live::SyncReport;
 pub use loader::LoadError;
-pub use registry::{CallError, Instance, InstanceRow, PluginRow, Registry, RegistryError};
+pub use registry::{InstanceRow, PluginRow, Registry};

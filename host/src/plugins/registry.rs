@@ -3,16 +3,15 @@
 //! deadline; an instance is held by `Arc`, so swapping it is atomic for new calls while
 //! calls already running on the old one finish before it is shut down.
 
+use super::errors::{CallError, RegistryError};
+use super::instance::{new_provider, Instance};
 use super::loader::{self, LoadError, Loaded};
 use super::services::{within_call, InstanceServices, ReportSink};
 use crate::clock::Clock;
 use crate::config::ProviderConfig;
 use crate::events::{Dispatcher, ErrorType, Event, LifecycleEvent, StopReason};
 use crate::locks::Locked;
-use payhost_plugin_api::abi_stable::sabi_trait::TD_Opaque;
-use payhost_plugin_api::abi_stable::std_types::{RResult, RSlice, RStr, RVec};
-use payhost_plugin_api::ffi::{self, decode_error, HostFfi, HostFfi_TO, ProviderBox};
-use payhost_plugin_api::{codes, CallCtx, DomainEventReport, Manifest, Operation, PluginError};
+use payhost_plugin_api::{codes, CallCtx, DomainEventReport, Manifest, Operation};
 use payhost_plugin_kit::export::panic_message;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,166 +26,10 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// deadline travels with the call, so a plugin whose HTTP budget ended there answers at
 /// once (with its own error, which says more than a timeout).
 const CALL_GRACE: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RegistryError {
-    #[error("{0}")]
-    Load(#[from] LoadError),
-    #[error("{file}: plugin name '{name}' is already registered from {existing}")]
-    DuplicateName {
-        name: String,
-        file: String,
-        existing: String,
-    },
-    #[error("plugin '{plugin}' is not loaded (loaded plugins: {available})")]
-    PluginNotLoaded { plugin: String, available: String },
-    #[error("provider '{instance}': {}", problems.join("; "))]
-    BadConfig {
-        instance: String,
-        problems: Vec<String>,
-    },
-    #[error("provider '{instance}': initialization failed: {error}")]
-    Init { instance: String, error: String },
-}
-
 /// How long a call waits for a free slot of its instance before it is refused with
 /// `provider_busy`: long enough for a burst of quick calls to take turns, short enough that
 /// callers of a plugin whose calls hang are answered at once.
 pub const SLOT_WAIT: Duration = Duration::from_millis(100);
-
-/// Why a call to a provider did not return a result.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CallError {
-    #[error("unknown provider '{name}' (available: {available})")]
-    UnknownProvider { name: String, available: String },
-    /// Configured, but not running now (stopped, its file removed, or it failed to start).
-    #[error("provider '{name}' is not running: {reason}")]
-    NotRunning { name: String, reason: String },
-    #[error("provider '{provider}' does not support {capability}")]
-    Unsupported {
-        provider: String,
-        capability: String,
-    },
-    /// The provider answered with an error (declines, not found, invalid, ...).
-    #[error("{0}")]
-    Plugin(PluginError),
-    /// The plugin panicked; the panic was caught.
-    #[error("provider '{provider}' failed inside {operation}")]
-    Panicked { provider: String, operation: String },
-    #[error("provider '{provider}' did not answer {operation} within {ms} ms")]
-    Timeout {
-        provider: String,
-        operation: String,
-        ms: u128,
-    },
-    /// Every call slot of the instance stayed taken (by calls running, or past their
-    /// deadline and still holding their thread) for [`SLOT_WAIT`]: refused, not queued.
-    #[error("provider '{provider}' has {limit} calls in flight, its max_concurrent_calls")]
-    Busy { provider: String, limit: usize },
-}
-
-impl CallError {
-    /// A short stable code, for metrics and API errors.
-    pub fn code(&self) -> &str {
-        match self {
-            CallError::UnknownProvider { .. } | CallError::NotRunning { .. } => {
-                "provider_not_running"
-            }
-            CallError::Unsupported { .. } => codes::UNSUPPORTED,
-            CallError::Plugin(e) => e.code.as_str(),
-            CallError::Panicked { .. } => codes::PANICKED,
-            CallError::Timeout { .. } => "provider_timeout",
-            CallError::Busy { .. } => "provider_busy",
-        }
-    }
-}
-
-/// One provider instance: a plugin's provider object with its configuration applied.
-pub struct Instance {
-    pub name: String,
-    pub plugin: String,
-    pub manifest: Manifest,
-    pub timeout: Duration,
-    provider: ProviderBox,
-    services: Arc<InstanceServices>,
-    /// One permit per call in flight, held until the plugin's thread returns (not only
-    /// until the deadline), so a hanging plugin uses up its own slots, never the host's
-    /// blocking pool.
-    slots: Arc<tokio::sync::Semaphore>,
-    max_calls: usize,
-}
-
-impl Instance {
-    pub fn supports(&self, capability: &str) -> bool {
-        self.manifest.has(capability)
-    }
-
-    /// Calls holding one of this instance's slots now: running in the plugin, or past their
-    /// deadline with the plugin's thread not returned yet.
-    pub fn calls_in_flight(&self) -> usize {
-        self.max_calls - self.slots.available_permits()
-    }
-
-    /// Runs operation `O` on the calling thread, with no deadline and no panic isolation
-    /// beyond the plugin's own. For measuring the raw boundary cost, and for the
-    /// conformance suite (which runs on a blocking thread of its own); the host's calls go
-    /// through [`Registry::call`].
-    ///
-    /// # Errors
-    /// The plugin's error.
-    pub fn call_direct<O: Operation>(
-        &self,
-        ctx: &CallCtx,
-        request: &O::Request,
-    ) -> Result<O::Response, PluginError> {
-        ffi::call::<O>(&self.provider, ctx, request)
-    }
-
-    /// One raw call (an operation name and its JSON envelope), as [`Instance::call_direct`].
-    ///
-    /// # Errors
-    /// The plugin's error.
-    pub fn call_raw(&self, op: &str, message: &[u8]) -> Result<Vec<u8>, PluginError> {
-        match self.provider.call(RStr::from(op), RSlice::from(message)) {
-            RResult::ROk(v) => Ok(v.into_vec()),
-            RResult::RErr(e) => Err(decode_error(&e)),
-        }
-    }
-
-    /// The host services this instance was given (its HTTP client and allowlist).
-    pub fn services(&self) -> &InstanceServices {
-        &self.services
-    }
-}
-
-/// The instance's services, shared between the plugin's handle and the host's.
-struct SharedServices(Arc<InstanceServices>);
-
-/// Calls the plugin's constructor with `config` and `services` (on a thread that may block).
-///
-/// # Errors
-/// The plugin's error, or that it panicked.
-pub(super) fn new_provider(
-    root: payhost_plugin_api::ffi::PluginRootRef,
-    services: Arc<InstanceServices>,
-    config: &serde_json::Value,
-) -> Result<ProviderBox, String> {
-    let host = HostFfi_TO::from_value(SharedServices(services), TD_Opaque);
-    let bytes = serde_json::to_vec(config).unwrap_or_default();
-    match catch_unwind(AssertUnwindSafe(|| {
-        (root.new())(bytes.as_slice().into(), host)
-    })) {
-        Err(_) => Err("the plugin panicked".into()),
-        Ok(RResult::RErr(e)) => Err(decode_error(&e).to_string()),
-        Ok(RResult::ROk(p)) => Ok(p),
-    }
-}
-
-impl HostFfi for SharedServices {
-    fn call(&self, op: RStr<'_>, message: RSlice<'_, u8>) -> RResult<RVec<u8>, RVec<u8>> {
-        self.0.call(op, message)
-    }
-}
 
 #[derive(Default)]
 pub(super) struct Inner {
