@@ -10,8 +10,10 @@
 
 mod catalog;
 mod provider;
+mod state;
 pub mod webhook;
 
-pub use provider::{MockConfig, MockProvider};
+pub use provider::MockConfig;
+pub use state::MockProvider;
 
 payhost_plugin_kit::export_plugin!(MockProvider);
