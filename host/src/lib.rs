@@ -20,6 +20,7 @@ pub mod locks;
 pub mod metrics;
 pub mod operator;
 pub mod outbox;
+pub mod outgoing;
 pub mod pace;
 pub mod plugins;
 pub mod resolver;

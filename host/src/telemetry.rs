@@ -190,25 +190,9 @@ impl Exporting {
     }
 }
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Full<hyper::body::Bytes>,
->;
-
-fn exporter_client() -> &'static Client {
-    static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(connector)
-    })
+fn exporter_client() -> &'static crate::outgoing::HttpClient {
+    static CLIENT: std::sync::OnceLock<crate::outgoing::HttpClient> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| crate::outgoing::http_client(Duration::from_secs(5)))
 }
 
 #[async_trait::async_trait]

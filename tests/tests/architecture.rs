@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// Bottom up; modules on one floor do not import each other.
 const FLOORS: &[&[&str]] = &[
-    &["clock", "locks", "pace", "telemetry"],
-    &["events", "history", "store"],
+    &["clock", "locks", "outgoing", "pace"],
+    &["events", "history", "store", "telemetry"],
     &["config", "audit", "api"],
     &["plugins", "access"],
     &["routing", "metrics"],

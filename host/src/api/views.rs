@@ -221,6 +221,22 @@ pub struct AttemptView {
     pub updated_at: i64,
 }
 
+impl From<&crate::store::AttemptRow> for AttemptView {
+    fn from(a: &crate::store::AttemptRow) -> Self {
+        AttemptView {
+            id: a.id.clone(),
+            provider: a.instance.clone(),
+            state: a.state.clone(),
+            error_code: a.error_code.clone(),
+            error_message: a.error_message.clone(),
+            checks: a.checks,
+            next_check_at: a.next_check_at,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
 impl From<&PaymentRow> for PaymentView {
     fn from(p: &PaymentRow) -> Self {
         Self {

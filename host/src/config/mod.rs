@@ -40,41 +40,10 @@ pub const DEV_ADMIN_KEY: &str = "dev_payhost_admin_key";
 /// Secrets published in this repository (README, plugins.toml): anyone can sign with them.
 pub const PUBLISHED_SECRETS: &[&str] = &["whsec_mock_development"];
 
-/// A configured secret (an API key, a webhook secret, a URL that may carry a password): it
-/// reads from the file as the string it is, and its `Debug` is `[redacted]`, so sections
-/// derive `Debug` and a new secret field is hidden by its type, not by a hand-written impl.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that uses it (a signature, a connection).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// A configured secret (an API key, a webhook secret, a URL that may carry a password) is
+/// the kit's [`Secret`]: it reads from the file as the string it is and prints as `***`,
+/// so sections derive `Debug` and a new secret field is hidden by its type.
+pub use payhost_plugin_kit::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -217,7 +186,7 @@ mod tests {
         let shown = format!("{c:?} {c:#?}");
         assert!(!shown.contains("SECRET"), "{shown}");
         assert!(
-            shown.contains("[redacted]") && shown.contains("api_key"),
+            shown.contains("***") && shown.contains("api_key"),
             "keys shown, values hidden: {shown}"
         );
     }

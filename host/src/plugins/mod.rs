@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod errors;
+mod fingerprint;
 pub mod instance;
 pub mod live;
 pub mod loader;

@@ -42,7 +42,7 @@ pub(super) struct Inner {
     /// Instances configured but not running: their plugin and the reason.
     pub(super) instance_errors: BTreeMap<String, (String, String)>,
     /// The last version of each file in the folder that was acted on (loaded or refused).
-    pub(super) files: BTreeMap<PathBuf, super::live::Fingerprint>,
+    pub(super) files: BTreeMap<PathBuf, super::fingerprint::Fingerprint>,
     /// The version of the lock file the last sync saw.
     pub(super) lock_seen: Option<(u64, i128, u64)>,
 }

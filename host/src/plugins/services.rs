@@ -8,8 +8,6 @@ use crate::events::{Dispatcher, DomainEvent, Event};
 use crate::locks::{Locked, ReadWriteLocked};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use payhost_plugin_api::abi_stable::std_types::{RResult, RSlice, RStr, RVec};
 use payhost_plugin_api::ffi::{encode, HostFfi};
 use payhost_plugin_api::host_ops::{
@@ -126,25 +124,7 @@ impl ReportSink {
     }
 }
 
-/// The host's one outgoing HTTP client type: hyper over rustls (webpki roots).
-pub type HttpClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
-
-/// A client for https:// and http:// (local endpoints: tests, a proxy on localhost); who
-/// may be reached is the caller's decision (allowlists, configured endpoints).
-pub fn http_client(connect_timeout: Duration) -> HttpClient {
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Client::builder(TokioExecutor::new()).build(connector)
-}
+use crate::outgoing::{http_client, HttpClient};
 
 /// Default upper bound for one HTTP exchange when the plugin gives none.
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);

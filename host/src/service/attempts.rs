@@ -14,7 +14,7 @@
 //! A retry of the API request with the same Idempotency-Key resumes the payment it made:
 //! in doubt, it asks the same instance at once; it never starts over elsewhere.
 
-use super::customers::NewUser;
+use super::customers::Who;
 use super::payments::{client_secret, payment_events, stored_next_action, Charge};
 use super::routes::Miss;
 use super::{new_id, Ctx, Facts, Ids, PaymentService, Reply, ServiceError, Status};
@@ -63,38 +63,9 @@ pub(super) struct Pending {
     pub request: NewPayment,
 }
 
-/// Who pays a new payment.
-pub(super) enum Who {
-    /// This customer, at its instance alone (a saved payment method's customer; a named
-    /// customer when no routes are configured).
-    Bound(CustomerRow),
-    /// The user's customer at whichever instance takes the payment (created there once).
-    User {
-        tenant: String,
-        user: NewUser,
-        explicit: Option<String>,
-        /// The customer's country, when payhost knows it (routing rules match on it).
-        country: Option<String>,
-    },
-}
-
-pub(super) fn view_of(a: &AttemptRow) -> AttemptView {
-    AttemptView {
-        id: a.id.clone(),
-        provider: a.instance.clone(),
-        state: a.state.clone(),
-        error_code: a.error_code.clone(),
-        error_message: a.error_message.clone(),
-        checks: a.checks,
-        next_check_at: a.next_check_at,
-        created_at: a.created_at,
-        updated_at: a.updated_at,
-    }
-}
-
 /// The attempts as the payment's answers show them.
 pub(super) fn summary(all: &[AttemptRow]) -> Option<String> {
-    let views: Vec<AttemptView> = all.iter().map(view_of).collect();
+    let views: Vec<AttemptView> = all.iter().map(AttemptView::from).collect();
     serde_json::to_string(&views).ok()
 }
 

@@ -4,7 +4,6 @@
 //! itself: the row carries payhost's own id as provider id, and every payment or
 //! subscription passes the payer's email and name instead.
 
-use super::attempts::Who;
 use super::{
     list, metadata_json, new_id, Ctx, Facts, Ids, PaymentService, Reply, ServiceError, Status,
 };
@@ -27,6 +26,21 @@ pub(super) struct NewUser {
     pub email: Option<Email>,
     pub name: Option<Name>,
     pub metadata: BTreeMap<String, String>,
+}
+
+/// Who pays a new payment.
+pub(super) enum Who {
+    /// This customer, at its instance alone (a saved payment method's customer; a named
+    /// customer when no routes are configured).
+    Bound(CustomerRow),
+    /// The user's customer at whichever instance takes the payment (created there once).
+    User {
+        tenant: String,
+        user: NewUser,
+        explicit: Option<String>,
+        /// The customer's country, when payhost knows it (routing rules match on it).
+        country: Option<String>,
+    },
 }
 
 /// A page request from the API's parameters.

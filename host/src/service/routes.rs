@@ -292,7 +292,7 @@ impl PaymentService {
             .iter()
             .map(|a| InDoubtView {
                 payment: a.payment_id.clone(),
-                attempt: super::attempts::view_of(a),
+                attempt: crate::api::views::AttemptView::from(a),
             })
             .collect();
         Ok(RoutingView {

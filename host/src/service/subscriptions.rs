@@ -1,6 +1,6 @@
 //! Subscriptions and checkout.
 
-use super::attempts::Who;
+use super::customers::Who;
 use super::customers::{page, NewUser};
 use super::payments::Charge;
 use super::{

@@ -4,7 +4,7 @@
 //! two thread switches that cost more than the statement itself on a busy 2-core machine.
 //! Lists and aggregates still go through sqlx, so a long scan never holds an async worker.
 
-use super::writer::Arg;
+use super::arg::Arg;
 use super::StoreError;
 use crate::locks::Locked;
 use rusqlite::types::Value;

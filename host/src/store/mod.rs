@@ -6,6 +6,7 @@
 //! Migrations are per backend and applied at start (`migrations`); what a call can fail
 //! with, and which failures are outages, is in `error`.
 
+mod arg;
 pub mod attempts;
 pub mod audit;
 pub mod customers;
@@ -26,6 +27,7 @@ pub mod retention;
 pub mod subscriptions;
 mod writer;
 
+use arg::Arg;
 pub use attempts::AttemptRow;
 pub use customers::{CustomerQuery, CustomerRow, PaymentMethodRow};
 pub use error::StoreError;
@@ -40,7 +42,6 @@ pub use page::{Listed, Order, Page};
 pub use payments::{PaymentQuery, PaymentRow};
 pub use refunds::{RefundQuery, RefundRow};
 pub use subscriptions::{SubscriptionQuery, SubscriptionRow};
-use writer::Arg;
 pub use writer::{Changed, Unit, WriteConn, Writer};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};

@@ -8,6 +8,7 @@
 //! and connects again with a doubling pause, so writes come back with the database. On
 //! SQLite the connection is payhost's own ([`WriteConn::Sqlite`]).
 
+use super::arg::Arg;
 use super::StoreError;
 use sqlx::AnyConnection;
 use sqlx::{Connection, Executor};
@@ -19,54 +20,6 @@ use tokio::time::Instant;
 
 /// Most units applied in one transaction.
 const MAX_BATCH: usize = 512;
-
-/// A bound value. Everything payhost stores is text or a 64-bit integer.
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Text(Option<String>),
-    Int(Option<i64>),
-}
-
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Text(Some(v.to_owned()))
-    }
-}
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Text(Some(v))
-    }
-}
-impl From<&String> for Arg {
-    fn from(v: &String) -> Self {
-        Arg::Text(Some(v.clone()))
-    }
-}
-impl From<Option<String>> for Arg {
-    fn from(v: Option<String>) -> Self {
-        Arg::Text(v)
-    }
-}
-impl From<Option<&str>> for Arg {
-    fn from(v: Option<&str>) -> Self {
-        Arg::Text(v.map(str::to_owned))
-    }
-}
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::Int(Some(v))
-    }
-}
-impl From<Option<i64>> for Arg {
-    fn from(v: Option<i64>) -> Self {
-        Arg::Int(v)
-    }
-}
-impl From<bool> for Arg {
-    fn from(v: bool) -> Self {
-        Arg::Int(Some(i64::from(v)))
-    }
-}
 
 /// When a statement runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
