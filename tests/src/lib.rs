@@ -68,6 +68,16 @@ pub fn ran(kind: &str, suite: &str) {
     }
 }
 
+/// One raw HTTP exchange, the whole answer as text (the console answers HTML and
+/// redirects, not the API's JSON); `request` is sent as it is.
+pub fn raw(addr: &str, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// Serves `app` on a free loopback port, on a runtime of its own thread (the fakes of
 /// outside services); it stops with the test process.
 pub fn serve_in_background(app: axum::Router) -> std::net::SocketAddr {

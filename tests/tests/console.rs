@@ -47,16 +47,6 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// A raw HTTP exchange (the console answers HTML and redirects, not the API's JSON).
-fn raw(addr: &str, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 fn post_form(addr: &str, path: &str, cookie: &str, body: &str, extra: &str) -> String {
     raw(
         addr,

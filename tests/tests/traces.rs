@@ -352,15 +352,6 @@ fn without_telemetry_nothing_is_kept_for_traces() {
     );
 }
 
-fn raw(addr: &str, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 fn raw_post(addr: &str, path: &str, form: &str) -> String {
     raw(
         addr,
