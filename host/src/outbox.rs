@@ -29,7 +29,7 @@ use crate::lease::Leases;
 use crate::locks::Locked;
 use crate::outgoing::{http_client, HttpClient};
 use crate::pace::Backoff;
-use crate::service::{new_id, PaymentService};
+use crate::service::{is_payment_id, new_id, PaymentService};
 use crate::store::{outbox, Lane, StoreError, Unit};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -384,8 +384,10 @@ impl Outbox {
                     http.response.status_code = tracing::field::Empty,
                     error = tracing::field::Empty,
                 );
-                if crate::telemetry::enabled() {
-                    self.link_to_payment(&span, work).await;
+                if let Some(payment) = work.event.object_id.as_deref() {
+                    if crate::telemetry::enabled() && is_payment_id(payment) {
+                        self.service.link_to_payment(&span, payment).await;
+                    }
                 }
                 let outcome = self.deliver(work).instrument(span.clone()).await;
                 match &outcome {
@@ -451,21 +453,6 @@ impl Outbox {
             self.clock.now_secs(),
         );
         self.service.store().commit(unit).await.map(drop)
-    }
-
-    /// Links a delivery's span to the request that created the payment its event is about.
-    async fn link_to_payment(&self, span: &tracing::Span, work: &Work) {
-        let Some(payment) = work
-            .event
-            .object_id
-            .as_deref()
-            .filter(|o| o.starts_with("pay_"))
-        else {
-            return;
-        };
-        if let Ok(Some(parent)) = self.service.store().payment_trace(payment).await {
-            crate::telemetry::link(span, &parent);
-        }
     }
 
     /// Posts the event to the endpoint, signed, with the delivery's `traceparent` when

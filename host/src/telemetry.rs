@@ -180,19 +180,16 @@ fn tracer_provider(settings: &Settings) -> anyhow::Result<SdkTracerProvider> {
 #[derive(Debug)]
 struct Exporting {
     runtime: tokio::runtime::Handle,
+    client: crate::outgoing::HttpClient,
 }
 
 impl Exporting {
     fn new() -> Self {
         Self {
             runtime: tokio::runtime::Handle::current(),
+            client: crate::outgoing::http_client(Duration::from_secs(5)),
         }
     }
-}
-
-fn exporter_client() -> &'static crate::outgoing::HttpClient {
-    static CLIENT: std::sync::OnceLock<crate::outgoing::HttpClient> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| crate::outgoing::http_client(Duration::from_secs(5)))
 }
 
 #[async_trait::async_trait]
@@ -207,8 +204,9 @@ impl opentelemetry_http::HttpClient for Exporting {
         use http_body_util::BodyExt;
         let (parts, body) = request.into_parts();
         let request = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
+        let client = self.client.clone();
         let exchange = async move {
-            let response = exporter_client().request(request).await?;
+            let response = client.request(request).await?;
             let (parts, body) = response.into_parts();
             let body = http_body_util::Limited::new(body, 1024 * 1024)
                 .collect()

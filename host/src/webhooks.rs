@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::locks::Locked;
 use crate::pace::Backoff;
 use crate::plugins::{CallError, Registry};
-use crate::service::{new_id, Ids, PaymentService, ServiceError};
+use crate::service::{is_payment_id, new_id, Ids, PaymentService, ServiceError};
 use crate::store::{inbox, Backend, NewDelivery, StoreError, Unit};
 use payhost_plugin_api::{ops, CallCtx, DomainEventReport, Headers, WebhookDelivery, WebhookEvent};
 use std::collections::{BTreeMap, BTreeSet};
@@ -435,7 +435,12 @@ impl Webhooks {
                 );
             }
             if crate::telemetry::enabled() {
-                self.link_to_payment(&batch.spans[i], &row_ids).await;
+                // The row's span names the payment its event is about, linked to the
+                // request that created it.
+                if let Some((_, payment)) = row_ids.0.iter().find(|(_, h)| is_payment_id(h)) {
+                    batch.spans[i].record("payment_id", payment.as_str());
+                    self.service.link_to_payment(&batch.spans[i], payment).await;
+                }
             }
             let staged = recorder.stage(&mut unit, &m.provider, None, &batch.reports[i], &row_ids);
             inbox::mark_processed(&mut unit, &m.id, now);
@@ -485,18 +490,6 @@ impl Webhooks {
             Round::DatabaseAway
         } else {
             Round::Taken(batch.metas.len())
-        }
-    }
-
-    /// Names on a row's span the payment its event is about, linked to the span of the
-    /// request that created it (when that was traced).
-    async fn link_to_payment(&self, span: &tracing::Span, ids: &Ids) {
-        let Some((_, payment)) = ids.0.iter().find(|(_, h)| h.starts_with("pay_")) else {
-            return;
-        };
-        span.record("payment_id", payment.as_str());
-        if let Ok(Some(parent)) = self.service.store().payment_trace(payment).await {
-            crate::telemetry::link(span, &parent);
         }
     }
 

@@ -209,13 +209,15 @@ enum PluginsCommand {
 
 /// Runs the command line; the exit code is the process's.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    if let Command::Serve = cli.command {
-        // `serve` installs the subscriber once its config says where traces go.
-        return serve(&cli.config).await.map(|()| 0);
-    }
-    let logs = crate::telemetry::install(None)?;
+    // `serve` installs the subscriber itself, once its config says where traces go.
+    let logs = match cli.command {
+        Command::Serve => None,
+        _ => Some(crate::telemetry::install(None)?),
+    };
     let code = command(cli).await;
-    logs.finish().await;
+    if let Some(logs) = logs {
+        logs.finish().await;
+    }
     code
 }
 

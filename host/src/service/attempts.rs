@@ -129,7 +129,7 @@ impl PaymentService {
                 }
             }
         }
-        let payment_id = new_id("pay");
+        let payment_id = new_id(super::PAYMENT_ID_PREFIX);
         crate::telemetry::note("payment_id", &payment_id);
         let provider_key = keyed.unwrap_or_else(|| format!("payhost_{payment_id}"));
         let decision = self.payment_route(ctx, &who, &charge, &provider_key)?;

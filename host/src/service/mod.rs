@@ -35,6 +35,15 @@ use std::sync::Arc;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// The prefix of payhost's payment ids (`pay_…`).
+pub const PAYMENT_ID_PREFIX: &str = "pay";
+
+/// Whether `id` is one of payhost's payment ids.
+pub fn is_payment_id(id: &str) -> bool {
+    id.strip_prefix(PAYMENT_ID_PREFIX)
+        .is_some_and(|rest| rest.starts_with('_'))
+}
+
 /// A new payhost id: `prefix_`, 10 base-62 characters that grow with time (milliseconds and
 /// a counter, so ids made later in this process sort later, even within a millisecond) and
 /// 14 random ones. Records made in the same second list in the order they were made.
@@ -557,7 +566,7 @@ fn metadata_json(m: &payhost_plugin_api::Metadata) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{new_id, provider_key};
+    use super::{is_payment_id, new_id, provider_key, PAYMENT_ID_PREFIX};
 
     #[test]
     fn two_tenants_keys_never_meet_at_a_provider() {
@@ -575,11 +584,13 @@ mod tests {
 
     #[test]
     fn ids_made_later_sort_later() {
-        let ids: Vec<String> = (0..2000).map(|_| new_id("pay")).collect();
+        let ids: Vec<String> = (0..2000).map(|_| new_id(PAYMENT_ID_PREFIX)).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(ids, sorted);
         assert!(ids.iter().all(|i| i.len() == "pay_".len() + 24));
+        assert!(ids.iter().all(|i| is_payment_id(i)));
+        assert!(!is_payment_id("payment") && !is_payment_id(&new_id("cust")));
         let unique: std::collections::HashSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len());
     }

@@ -114,6 +114,14 @@ impl PaymentService {
         Ok(row)
     }
 
+    /// Links `span` to the span of the request that created payment `id`, when that
+    /// request was traced (a webhook's processing, a delivery about the payment).
+    pub async fn link_to_payment(&self, span: &tracing::Span, id: &str) {
+        if let Ok(Some(parent)) = self.store.payment_trace(id).await {
+            crate::telemetry::link(span, &parent);
+        }
+    }
+
     /// `POST /v1/payments`.
     ///
     /// # Errors

@@ -142,7 +142,7 @@ fn adopt_payment(
         // Known already, or a customer payhost does not know.
         return;
     }
-    let id = new_id("pay");
+    let id = new_id(super::PAYMENT_ID_PREFIX);
     *ids = std::mem::take(ids).with(&r.object_id, &id);
     payments::adopt_payment(
         unit,

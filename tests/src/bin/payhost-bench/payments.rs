@@ -7,7 +7,8 @@
 use crate::conn::Conn;
 use payhost_tests::api::Api;
 use payhost_tests::db::{TestDb, POSTGRES_VAR};
-use payhost_tests::{mock_so, HostProcess, Scratch, API_KEY};
+use payhost_tests::{mock_so, payhost_bin, HostProcess, Scratch, API_KEY};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,15 +24,31 @@ pub fn start_with(
     db: Option<&TestDb>,
     extra: &str,
 ) -> (Vec<Scratch>, Vec<HostProcess>) {
+    start_on(hosts, db, extra, None)
+}
+
+/// [`start_with`] on build `bin` (this one when `None`; another build's folder may hold its
+/// own `libpayhost_plugin_mock.so`, of its contract, which is then used).
+fn start_on(
+    hosts: usize,
+    db: Option<&TestDb>,
+    extra: &str,
+    bin: Option<&Path>,
+) -> (Vec<Scratch>, Vec<HostProcess>) {
     let host_line = db.map(TestDb::host_line).unwrap_or_default();
+    let mock = bin
+        .and_then(Path::parent)
+        .map(|d| d.join("libpayhost_plugin_mock.so"))
+        .filter(|m| m.exists())
+        .unwrap_or_else(mock_so);
     let scratches: Vec<Scratch> = (0..hosts)
         .map(|_| {
             let stripe = payhost_tests::stripe_so();
-            let mut plugins = vec![(mock_so(), "libpayhost_plugin_mock.so")];
+            let mut plugins = vec![(mock.clone(), "libpayhost_plugin_mock.so")];
             if extra.contains("\"stripe\"") {
                 plugins.push((stripe, "libpayhost_plugin_stripe.so"));
             }
-            let plugins: Vec<(&std::path::Path, &str)> =
+            let plugins: Vec<(&Path, &str)> =
                 plugins.iter().map(|(f, n)| (f.as_path(), *n)).collect();
             Scratch::with_host(
                 &plugins,
@@ -47,11 +64,16 @@ pub fn start_with(
             )
         })
         .collect();
-    // The host's default log level (info: one line per request), unless told otherwise.
+    // The host's default log level (info: one line per request), unless told otherwise;
+    // traces off whatever the environment says.
     let log = std::env::var("PAYHOST_BENCH_LOG").unwrap_or_else(|_| "info".into());
+    let env = [
+        ("RUST_LOG", log.as_str()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+    ];
     let processes = scratches
         .iter()
-        .map(|s| s.serve_with_env(&[("RUST_LOG", log.as_str())]))
+        .map(|s| s.serve_binary(bin.unwrap_or(&payhost_bin()), &env))
         .collect();
     (scratches, processes)
 }
@@ -146,55 +168,18 @@ pub fn load(
     }
 }
 
-/// `POST /v1/payments` on one SQLite host of build `bin` (this one when `None`; another
-/// build's folder may hold its own `libpayhost_plugin_mock.so`) with the mock and `extra`
-/// configuration (more mock instances, routes, telemetry); for runs of
-/// two builds or configurations in turn.
+/// `POST /v1/payments` on one SQLite host of build `bin` (this one when `None`) with the
+/// mock and `extra` configuration (more mock instances, routes, telemetry), after the last
+/// run's writes reached the disk: for runs of two builds or configurations in turn.
 pub fn one_host(
     label: &str,
-    bin: Option<&std::path::PathBuf>,
+    bin: Option<&Path>,
     extra: &str,
     workers: usize,
     duration: Duration,
 ) -> Measured {
-    // The last run's writes reach the disk before this one starts, not during it.
     let _ = std::process::Command::new("sync").status();
-    // Another build runs with the mock built beside it (its contract), when there is one.
-    let mock = bin
-        .and_then(|b| b.parent())
-        .map(|d| d.join("libpayhost_plugin_mock.so"))
-        .filter(|m| m.exists())
-        .unwrap_or_else(mock_so);
-    let s = Scratch::with_host(
-        &[(&mock, "libpayhost_plugin_mock.so")],
-        &if extra.contains("[routing]") {
-            String::new()
-        } else {
-            "default_provider = \"mock\"\n".to_owned()
-        },
-        &format!(
-            "[providers.mock]\nplugin = \"mock\"\nconfig = {{ webhook_secret = \"whsec_bench\" }}\n{extra}"
-        ),
-    );
-    let env = [("RUST_LOG", "info"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "")];
-    let host = match bin {
-        Some(b) => s.serve_binary(b, &env),
-        None => s.serve_with_env(&env),
-    };
-    let body = format!(
-        "{{\"customer\":\"{}\",\"amount\":1999,\"currency\":\"usd\",\"payment_method\":\"pm_card_visa\"}}",
-        customer(&host.addr)
-    );
-    let m = load(
-        label,
-        std::slice::from_ref(&host.addr),
-        workers,
-        duration,
-        move |conn, w, n| conn.post("/v1/payments", &format!("bench-{w}-{n}"), &body) == 201,
-    );
-    let (code, _) = host.terminate();
-    assert_eq!(code, 0);
-    m
+    payments_on(label, 1, None, workers, duration, extra, bin)
 }
 
 /// The middle value (of an odd count; the upper middle of an even one).
@@ -215,8 +200,21 @@ pub fn payments_with(
     workers: usize,
     duration: Duration,
     extra: &str,
-) {
-    let (_scratches, processes) = start_with(hosts, db, extra);
+) -> Measured {
+    payments_on(label, hosts, db, workers, duration, extra, None)
+}
+
+/// [`payments_with`] on build `bin` (this one when `None`).
+fn payments_on(
+    label: &str,
+    hosts: usize,
+    db: Option<&TestDb>,
+    workers: usize,
+    duration: Duration,
+    extra: &str,
+    bin: Option<&Path>,
+) -> Measured {
+    let (_scratches, processes) = start_on(hosts, db, extra, bin);
     let addrs: Vec<String> = processes.iter().map(|p| p.addr.clone()).collect();
     let bodies: Vec<String> = addrs
         .iter()
@@ -228,7 +226,7 @@ pub fn payments_with(
         })
         .collect();
     let hosts_n = addrs.len();
-    load(label, &addrs, workers, duration, move |conn, w, n| {
+    let m = load(label, &addrs, workers, duration, move |conn, w, n| {
         conn.post(
             "/v1/payments",
             &format!("bench-{w}-{n}"),
@@ -239,6 +237,7 @@ pub fn payments_with(
         let (code, _) = p.terminate();
         assert_eq!(code, 0);
     }
+    m
 }
 
 /// `POST /v1/payments` on SQLite, then on PostgreSQL with one and two hosts.

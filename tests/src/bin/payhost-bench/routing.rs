@@ -8,7 +8,7 @@ use payhost::config::routing::Facts;
 use payhost::config::Config;
 use payhost::routing::{Circuit, Instances, Router};
 use payhost_tests::closed_port;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 struct Fleet;
@@ -117,8 +117,12 @@ fn against_the_build_before(workers: usize, duration: Duration) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(workers);
     let rules = format!("{MOCK_B}{RULES}");
-    let kinds: [(&str, Option<&PathBuf>, &str); 3] = [
-        ("POST /v1/payments, build before routing", Some(&before), ""),
+    let kinds: [(&str, Option<&Path>, &str); 3] = [
+        (
+            "POST /v1/payments, build before routing",
+            Some(before.as_path()),
+            "",
+        ),
         ("POST /v1/payments, 3 rules, 2 candidates", None, &rules),
         ("POST /v1/payments, no routes", None, ""),
     ];

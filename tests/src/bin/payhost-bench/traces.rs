@@ -7,7 +7,7 @@
 use crate::payments::{median, one_host};
 use payhost_tests::serve_in_background;
 use prost::Message;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +42,13 @@ pub fn run(workers: usize, duration: Duration) {
     let (addr, spans) = collector();
     let on = format!("[telemetry]\notlp_endpoint = \"http://{addr}\"\n");
     let baseline = std::env::var_os("PAYHOST_BENCH_BASELINE").map(PathBuf::from);
-    let mut kinds: Vec<(&str, Option<&PathBuf>, &str)> = Vec::new();
+    let mut kinds: Vec<(&str, Option<&Path>, &str)> = Vec::new();
     if let Some(b) = &baseline {
-        kinds.push(("POST /v1/payments, build before traces", Some(b), ""));
+        kinds.push((
+            "POST /v1/payments, build before traces",
+            Some(b.as_path()),
+            "",
+        ));
     }
     kinds.push(("POST /v1/payments, traces off", None, ""));
     kinds.push(("POST /v1/payments, traces on", None, on.as_str()));
