@@ -329,7 +329,7 @@ impl Outbox {
             };
             let outcome = self.service.retry_payment(&ctx, &payment).await;
             let (status, error) = match &outcome {
-                Ok(s) if s == "succeeded" => ("recovered", None),
+                Ok(payhost_plugin_api::PaymentStatus::Succeeded) => ("recovered", None),
                 Ok(s) => ("scheduled", Some(format!("the payment is {s}"))),
                 Err(e) => ("scheduled", Some(e.to_string())),
             };

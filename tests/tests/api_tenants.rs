@@ -95,7 +95,10 @@ async fn tenants_pick_providers_and_records_keep_theirs() {
         kept.body.provider, "mock_b",
         "an existing customer keeps its provider"
     );
-    assert_eq!(kept.body.status, "succeeded");
+    assert_eq!(
+        kept.body.status,
+        payhost_plugin_api::PaymentStatus::Succeeded
+    );
     let fresh = moved
         .create_payment(&acme, payment(None, Some("u1")))
         .await

@@ -84,7 +84,7 @@ async fn declined_payment(state: &AppState, user: &str) -> (String, String) {
         )
         .await
         .unwrap();
-    assert_eq!(p.body.status, "failed");
+    assert_eq!(p.body.status, payhost_plugin_api::PaymentStatus::Failed);
     (cust, p.body.id)
 }
 

@@ -390,7 +390,7 @@ impl PaymentService {
             currency: p.amount.currency.as_str().to_owned(),
             amount_received: p.amount_received,
             amount_refunded: p.amount_refunded,
-            status: p.status.as_str().to_owned(),
+            status: p.status.clone(),
             capture_method: p.capture_method.as_str().to_owned(),
             next_action: stored_next_action(&p),
             payment_method: p.payment_method.clone(),
@@ -401,6 +401,7 @@ impl PaymentService {
             metadata: super::metadata_json(&p.metadata),
             created_at: now,
             updated_at: now,
+            synced_at: now,
             attempts: None,
             trace_parent: crate::telemetry::current_traceparent(),
         };
@@ -589,7 +590,7 @@ pub(super) fn in_doubt_row(
         currency: new.amount.currency.as_str().to_owned(),
         amount_received: 0,
         amount_refunded: 0,
-        status: PaymentStatus::Processing.as_str().into(),
+        status: PaymentStatus::Processing,
         capture_method: new.capture_method.as_str().to_owned(),
         next_action: None,
         payment_method: new.payment_method.clone(),
@@ -600,6 +601,7 @@ pub(super) fn in_doubt_row(
         metadata: super::metadata_json(&new.metadata),
         created_at: now,
         updated_at: now,
+        synced_at: now,
         attempts: summary(tried),
         trace_parent: crate::telemetry::current_traceparent(),
     }

@@ -48,7 +48,7 @@ impl PaymentService {
             amount_due: inv.amount_due.amount,
             amount_paid: inv.amount_paid,
             currency: inv.amount_due.currency.as_str().to_owned(),
-            status: inv.status.as_str().to_owned(),
+            status: inv.status.clone(),
             pdf_url: inv.pdf_url.clone(),
             created_at: inv.created,
             updated_at: self.now(),

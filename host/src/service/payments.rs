@@ -170,7 +170,7 @@ impl PaymentService {
     ) -> Result<Reply<PaymentView>, ServiceError> {
         Self::check_same_object(Record::Payment, &row.provider, &row.provider_id, &p.id)?;
         let now = self.now();
-        let own = if row.status == p.status.as_str() {
+        let own = if row.status == p.status {
             Vec::new()
         } else {
             payment_events(&p, false, now)
@@ -180,7 +180,7 @@ impl PaymentService {
             emitted,
             ..Facts::default()
         };
-        row.status = p.status.as_str().to_owned();
+        row.status = p.status.clone();
         row.amount_received = p.amount_received;
         row.amount_refunded = row.amount_refunded.max(p.amount_refunded);
         row.next_action = stored_next_action(&p);
@@ -325,7 +325,7 @@ impl PaymentService {
         req: requests::CapturePayment,
     ) -> Result<Reply<PaymentView>, ServiceError> {
         let row = self.payment(ctx, id, "id").await?;
-        if row.status != PaymentStatus::RequiresCapture.as_str() {
+        if row.status != PaymentStatus::RequiresCapture {
             return Err(ServiceError::state(
                 None,
                 format!(
@@ -364,7 +364,7 @@ impl PaymentService {
     ) -> Result<Reply<PaymentView>, ServiceError> {
         let row = self.payment(ctx, id, "id").await?;
         let done = [PaymentStatus::Succeeded, PaymentStatus::Canceled];
-        if done.iter().any(|s| s.as_str() == row.status) {
+        if done.contains(&row.status) {
             return Err(ServiceError::state(
                 None,
                 format!(
@@ -383,9 +383,9 @@ impl PaymentService {
     ///
     /// # Errors
     /// Unknown payment, or the provider's error.
-    pub async fn retry_payment(&self, ctx: &Ctx, id: &str) -> Result<String, ServiceError> {
+    pub async fn retry_payment(&self, ctx: &Ctx, id: &str) -> Result<PaymentStatus, ServiceError> {
         let row = self.payment(ctx, id, "id").await?;
-        if row.status == PaymentStatus::Succeeded.as_str() {
+        if row.status == PaymentStatus::Succeeded {
             return Ok(row.status);
         }
         let customer = self.owner(&row.customer_id).await?;

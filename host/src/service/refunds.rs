@@ -24,7 +24,7 @@ impl PaymentService {
         req: requests::CreateRefund,
     ) -> Result<Reply<RefundView>, ServiceError> {
         let payment = self.payment(ctx, req.payment.as_str(), "payment").await?;
-        if payment.status != PaymentStatus::Succeeded.as_str() {
+        if payment.status != PaymentStatus::Succeeded {
             return Err(ServiceError::state(
                 Some("payment"),
                 format!(
@@ -86,7 +86,7 @@ impl PaymentService {
             provider_id: refund.id.clone(),
             amount: refund.amount.amount,
             currency: refund.amount.currency.as_str().to_owned(),
-            status: refund.status.as_str().to_owned(),
+            status: refund.status.clone(),
             reason: refund.reason.clone(),
             metadata: metadata_json(&refund.metadata),
             created_at,

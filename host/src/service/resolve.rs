@@ -215,7 +215,7 @@ impl PaymentService {
             )
         });
         row.provider_id = p.id.clone();
-        row.status = p.status.as_str().to_owned();
+        row.status = p.status.clone();
         row.amount_received = p.amount_received;
         row.amount_refunded = row.amount_refunded.max(p.amount_refunded);
         row.payment_method = p.payment_method.clone();
@@ -287,7 +287,7 @@ impl PaymentService {
                 all,
             )
         });
-        row.status = PaymentStatus::Failed.as_str().into();
+        row.status = PaymentStatus::Failed;
         row.failure_code = Some(e.code().to_owned());
         row.failure_message = Some(e.to_string());
         row.updated_at = now;
@@ -303,7 +303,7 @@ impl PaymentService {
         failed.customer_id = Some(customer.provider_id.clone());
         failed.payment_id = Some(row.id.clone());
         failed.amount = Some(pending.request.amount.clone());
-        failed.status = Some(row.status.clone());
+        failed.status = Some(row.status.as_str().to_owned());
         failed.error = row.failure_message.clone();
         let mut ids = Ids::default()
             .with(&customer.provider_id, &customer.id)

@@ -192,7 +192,7 @@ impl PaymentService {
             provider: customer.provider.clone(),
             provider_id: s.id.clone(),
             price_id: s.price_id.clone(),
-            status: s.status.as_str().to_owned(),
+            status: s.status.clone(),
             cancel_at_period_end: s.cancel_at_period_end,
             current_period_start: s.current_period_start,
             current_period_end: s.current_period_end,
@@ -202,6 +202,7 @@ impl PaymentService {
             metadata: metadata_json(&s.metadata),
             created_at: now,
             updated_at: now,
+            synced_at: now,
         };
         let mut unit = Unit::new();
         subscriptions::insert_subscription(&mut unit, &row);
@@ -243,9 +244,9 @@ impl PaymentService {
         let now = self.now();
         let mut own = Vec::new();
         let canceled = s.status == SubscriptionStatus::Canceled;
-        if canceled && row.status != SubscriptionStatus::Canceled.as_str() {
+        if canceled && row.status != SubscriptionStatus::Canceled {
             own.push(sub_report(DomainEventKind::SubscriptionCancelled, &s, now));
-        } else if row.status != s.status.as_str()
+        } else if row.status != s.status
             || row.price_id != s.price_id
             || row.cancel_at_period_end != s.cancel_at_period_end
         {
@@ -261,7 +262,7 @@ impl PaymentService {
             ..Facts::default()
         };
         row.price_id = s.price_id.clone();
-        row.status = s.status.as_str().to_owned();
+        row.status = s.status.clone();
         row.cancel_at_period_end = s.cancel_at_period_end;
         row.current_period_start = s.current_period_start;
         row.current_period_end = s.current_period_end;
@@ -321,7 +322,7 @@ impl PaymentService {
 
     /// Refuses an operation on a subscription that has ended.
     fn check_not_canceled(row: &SubscriptionRow, what: &str) -> Result<(), ServiceError> {
-        if row.status == SubscriptionStatus::Canceled.as_str() {
+        if row.status == SubscriptionStatus::Canceled {
             return Err(ServiceError::state(
                 None,
                 format!("subscription '{}' is canceled: it cannot {what}", row.id),

@@ -1,90 +1,74 @@
 //! Users, their customers (one per tenant, user and provider instance) and saved payment
 //! methods.
 
+use super::json::metadata;
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, Row, RowExt, Store, StoreError, Unit};
+use super::record::record;
+use super::{Arg, Store, StoreError, Unit};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-const COLS: &str = "id, tenant, user_id, provider, provider_id, host_kept, email, name, \
-    default_payment_method, metadata, created_at, updated_at, deleted_at";
-
-/// A customer: an application user on one provider instance.
-#[derive(Debug, Clone)]
-pub struct CustomerRow {
-    pub id: String,
-    pub tenant: String,
-    pub user_id: String,
-    pub provider: String,
-    /// The provider's id; payhost's own id for a customer payhost keeps itself.
-    pub provider_id: String,
-    /// Kept by payhost alone: the provider has no customers (each payment carries the
-    /// payer's details instead).
-    pub host_kept: bool,
-    pub email: String,
-    pub name: Option<String>,
-    /// payhost's id of the default payment method.
-    pub default_payment_method: Option<String>,
-    /// JSON object.
-    pub metadata: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// Erased (personal data removed) at this time.
-    pub deleted_at: Option<i64>,
-}
-
-impl CustomerRow {
-    fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.text("id")?,
-            tenant: r.text("tenant")?,
-            user_id: r.text("user_id")?,
-            provider: r.text("provider")?,
-            provider_id: r.text("provider_id")?,
-            host_kept: r.int("host_kept")? != 0,
-            email: r.text("email")?,
-            name: r.opt_text("name")?,
-            default_payment_method: r.opt_text("default_payment_method")?,
-            metadata: r.text("metadata")?,
-            created_at: r.int("created_at")?,
-            updated_at: r.int("updated_at")?,
-            deleted_at: r.opt_int("deleted_at")?,
-        })
+record! {
+    /// A customer: an application user on one provider instance.
+    #[derive(Debug, Clone)]
+    pub struct CustomerRow in "customers" on conflict "(tenant, user_id, provider) DO NOTHING";
+    /// A customer: an application user on one provider instance.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct CustomerView of |c| {
+        api id: String,
+        /// Always `customer`.
+        view object: &'static str = "customer",
+        api user_id: String,
+        row tenant: String,
+        view tenant: Option<String> = (!c.tenant.is_empty()).then(|| c.tenant.clone()),
+        api provider: String,
+        /// The provider's id; payhost's own id for a customer payhost keeps itself.
+        row provider_id: String,
+        /// The provider's id; null for a customer payhost keeps itself (a provider without
+        /// customers).
+        view provider_id: Option<String> = (!c.host_kept).then(|| c.provider_id.clone()),
+        /// Kept by payhost alone: the provider has no customers (each payment carries the
+        /// payer's details instead).
+        row host_kept: bool,
+        api email: String,
+        api name: Option<String>,
+        /// payhost's id of the default payment method.
+        api default_payment_method: Option<String>,
+        /// JSON object.
+        row metadata: String,
+        view metadata: BTreeMap<String, String> = metadata(&c.metadata),
+        api created_at: i64,
+        api updated_at: i64,
+        /// Erased (personal data removed) at this time.
+        row deleted_at: Option<i64>,
     }
 }
 
-/// A saved payment method.
-#[derive(Debug, Clone)]
-pub struct PaymentMethodRow {
-    pub id: String,
-    pub customer_id: String,
-    pub provider: String,
-    pub provider_id: String,
-    pub kind: String,
-    pub brand: Option<String>,
-    pub last4: Option<String>,
-    pub exp_month: i64,
-    pub exp_year: i64,
-    pub created_at: i64,
-}
-
-impl PaymentMethodRow {
-    fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.text("id")?,
-            customer_id: r.text("customer_id")?,
-            provider: r.text("provider")?,
-            provider_id: r.text("provider_id")?,
-            kind: r.text("kind")?,
-            brand: r.opt_text("brand")?,
-            last4: r.opt_text("last4")?,
-            exp_month: r.int("exp_month")?,
-            exp_year: r.int("exp_year")?,
-            created_at: r.int("created_at")?,
-        })
+record! {
+    /// A saved payment method.
+    #[derive(Debug, Clone)]
+    pub struct PaymentMethodRow in "payment_methods"
+        on conflict "(provider, provider_id) DO NOTHING";
+    /// A saved payment method.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct PaymentMethodView of |pm| {
+        api id: String,
+        /// Always `payment_method`.
+        view object: &'static str = "payment_method",
+        api customer_id as customer: String,
+        api provider: String,
+        api provider_id: String,
+        /// `card`, …
+        #[api(serde(rename = "type"))]
+        api kind: String,
+        api brand: Option<String>,
+        api last4: Option<String>,
+        api exp_month: i64,
+        api exp_year: i64,
+        api created_at: i64,
     }
 }
-
-const PM_COLS: &str = "id, customer_id, provider, provider_id, kind, brand, last4, exp_month, \
-    exp_year, created_at";
 
 /// The filters of a customer list.
 #[derive(Debug, Clone, Default)]
@@ -103,15 +87,11 @@ impl Store {
         id: &str,
         tenant: Option<&str>,
     ) -> Result<Option<CustomerRow>, StoreError> {
-        let row = self
-            .one(
-                &format!(
-                    "SELECT {COLS} FROM customers WHERE id = $1 AND ($2 IS NULL OR tenant = $2)"
-                ),
-                vec![id.into(), Arg::from(tenant)],
-            )
-            .await?;
-        row.as_ref().map(CustomerRow::from_row).transpose()
+        self.record(
+            "id = $1 AND ($2 IS NULL OR tenant = $2)",
+            vec![id.into(), Arg::from(tenant)],
+        )
+        .await
     }
 
     /// The user's customer on `provider`.
@@ -121,16 +101,11 @@ impl Store {
         user_id: &str,
         provider: &str,
     ) -> Result<Option<CustomerRow>, StoreError> {
-        let row = self
-            .one(
-                &format!(
-                    "SELECT {COLS} FROM customers \
-                     WHERE tenant = $1 AND user_id = $2 AND provider = $3"
-                ),
-                vec![tenant.into(), user_id.into(), provider.into()],
-            )
-            .await?;
-        row.as_ref().map(CustomerRow::from_row).transpose()
+        self.record(
+            "tenant = $1 AND user_id = $2 AND provider = $3",
+            vec![tenant.into(), user_id.into(), provider.into()],
+        )
+        .await
     }
 
     /// The email an application user was last seen with.
@@ -158,20 +133,12 @@ impl Store {
             .eq("email", q.email.clone())
             .eq("provider", q.provider.clone())
             .and("deleted_at IS NULL");
-        self.page("customers", COLS, filters, Order::NewestFirst, page)
-            .await?
-            .try_map(|r| CustomerRow::from_row(&r))
+        self.page_of(filters, Order::NewestFirst, page).await
     }
 
     /// The payment method `id`.
     pub async fn payment_method(&self, id: &str) -> Result<Option<PaymentMethodRow>, StoreError> {
-        let row = self
-            .one(
-                &format!("SELECT {PM_COLS} FROM payment_methods WHERE id = $1"),
-                vec![id.into()],
-            )
-            .await?;
-        row.as_ref().map(PaymentMethodRow::from_row).transpose()
+        self.record("id = $1", vec![id.into()]).await
     }
 
     /// The payment method with the provider's id `provider_id`.
@@ -180,15 +147,11 @@ impl Store {
         provider: &str,
         provider_id: &str,
     ) -> Result<Option<PaymentMethodRow>, StoreError> {
-        let row = self
-            .one(
-                &format!(
-                    "SELECT {PM_COLS} FROM payment_methods WHERE provider = $1 AND provider_id = $2"
-                ),
-                vec![provider.into(), provider_id.into()],
-            )
-            .await?;
-        row.as_ref().map(PaymentMethodRow::from_row).transpose()
+        self.record(
+            "provider = $1 AND provider_id = $2",
+            vec![provider.into(), provider_id.into()],
+        )
+        .await
     }
 
     /// A customer's saved payment methods, oldest first.
@@ -196,17 +159,12 @@ impl Store {
         &self,
         customer_id: &str,
     ) -> Result<Vec<PaymentMethodRow>, StoreError> {
-        self.all(
-            &format!(
-                "SELECT {PM_COLS} FROM payment_methods WHERE customer_id = $1 \
-                 ORDER BY created_at, id"
-            ),
+        self.records(
+            "customer_id = $1",
+            "ORDER BY created_at, id",
             vec![customer_id.into()],
         )
-        .await?
-        .iter()
-        .map(PaymentMethodRow::from_row)
-        .collect()
+        .await
     }
 }
 
@@ -237,24 +195,7 @@ pub fn upsert_user(
 /// A new customer, unless the user already has one on that provider (a concurrent
 /// request won): the returned statement changed 0 rows then.
 pub fn insert_customer(unit: &mut Unit, c: &CustomerRow) -> usize {
-    unit.push(
-        "INSERT INTO customers (id, tenant, user_id, provider, provider_id, host_kept, email, \
-         name, default_payment_method, metadata, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $10, $6, $7, NULL, $8, $9, $9) \
-         ON CONFLICT (tenant, user_id, provider) DO NOTHING",
-        vec![
-            c.id.clone().into(),
-            c.tenant.clone().into(),
-            c.user_id.clone().into(),
-            c.provider.clone().into(),
-            c.provider_id.clone().into(),
-            c.email.clone().into(),
-            Arg::from(c.name.clone()),
-            c.metadata.clone().into(),
-            c.created_at.into(),
-            c.host_kept.into(),
-        ],
-    )
+    super::record::insert(unit, c)
 }
 
 /// Writes a customer's email, name, default method and metadata.
@@ -297,23 +238,7 @@ pub fn sync_customer_profile(
 
 /// A new saved payment method (a method the provider already knows keeps its row).
 pub fn insert_payment_method(unit: &mut Unit, pm: &PaymentMethodRow) {
-    unit.push(
-        "INSERT INTO payment_methods (id, customer_id, provider, provider_id, kind, brand, \
-         last4, exp_month, exp_year, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (provider, provider_id) DO NOTHING",
-        vec![
-            pm.id.clone().into(),
-            pm.customer_id.clone().into(),
-            pm.provider.clone().into(),
-            pm.provider_id.clone().into(),
-            pm.kind.clone().into(),
-            Arg::from(pm.brand.clone()),
-            Arg::from(pm.last4.clone()),
-            pm.exp_month.into(),
-            pm.exp_year.into(),
-            pm.created_at.into(),
-        ],
-    );
+    super::record::insert(unit, pm);
 }
 
 /// Removes a saved method (by the provider's id) and clears it as anyone's default.

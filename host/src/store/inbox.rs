@@ -1,50 +1,36 @@
 //! The webhook inbox: every verified delivery, once per (provider, event id), committed
 //! before the provider gets its 2xx; processed asynchronously, retried with backoff.
 
-use super::{Arg, Row, RowExt, Store, StoreError, Unit};
+use super::record::{record, Table};
+use super::{Arg, RowExt, Store, StoreError, Unit};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-const COLS: &str = "id, provider, event_id, event_type, payload, created, received_at, status, \
-    attempts, next_attempt_at, last_error, processed_at, claimed_by";
-
-/// A stored delivery.
-#[derive(Debug, Clone)]
-pub struct InboxRow {
-    pub id: String,
-    pub provider: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub payload: String,
-    /// Unix seconds at which the provider created the event.
-    pub created: i64,
-    pub received_at: i64,
-    /// `pending`, `processed` or `failed`.
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    pub last_error: Option<String>,
-    pub processed_at: Option<i64>,
-    /// The host that claimed it last (PostgreSQL; the one that processed it, once
-    /// processed), by its lease owner id.
-    pub claimed_by: Option<String>,
-}
-
-impl InboxRow {
-    fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.text("id")?,
-            provider: r.text("provider")?,
-            event_id: r.text("event_id")?,
-            event_type: r.text("event_type")?,
-            payload: r.text("payload")?,
-            created: r.int("created")?,
-            received_at: r.int("received_at")?,
-            status: r.text("status")?,
-            attempts: r.int("attempts")?,
-            next_attempt_at: r.int("next_attempt_at")?,
-            last_error: r.opt_text("last_error")?,
-            processed_at: r.opt_int("processed_at")?,
-            claimed_by: r.opt_text("claimed_by")?,
-        })
+record! {
+    /// A stored delivery.
+    #[derive(Debug, Clone)]
+    pub struct InboxRow in "webhook_inbox";
+    /// A stored webhook delivery (admin).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct InboxView of |d| {
+        api id: String,
+        api provider: String,
+        api event_id: String,
+        #[api(serde(rename = "type"))]
+        api event_type: String,
+        row payload: String,
+        /// Unix seconds at which the provider created the event.
+        row created: i64,
+        /// `pending`, `processed`, `failed`.
+        api status: String,
+        api attempts: i64,
+        api last_error: Option<String>,
+        api received_at: i64,
+        row next_attempt_at: i64,
+        api processed_at: Option<i64>,
+        /// The host that claimed it last (PostgreSQL; the one that processed it, once
+        /// processed), by its lease owner id.
+        row claimed_by: Option<String>,
     }
 }
 
@@ -63,17 +49,12 @@ pub struct NewDelivery {
 impl Store {
     /// Pending rows whose next attempt is due, oldest first.
     pub async fn inbox_due(&self, now: i64, limit: i64) -> Result<Vec<InboxRow>, StoreError> {
-        self.all(
-            &format!(
-                "SELECT {COLS} FROM webhook_inbox WHERE status = 'pending' \
-                 AND next_attempt_at <= $1 ORDER BY received_at, id LIMIT $2"
-            ),
+        self.records(
+            "status = 'pending' AND next_attempt_at <= $1",
+            "ORDER BY received_at, id LIMIT $2",
             vec![now.into(), limit.into()],
         )
-        .await?
-        .iter()
-        .map(InboxRow::from_row)
-        .collect()
+        .await
     }
 
     /// Claims up to `limit` due rows until `until` (PostgreSQL: rows other hosts hold are
@@ -93,13 +74,14 @@ impl Store {
                      SELECT id FROM webhook_inbox WHERE status = 'pending' \
                      AND next_attempt_at <= $1 AND claimed_until <= $1 \
                      ORDER BY received_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                     RETURNING {COLS}"
+                     RETURNING {}",
+                    InboxRow::select()
                 ),
                 vec![now.into(), until.into(), limit.into(), host.into()],
             )
             .await?
             .iter()
-            .map(InboxRow::from_row)
+            .map(InboxRow::read)
             .collect::<Result<Vec<_>, _>>()?;
         // RETURNING gives no order.
         rows.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
@@ -113,17 +95,12 @@ impl Store {
         provider: Option<&str>,
         limit: i64,
     ) -> Result<Vec<InboxRow>, StoreError> {
-        self.all(
-            &format!(
-                "SELECT {COLS} FROM webhook_inbox WHERE ($1 IS NULL OR status = $1) \
-                 AND ($2 IS NULL OR provider = $2) ORDER BY received_at DESC, id LIMIT $3"
-            ),
+        self.records(
+            "($1 IS NULL OR status = $1) AND ($2 IS NULL OR provider = $2)",
+            "ORDER BY received_at DESC, id LIMIT $3",
             vec![Arg::from(status), Arg::from(provider), limit.into()],
         )
-        .await?
-        .iter()
-        .map(InboxRow::from_row)
-        .collect()
+        .await
     }
 
     /// Stored webhooks not processed yet (on the status index).
@@ -140,13 +117,7 @@ impl Store {
 
     /// The row `id`.
     pub async fn inbox_row(&self, id: &str) -> Result<Option<InboxRow>, StoreError> {
-        let row = self
-            .one(
-                &format!("SELECT {COLS} FROM webhook_inbox WHERE id = $1"),
-                vec![id.into()],
-            )
-            .await?;
-        row.as_ref().map(InboxRow::from_row).transpose()
+        self.record("id = $1", vec![id.into()]).await
     }
 }
 

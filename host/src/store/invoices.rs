@@ -1,61 +1,50 @@
 //! Invoices, as synced from the provider.
 
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, Row, RowExt, Store, StoreError, Unit};
+use super::record::record;
+use super::{Arg, Store, StoreError, Unit};
+use payhost_plugin_api::InvoiceStatus;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-const COLS: &str = "i.id, i.customer_id, i.provider, i.provider_id, i.amount_due, i.amount_paid, \
-    i.currency, i.status, i.pdf_url, i.created_at, i.updated_at, i.tenant, i.subscription_id, \
-    i.payment_id, i.provider_subscription_id, i.provider_payment_id";
-
-/// The invoice with the payhost ids of its customer, subscription and payment, when payhost
-/// holds them.
-const FROM: &str = "(SELECT inv.*, c.tenant, s.id AS subscription_id, p.id AS payment_id \
-    FROM invoices inv JOIN customers c ON c.id = inv.customer_id \
-    LEFT JOIN subscriptions s ON s.provider = inv.provider \
-    AND s.provider_id = inv.provider_subscription_id \
-    LEFT JOIN payments p ON p.provider = inv.provider AND p.provider_id = inv.provider_payment_id) i";
-
-/// An invoice as payhost records it.
-#[derive(Debug, Clone)]
-pub struct InvoiceRow {
-    pub id: String,
-    pub tenant: String,
-    pub customer_id: String,
-    pub provider: String,
-    pub provider_id: String,
-    pub subscription_id: Option<String>,
-    pub provider_subscription_id: Option<String>,
-    pub payment_id: Option<String>,
-    pub provider_payment_id: Option<String>,
-    pub amount_due: i64,
-    pub amount_paid: i64,
-    pub currency: String,
-    pub status: String,
-    pub pdf_url: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl InvoiceRow {
-    fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.text("id")?,
-            tenant: r.text("tenant")?,
-            customer_id: r.text("customer_id")?,
-            provider: r.text("provider")?,
-            provider_id: r.text("provider_id")?,
-            subscription_id: r.opt_text("subscription_id")?,
-            provider_subscription_id: r.opt_text("provider_subscription_id")?,
-            payment_id: r.opt_text("payment_id")?,
-            provider_payment_id: r.opt_text("provider_payment_id")?,
-            amount_due: r.int("amount_due")?,
-            amount_paid: r.int("amount_paid")?,
-            currency: r.text("currency")?,
-            status: r.text("status")?,
-            pdf_url: r.opt_text("pdf_url")?,
-            created_at: r.int("created_at")?,
-            updated_at: r.int("updated_at")?,
-        })
+record! {
+    /// An invoice as payhost records it, with the payhost ids of its customer, subscription
+    /// and payment when payhost holds them.
+    #[derive(Debug, Clone)]
+    pub struct InvoiceRow in "invoices" as "i" from "(SELECT inv.*, c.tenant, \
+        s.id AS subscription_id, p.id AS payment_id \
+        FROM invoices inv JOIN customers c ON c.id = inv.customer_id \
+        LEFT JOIN subscriptions s ON s.provider = inv.provider \
+        AND s.provider_id = inv.provider_subscription_id \
+        LEFT JOIN payments p ON p.provider = inv.provider \
+        AND p.provider_id = inv.provider_payment_id) i"
+        on conflict "(provider, provider_id) DO UPDATE SET amount_paid = excluded.amount_paid, \
+        status = excluded.status, pdf_url = excluded.pdf_url, \
+        provider_payment_id = excluded.provider_payment_id, updated_at = excluded.updated_at";
+    /// An invoice the provider issued (a subscription's period, usually).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct InvoiceView of |i| {
+        api id: String,
+        /// Always `invoice`.
+        view object: &'static str = "invoice",
+        /// The customer's tenant.
+        joined row tenant = "i.tenant": String,
+        api customer_id as customer: String,
+        api provider: String,
+        api provider_id: String,
+        joined api subscription_id as subscription = "i.subscription_id": Option<String>,
+        api provider_subscription_id: Option<String>,
+        joined api payment_id as payment = "i.payment_id": Option<String>,
+        api provider_payment_id: Option<String>,
+        api amount_due: i64,
+        api amount_paid: i64,
+        api currency: String,
+        /// `draft`, `open`, `paid`, `void`, `uncollectible`.
+        #[api(schema(value_type = String))]
+        api status: InvoiceStatus,
+        api pdf_url: Option<String>,
+        api created_at: i64,
+        row updated_at: i64,
     }
 }
 
@@ -74,15 +63,11 @@ impl Store {
         id: &str,
         tenant: Option<&str>,
     ) -> Result<Option<InvoiceRow>, StoreError> {
-        let row = self
-            .one(
-                &format!(
-                    "SELECT {COLS} FROM {FROM} WHERE i.id = $1 AND ($2 IS NULL OR i.tenant = $2)"
-                ),
-                vec![id.into(), Arg::from(tenant)],
-            )
-            .await?;
-        row.as_ref().map(InvoiceRow::from_row).transpose()
+        self.record(
+            "i.id = $1 AND ($2 IS NULL OR i.tenant = $2)",
+            vec![id.into(), Arg::from(tenant)],
+        )
+        .await
     }
 
     /// The invoice with the provider's id `provider_id`.
@@ -91,13 +76,11 @@ impl Store {
         provider: &str,
         provider_id: &str,
     ) -> Result<Option<InvoiceRow>, StoreError> {
-        let row = self
-            .one(
-                &format!("SELECT {COLS} FROM {FROM} WHERE i.provider = $1 AND i.provider_id = $2"),
-                vec![provider.into(), provider_id.into()],
-            )
-            .await?;
-        row.as_ref().map(InvoiceRow::from_row).transpose()
+        self.record(
+            "i.provider = $1 AND i.provider_id = $2",
+            vec![provider.into(), provider_id.into()],
+        )
+        .await
     }
 
     /// One page of invoices, newest first.
@@ -110,37 +93,13 @@ impl Store {
             .eq("i.tenant", q.tenant.clone())
             .eq("i.customer_id", q.customer_id.clone())
             .eq("i.status", q.status.clone());
-        self.page(FROM, COLS, filters, Order::NewestFirst, page)
-            .await?
-            .try_map(|r| InvoiceRow::from_row(&r))
+        self.page_of(filters, Order::NewestFirst, page).await
     }
 }
 
 /// An invoice as the provider reports it: a new row, or the existing one updated.
 pub fn upsert_invoice(unit: &mut Unit, inv: &InvoiceRow) {
-    unit.push(
-        "INSERT INTO invoices (id, customer_id, provider, provider_id, provider_subscription_id, \
-         provider_payment_id, amount_due, amount_paid, currency, status, pdf_url, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (provider, provider_id) DO UPDATE SET amount_paid = excluded.amount_paid, \
-         status = excluded.status, pdf_url = excluded.pdf_url, \
-         provider_payment_id = excluded.provider_payment_id, updated_at = excluded.updated_at",
-        vec![
-            inv.id.clone().into(),
-            inv.customer_id.clone().into(),
-            inv.provider.clone().into(),
-            inv.provider_id.clone().into(),
-            Arg::from(inv.provider_subscription_id.clone()),
-            Arg::from(inv.provider_payment_id.clone()),
-            inv.amount_due.into(),
-            inv.amount_paid.into(),
-            inv.currency.clone().into(),
-            inv.status.clone().into(),
-            Arg::from(inv.pdf_url.clone()),
-            inv.created_at.into(),
-            inv.updated_at.into(),
-        ],
-    );
+    super::record::insert(unit, inv);
 }
 
 /// An invoice paid or failed, as a webhook tells, unless the row holds a newer state.

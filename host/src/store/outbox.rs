@@ -2,7 +2,10 @@
 //! and the dunning schedule, with the queue figures `/metrics` shows.
 
 use super::events::EventRow;
-use super::{Arg, Row, RowExt, Store, StoreError, Unit};
+use super::record::record;
+use super::{Arg, RowExt, Store, StoreError, Unit};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A queue of the outbox with a worker of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,20 +41,30 @@ pub struct WorkRow {
     pub event: EventRow,
 }
 
-/// A row of the outbox as the admin views show it.
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    pub id: String,
-    pub event_id: String,
-    pub handler: String,
-    pub target: String,
-    pub status: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub last_status: Option<i64>,
-    pub next_attempt_at: i64,
-    pub created_at: i64,
-    pub done_at: Option<i64>,
+record! {
+    /// A row of the outbox as the admin views show it.
+    #[derive(Debug, Clone)]
+    pub struct OutboxRow in "outbox";
+    /// A piece of handler work (admin).
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct OutboxView of |o| {
+        api id: String,
+        api event_id: String,
+        /// `receipt_email`, `failure_email`, `welcome_email`, `final_notice_email`,
+        /// `dunning`, `webhook`.
+        api handler: String,
+        /// The webhook endpoint's name, for `webhook`.
+        api target: String,
+        /// `pending`, `done`, `failed`.
+        api status: String,
+        api attempts: i64,
+        api last_error: Option<String>,
+        api last_status: Option<i64>,
+        /// Unix milliseconds.
+        api next_attempt_at as next_attempt_at_ms: i64,
+        api created_at: i64,
+        api done_at: Option<i64>,
+    }
 }
 
 /// A failed payment on the dunning schedule.
@@ -70,24 +83,6 @@ pub struct QueueStats {
     pub failed: i64,
     /// Unix seconds, when something is pending.
     pub oldest_pending: Option<i64>,
-}
-
-impl OutboxRow {
-    fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.text("id")?,
-            event_id: r.text("event_id")?,
-            handler: r.text("handler")?,
-            target: r.text("target")?,
-            status: r.text("status")?,
-            attempts: r.int("attempts")?,
-            last_error: r.opt_text("last_error")?,
-            last_status: r.opt_int("last_status")?,
-            next_attempt_at: r.int("next_attempt_at")?,
-            created_at: r.int("created_at")?,
-            done_at: r.opt_int("done_at")?,
-        })
-    }
 }
 
 impl Store {
@@ -160,16 +155,12 @@ impl Store {
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        self.all(
-            "SELECT id, event_id, handler, target, status, attempts, last_error, last_status, \
-             next_attempt_at, created_at, done_at FROM outbox \
-             WHERE ($1 IS NULL OR status = $1) ORDER BY created_at DESC, id LIMIT $2",
+        self.records(
+            "$1 IS NULL OR status = $1",
+            "ORDER BY created_at DESC, id LIMIT $2",
             vec![Arg::from(status), limit.into()],
         )
-        .await?
-        .iter()
-        .map(OutboxRow::from_row)
-        .collect()
+        .await
     }
 
     /// Work not done yet, counted per handler, target and status.

@@ -1,45 +1,80 @@
 //! One-time payments.
 
+use super::attempts::AttemptView;
+use super::json::{metadata, next_action_view, NextActionView};
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, Row, RowExt, Store, StoreError, Unit};
+use super::record::record;
+use super::{Arg, RowExt, Store, StoreError, Unit};
+use payhost_plugin_api::PaymentStatus;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-const COLS: &str = "id, tenant, customer_id, provider, provider_id, amount, currency, \
-    amount_received, amount_refunded, status, capture_method, next_action, payment_method, \
-    failure_code, failure_message, dispute_status, description, metadata, created_at, updated_at, \
-    attempts, trace_parent";
-
-/// A payment as payhost records it.
-#[derive(Debug, Clone)]
-pub struct PaymentRow {
-    pub id: String,
-    pub tenant: String,
-    pub customer_id: String,
-    pub provider: String,
-    pub provider_id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub amount_received: i64,
-    pub amount_refunded: i64,
-    pub status: String,
-    pub capture_method: String,
-    /// The redirect the buyer must follow (JSON), never a client secret.
-    pub next_action: Option<String>,
-    /// payhost's id of the method charged, or the provider's when payhost has not seen it.
-    pub payment_method: Option<String>,
-    pub failure_code: Option<String>,
-    pub failure_message: Option<String>,
-    pub dispute_status: Option<String>,
-    pub description: Option<String>,
-    /// JSON object.
-    pub metadata: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// The provider calls that made it (JSON, as its answers show them); NULL for a
-    /// payment made before attempts were recorded.
-    pub attempts: Option<String>,
-    /// The W3C `traceparent` of the request that created it, when traces were on (a
-    /// webhook's processing links to it; the console shows its trace id).
-    pub trace_parent: Option<String>,
+record! {
+    /// A payment as payhost records it.
+    #[derive(Debug, Clone)]
+    pub struct PaymentRow in "payments";
+    /// A one-time payment.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct PaymentView of |p| {
+        api id: String,
+        /// Always `payment`.
+        view object: &'static str = "payment",
+        row tenant: String,
+        api customer_id as customer: String,
+        api provider: String,
+        /// The provider's id; payhost's own id while the outcome of its creation is in
+        /// doubt ([`PaymentRow::provider_id_unknown`]).
+        row provider_id: String,
+        /// The provider's id; null while the outcome of its creation is in doubt.
+        view provider_id: Option<String> =
+            (!p.provider_id_unknown()).then(|| p.provider_id.clone()),
+        api amount: i64,
+        api currency: String,
+        /// What was taken: the amount on success, what was captured for a manual capture.
+        api amount_received: i64,
+        api amount_refunded: i64,
+        /// `partially_refunded` or `refunded` once refunds were made (here or at the
+        /// provider), else null.
+        view refund_status: Option<&'static str> = refund_status(p),
+        /// `requires_payment_method`, `requires_confirmation`, `requires_action`,
+        /// `processing`, `requires_capture`, `succeeded`, `failed`, `canceled`, or a status a
+        /// newer provider reports.
+        #[api(schema(value_type = String))]
+        api status: PaymentStatus,
+        /// `automatic` or `manual`.
+        api capture_method: String,
+        /// The redirect the buyer must follow (JSON), never a client secret.
+        row next_action: Option<String>,
+        view next_action: Option<NextActionView> = next_action_view(p.next_action.as_deref()),
+        /// payhost's id of the method charged, or the provider's when payhost has not seen it.
+        api payment_method: Option<String>,
+        api failure_code: Option<String>,
+        api failure_message: Option<String>,
+        /// The state of a dispute over the payment, when there is one.
+        api dispute_status: Option<String>,
+        api description: Option<String>,
+        /// JSON object.
+        row metadata: String,
+        view metadata: BTreeMap<String, String> = metadata(&p.metadata),
+        /// For the browser to finish paying; only in the answers that create or confirm.
+        view client_secret: Option<String> = None,
+        api created_at: i64,
+        api updated_at: i64,
+        /// The provider time of the newest state applied (a webhook older than it changes
+        /// nothing).
+        row synced_at: i64,
+        /// The provider calls that made it (JSON, as its answers show them); NULL for a
+        /// payment made before attempts were recorded.
+        row attempts: Option<String>,
+        /// The provider calls that made the payment, oldest first: more than one when an
+        /// instance could not take it and the next one of its route did; one `in_doubt` while
+        /// its outcome is not known (the payment is `processing` meanwhile).
+        view attempts: Vec<AttemptView> = attempts_view(p),
+        /// The W3C `traceparent` of the request that created it, when traces were on (a
+        /// webhook's processing links to it; the console shows its trace id).
+        row trace_parent: Option<String>,
+    }
 }
 
 impl PaymentRow {
@@ -49,32 +84,38 @@ impl PaymentRow {
     pub fn provider_id_unknown(&self) -> bool {
         self.provider_id == self.id
     }
+}
 
-    fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.text("id")?,
-            tenant: r.text("tenant")?,
-            customer_id: r.text("customer_id")?,
-            provider: r.text("provider")?,
-            provider_id: r.text("provider_id")?,
-            amount: r.int("amount")?,
-            currency: r.text("currency")?,
-            amount_received: r.int("amount_received")?,
-            amount_refunded: r.int("amount_refunded")?,
-            status: r.text("status")?,
-            capture_method: r.text("capture_method")?,
-            next_action: r.opt_text("next_action")?,
-            payment_method: r.opt_text("payment_method")?,
-            failure_code: r.opt_text("failure_code")?,
-            failure_message: r.opt_text("failure_message")?,
-            dispute_status: r.opt_text("dispute_status")?,
-            description: r.opt_text("description")?,
-            metadata: r.text("metadata")?,
-            created_at: r.int("created_at")?,
-            updated_at: r.int("updated_at")?,
-            attempts: r.opt_text("attempts")?,
-            trace_parent: r.opt_text("trace_parent")?,
-        })
+/// Whether a payment's money went back, in part or whole.
+fn refund_status(p: &PaymentRow) -> Option<&'static str> {
+    let received = match p.amount_received {
+        0 => p.amount,
+        r => r,
+    };
+    match p.amount_refunded {
+        0 => None,
+        r if r >= received => Some("refunded"),
+        _ => Some("partially_refunded"),
+    }
+}
+
+/// The attempts a payment's row keeps, or the one call that answered (a payment made
+/// before attempts were recorded, or one whose only attempt answered: its row keeps no
+/// copy of it).
+fn attempts_view(p: &PaymentRow) -> Vec<AttemptView> {
+    match p.attempts.as_deref() {
+        Some(a) => serde_json::from_str(a).unwrap_or_default(),
+        None => vec![AttemptView {
+            id: format!("att_{}", p.id.strip_prefix("pay_").unwrap_or(&p.id)),
+            provider: p.provider.clone(),
+            state: "answered".into(),
+            error_code: None,
+            error_message: None,
+            checks: 0,
+            next_check_at: None,
+            created_at: p.created_at,
+            updated_at: p.created_at,
+        }],
     }
 }
 
@@ -96,15 +137,11 @@ impl Store {
         id: &str,
         tenant: Option<&str>,
     ) -> Result<Option<PaymentRow>, StoreError> {
-        let row = self
-            .one(
-                &format!(
-                    "SELECT {COLS} FROM payments WHERE id = $1 AND ($2 IS NULL OR tenant = $2)"
-                ),
-                vec![id.into(), Arg::from(tenant)],
-            )
-            .await?;
-        row.as_ref().map(PaymentRow::from_row).transpose()
+        self.record(
+            "id = $1 AND ($2 IS NULL OR tenant = $2)",
+            vec![id.into(), Arg::from(tenant)],
+        )
+        .await
     }
 
     /// One page of payments, newest first.
@@ -120,9 +157,7 @@ impl Store {
             .eq("provider", q.provider.clone())
             .cmp("created_at", ">=", q.created_gte)
             .cmp("created_at", "<=", q.created_lte);
-        self.page("payments", COLS, filters, Order::NewestFirst, page)
-            .await?
-            .try_map(|r| PaymentRow::from_row(&r))
+        self.page_of(filters, Order::NewestFirst, page).await
     }
 }
 
@@ -144,39 +179,9 @@ impl Store {
     }
 }
 
-/// A new payment, with the provider time of its state (`synced_at`).
+/// A new payment (`synced_at`: the provider time of its state).
 pub fn insert_payment(unit: &mut Unit, p: &PaymentRow) {
-    unit.push(
-        "INSERT INTO payments (id, tenant, customer_id, provider, provider_id, amount, currency, \
-         amount_received, amount_refunded, status, capture_method, next_action, payment_method, \
-         failure_code, failure_message, dispute_status, description, metadata, created_at, \
-         updated_at, synced_at, attempts, trace_parent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-         $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $19, $21, $22)",
-        vec![
-            p.id.clone().into(),
-            p.tenant.clone().into(),
-            p.customer_id.clone().into(),
-            p.provider.clone().into(),
-            p.provider_id.clone().into(),
-            p.amount.into(),
-            p.currency.clone().into(),
-            p.amount_received.into(),
-            p.amount_refunded.into(),
-            p.status.clone().into(),
-            p.capture_method.clone().into(),
-            Arg::from(p.next_action.clone()),
-            Arg::from(p.payment_method.clone()),
-            Arg::from(p.failure_code.clone()),
-            Arg::from(p.failure_message.clone()),
-            Arg::from(p.dispute_status.clone()),
-            Arg::from(p.description.clone()),
-            p.metadata.clone().into(),
-            p.created_at.into(),
-            p.updated_at.into(),
-            Arg::from(p.attempts.clone()),
-            Arg::from(p.trace_parent.clone()),
-        ],
-    );
+    super::record::insert(unit, p);
 }
 
 /// A payment whose creation was in doubt, once the provider's answer is known: its
@@ -189,7 +194,7 @@ pub fn settle_in_doubt(unit: &mut Unit, p: &PaymentRow) {
         vec![
             p.id.clone().into(),
             p.provider_id.clone().into(),
-            p.status.clone().into(),
+            p.status.as_str().into(),
             p.amount_received.into(),
             p.amount_refunded.into(),
             Arg::from(p.payment_method.clone()),
@@ -232,7 +237,7 @@ pub fn update_payment_state(unit: &mut Unit, p: &PaymentRow) {
          updated_at = $9, synced_at = $9 WHERE id = $1",
         vec![
             p.id.clone().into(),
-            p.status.clone().into(),
+            p.status.as_str().into(),
             p.amount_received.into(),
             p.amount_refunded.into(),
             Arg::from(p.payment_method.clone()),

@@ -1,44 +1,40 @@
 //! Refunds, and what they do to their payment's `amount_refunded`.
 
+use super::json::metadata;
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, Row, RowExt, Store, StoreError, Unit};
+use super::record::record;
+use super::{Arg, Store, StoreError, Unit};
+use payhost_plugin_api::RefundStatus;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-const COLS: &str = "r.id, r.payment_id, r.provider, r.provider_id, r.amount, r.currency, \
-    r.status, r.reason, r.metadata, r.created_at, p.tenant";
-
-/// A refund as payhost records it.
-#[derive(Debug, Clone)]
-pub struct RefundRow {
-    pub id: String,
-    pub payment_id: String,
-    pub provider: String,
-    pub provider_id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub status: String,
-    pub reason: Option<String>,
-    /// JSON object.
-    pub metadata: String,
-    pub created_at: i64,
-    /// The payment's tenant.
-    pub tenant: String,
-}
-
-impl RefundRow {
-    fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.text("id")?,
-            payment_id: r.text("payment_id")?,
-            provider: r.text("provider")?,
-            provider_id: r.text("provider_id")?,
-            amount: r.int("amount")?,
-            currency: r.text("currency")?,
-            status: r.text("status")?,
-            reason: r.opt_text("reason")?,
-            metadata: r.text("metadata")?,
-            created_at: r.int("created_at")?,
-            tenant: r.text("tenant")?,
-        })
+record! {
+    /// A refund as payhost records it.
+    #[derive(Debug, Clone)]
+    pub struct RefundRow in "refunds" as "r" from "(SELECT r.*, p.tenant FROM refunds r \
+        JOIN payments p ON p.id = r.payment_id) r" on conflict "(provider, provider_id) DO NOTHING";
+    /// A refund of a payment, whole or partial.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct RefundView of |r| {
+        api id: String,
+        /// Always `refund`.
+        view object: &'static str = "refund",
+        api payment_id as payment: String,
+        api provider: String,
+        api provider_id: String,
+        api amount: i64,
+        api currency: String,
+        /// `pending`, `succeeded`, `failed`, `canceled`.
+        #[api(schema(value_type = String))]
+        api status: RefundStatus,
+        api reason: Option<String>,
+        /// JSON object.
+        row metadata: String,
+        view metadata: BTreeMap<String, String> = metadata(&r.metadata),
+        api created_at: i64,
+        /// The payment's tenant.
+        joined row tenant = "r.tenant": String,
     }
 }
 
@@ -49,8 +45,6 @@ pub struct RefundQuery {
     pub payment_id: Option<String>,
 }
 
-const FROM: &str = "refunds r JOIN payments p ON p.id = r.payment_id";
-
 impl Store {
     /// The refund `id` (within `tenant` when given).
     pub async fn refund(
@@ -58,15 +52,11 @@ impl Store {
         id: &str,
         tenant: Option<&str>,
     ) -> Result<Option<RefundRow>, StoreError> {
-        let row = self
-            .one(
-                &format!(
-                    "SELECT {COLS} FROM {FROM} WHERE r.id = $1 AND ($2 IS NULL OR p.tenant = $2)"
-                ),
-                vec![id.into(), Arg::from(tenant)],
-            )
-            .await?;
-        row.as_ref().map(RefundRow::from_row).transpose()
+        self.record(
+            "r.id = $1 AND ($2 IS NULL OR r.tenant = $2)",
+            vec![id.into(), Arg::from(tenant)],
+        )
+        .await
     }
 
     /// The refund with the provider's id `provider_id`.
@@ -75,13 +65,11 @@ impl Store {
         provider: &str,
         provider_id: &str,
     ) -> Result<Option<RefundRow>, StoreError> {
-        let row = self
-            .one(
-                &format!("SELECT {COLS} FROM {FROM} WHERE r.provider = $1 AND r.provider_id = $2"),
-                vec![provider.into(), provider_id.into()],
-            )
-            .await?;
-        row.as_ref().map(RefundRow::from_row).transpose()
+        self.record(
+            "r.provider = $1 AND r.provider_id = $2",
+            vec![provider.into(), provider_id.into()],
+        )
+        .await
     }
 
     /// One page of refunds, newest first.
@@ -90,43 +78,19 @@ impl Store {
         q: &RefundQuery,
         page: &Page,
     ) -> Result<Listed<RefundRow>, StoreError> {
-        // A view keeps the paging code's plain column names (created_at, id) unambiguous.
+        // Read through a subquery, which keeps the paging code's plain column names
+        // (created_at, id) unambiguous.
         let filters = Filters::default()
             .eq("tenant", q.tenant.clone())
             .eq("payment_id", q.payment_id.clone());
-        self.page(
-            "(SELECT r.*, p.tenant FROM refunds r JOIN payments p ON p.id = r.payment_id) r",
-            "r.id, r.payment_id, r.provider, r.provider_id, r.amount, r.currency, r.status, \
-             r.reason, r.metadata, r.created_at, r.tenant",
-            filters,
-            Order::NewestFirst,
-            page,
-        )
-        .await?
-        .try_map(|r| RefundRow::from_row(&r))
+        self.page_of(filters, Order::NewestFirst, page).await
     }
 }
 
 /// A refund the provider made, recorded once whichever of the API answer and the webhook
 /// comes first; the payment's `amount_refunded` rises only with the row that is new.
 pub fn insert_refund(unit: &mut Unit, r: &RefundRow) {
-    unit.push(
-        "INSERT INTO refunds (id, payment_id, provider, provider_id, amount, currency, status, \
-         reason, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (provider, provider_id) DO NOTHING",
-        vec![
-            r.id.clone().into(),
-            r.payment_id.clone().into(),
-            r.provider.clone().into(),
-            r.provider_id.clone().into(),
-            r.amount.into(),
-            r.currency.clone().into(),
-            r.status.clone().into(),
-            Arg::from(r.reason.clone()),
-            r.metadata.clone().into(),
-            r.created_at.into(),
-        ],
-    );
+    super::record::insert(unit, r);
     unit.push_if_changed(
         "UPDATE payments SET amount_refunded = amount_refunded + $2, updated_at = $3 WHERE id = $1",
         vec![

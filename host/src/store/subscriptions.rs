@@ -1,55 +1,51 @@
 //! Subscriptions.
 
+use super::json::{metadata, next_action_view, NextActionView};
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, Row, RowExt, Store, StoreError, Unit};
+use super::record::record;
+use super::{Arg, Store, StoreError, Unit};
+use payhost_plugin_api::SubscriptionStatus;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-const COLS: &str = "id, tenant, customer_id, provider, provider_id, price_id, status, \
-    cancel_at_period_end, current_period_start, current_period_end, trial_end, canceled_at, \
-    next_action, metadata, created_at, updated_at";
-
-/// A subscription as payhost records it.
-#[derive(Debug, Clone)]
-pub struct SubscriptionRow {
-    pub id: String,
-    pub tenant: String,
-    pub customer_id: String,
-    pub provider: String,
-    pub provider_id: String,
-    pub price_id: String,
-    pub status: String,
-    pub cancel_at_period_end: bool,
-    pub current_period_start: i64,
-    pub current_period_end: i64,
-    pub trial_end: Option<i64>,
-    pub canceled_at: Option<i64>,
-    /// The approval redirect a subscriber must follow (JSON), never a client secret.
-    pub next_action: Option<String>,
-    /// JSON object.
-    pub metadata: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl SubscriptionRow {
-    fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.text("id")?,
-            tenant: r.text("tenant")?,
-            customer_id: r.text("customer_id")?,
-            provider: r.text("provider")?,
-            provider_id: r.text("provider_id")?,
-            price_id: r.text("price_id")?,
-            status: r.text("status")?,
-            cancel_at_period_end: r.int("cancel_at_period_end")? != 0,
-            current_period_start: r.int("current_period_start")?,
-            current_period_end: r.int("current_period_end")?,
-            trial_end: r.opt_int("trial_end")?,
-            canceled_at: r.opt_int("canceled_at")?,
-            next_action: r.opt_text("next_action")?,
-            metadata: r.text("metadata")?,
-            created_at: r.int("created_at")?,
-            updated_at: r.int("updated_at")?,
-        })
+record! {
+    /// A subscription as payhost records it.
+    #[derive(Debug, Clone)]
+    pub struct SubscriptionRow in "subscriptions";
+    /// A subscription to a price.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct SubscriptionView of |s| {
+        api id: String,
+        /// Always `subscription`.
+        view object: &'static str = "subscription",
+        row tenant: String,
+        api customer_id as customer: String,
+        api provider: String,
+        api provider_id: String,
+        api price_id as price: String,
+        /// `incomplete`, `trialing`, `active`, `past_due`, `unpaid`, `paused`, `canceled`,
+        /// or a status a newer provider reports.
+        #[api(schema(value_type = String))]
+        api status: SubscriptionStatus,
+        api cancel_at_period_end: bool,
+        api current_period_start: i64,
+        api current_period_end: i64,
+        api trial_end: Option<i64>,
+        api canceled_at: Option<i64>,
+        /// The approval redirect a subscriber must follow (JSON), never a client secret.
+        row next_action: Option<String>,
+        view next_action: Option<NextActionView> = next_action_view(s.next_action.as_deref()),
+        /// JSON object.
+        row metadata: String,
+        view metadata: BTreeMap<String, String> = metadata(&s.metadata),
+        /// For the browser to finish the first payment; only in the answer that creates.
+        view client_secret: Option<String> = None,
+        api created_at: i64,
+        api updated_at: i64,
+        /// The provider time of the newest state applied (a webhook older than it changes
+        /// nothing).
+        row synced_at: i64,
     }
 }
 
@@ -68,16 +64,11 @@ impl Store {
         id: &str,
         tenant: Option<&str>,
     ) -> Result<Option<SubscriptionRow>, StoreError> {
-        let row = self
-            .one(
-                &format!(
-                    "SELECT {COLS} FROM subscriptions \
-                     WHERE id = $1 AND ($2 IS NULL OR tenant = $2)"
-                ),
-                vec![id.into(), Arg::from(tenant)],
-            )
-            .await?;
-        row.as_ref().map(SubscriptionRow::from_row).transpose()
+        self.record(
+            "id = $1 AND ($2 IS NULL OR tenant = $2)",
+            vec![id.into(), Arg::from(tenant)],
+        )
+        .await
     }
 
     /// One page of subscriptions, newest first.
@@ -90,38 +81,13 @@ impl Store {
             .eq("tenant", q.tenant.clone())
             .eq("customer_id", q.customer_id.clone())
             .eq("status", q.status.clone());
-        self.page("subscriptions", COLS, filters, Order::NewestFirst, page)
-            .await?
-            .try_map(|r| SubscriptionRow::from_row(&r))
+        self.page_of(filters, Order::NewestFirst, page).await
     }
 }
 
-/// A new subscription.
+/// A new subscription (`synced_at`: the provider time of its state).
 pub fn insert_subscription(unit: &mut Unit, s: &SubscriptionRow) {
-    unit.push(
-        "INSERT INTO subscriptions (id, tenant, customer_id, provider, provider_id, price_id, \
-         status, cancel_at_period_end, current_period_start, current_period_end, trial_end, \
-         canceled_at, next_action, metadata, created_at, updated_at, synced_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15)",
-        vec![
-            s.id.clone().into(),
-            s.tenant.clone().into(),
-            s.customer_id.clone().into(),
-            s.provider.clone().into(),
-            s.provider_id.clone().into(),
-            s.price_id.clone().into(),
-            s.status.clone().into(),
-            s.cancel_at_period_end.into(),
-            s.current_period_start.into(),
-            s.current_period_end.into(),
-            Arg::from(s.trial_end),
-            Arg::from(s.canceled_at),
-            Arg::from(s.next_action.clone()),
-            s.metadata.clone().into(),
-            s.created_at.into(),
-            s.updated_at.into(),
-        ],
-    );
+    super::record::insert(unit, s);
 }
 
 /// A subscription's state as the provider answered it.
@@ -133,7 +99,7 @@ pub fn update_subscription(unit: &mut Unit, s: &SubscriptionRow) {
         vec![
             s.id.clone().into(),
             s.price_id.clone().into(),
-            s.status.clone().into(),
+            s.status.as_str().into(),
             s.cancel_at_period_end.into(),
             s.current_period_start.into(),
             s.current_period_end.into(),

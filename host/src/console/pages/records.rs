@@ -36,7 +36,7 @@ pub async fn payments(
                         td { a href=(format!("/console/payments/{}", p.id)) { code { (p.id) } } }
                         td { (object_link(Some(&p.customer))) }
                         td.num { (money(p.amount, &p.currency)) }
-                        td { (state_badge(&p.status)) }
+                        td { (state_badge(p.status.as_str())) }
                         td { (p.provider) }
                         td { code { (p.provider_id.as_deref().unwrap_or("in doubt")) } }
                         td { (when(p.created_at)) }
@@ -193,7 +193,7 @@ pub async fn subscriptions(
                         td { a href=(format!("/console/subscriptions/{}", x.id)) { code { (x.id) } } }
                         td { (object_link(Some(&x.customer))) }
                         td { (x.price) }
-                        td { (state_badge(&x.status)) @if x.cancel_at_period_end { " (cancels at period end)" } }
+                        td { (state_badge(x.status.as_str())) @if x.cancel_at_period_end { " (cancels at period end)" } }
                         td { (when(x.current_period_end)) }
                         td { (x.provider) }
                         td { (when(x.created_at)) }

@@ -1,0 +1,46 @@
+//! What a record keeps as JSON text in a column and the API shows as it is: metadata, the
+//! next action a buyer must take, a payment's attempts.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// A metadata column's object (`{}` when it holds anything else).
+pub fn metadata(text: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// What the buyer must do before a payment or subscription can go on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NextActionView {
+    /// `redirect_to_url`: send the buyer to `url` (a provider's approval or 3-D Secure
+    /// page); `use_client_secret`: finish in the browser with `client_secret`, given only
+    /// in the answer that created or confirmed the record.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: Option<String>,
+    /// Where the provider sends the buyer back.
+    pub return_url: Option<String>,
+}
+
+/// The stored form of a next action (never a client secret).
+pub fn next_action_view(stored: Option<&str>) -> Option<NextActionView> {
+    stored.and_then(|s| serde_json::from_str(s).ok())
+}
+
+/// The next action of a provider's answer, as stored and shown.
+pub fn next_action_of(a: &payhost_plugin_api::NextAction) -> NextActionView {
+    use payhost_plugin_api::NextAction;
+    match a {
+        NextAction::RedirectToUrl { url, return_url } => NextActionView {
+            kind: "redirect_to_url".into(),
+            url: Some(url.clone()),
+            return_url: return_url.clone(),
+        },
+        other => NextActionView {
+            kind: other.kind().to_owned(),
+            url: None,
+            return_url: None,
+        },
+    }
+}
