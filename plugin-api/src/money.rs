@@ -160,25 +160,33 @@ impl Money {
         Self { amount, currency }
     }
 
+    /// The amount as a decimal string with exactly its currency's digits: `"12.34"` USD,
+    /// `"500"` JPY, `"1.500"` KWD, `"-0.05"` EUR; `None` for a currency whose digits this
+    /// version does not know (since 2.2).
+    pub fn decimal(&self) -> Option<String> {
+        let digits = self.currency.minor_digits().map(u32::from)?;
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let abs = self.amount.unsigned_abs();
+        if digits == 0 {
+            return Some(format!("{sign}{abs}"));
+        }
+        let scale = 10u64.pow(digits);
+        Some(format!(
+            "{sign}{}.{:0width$}",
+            abs / scale,
+            abs % scale,
+            width = digits as usize
+        ))
+    }
+
     /// The amount written for people: `12.34 USD`, `500 JPY`, `1.500 KWD`; a currency of
     /// unknown precision shows its minor units: `1234 (minor units) XYZ`.
     pub fn display(&self) -> String {
         let code = self.currency.as_str().to_ascii_uppercase();
-        let Some(digits) = self.currency.minor_digits().map(u32::from) else {
-            return format!("{} (minor units) {code}", self.amount);
-        };
-        if digits == 0 {
-            return format!("{} {code}", self.amount);
+        match self.decimal() {
+            Some(d) => format!("{d} {code}"),
+            None => format!("{} (minor units) {code}", self.amount),
         }
-        let sign = if self.amount < 0 { "-" } else { "" };
-        let abs = self.amount.unsigned_abs();
-        let scale = 10u64.pow(digits);
-        format!(
-            "{sign}{}.{:0width$} {code}",
-            abs / scale,
-            abs % scale,
-            width = digits as usize
-        )
     }
 }
 

@@ -138,8 +138,11 @@ macro_rules! for_each_operation {
             ///
             /// - Capability: `refunds`.
             /// - Called by: `POST /v1/refunds`. The host refuses an amount above what remains
-            ///   before calling; refuse it too (`invalid_request`, param `amount`): the
-            ///   conformance suite checks that you do.
+            ///   before calling (its caller gets `409 invalid_state`, param `amount`). Refuse
+            ///   one that reaches you all the same — the host's count may lag the provider's
+            ///   when refunds were made in the provider's dashboard: `invalid_request` (param
+            ///   `amount`) or `conflict`, as your provider words it. The conformance suite
+            ///   checks that you refuse with one of the two.
             /// - The host records the refund, raises the payment's `amount_refunded`, and
             ///   records `RefundProcessed` once the refund's status is `succeeded`.
             create_refund: CreateRefund(refunds) $crate::types::NewRefund => $crate::types::Refund;

@@ -138,6 +138,47 @@ fn stripe_passes_on_the_fake_stripe_with_capture_and_redirects() {
     );
 }
 
+/// An HTTP provider whose instance may reach no host (an instance file without
+/// `allow_hosts`) fails its checks, and the command says why and what to give instead of
+/// leaving the author with the failures.
+#[test]
+fn an_http_provider_that_may_reach_no_host_is_told_what_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stripe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[config]\napi_key = \"{API_KEY}\"\nwebhook_secret = \"whsec_conformance\"\n\
+             api_base = \"http://127.0.0.1:9\"\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(payhost_bin())
+        .args(["plugins", "conformance"])
+        .arg(stripe_so())
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("allow_hosts"), "{stdout}");
+    assert!(
+        stderr.contains("hint: the plugin's HTTP calls were refused")
+            && stderr.contains("allow_hosts"),
+        "{stderr}"
+    );
+    // The offline mock needs no instance file and gets no hint.
+    let mock = Command::new(payhost_bin())
+        .args(["plugins", "conformance"])
+        .arg(mock_so())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&mock.stderr).contains("hint:"));
+}
+
 #[test]
 fn a_file_that_is_not_a_plugin_is_an_error_not_a_report() {
     let dir = tempfile::tempdir().unwrap();

@@ -199,6 +199,14 @@ pub(super) async fn conformance(
         Ok(report) => {
             println!("conformance of {}", file.display());
             println!("{report}");
+            if refused_egress(&report) {
+                eprintln!(
+                    "hint: the plugin's HTTP calls were refused: an instance reaches only the \
+                     hosts in its allow_hosts. Give an instance file (--config) with the \
+                     plugin's keys under [config] and the hosts of a sandbox or a fake of \
+                     the provider in allow_hosts"
+                );
+            }
             Ok(if report.passed() { 0 } else { 1 })
         }
         Err(e) => {
@@ -206,6 +214,15 @@ pub(super) async fn conformance(
             Ok(2)
         }
     }
+}
+
+/// Whether a check failed because the instance may reach no host.
+fn refused_egress(report: &payhost_plugin_kit::conformance::Report) -> bool {
+    use payhost_plugin_kit::conformance::Outcome;
+    report
+        .checks
+        .iter()
+        .any(|c| matches!(&c.outcome, Outcome::Fail(why) if why.contains("allow_hosts")))
 }
 
 pub(super) fn check(config_file: &Path, file: &Path) -> i32 {

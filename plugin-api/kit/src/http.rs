@@ -13,6 +13,19 @@ use std::time::Duration;
 /// letters, digits, `_` or `-` (every provider's id alphabet), so it cannot change the
 /// path. The error names `param` and says whose id it is not.
 ///
+/// `param` is the request field the id came from as the API caller wrote it (`id` for the
+/// object of the call, `payment_method`, `customer`, `price`...): the host answers the
+/// caller's request with it, so they see which of their inputs was refused. `provider`
+/// names the provider in the message (`'pi/../x' is not a Stripe id`).
+///
+/// ```
+/// use payhost_plugin_kit::http::path_id;
+///
+/// assert_eq!(path_id("tr_WDqYK6vllg", "id", "Mollie", 64).unwrap(), "tr_WDqYK6vllg");
+/// let e = path_id("tr_1/../../v2/refunds", "payment_method", "Mollie", 64).unwrap_err();
+/// assert_eq!(e.param.as_deref(), Some("payment_method"));
+/// ```
+///
 /// # Errors
 /// [`PluginError::invalid`] naming `param`.
 pub fn path_id(
@@ -82,6 +95,98 @@ impl RetryPolicy {
         capped
             .mul_f64(0.5 + jitter.clamp(0.0, 1.0) * 0.5)
             .max(self.min_backoff)
+    }
+}
+
+/// How a provider's HTTP statuses become payhost's errors: a standard table a plugin
+/// extends with its own cases ([`StatusErrors::on`]), checked first.
+///
+/// | status | code | retryable |
+/// |---|---|---|
+/// | 400, 422, other 4xx | `invalid_request` | no |
+/// | 401, 403 | `provider_authentication` (a fixed message naming the keys to check) | no |
+/// | 402 | `card_declined` | no |
+/// | 404, 410 | `not_found` | no |
+/// | 409 | `conflict` | no |
+/// | 429 | `rate_limited` | yes |
+/// | 5xx | `provider_unavailable` | yes |
+/// | anything else | `plugin_internal` (an answer the plugin did not expect) | no |
+///
+/// A 401, 403 or 429 is refused before the provider acts: the error says so
+/// ([`Effect::Nothing`](crate::api::Effect)), and the host may route the request elsewhere.
+/// A 5xx says nothing of what was done: the host decides from the request.
+///
+/// ```
+/// use payhost_plugin_kit::http::StatusErrors;
+/// use payhost_plugin_kit::codes;
+///
+/// let errors = StatusErrors::new("Mollie", "api_key").on(422, codes::CONFLICT, false);
+/// let e = errors.error(422, Some("The payment cannot be canceled"));
+/// assert_eq!((e.code.as_str(), e.message.as_str()), (codes::CONFLICT, "The payment cannot be canceled"));
+/// assert!(errors.error(503, None).retryable);
+/// assert!(!errors.error(401, Some("raw text")).message.contains("raw text"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct StatusErrors {
+    provider: String,
+    credentials: String,
+    overrides: Vec<(u16, &'static str, bool)>,
+}
+
+impl StatusErrors {
+    /// The standard table for `provider` (named in messages); `credentials` names the
+    /// config keys an operator checks when the provider refuses them (`api_key`).
+    pub fn new(provider: &str, credentials: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            credentials: credentials.to_owned(),
+            overrides: Vec::new(),
+        }
+    }
+
+    /// `status` means `code` for this provider (checked before the standard table).
+    #[must_use]
+    pub fn on(mut self, status: u16, code: &'static str, retryable: bool) -> Self {
+        self.overrides.push((status, code, retryable));
+        self
+    }
+
+    /// The error for an answer with `status`; `message` is the provider's own words when
+    /// it gave some (never used for a refused credential: providers echo keys there).
+    pub fn error(&self, status: u16, message: Option<&str>) -> PluginError {
+        let provider = &self.provider;
+        let said = || {
+            message.filter(|m| !m.trim().is_empty()).map_or_else(
+                || format!("{provider} answered HTTP {status}"),
+                str::to_owned,
+            )
+        };
+        if let Some((_, code, retryable)) = self.overrides.iter().find(|(s, ..)| *s == status) {
+            return PluginError::new(code, said()).retryable(*retryable);
+        }
+        match status {
+            401 | 403 => PluginError::new(
+                codes::AUTHENTICATION,
+                format!(
+                    "{provider} refused the credentials (HTTP {status}; check {} for this \
+                     provider instance)",
+                    self.credentials
+                ),
+            )
+            .with_effect(Effect::Nothing),
+            402 => PluginError::new(codes::CARD_DECLINED, said()),
+            404 | 410 => PluginError::new(codes::NOT_FOUND, said()),
+            409 => PluginError::new(codes::CONFLICT, said()),
+            429 => PluginError::new(codes::RATE_LIMITED, said())
+                .retryable(true)
+                .with_effect(Effect::Nothing),
+            400..=499 => PluginError::new(codes::INVALID_REQUEST, said()),
+            500..=599 => PluginError::new(codes::UNAVAILABLE, said()).retryable(true),
+            _ => PluginError::new(
+                codes::INTERNAL,
+                format!("unexpected answer from {provider} (HTTP {status})"),
+            ),
+        }
     }
 }
 
@@ -403,6 +508,70 @@ mod tests {
     use super::*;
     use crate::testing::FakeHost;
     use serde_json::json;
+
+    #[test]
+    fn statuses_map_to_the_standard_codes() {
+        let errors = StatusErrors::new("Acme", "api_key");
+        for (status, code, retryable) in [
+            (400, codes::INVALID_REQUEST, false),
+            (401, codes::AUTHENTICATION, false),
+            (402, codes::CARD_DECLINED, false),
+            (403, codes::AUTHENTICATION, false),
+            (404, codes::NOT_FOUND, false),
+            (409, codes::CONFLICT, false),
+            (410, codes::NOT_FOUND, false),
+            (418, codes::INVALID_REQUEST, false),
+            (422, codes::INVALID_REQUEST, false),
+            (429, codes::RATE_LIMITED, true),
+            (500, codes::UNAVAILABLE, true),
+            (503, codes::UNAVAILABLE, true),
+            (302, codes::INTERNAL, false),
+        ] {
+            let e = errors.error(status, Some("the provider's words"));
+            assert_eq!(
+                (e.code.as_str(), e.retryable),
+                (code, retryable),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            errors.error(422, Some("amount too low")).message,
+            "amount too low"
+        );
+        assert_eq!(errors.error(500, None).message, "Acme answered HTTP 500");
+        assert_eq!(
+            errors.error(500, Some("  ")).message,
+            "Acme answered HTTP 500"
+        );
+    }
+
+    #[test]
+    fn refused_credentials_never_repeat_the_providers_words() {
+        let errors = StatusErrors::new("Acme", "api_key");
+        for status in [401, 403] {
+            let e = errors.error(status, Some("Invalid API key: live_abc123"));
+            assert!(!e.message.contains("live_abc123"), "{}", e.message);
+            assert!(e.message.contains("check api_key"), "{}", e.message);
+            assert_eq!(e.effect, Some(Effect::Nothing));
+        }
+        assert_eq!(errors.error(429, None).effect, Some(Effect::Nothing));
+        assert_eq!(
+            errors.error(503, None).effect,
+            None,
+            "a 5xx says nothing of what was done"
+        );
+    }
+
+    #[test]
+    fn a_plugins_own_cases_come_first() {
+        let errors = StatusErrors::new("Acme", "api_key")
+            .on(422, codes::CONFLICT, false)
+            .on(409, codes::UNAVAILABLE, true);
+        assert_eq!(errors.error(422, None).code, codes::CONFLICT);
+        let e = errors.error(409, None);
+        assert_eq!((e.code.as_str(), e.retryable), (codes::UNAVAILABLE, true));
+        assert_eq!(errors.error(400, None).code, codes::INVALID_REQUEST);
+    }
 
     #[test]
     fn path_ids_keep_to_the_id_alphabet() {

@@ -75,9 +75,11 @@ pub mod form;
 mod host;
 pub mod http;
 pub mod ids;
+pub mod money;
 mod provider;
 mod secret;
 pub mod testing;
+pub mod time;
 
 /// The contract this kit builds on.
 pub use payhost_plugin_api as api;
@@ -95,7 +97,7 @@ pub use api::{
 pub use export::Plugin;
 pub use form::Form;
 pub use host::{Host, RawHost};
-pub use http::{path_id, HttpClient, Request, Response, RetryPolicy};
+pub use http::{path_id, HttpClient, Request, Response, RetryPolicy, StatusErrors};
 pub use provider::Provider;
 pub use secret::Secret;
 
@@ -104,5 +106,5 @@ pub mod prelude {
     pub use crate::api::*;
     pub use crate::ids::IdGen;
     pub use crate::testing::FakeHost;
-    pub use crate::{Form, Host, HttpClient, Plugin, Provider, RetryPolicy, Secret};
+    pub use crate::{Form, Host, HttpClient, Plugin, Provider, RetryPolicy, Secret, StatusErrors};
 }

@@ -20,12 +20,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 type Handler = Box<dyn FnMut(&HttpRequest) -> Result<HttpResponse, PluginError> + Send>;
+type Visitor = Box<dyn FnMut(&str) -> Result<(), String> + Send>;
 
 #[derive(Default)]
 struct State {
     now_ms: i64,
     scripted: VecDeque<Result<HttpResponse, PluginError>>,
+    routes: Vec<(String, String, HttpResponse)>,
     handler: Option<Handler>,
+    visitor: Option<Visitor>,
     requests: Vec<HttpRequest>,
     events: Vec<DomainEventReport>,
     logs: Vec<LogRecord>,
@@ -35,9 +38,26 @@ struct State {
 
 /// An in-process host for tests. Clones share state.
 ///
-/// HTTP requests are answered by the scripted answers first (in order), then by the handler
-/// from [`FakeHost::on_http`], else with a `provider_unavailable` error saying nothing was
+/// HTTP requests are answered by the scripted answers first (in order), then by the routes
+/// of [`FakeHost::route`] (by method and path, as often as asked), then by the handler from
+/// [`FakeHost::on_http`], else with a `provider_unavailable` error saying nothing was
 /// scripted. Sleeping advances the manual clock instead of waiting.
+///
+/// A provider that calls HTTP is tested by routing what it asks for:
+///
+/// ```
+/// use payhost_plugin_kit::prelude::*;
+/// use serde_json::json;
+///
+/// let fake = FakeHost::new();
+/// fake.route("GET", "/v2/payments/tr_1", 200, &json!({"id": "tr_1", "status": "paid"}));
+/// let http = HttpClient::new(fake.host(), "https://api.example.com/v2");
+/// let paid: serde_json::Value = http.get("/payments/tr_1").send().unwrap().json().unwrap();
+/// assert_eq!(paid["status"], "paid");
+/// // Routed again, the same path answers the object's new state.
+/// fake.route("GET", "/v2/payments/tr_1", 200, &json!({"id": "tr_1", "status": "refunded"}));
+/// assert_eq!(fake.requests_to("GET", "/v2/payments/tr_1").len(), 1);
+/// ```
 #[derive(Clone, Default)]
 pub struct FakeHost {
     state: Arc<Mutex<State>>,
@@ -80,6 +100,56 @@ impl FakeHost {
         self
     }
 
+    /// Answers every `method` request to `path` (the URL's path, without its query) with
+    /// `status` and a JSON body, until routed again.
+    pub fn route(&self, method: &str, path: &str, status: u16, body: &Value) -> &Self {
+        self.route_raw(method, path, status, "application/json", &body.to_string())
+    }
+
+    /// Answers every `method` request to `path` with `status` and a form-encoded body.
+    pub fn route_form(&self, method: &str, path: &str, status: u16, form: &crate::Form) -> &Self {
+        self.route_raw(
+            method,
+            path,
+            status,
+            "application/x-www-form-urlencoded",
+            &form.encode(),
+        )
+    }
+
+    /// Answers every `method` request to `path` with `status`, `content_type` and `body`.
+    pub fn route_raw(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> &Self {
+        let answer = HttpResponse {
+            status,
+            headers: crate::api::Headers::new().with("content-type", content_type),
+            body: body.into(),
+        };
+        let mut st = self.state();
+        st.routes
+            .retain(|(m, p, _)| !(m.eq_ignore_ascii_case(method) && p == path));
+        st.routes
+            .push((method.to_ascii_uppercase(), path.to_owned(), answer));
+        self
+    }
+
+    /// The requests made so far to `path` with `method` (their bodies decode with
+    /// `serde_json::from_slice` or [`Form::decode`](crate::Form::decode)).
+    pub fn requests_to(&self, method: &str, path: &str) -> Vec<HttpRequest> {
+        self.state()
+            .requests
+            .iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && url_path(&r.url) == path)
+            .cloned()
+            .collect()
+    }
+
     /// The next unanswered request fails as the host's HTTP service fails (no answer).
     pub fn fail_http(&self, error: PluginError) -> &Self {
         self.state().scripted.push_back(Err(error));
@@ -93,6 +163,36 @@ impl FakeHost {
     ) -> &Self {
         self.state().handler = Some(Box::new(handler));
         self
+    }
+
+    /// Plays the buyer: `handler` gets each URL a buyer would open (a redirect's approval
+    /// page) and does at the fake provider what the buyer would (approve, pay), so the
+    /// in-process conformance suite reaches redirects and what follows them (refunds of a
+    /// redirected payment).
+    pub fn on_visit(
+        &self,
+        handler: impl FnMut(&str) -> Result<(), String> + Send + 'static,
+    ) -> &Self {
+        self.state().visitor = Some(Box::new(handler));
+        self
+    }
+
+    /// Opens `url` as a buyer would, through [`FakeHost::on_visit`]'s handler.
+    ///
+    /// # Errors
+    /// The handler's error, or that no handler plays the buyer.
+    pub fn visit(&self, url: &str) -> Result<(), String> {
+        let visitor = self.state().visitor.take();
+        match visitor {
+            Some(mut v) => {
+                let outcome = v(url);
+                self.state().visitor.get_or_insert(v);
+                outcome
+            }
+            None => Err(format!(
+                "FakeHost: nothing plays the buyer to open {url} (FakeHost::on_visit)"
+            )),
+        }
     }
 
     /// Every HTTP request made so far.
@@ -128,6 +228,13 @@ impl FakeHost {
 
 /// The fake's host operations, answered through the contract's one dispatch
 /// ([`host_ops::serve`]) as the host answers them.
+/// A URL's path: after the scheme and host, before the query (`/v2/payments/tr_1`).
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    path.split(['?', '#']).next().unwrap_or(path)
+}
+
 impl HostServices for FakeHost {
     fn http(&self, request: HttpRequest) -> Result<HttpResponse, PluginError> {
         let scripted = {
@@ -137,6 +244,15 @@ impl HostServices for FakeHost {
         };
         if let Some(answer) = scripted {
             return answer;
+        }
+        let routed = self
+            .state()
+            .routes
+            .iter()
+            .find(|(m, p, _)| request.method.eq_ignore_ascii_case(m) && url_path(&request.url) == p)
+            .map(|(.., answer)| answer.clone());
+        if let Some(answer) = routed {
+            return Ok(answer);
         }
         // The handler runs without the lock: it may call back into the fake.
         let handler = self.state().handler.take();

@@ -505,7 +505,7 @@ impl Provider for PaypalProvider {
         ctx: &CallCtx,
         req: WebhookDelivery,
     ) -> Result<VerifiedEvent, PluginError> {
-        webhook::verify(self, ctx, &req)
+        webhook::verify((&self.verifier, &self.client, &self.host), ctx, &req)
     }
 
     fn map_webhook(

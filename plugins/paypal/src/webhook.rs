@@ -10,9 +10,9 @@
 //! decision to PayPal's verify-webhook-signature API instead, or when the certificate
 //! cannot be used.
 
+use crate::client::Client;
 use crate::config::{origin, PaypalConfig, Verification};
 use crate::money::{from_paypal, Amount};
-use crate::provider::PaypalProvider;
 use crate::wire::rfc3339;
 use base64::Engine;
 use payhost_plugin_kit::prelude::*;
@@ -259,11 +259,10 @@ struct Envelope {
 /// # Errors
 /// `invalid_signature` naming what was wrong; nothing else about the delivery is trusted.
 pub fn verify(
-    p: &PaypalProvider,
+    (v, client, host): (&Verifier, &Client, &Host),
     ctx: &CallCtx,
     delivery: &WebhookDelivery,
 ) -> Result<VerifiedEvent, PluginError> {
-    let v = &p.verifier;
     let header = |name: &str| {
         delivery
             .headers
@@ -297,17 +296,16 @@ pub fn verify(
         .map_err(|e| refused(format!("the body is not a PayPal event: {e}")))?;
     let decided_by_api = match v.mode {
         Verification::Api => true,
-        Verification::Certificate => match v.check_certificate(&signed, &p.host, ctx, delivery.now)
-        {
+        Verification::Certificate => match v.check_certificate(&signed, host, ctx, delivery.now) {
             Ok(()) => false,
             Err(Refusal::Forged(why) | Refusal::Unusable(why)) => return Err(refused(why)),
         },
         Verification::CertificateThenApi => {
-            match v.check_certificate(&signed, &p.host, ctx, delivery.now) {
+            match v.check_certificate(&signed, host, ctx, delivery.now) {
                 Ok(()) => false,
                 Err(Refusal::Forged(why)) => return Err(refused(why)),
                 Err(Refusal::Unusable(why)) => {
-                    p.host.warn(&format!(
+                    host.warn(&format!(
                         "webhook certificate not usable here ({why}); asking PayPal's verify-webhook-signature API"
                     ));
                     true
@@ -316,7 +314,7 @@ pub fn verify(
         }
     };
     if decided_by_api {
-        verify_with_api(p, ctx, &signed, body)?;
+        verify_with_api((v, client), ctx, &signed, body)?;
     }
     Ok(VerifiedEvent {
         id: envelope.id,
@@ -331,7 +329,7 @@ pub fn verify(
 
 /// PayPal's verify-webhook-signature API decides.
 fn verify_with_api(
-    p: &PaypalProvider,
+    (v, client): (&Verifier, &Client),
     ctx: &CallCtx,
     signed: &Signed<'_>,
     body: &[u8],
@@ -344,11 +342,10 @@ fn verify_with_api(
         "transmission_id": signed.transmission_id,
         "transmission_sig": signed.signature,
         "transmission_time": signed.transmission_time,
-        "webhook_id": p.verifier.webhook_id,
+        "webhook_id": v.webhook_id,
         "webhook_event": event,
     });
-    let answer: Value = p
-        .client
+    let answer: Value = client
         .call(
             "POST",
             "/v1/notifications/verify-webhook-signature",
