@@ -431,6 +431,53 @@ fn changes_told_by_webhooks_update_the_records() {
     );
 }
 
+/// A payment nobody completed in time (contract 2.2's `expired`): the provider's webhook
+/// makes it `expired` with its reason kept, records `PaymentExpired` once, and a payment
+/// that expired can no longer be canceled or refunded.
+#[test]
+fn a_payment_that_expires_keeps_its_reason() {
+    let s = scratch(None);
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let db = TestDb::sqlite(s.dir.path());
+    let c = customer(&api, "late");
+    let p = api.post(
+        "/v1/payments",
+        &json!({"customer": c["id"], "amount": 1200, "currency": "eur"}),
+    );
+    let p = &ok(&p, 201).body;
+    assert_eq!(p["status"], "requires_payment_method", "{p}");
+    let (pay, provider_pay) = (
+        p["id"].as_str().unwrap(),
+        p["provider_id"].as_str().unwrap(),
+    );
+
+    let expired = json!({"id": provider_pay, "customer": c["provider_id"], "amount": 1200,
+        "currency": "eur", "status": "expired",
+        "failure_message": "the checkout was not completed within 15 minutes"});
+    webhook(&api, &db, "evt_expired", "payment.expired", expired.clone());
+    webhook(&api, &db, "evt_expired_again", "payment.expired", expired);
+    let after = api.get(&format!("/v1/payments/{pay}")).body;
+    assert_eq!(after["status"], "expired", "{after}");
+    assert_eq!(
+        after["failure_message"],
+        "the checkout was not completed within 15 minutes"
+    );
+    let events = api.get(&format!("/v1/events?type=PaymentExpired&object_id={pay}"));
+    let data = ok(&events, 200).body["data"].as_array().unwrap().clone();
+    assert_eq!(data.len(), 1, "{events:?}");
+    assert_eq!(data[0]["data"]["status"], "expired");
+
+    let cancel = api.post(&format!("/v1/payments/{pay}/cancel"), &json!({}));
+    assert_eq!(
+        (cancel.status, cancel.code()),
+        (409, "invalid_state"),
+        "{cancel:?}"
+    );
+    let refund = api.post("/v1/refunds", &json!({"payment": pay}));
+    assert_eq!((refund.status, refund.code()), (409, "invalid_state"));
+}
+
 #[test]
 fn deleting_a_customer_erases_the_person_and_keeps_the_history() {
     let s = scratch(None);

@@ -105,6 +105,7 @@ pub fn handlers(kind: &DomainEventKind, endpoints: &[String]) -> Vec<(&'static s
         DomainEventKind::PaymentCreated
         | DomainEventKind::PaymentAuthorized
         | DomainEventKind::PaymentCanceled
+        | DomainEventKind::PaymentExpired
         | DomainEventKind::SubscriptionUpdated
         | DomainEventKind::SubscriptionCancelled
         | DomainEventKind::RefundProcessed
@@ -158,6 +159,7 @@ fn fact_state(r: &DomainEventReport) -> Option<String> {
         | DomainEventKind::PaymentAuthorized
         | DomainEventKind::PaymentSucceeded
         | DomainEventKind::PaymentCanceled
+        | DomainEventKind::PaymentExpired
         | DomainEventKind::SubscriptionCreated
         | DomainEventKind::SubscriptionCancelled
         | DomainEventKind::RefundProcessed

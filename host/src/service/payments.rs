@@ -70,6 +70,7 @@ pub(super) fn payment_events(p: &Payment, created: bool, now: i64) -> Vec<Domain
         PaymentStatus::Failed => out.push(report(DomainEventKind::PaymentFailed)),
         PaymentStatus::RequiresCapture => out.push(report(DomainEventKind::PaymentAuthorized)),
         PaymentStatus::Canceled => out.push(report(DomainEventKind::PaymentCanceled)),
+        PaymentStatus::Expired => out.push(report(DomainEventKind::PaymentExpired)),
         PaymentStatus::RequiresPaymentMethod
         | PaymentStatus::RequiresConfirmation
         | PaymentStatus::RequiresAction
@@ -363,7 +364,11 @@ impl PaymentService {
         id: &str,
     ) -> Result<Reply<PaymentView>, ServiceError> {
         let row = self.payment(ctx, id, "id").await?;
-        let done = [PaymentStatus::Succeeded, PaymentStatus::Canceled];
+        let done = [
+            PaymentStatus::Succeeded,
+            PaymentStatus::Canceled,
+            PaymentStatus::Expired,
+        ];
         if done.contains(&row.status) {
             return Err(ServiceError::state(
                 None,

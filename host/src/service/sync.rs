@@ -6,7 +6,7 @@
 
 use super::{new_id, Ids};
 use crate::store::{customers, invoices, payments, refunds, subscriptions, Unit};
-use payhost_plugin_api::{DomainEventKind, DomainEventReport};
+use payhost_plugin_api::{DomainEventKind, DomainEventReport, PaymentStatus};
 
 /// The statements that bring the record a report names up to the state it tells, unless
 /// the record already holds a newer one.
@@ -40,6 +40,18 @@ pub(crate) fn apply(
         DomainEventKind::PaymentCreated => {
             let status = r.status.as_deref().unwrap_or("requires_payment_method");
             adopt_payment(unit, provider, r, status, (created, now), ids);
+        }
+        DomainEventKind::PaymentExpired => {
+            // Its reason, when the provider gives one, is kept as the failure message.
+            payments::sync_payment_status(
+                unit,
+                provider,
+                object,
+                PaymentStatus::Expired.as_str(),
+                r.error.as_deref(),
+                created,
+                now,
+            );
         }
         DomainEventKind::PaymentAuthorized | DomainEventKind::PaymentCanceled => {
             let status = if r.kind == DomainEventKind::PaymentAuthorized {

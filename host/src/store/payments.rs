@@ -38,8 +38,9 @@ record! {
         /// provider), else null.
         view refund_status: Option<&'static str> = refund_status(p),
         /// `requires_payment_method`, `requires_confirmation`, `requires_action`,
-        /// `processing`, `requires_capture`, `succeeded`, `failed`, `canceled`, or a status a
-        /// newer provider reports.
+        /// `processing`, `requires_capture`, `succeeded`, `failed`, `canceled`, `expired`
+        /// (not completed in time; `failure_code` / `failure_message` say why when the
+        /// provider does), or a status a newer provider reports.
         #[api(schema(value_type = String))]
         api status: PaymentStatus,
         /// `automatic` or `manual`.

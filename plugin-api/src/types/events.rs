@@ -15,6 +15,9 @@ crate::open_enum! {
         PaymentFailed => "PaymentFailed",
         /// A payment was canceled (an authorization voided, an order abandoned).
         PaymentCanceled => "PaymentCanceled",
+        /// A payment was not completed in time (status `expired`); `error` says why when
+        /// the provider does (since 2.2).
+        PaymentExpired => "PaymentExpired",
         /// A subscription was created.
         SubscriptionCreated => "SubscriptionCreated",
         /// A subscription's status, price or cancellation schedule changed.

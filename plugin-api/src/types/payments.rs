@@ -22,6 +22,10 @@ crate::open_enum! {
         Failed => "failed",
         /// Canceled before money moved (an authorization voided, an order abandoned).
         Canceled => "canceled",
+        /// Not completed in time, so no money moved: a checkout page never paid, an
+        /// authorization never captured (since 2.2). `failure_code` and `failure_message`
+        /// say why when the provider does. An older host keeps it as `Unknown("expired")`.
+        Expired => "expired",
     }
 }
 

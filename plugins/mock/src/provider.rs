@@ -290,6 +290,7 @@ impl Provider for MockProvider {
             match p.status {
                 PaymentStatus::Succeeded
                 | PaymentStatus::Canceled
+                | PaymentStatus::Expired
                 | PaymentStatus::Processing
                 | PaymentStatus::RequiresCapture => {
                     return Err(PluginError::conflict(format!(
@@ -330,9 +331,12 @@ impl Provider for MockProvider {
 
     fn cancel_payment(&self, _ctx: &CallCtx, req: ObjectRef) -> Result<Payment, PluginError> {
         self.with_payment(&req.id, |_, p| match p.status {
-            PaymentStatus::Succeeded | PaymentStatus::Canceled => Err(PluginError::conflict(
-                format!("payment '{}' is {} and cannot be canceled", p.id, p.status),
-            )),
+            PaymentStatus::Succeeded | PaymentStatus::Canceled | PaymentStatus::Expired => {
+                Err(PluginError::conflict(format!(
+                    "payment '{}' is {} and cannot be canceled",
+                    p.id, p.status
+                )))
+            }
             _ => {
                 p.status = PaymentStatus::Canceled;
                 p.next_action = None;

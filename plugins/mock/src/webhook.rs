@@ -101,6 +101,7 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
         "payment.canceled" => DomainEventKind::PaymentCanceled,
         "payment.succeeded" => DomainEventKind::PaymentSucceeded,
         "payment.failed" => DomainEventKind::PaymentFailed,
+        "payment.expired" => DomainEventKind::PaymentExpired,
         "refund.succeeded" => DomainEventKind::RefundProcessed,
         "subscription.created" => DomainEventKind::SubscriptionCreated,
         "subscription.updated" => DomainEventKind::SubscriptionUpdated,
@@ -145,7 +146,8 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
         | DomainEventKind::PaymentAuthorized
         | DomainEventKind::PaymentSucceeded
         | DomainEventKind::PaymentFailed
-        | DomainEventKind::PaymentCanceled => r.payment_id = Some(o.id),
+        | DomainEventKind::PaymentCanceled
+        | DomainEventKind::PaymentExpired => r.payment_id = Some(o.id),
         DomainEventKind::SubscriptionCreated
         | DomainEventKind::SubscriptionUpdated
         | DomainEventKind::SubscriptionCancelled => r.subscription_id = Some(o.id),

@@ -175,7 +175,15 @@ impl Order {
                 }
                 (_, Some(a)) => match a.status.as_str() {
                     "CREATED" | "PENDING" => PaymentStatus::RequiresCapture,
-                    "VOIDED" | "EXPIRED" => PaymentStatus::Canceled,
+                    "VOIDED" => PaymentStatus::Canceled,
+                    // Not captured within PayPal's honor period: no money moved.
+                    "EXPIRED" => {
+                        failure = Some((
+                            "authorization_expired".into(),
+                            "the authorization expired before it was captured".into(),
+                        ));
+                        PaymentStatus::Expired
+                    }
                     "DENIED" => {
                         failure = Some(("denied".into(), "PayPal denied the authorization".into()));
                         PaymentStatus::Failed
@@ -425,5 +433,20 @@ mod tests {
         .unwrap();
         assert_eq!(declined.status, PaymentStatus::Failed);
         assert!(declined.failure_code.is_some());
+
+        // An authorization never captured in PayPal's honor period: expired, not canceled.
+        let lapsed = order(json!({"id": "O4", "intent": "AUTHORIZE", "status": "COMPLETED",
+            "purchase_units": unit(json!({"authorizations": [{"id": "A4", "status": "EXPIRED", "amount": {"currency_code": "USD", "value": "10.00"}}]}))}))
+        .to_payment(None)
+        .unwrap();
+        assert_eq!(
+            (lapsed.status, lapsed.failure_code.as_deref()),
+            (PaymentStatus::Expired, Some("authorization_expired"))
+        );
+        let voided = order(json!({"id": "O5", "intent": "AUTHORIZE", "status": "COMPLETED",
+            "purchase_units": unit(json!({"authorizations": [{"id": "A5", "status": "VOIDED", "amount": {"currency_code": "USD", "value": "10.00"}}]}))}))
+        .to_payment(None)
+        .unwrap();
+        assert_eq!(voided.status, PaymentStatus::Canceled);
     }
 }

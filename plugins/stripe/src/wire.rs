@@ -262,6 +262,7 @@ impl PaymentIntent {
             | PaymentStatus::Succeeded
             | PaymentStatus::Failed
             | PaymentStatus::Canceled
+            | PaymentStatus::Expired
             | PaymentStatus::Unknown(_) => None,
         }
     }
