@@ -90,6 +90,9 @@ pub async fn start_registry(config: &Loaded, clock: Arc<dyn Clock>) -> Arc<Regis
         Duration::from_millis(config.config.host.call_timeout_ms),
         policy,
     ));
+    if let Some(url) = &config.config.host.public_url {
+        registry.set_public_url(url);
+    }
     let providers = &config.config.providers;
     registry.sync(&config.plugin_dir, providers).await;
     // Configured instances whose plugin never showed up: say so.

@@ -40,7 +40,10 @@
 //!    default, so an older plugin decodes the request as before. When the host sets it, the
 //!    older plugin refuses the request naming the field (request types are
 //!    `deny_unknown_fields`; [`ffi::decode_request`] answers `unsupported_operation` with
-//!    `param`) — a field the caller set is never silently dropped.
+//!    `param`) — a field the caller set is never silently dropped. A field the host fills
+//!    on its own (2.2's `NewRefund.currency`) goes only to plugins whose manifest names the
+//!    version that added it or a later one. Fields of [`CallCtx`] are read leniently by
+//!    every version: an older plugin ignores the ones it does not know.
 //! 3. **A new field on a response type** carries `#[serde(default)]`, and its default must
 //!    mean "the plugin did not say": an older plugin never sends it. Response types ignore
 //!    fields they do not know, so an older host reads a newer plugin's answers.

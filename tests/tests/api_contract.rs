@@ -18,7 +18,8 @@ fn scratch() -> Scratch {
             (&mock_so(), "libpayhost_plugin_mock.so"),
             (&misbehaving_so(), "libbad.so"),
         ],
-        "default_provider = \"mock\"\nbody_limit_bytes = 4096\n",
+        "default_provider = \"mock\"\nbody_limit_bytes = 4096\n\
+         public_url = \"https://pay.example.com/\"\n",
         PROVIDERS,
     )
 }
@@ -332,6 +333,12 @@ fn idempotency_replays_refuses_and_passes_the_key_on() {
         a.body["metadata"]["seen_request_id"].as_str(),
         a.header("x-request-id"),
         "the request id reaches the provider"
+    );
+    // Contract 2.2: the instance's name, and its webhook URL from host.public_url.
+    assert_eq!(a.body["metadata"]["seen_instance"], "bad");
+    assert_eq!(
+        a.body["metadata"]["seen_webhook_url"],
+        "https://pay.example.com/webhooks/payments/bad"
     );
 
     let replay = api.post_idem("/v1/payments", "order-77", &body);

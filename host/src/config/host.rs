@@ -14,6 +14,12 @@ use std::path::PathBuf;
 pub struct HostSection {
     #[serde(default = "default_bind")]
     pub bind: String,
+    /// The URL the world reaches this host at (`https://pay.example.com`), when it is behind
+    /// a proxy or a name: each provider instance is told its webhook URL from it
+    /// (`<public_url>/webhooks/payments/<instance>`), for providers that take one with each
+    /// payment. Unset: plugins are told none.
+    #[serde(default)]
+    pub public_url: Option<String>,
     /// Folder scanned for plugin libraries, relative to the config file.
     #[serde(default = "default_plugin_dir")]
     pub plugin_dir: PathBuf,
@@ -109,6 +115,7 @@ impl Default for HostSection {
     fn default() -> Self {
         Self {
             bind: default_bind(),
+            public_url: None,
             plugin_dir: default_plugin_dir(),
             data_dir: default_data_dir(),
             default_provider: None,

@@ -151,6 +151,24 @@ mod tests {
     }
 
     #[test]
+    fn the_public_url_is_an_http_url_without_a_query() {
+        for (url, ok) in [
+            ("https://pay.example.com", true),
+            ("http://127.0.0.1:8080/payhost/", true),
+            ("pay.example.com", false),
+            ("https://", false),
+            ("https://pay.example.com/?x=1", false),
+            ("ftp://pay.example.com", false),
+        ] {
+            let c: Config = toml::from_str(&format!("[host]\npublic_url = \"{url}\"\n")).unwrap();
+            let bad = super::problems(&c)
+                .iter()
+                .any(|(k, _)| k == "host.public_url");
+            assert_eq!(bad, !ok, "{url}");
+        }
+    }
+
+    #[test]
     fn telemetry_needs_a_collector_url_and_a_link_with_the_trace_id() {
         let c: Config = toml::from_str(
             "[telemetry]\notlp_endpoint = \"127.0.0.1:4318\"\ntrace_url = \"http://jaeger/trace\"\n",

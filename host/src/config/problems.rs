@@ -84,6 +84,20 @@ pub fn problems(c: &Config) -> Vec<(String, String)> {
             ));
         }
     }
+    if let Some(u) = &c.host.public_url {
+        let scheme_host = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"))
+            .map(|rest| rest.split('/').next().unwrap_or(""));
+        if scheme_host.is_none_or(str::is_empty) || u.contains(['?', '#']) {
+            out.push((
+                "host.public_url".into(),
+                "the http(s) URL the world reaches this host at, without a query, e.g. \
+                 https://pay.example.com"
+                    .into(),
+            ));
+        }
+    }
     if c.retention.audit_days == 0 {
         out.push((
             "retention.audit_days".into(),

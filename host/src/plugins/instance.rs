@@ -30,6 +30,13 @@ impl Instance {
         self.manifest.has(capability)
     }
 
+    /// Whether the plugin was built against contract 2.`minor` or later: a request field
+    /// added in that version may be set for it (an older plugin refuses a request that
+    /// sets a field it does not know, naming the field).
+    pub fn speaks(&self, minor: u32) -> bool {
+        contract_at_least(&self.manifest.contract, minor)
+    }
+
     /// Calls holding one of this instance's slots now: running in the plugin, or past their
     /// deadline with the plugin's thread not returned yet.
     pub fn calls_in_flight(&self) -> usize {
@@ -68,6 +75,16 @@ impl Instance {
     }
 }
 
+/// Whether `contract` (a plugin's `major.minor.patch`) is 2.`minor` or later.
+fn contract_at_least(contract: &str, minor: u32) -> bool {
+    let mut parts = contract.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(2), Some(m)) => m >= minor,
+        (Some(major), _) => major > 2,
+        _ => false,
+    }
+}
+
 /// The instance's services, shared between the plugin's handle and the host's.
 pub(super) struct SharedServices(Arc<InstanceServices>);
 
@@ -94,5 +111,25 @@ pub(super) fn new_provider(
 impl HostFfi for SharedServices {
     fn call(&self, op: RStr<'_>, message: RSlice<'_, u8>) -> RResult<RVec<u8>, RVec<u8>> {
         self.0.call(op, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contract_at_least;
+
+    #[test]
+    fn a_request_field_of_2_2_goes_only_to_plugins_that_know_it() {
+        for (contract, speaks_2_2) in [
+            ("2.0.0", false),
+            ("2.1.3", false),
+            ("2.2.0", true),
+            ("2.10.1", true),
+            ("3.0.0", true),
+            ("", false),
+            ("x.y", false),
+        ] {
+            assert_eq!(contract_at_least(contract, 2), speaks_2_2, "{contract}");
+        }
     }
 }

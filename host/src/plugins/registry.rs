@@ -52,6 +52,9 @@ pub type CallObserver = Box<dyn Fn(&str, &str, Duration, Option<&CallError>) + S
 
 pub struct Registry {
     observer: std::sync::OnceLock<CallObserver>,
+    /// `<host.public_url>/webhooks/payments`, when the operator configured the public URL:
+    /// each call tells its instance its webhook URL from it.
+    webhook_base: std::sync::OnceLock<String>,
     dispatcher: Arc<Dispatcher>,
     reports: Arc<ReportSink>,
     clock: Arc<dyn Clock>,
@@ -108,6 +111,7 @@ impl Registry {
         loader::clean_private_dir(&private_dir);
         Self {
             observer: std::sync::OnceLock::new(),
+            webhook_base: std::sync::OnceLock::new(),
             reports: Arc::new(ReportSink::new(dispatcher.clone())),
             dispatcher,
             clock,
@@ -352,6 +356,8 @@ impl Registry {
             return (Err(e), Vec::new());
         }
         let timeout = instance.timeout;
+        ctx.instance = name.to_owned();
+        ctx.webhook_url = self.webhook_base.get().map(|base| format!("{base}/{name}"));
         if ctx.deadline_ms == 0 {
             let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2);
             ctx.deadline_ms = self.clock.now_millis().saturating_add(ms);
@@ -415,6 +421,13 @@ impl Registry {
             span.record("error", e.code());
         }
         (outcome, reports)
+    }
+
+    /// Tells every instance where its webhooks arrive: `public_url` is the host's public
+    /// URL (`host.public_url`). Set once, at start.
+    pub fn set_public_url(&self, public_url: &str) {
+        let base = format!("{}/webhooks/payments", public_url.trim_end_matches('/'));
+        let _ = self.webhook_base.set(base);
     }
 
     /// Installs the function told about every call (provider, operation, time, error); for

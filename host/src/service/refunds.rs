@@ -9,7 +9,7 @@ use crate::api::requests::{self, PageParams, RefundFilters};
 use crate::api::views::{List, RefundView};
 use crate::store::{refunds, Record, RefundQuery, RefundRow, Unit};
 use payhost_plugin_api::{
-    ops, DomainEventKind, DomainEventReport, NewRefund, PaymentStatus, RefundStatus,
+    ops, Currency, DomainEventKind, DomainEventReport, NewRefund, PaymentStatus, RefundStatus,
 };
 
 impl PaymentService {
@@ -55,11 +55,20 @@ impl PaymentService {
                 ),
             ));
         }
+        // The currency goes to plugins that know the field (2.2): an older one would refuse
+        // the request naming it.
+        let currency = self
+            .registry
+            .get(&payment.provider)?
+            .speaks(2)
+            .then(|| Currency::parse(&payment.currency).ok())
+            .flatten();
         let new = NewRefund {
             payment_id: payment.provider_id.clone(),
             amount: req.amount.map(|a| a.get()),
             reason: req.reason.map(|r| r.as_str().to_owned()),
             metadata: req.metadata.into_map(),
+            currency,
         };
         let (refund, emitted) = self
             .call::<ops::CreateRefund>(&payment.provider, ctx.call_ctx(""), new)

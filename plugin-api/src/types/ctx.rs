@@ -24,6 +24,17 @@ pub struct CallCtx {
     /// 429) are still retried as usual. The author kit's HTTP client follows it.
     #[serde(skip_serializing_if = "super::is_default")]
     pub can_fail_over: bool,
+    /// The provider instance called, by the name its operator configured (`stripe_eu`)
+    /// (since 2.2; empty from an older host). One plugin may run as several instances.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub instance: String,
+    /// Where this instance's webhooks arrive: the host's public URL (`host.public_url`)
+    /// and `/webhooks/payments/<instance>` (since 2.2; `None` when the operator did not
+    /// configure the public URL, and from an older host). Give it to providers that take a
+    /// webhook URL with each payment (Mollie's `webhookUrl`) instead of asking the operator
+    /// to write it into every instance's config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
 }
 
 impl CallCtx {

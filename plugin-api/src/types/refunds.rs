@@ -36,6 +36,11 @@ pub struct NewRefund {
     /// that sets it, naming the field).
     #[serde(default, skip_serializing_if = "is_default")]
     pub metadata: Metadata,
+    /// The payment's currency, for providers whose refund amount names it (`{"currency":
+    /// "EUR", "value": "5.00"}`): no need to read the payment first (since 2.2; the host
+    /// sets it only for plugins built against 2.2 or later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<crate::money::Currency>,
 }
 
 /// A refund as the provider holds it.

@@ -92,6 +92,11 @@ impl Provider for Misbehaving {
             ),
             ("seen_request_id".to_owned(), ctx.request_id.clone()),
             ("seen_deadline_ms".to_owned(), ctx.deadline_ms.to_string()),
+            ("seen_instance".to_owned(), ctx.instance.clone()),
+            (
+                "seen_webhook_url".to_owned(),
+                ctx.webhook_url.clone().unwrap_or_default(),
+            ),
         ]
         .into();
         Ok(p)
