@@ -104,10 +104,11 @@ impl Batch {
                 created: row.created,
             });
             events.push(WebhookEvent {
-                id: row.event_id,
+                id: row.event_ref.unwrap_or(row.event_id),
                 event_type: row.event_type,
                 created: row.created,
                 payload: row.payload,
+                fetched: row.fetched,
             });
         }
         (batch, events)
@@ -208,11 +209,14 @@ impl Webhooks {
             &NewDelivery {
                 id: new_id("whin"),
                 provider: provider.to_owned(),
-                event_id: event.id.clone(),
+                // A thin event whose id repeats for every change is stored once per change.
+                event_id: event.dedup_key.clone().unwrap_or_else(|| event.id.clone()),
                 event_type: event.event_type.clone(),
                 payload,
                 created: event.created,
                 received_at: now,
+                event_ref: event.dedup_key.is_some().then(|| event.id.clone()),
+                fetched: event.fetched.clone(),
             },
         );
         let changed = self

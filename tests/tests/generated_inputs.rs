@@ -107,6 +107,7 @@ fn event(payload: String) -> WebhookEvent {
         event_type: "x".into(),
         created: 1_700_000_000,
         payload,
+        fetched: None,
     }
 }
 

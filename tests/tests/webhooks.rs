@@ -273,6 +273,78 @@ fn mock_webhooks_are_verified_stored_once_and_synced() {
     drop(host);
 }
 
+/// A thin event (contract 2.2), as Mollie sends them: an unsigned form body that names a
+/// payment, authenticated by the plugin reading it. A forged id is refused with nothing
+/// stored; the same state delivered twice is one delivery; after a refund the same id is
+/// news again, not swallowed as a duplicate; the mapping gets what was read.
+#[test]
+fn thin_events_are_authenticated_by_a_read_and_deduplicated_per_state() {
+    let (_s, _host, api, db) = mock_host();
+    let c = api.post(
+        "/v1/customers",
+        &json!({"user_id": "thin", "email": "thin@example.com"}),
+    );
+    assert_eq!(c.status, 201, "{c:?}");
+    let p = api.post(
+        "/v1/payments",
+        &json!({"customer": c.s("id"), "amount": 3000, "currency": "eur",
+                "payment_method": "pm_card_visa"}),
+    );
+    assert_eq!(p.status, 201, "{p:?}");
+    let (pay, provider_pay) = (p.s("id"), p.s("provider_id"));
+    let thin = |id: &str| {
+        api.send(
+            "POST",
+            "/webhooks/payments/mock",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(&format!("id={id}")),
+        )
+    };
+    let inbox = || count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]);
+
+    let forged = thin("mock_pi_never_made");
+    assert_eq!(
+        (forged.status, forged.code()),
+        (400, "invalid_signature"),
+        "{forged:?}"
+    );
+    assert_eq!(inbox(), 0, "a forged thin event stores nothing");
+
+    let first = thin(&provider_pay);
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.body["duplicate"], false);
+    let again = thin(&provider_pay);
+    assert_eq!(
+        again.body["duplicate"], true,
+        "the same state twice: {again:?}"
+    );
+
+    let r = api.post("/v1/refunds", &json!({"payment": pay, "amount": 1000}));
+    assert_eq!(r.status, 201, "{r:?}");
+    let after_refund = thin(&provider_pay);
+    assert_eq!(
+        after_refund.body["duplicate"], false,
+        "a new state of the same payment is news: {after_refund:?}"
+    );
+    assert_eq!(inbox(), 2);
+    // Both were mapped from what the plugin read (without it the mapping refuses), and
+    // each keeps the provider's own id beside its key.
+    eventually("both thin deliveries processed", || {
+        count(
+            &db,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox \
+             WHERE status = 'processed' AND event_ref = $1 AND fetched IS NOT NULL",
+            &[&provider_pay],
+        ) == 2
+    });
+    let events = api.get(&format!("/v1/events?type=PaymentSucceeded&object_id={pay}"));
+    assert_eq!(
+        events.body["data"].as_array().unwrap().len(),
+        1,
+        "{events:?}"
+    );
+}
+
 #[test]
 fn a_hundred_copies_at_once_are_one_event() {
     hundred_copies(None);

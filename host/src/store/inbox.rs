@@ -15,10 +15,16 @@ record! {
     pub struct InboxView of |d| {
         api id: String,
         api provider: String,
+        /// The provider's event id, or, for a thin event whose id repeats, the plugin's key
+        /// for the change it tells (deliveries are stored once per key).
         api event_id: String,
+        /// The provider's own id when `event_id` holds a plugin's key (thin events).
+        row event_ref: Option<String>,
         #[api(serde(rename = "type"))]
         api event_type: String,
         row payload: String,
+        /// What verification fetched for a thin event (JSON), handed to the mapping.
+        row fetched: Option<String>,
         /// Unix seconds at which the provider created the event.
         row created: i64,
         /// `pending`, `processed`, `failed`.
@@ -44,6 +50,10 @@ pub struct NewDelivery {
     pub payload: String,
     pub created: i64,
     pub received_at: i64,
+    /// The provider's own id when `event_id` is a plugin's key for a thin event.
+    pub event_ref: Option<String>,
+    /// What verification fetched (thin events).
+    pub fetched: Option<String>,
 }
 
 impl Store {
@@ -126,8 +136,8 @@ impl Store {
 pub fn insert_delivery(unit: &mut Unit, d: &NewDelivery) -> usize {
     unit.push(
         "INSERT INTO webhook_inbox (id, provider, event_id, event_type, payload, created, \
-         received_at, status, attempts, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7) \
+         received_at, status, attempts, next_attempt_at, event_ref, fetched) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7, $8, $9) \
          ON CONFLICT (provider, event_id) DO NOTHING",
         vec![
             d.id.clone().into(),
@@ -137,6 +147,8 @@ pub fn insert_delivery(unit: &mut Unit, d: &NewDelivery) -> usize {
             d.payload.clone().into(),
             d.created.into(),
             d.received_at.into(),
+            Arg::from(d.event_ref.clone()),
+            Arg::from(d.fetched.clone()),
         ],
     )
 }

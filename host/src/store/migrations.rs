@@ -104,6 +104,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0014_payment_traces.sql"),
         postgres: include_str!("../../migrations/0014_payment_traces.sql"),
     },
+    Migration {
+        version: 15,
+        name: "thin webhooks",
+        sqlite: include_str!("../../migrations/0015_thin_webhooks.sql"),
+        postgres: include_str!("../../migrations/0015_thin_webhooks.sql"),
+    },
 ];
 
 /// The embedded migrations in one backend's SQL, for sqlx's migrator (which keeps each

@@ -600,6 +600,8 @@ mod tests {
             "CREATE INDEX webhook_inbox_due ON webhook_inbox (status, next_attempt_at)",
         )
         .await;
+        run(&store, "ALTER TABLE webhook_inbox DROP COLUMN event_ref").await;
+        run(&store, "ALTER TABLE webhook_inbox DROP COLUMN fetched").await;
         run(&store, "ALTER TABLE payments DROP COLUMN trace_parent").await;
         run(&store, "DROP TABLE payment_attempts").await;
         run(&store, "ALTER TABLE payments DROP COLUMN attempts").await;

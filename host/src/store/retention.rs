@@ -39,7 +39,7 @@ impl Store {
                 vec![cut.idempotency_before.into(), BATCH.into()],
             );
             let inbox = unit.push(
-                "UPDATE webhook_inbox SET payload = '' WHERE id IN (SELECT id FROM webhook_inbox \
+                "UPDATE webhook_inbox SET payload = '', fetched = NULL WHERE id IN (SELECT id FROM webhook_inbox \
                  WHERE status = 'processed' AND processed_at < $1 AND payload <> '' LIMIT $2)",
                 vec![cut.inbox_payload_before.into(), BATCH.into()],
             );

@@ -1,6 +1,12 @@
 //! The mock's webhooks: Stripe's `t=..,v1=..` HMAC-SHA256 scheme under the mock's own
 //! secret in `X-Webhook-Signature`, and a small Stripe-like event format.
 //!
+//! Also thin events, as Mollie sends them (contract 2.2): an unsigned form body `id=<payment
+//! id>` that only names a payment. It is authenticated by reading that payment from the
+//! mock's own records (a real provider's plugin fetches it with its key): an id the mock
+//! never made is refused. What was read goes to the mapping (`fetched`), and the delivery is
+//! news once per state of the payment (`dedup_key`).
+//!
 //! ```json
 //! {"id": "evt_1", "type": "payment.succeeded", "created": 1700000000,
 //!  "data": {"object": {"id": "mock_pi_000002", "customer": "mock_cus_000001",
@@ -85,7 +91,63 @@ pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, Pl
         id: ev.id,
         event_type: ev.event_type,
         created: ev.created,
+        ..VerifiedEvent::default()
     })
+}
+
+/// The event type of a thin event.
+pub const THIN_EVENT: &str = "payment.thin";
+
+/// The payment id a thin delivery names: an unsigned form body `id=<id>`.
+pub fn thin_id(d: &WebhookDelivery) -> Option<String> {
+    if d.headers.get(SIGNATURE_HEADER).is_some() {
+        return None;
+    }
+    let form = payhost_plugin_kit::Form::decode(std::str::from_utf8(&d.body).ok()?).ok()?;
+    form.get("id").map(str::to_owned)
+}
+
+/// The verified form of a thin delivery about `p`, as read now: news once per state.
+pub fn thin_event(p: &payhost_plugin_kit::Payment, now: i64) -> VerifiedEvent {
+    VerifiedEvent {
+        id: p.id.clone(),
+        event_type: THIN_EVENT.into(),
+        created: now,
+        fetched: serde_json::to_string(p).ok(),
+        dedup_key: Some(format!("{}:{}:{}", p.id, p.status, p.amount_refunded)),
+    }
+}
+
+/// The facts a thin event's fetched payment tells.
+fn map_thin(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> {
+    let fetched = event.fetched.as_deref().ok_or_else(|| {
+        PluginError::invalid(
+            "fetched",
+            "a thin event is mapped from what verifying fetched",
+        )
+    })?;
+    let p: payhost_plugin_kit::Payment = serde_json::from_str(fetched)
+        .map_err(|e| PluginError::invalid("fetched", format!("not a payment: {e}")))?;
+    use payhost_plugin_kit::PaymentStatus as S;
+    let kind = match p.status {
+        S::Succeeded => DomainEventKind::PaymentSucceeded,
+        S::Failed => DomainEventKind::PaymentFailed,
+        S::Canceled => DomainEventKind::PaymentCanceled,
+        S::Expired => DomainEventKind::PaymentExpired,
+        S::RequiresCapture => DomainEventKind::PaymentAuthorized,
+        S::RequiresPaymentMethod
+        | S::RequiresConfirmation
+        | S::RequiresAction
+        | S::Processing
+        | S::Unknown(_) => return Ok(Vec::new()),
+    };
+    let mut r = DomainEventReport::new(kind, &p.id, event.created);
+    r.payment_id = Some(p.id.clone());
+    r.customer_id = p.customer_id.clone();
+    r.amount = Some(p.amount.clone());
+    r.status = Some(p.status.as_str().to_owned());
+    r.error = p.failure_message.clone();
+    Ok(vec![r])
 }
 
 /// Maps a verified event to the facts it reports. Unknown types report nothing.
@@ -93,6 +155,9 @@ pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, Pl
 /// # Errors
 /// `invalid_request` when the payload is not a mock event.
 pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> {
+    if event.event_type == THIN_EVENT {
+        return map_thin(event);
+    }
     let ev: Event = serde_json::from_str(&event.payload)
         .map_err(|e| PluginError::invalid("payload", format!("not a mock event: {e}")))?;
     let kind = match ev.event_type.as_str() {
@@ -208,6 +273,7 @@ mod tests {
             event_type: ev.event_type.clone(),
             created: ev.created,
             payload: body.to_owned(),
+            fetched: ev.fetched.clone(),
         }
     }
 

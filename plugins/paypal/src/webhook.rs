@@ -324,6 +324,7 @@ pub fn verify(
             .as_deref()
             .and_then(rfc3339)
             .unwrap_or(delivery.now),
+        ..VerifiedEvent::default()
     })
 }
 

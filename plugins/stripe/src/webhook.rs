@@ -43,6 +43,7 @@ pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, Pl
         id: id.to_owned(),
         event_type: kind.to_owned(),
         created: event["created"].as_i64().unwrap_or(0),
+        ..VerifiedEvent::default()
     })
 }
 
@@ -262,6 +263,7 @@ mod tests {
             payload: format!(
                 r#"{{"id":"evt_9","object":"event","type":"{kind}","created":1700000000,"data":{{"object":{object}{extra}}}}}"#
             ),
+            fetched: None,
         }
     }
 

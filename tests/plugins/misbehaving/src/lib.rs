@@ -119,6 +119,7 @@ impl Provider for Misbehaving {
             id: String::from_utf8_lossy(&d.body).into_owned(),
             event_type: "misbehaving.event".into(),
             created: d.now,
+            ..VerifiedEvent::default()
         })
     }
 

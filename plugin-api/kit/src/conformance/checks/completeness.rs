@@ -147,7 +147,8 @@ impl Suite<'_> {
                     id: "evt_conformance_probe".into(),
                     event_type: "conformance.probe".into(),
                     created: 0,
-                    payload: json!({}).to_string()
+                    payload: json!({}).to_string(),
+                    fetched: None
                 }
             ),
             "detach_payment_method" => p!(
