@@ -1,41 +1,38 @@
 //! The domain event log: one row per fact, the last state of repeatable facts, and the
 //! handler work a new event owes, written in the unit that records the event.
 
+use super::json::EventData;
 use super::page::{Filters, Listed, Order, Page};
-use super::{Arg, Row, RowExt, Store, StoreError, Unit};
+use super::record::record;
+use super::{Arg, RowExt, Store, StoreError, Unit};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-const COLS: &str =
-    "seq, id, type, tenant, provider, object_id, provider_object_id, data, created_at";
-
-/// A recorded event.
-#[derive(Debug, Clone)]
-pub struct EventRow {
-    pub seq: i64,
-    pub id: String,
-    pub kind: String,
-    pub tenant: Option<String>,
-    pub provider: String,
-    /// payhost's id of the object, when payhost holds it.
-    pub object_id: Option<String>,
-    pub provider_object_id: String,
-    /// JSON object.
-    pub data: String,
-    pub created_at: i64,
-}
-
-impl EventRow {
-    pub(super) fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self {
-            seq: r.int("seq")?,
-            id: r.text("id")?,
-            kind: r.text("type")?,
-            tenant: r.opt_text("tenant")?,
-            provider: r.text("provider")?,
-            object_id: r.opt_text("object_id")?,
-            provider_object_id: r.text("provider_object_id")?,
-            data: r.text("data")?,
-            created_at: r.int("created_at")?,
-        })
+record! {
+    /// A recorded event.
+    #[derive(Debug, Clone)]
+    pub struct EventRow in "events";
+    /// A domain event: a fact about a record, recorded once.
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    pub struct EventView of |e| {
+        api id: String,
+        /// Always `event`.
+        view object: &'static str = "event",
+        /// Position in the log: events are listed in this order.
+        api seq: i64,
+        /// `PaymentSucceeded`, `RefundProcessed`, `DisputeOpened`, … (kinds a newer provider
+        /// reports are kept as they came).
+        #[api(serde(rename = "type"))]
+        api kind in "type": String,
+        api tenant: Option<String>,
+        api provider: String,
+        /// payhost's id of the object, when payhost holds it.
+        api object_id: Option<String>,
+        api provider_object_id: String,
+        /// JSON object: the event's data.
+        row data: String,
+        view data: EventData = serde_json::from_str(&e.data).unwrap_or_default(),
+        api created_at: i64,
     }
 }
 
@@ -78,9 +75,7 @@ impl Store {
             .eq("object_id", q.object_id.clone())
             .cmp("created_at", ">=", q.created_gte)
             .cmp("created_at", "<=", q.created_lte);
-        self.page("events", COLS, filters, Order::OldestFirst, page)
-            .await?
-            .try_map(|r| EventRow::from_row(&r))
+        self.page_of(filters, Order::OldestFirst, page).await
     }
 }
 
@@ -122,12 +117,10 @@ impl Store {
         before_seq: Option<i64>,
         limit: i64,
     ) -> Result<Vec<EventRow>, StoreError> {
-        self.all(
-            &format!(
-                "SELECT {COLS} FROM events WHERE ($1 IS NULL OR type = $1) \
-                 AND ($2 IS NULL OR object_id = $2) AND ($3 IS NULL OR seq < $3) \
-                 ORDER BY seq DESC LIMIT $4"
-            ),
+        self.records(
+            "($1 IS NULL OR type = $1) AND ($2 IS NULL OR object_id = $2) \
+             AND ($3 IS NULL OR seq < $3)",
+            "ORDER BY seq DESC LIMIT $4",
             vec![
                 Arg::from(kind),
                 Arg::from(object_id),
@@ -135,10 +128,7 @@ impl Store {
                 limit.into(),
             ],
         )
-        .await?
-        .iter()
-        .map(EventRow::from_row)
-        .collect()
+        .await
     }
 }
 

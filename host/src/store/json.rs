@@ -1,5 +1,5 @@
 //! What a record keeps as JSON text in a column and the API shows as it is: metadata, the
-//! next action a buyer must take, a payment's attempts.
+//! next action a buyer must take, an event's data.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,4 +43,37 @@ pub fn next_action_of(a: &payhost_plugin_api::NextAction) -> NextActionView {
             return_url: None,
         },
     }
+}
+
+/// What an event tells, with payhost's and the provider's ids of the records it names.
+/// Never personal data beyond ids (an erased customer stays erased in the log).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct EventData {
+    pub object_id: Option<String>,
+    pub provider_object_id: String,
+    pub customer: Option<String>,
+    pub provider_customer_id: Option<String>,
+    pub payment: Option<String>,
+    pub provider_payment_id: Option<String>,
+    pub subscription: Option<String>,
+    pub provider_subscription_id: Option<String>,
+    pub invoice: Option<String>,
+    pub provider_invoice_id: Option<String>,
+    /// The provider's id of the payment method (PaymentMethodDetached).
+    pub provider_payment_method_id: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub status: Option<String>,
+    pub plan: Option<String>,
+    pub previous_plan: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+    pub trial_end: Option<i64>,
+    /// A dispute's or refund's reason.
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    /// Unix time at the provider.
+    pub occurred_at: i64,
 }

@@ -2,7 +2,7 @@
 //! and the dunning schedule, with the queue figures `/metrics` shows.
 
 use super::events::EventRow;
-use super::record::record;
+use super::record::{record, Table};
 use super::{Arg, RowExt, Store, StoreError, Unit};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -130,7 +130,7 @@ impl Store {
                     target: r.text("target")?,
                     attempts: r.int("attempts")?,
                     next_attempt_at: r.int("next_attempt_at")?,
-                    event: EventRow::from_row(r)?,
+                    event: EventRow::read(r)?,
                 })
             })
             .collect()

@@ -251,7 +251,8 @@ macro_rules! record {
         );
     };
 
-    // [row fields] [view fields] [view initializers] [own (name: type)] [joined (name = sql: type)]
+    // [row fields] [view fields] [view initializers] [own (name = column, type)]
+    // [joined (name = sql: type)]
     (@line $v:ident $head:tt [$($rf:tt)*] [$($vf:tt)*] [$($vi:tt)*] [$($own:tt)*] [$($jn:tt)*]
         $(#[doc = $doc:literal])* $(#[api($va:meta)])*
         api $f:ident : $t:ty, $($rest:tt)*
@@ -260,7 +261,7 @@ macro_rules! record {
             [$($rf)* $(#[doc = $doc])* pub $f: $t,]
             [$($vf)* $(#[doc = $doc])* $(#[$va])* pub $f: $t,]
             [$($vi)* $f: ::std::clone::Clone::clone(&$v.$f),]
-            [$($own)* ($f: $t)] [$($jn)*]
+            [$($own)* ($f = stringify!($f), $t)] [$($jn)*]
             $($rest)*
         );
     };
@@ -272,7 +273,19 @@ macro_rules! record {
             [$($rf)* $(#[doc = $doc])* pub $f: $t,]
             [$($vf)* $(#[doc = $doc])* $(#[$va])* pub $shown: $t,]
             [$($vi)* $shown: ::std::clone::Clone::clone(&$v.$f),]
-            [$($own)* ($f: $t)] [$($jn)*]
+            [$($own)* ($f = stringify!($f), $t)] [$($jn)*]
+            $($rest)*
+        );
+    };
+    (@line $v:ident $head:tt [$($rf:tt)*] [$($vf:tt)*] [$($vi:tt)*] [$($own:tt)*] [$($jn:tt)*]
+        $(#[doc = $doc:literal])* $(#[api($va:meta)])*
+        api $f:ident in $col:literal : $t:ty, $($rest:tt)*
+    ) => {
+        record!(@line $v $head
+            [$($rf)* $(#[doc = $doc])* pub $f: $t,]
+            [$($vf)* $(#[doc = $doc])* $(#[$va])* pub $f: $t,]
+            [$($vi)* $f: ::std::clone::Clone::clone(&$v.$f),]
+            [$($own)* ($f = $col, $t)] [$($jn)*]
             $($rest)*
         );
     };
@@ -283,7 +296,7 @@ macro_rules! record {
         record!(@line $v $head
             [$($rf)* $(#[doc = $doc])* pub $f: $t,]
             [$($vf)*] [$($vi)*]
-            [$($own)* ($f: $t)] [$($jn)*]
+            [$($own)* ($f = stringify!($f), $t)] [$($jn)*]
             $($rest)*
         );
     };
@@ -340,7 +353,7 @@ macro_rules! record {
         [$(#[$rm:meta])* $row:ident $table:literal [$($alias:literal $from:literal)?]
          [$($conflict:literal)?] $(#[$vm:meta])* $view:ident]
         [$($rf:tt)*] [$($vf:tt)*] [$($vi:tt)*]
-        [$(($of:ident: $ot:ty))*] [$(($jf:ident = $jsql:literal: $jt:ty))*]
+        [$(($of:ident = $ocol:expr, $ot:ty))*] [$(($jf:ident = $jsql:literal: $jt:ty))*]
     ) => {
         $(#[$rm])*
         pub struct $row { $($rf)* }
@@ -354,7 +367,7 @@ macro_rules! record {
                 SELECT.get_or_init(|| {
                     $crate::store::record::select_list(
                         record!(@prefix $($alias)?),
-                        &[$(stringify!($of)),*],
+                        &[$($ocol),*],
                         &[$($jsql),*],
                     )
                 })
@@ -365,7 +378,7 @@ macro_rules! record {
                 INSERT.get_or_init(|| {
                     $crate::store::record::insert_statement(
                         $table,
-                        &[$(stringify!($of)),*],
+                        &[$($ocol),*],
                         record!(@first $(Some($conflict),)? None,),
                     )
                 })
@@ -376,7 +389,7 @@ macro_rules! record {
             ) -> ::std::result::Result<Self, $crate::store::StoreError> {
                 use $crate::store::record::Column;
                 Ok(Self {
-                    $($of: <$ot>::read(row, stringify!($of))?,)*
+                    $($of: <$ot>::read(row, $ocol)?,)*
                     $($jf: <$jt>::read(row, stringify!($jf))?,)*
                 })
             }
