@@ -50,7 +50,8 @@ pub enum CallError {
         ms: u128,
     },
     /// Every call slot of the instance stayed taken (by calls running, or past their
-    /// deadline and still holding their thread) for [`SLOT_WAIT`]: refused, not queued.
+    /// deadline and still holding their thread) for `call::SLOT_WAIT` (100 ms): refused,
+    /// not queued.
     #[error("provider '{provider}' has {limit} calls in flight, its max_concurrent_calls")]
     Busy { provider: String, limit: usize },
 }

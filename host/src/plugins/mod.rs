@@ -1,6 +1,7 @@
 //! Plugins: loading libraries, the registry of plugins and provider instances, the services
 //! the host gives each instance, and live management (the registry follows the folder).
 
+mod call;
 pub mod conformance;
 pub mod errors;
 mod fingerprint;
