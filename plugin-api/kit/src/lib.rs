@@ -61,6 +61,13 @@
 //! which route calls it, what the host does with its answer and errors, and when to
 //! [`Host::emit`].
 //!
+//! A plugin that calls its provider over HTTP finds the usual edge code here: [`HttpClient`]
+//! (idempotency keys, retries inside the deadline), [`money`] (decimal strings with each
+//! currency's digits), [`time`] (RFC 3339), [`StatusErrors`] (HTTP statuses to payhost's
+//! error codes), [`path_id`] (caller ids in URL paths); and tests it without a network:
+//! [`FakeHost::route`](testing::FakeHost::route) answers paths as the provider would,
+//! [`FakeHost::on_visit`](testing::FakeHost::on_visit) plays the buyer on a redirect's page.
+//!
 //! Rules the conformance suite ([`conformance`]) enforces: provider ids never repeat (use
 //! [`ids::IdGen`] for in-memory ids), every declared capability is implemented, refunds
 //! never exceed what remains, a declined card is a payment with status `failed`, an
