@@ -276,7 +276,9 @@ async fn what_2_2_added_for_routing_works_with_the_2_0_mock() {
 fn through_the_api_a_2_1_field_for_a_2_0_plugin_is_a_clear_400_and_writes_nothing() {
     let s = Scratch::with_host(
         &[(&mock_2_0(), "mock.so")],
-        "default_provider = \"mock\"\n",
+        // 2.2's call context (the instance's name and webhook URL) reaches the 2.0 mock on
+        // every call: it must ignore what it does not know.
+        "default_provider = \"mock\"\npublic_url = \"https://pay.example.com\"\n",
         MOCK,
     );
     let host = s.serve();

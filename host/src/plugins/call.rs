@@ -5,7 +5,7 @@
 //! registry's maps and lifecycle (`registry.rs`), which it reads an instance from.
 
 use super::errors::CallError;
-use super::registry::Registry;
+use super::registry::{CallObserver, Registry};
 use super::services::within_call;
 use crate::events::ErrorType;
 use payhost_plugin_api::{codes, CallCtx, DomainEventReport, Operation};
@@ -21,9 +21,6 @@ const CALL_GRACE: Duration = Duration::from_secs(1);
 /// `provider_busy`: long enough for a burst of quick calls to take turns, short enough that
 /// callers of a plugin whose calls hang are answered at once.
 pub const SLOT_WAIT: Duration = Duration::from_millis(100);
-
-/// Told about every provider call: instance, operation, duration, the error if any.
-pub type CallObserver = Box<dyn Fn(&str, &str, Duration, Option<&CallError>) + Send + Sync>;
 
 impl Registry {
     /// Calls operation `O` on the blocking pool, under the instance's deadline; reports the

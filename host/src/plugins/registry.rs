@@ -3,7 +3,6 @@
 //! deadline; an instance is held by `Arc`, so swapping it is atomic for new calls while
 //! calls already running on the old one finish before it is shut down.
 
-use super::call::CallObserver;
 use super::errors::{CallError, RegistryError};
 use super::instance::{new_provider, Instance};
 use super::loader::{self, LoadError, Loaded};
@@ -38,6 +37,9 @@ pub(super) struct Inner {
     /// The version of the lock file the last sync saw.
     pub(super) lock_seen: Option<(u64, i128, u64)>,
 }
+
+/// Told about every provider call: instance, operation, duration, the error if any.
+pub type CallObserver = Box<dyn Fn(&str, &str, Duration, Option<&CallError>) + Send + Sync>;
 
 pub struct Registry {
     pub(super) observer: std::sync::OnceLock<CallObserver>,

@@ -6,6 +6,7 @@
 use crate::clock::Clock;
 use crate::events::{Dispatcher, DomainEvent, Event};
 use crate::locks::{Locked, ReadWriteLocked};
+use crate::outgoing::{http_client, HttpClient};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use payhost_plugin_api::abi_stable::std_types::{RResult, RSlice, RStr, RVec};
@@ -123,8 +124,6 @@ impl ReportSink {
         }
     }
 }
-
-use crate::outgoing::{http_client, HttpClient};
 
 /// Default upper bound for one HTTP exchange when the plugin gives none.
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);

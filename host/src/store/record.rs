@@ -106,8 +106,6 @@ wire_name_columns!(
 
 /// A record kind's table, as its [`record!`] declaration gives it.
 pub trait Table: Sized {
-    /// The table rows are inserted into.
-    const TABLE: &'static str;
     /// What rows are read from: the table, or a join under an alias.
     const FROM: &'static str;
 
@@ -359,7 +357,6 @@ macro_rules! record {
         pub struct $row { $($rf)* }
 
         impl $crate::store::record::Table for $row {
-            const TABLE: &'static str = $table;
             const FROM: &'static str = record!(@first $($from,)? $table,);
 
             fn select() -> &'static str {
@@ -465,7 +462,6 @@ mod tests {
 
     #[test]
     fn a_declaration_gives_the_select_list_and_the_insert() {
-        assert_eq!(ThingRow::TABLE, "things");
         assert!(ThingRow::FROM.starts_with("(SELECT th.*"));
         assert_eq!(
             ThingRow::select(),
