@@ -176,6 +176,12 @@ impl AppState {
             leases.clone(),
             Duration::from_secs(1),
         );
+        crate::resolver::spawn_refund_checks(
+            service.clone(),
+            clock.clone(),
+            leases.clone(),
+            Duration::from_secs(1),
+        );
         spawn_backlog_sampler(service.clone(), clock.clone(), history.clone());
         let audit = Arc::new(crate::audit::AuditTrail::new(
             service.store().clone(),

@@ -147,6 +147,21 @@ macro_rules! for_each_operation {
             ///   records `RefundProcessed` once the refund's status is `succeeded`.
             create_refund: CreateRefund(refunds) $crate::types::NewRefund => $crate::types::Refund;
 
+            /// Reads a refund as the provider holds it now (since 2.2).
+            ///
+            /// - Capability: `refunds`.
+            /// - Called by: the host, for every refund it holds `pending` or
+            ///   `requires_action`, on a growing pause (a minute, then ten, an hour, six,
+            ///   then daily) until it settles; and by `GET /v1/refunds/{id}?refresh=true`.
+            ///   The host records `RefundProcessed` when it reaches `succeeded`,
+            ///   `RefundFailed` when it reaches `failed` or `canceled` (and lowers the
+            ///   payment's `amount_refunded` again).
+            /// - `not_found` when the provider has no such refund; an answer whose `id`
+            ///   differs from the one asked for is refused.
+            /// - A plugin built before 2.2 answers `unsupported_operation`: its refunds settle
+            ///   only through webhooks.
+            get_refund: GetRefund(refunds) $crate::types::RefundRef => $crate::types::Refund;
+
             /// Starts a subscription to a price (plan), with an optional trial.
             ///
             /// - Capability: `subscriptions`.
@@ -273,6 +288,7 @@ crate::for_each_operation!(define_operations);
 const ADDED: &[(&str, &str)] = &[
     ("detach_payment_method", "2.1.0"),
     ("delete_customer", "2.1.0"),
+    ("get_refund", "2.2.0"),
 ];
 
 /// The contract version that added operation `op` ("2.0.0" for the first ones).

@@ -702,6 +702,13 @@ fn route(i: &mut Inner, fake: &FakePaypal, method: &Method, path: &str, body: &V
         }
         ("POST", ["v2", "payments", "authorizations", id, "void"]) => void_authorization(i, id),
         ("POST", ["v2", "payments", "captures", id, "refund"]) => refund(i, id, body),
+        ("GET", ["v2", "payments", "refunds", id]) => i
+            .orders
+            .values()
+            .filter_map(|o| o["purchase_units"][0]["payments"]["refunds"].as_array())
+            .flatten()
+            .find(|r| r["id"] == *id)
+            .map_or_else(|| not_found("refund", id), |r| (200, r.clone())),
         ("POST", ["v1", "billing", "subscriptions"]) => create_subscription(i, body),
         ("GET", ["v1", "billing", "subscriptions", id]) => match i.subscriptions.get(*id) {
             Some(s) => (200, public(s)),

@@ -73,6 +73,7 @@ struct Inner {
     methods: BTreeMap<String, Value>,
     intents: BTreeMap<String, Value>,
     subscriptions: BTreeMap<String, Value>,
+    refunds: BTreeMap<String, Value>,
     invoices: Vec<Value>,
     idempotency: BTreeMap<String, (String, u16, Value)>,
     chaos: VecDeque<Chaos>,
@@ -544,6 +545,11 @@ fn route(i: &mut Inner, method: &Method, path: &str, form: &Form) -> Answer {
         ("POST", ["v1", "payment_intents", id, "cancel"]) => cancel_intent(i, id),
         ("POST", ["v1", "payment_intents", id, "capture"]) => capture_intent(i, id, form),
         ("POST", ["v1", "refunds"]) => refund(i, form),
+        ("GET", ["v1", "refunds", id]) => i
+            .refunds
+            .get(*id)
+            .cloned()
+            .ok_or_else(|| missing("refund", id)),
         ("POST", ["v1", "subscriptions"]) => create_subscription(i, form),
         ("GET", ["v1", "subscriptions", id]) => i
             .subscriptions
@@ -1010,10 +1016,10 @@ fn refund(i: &mut Inner, f: &Form) -> Result<Value, Answer> {
         return Err(invalid("amount_too_large", &format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"), Some("amount")));
     }
     pi["latest_charge"]["amount_refunded"] = (refunded + amount).into();
-    Ok(
-        json!({"id": re, "object": "refund", "amount": amount, "currency": pi["currency"], "status": "succeeded",
-        "payment_intent": id, "reason": f.get("reason"), "created": NOW}),
-    )
+    let r = json!({"id": re, "object": "refund", "amount": amount, "currency": pi["currency"],
+        "status": "succeeded", "payment_intent": id, "reason": f.get("reason"), "created": NOW});
+    i.refunds.insert(re, r.clone());
+    Ok(r)
 }
 
 fn create_subscription(i: &mut Inner, f: &Form) -> Result<Value, Answer> {

@@ -81,6 +81,7 @@ fn a_plugin_that_breaks_a_rule_fails_naming_it() {
         ("refund_above_remaining", "refunds.refused_above_remaining"),
         ("refusal_as_outage", "refunds.refused_above_remaining"),
         ("unimplemented_capability", "capability.refunds.implemented"),
+        ("refund_read_back_wrong", "refunds.partial_then_rest"),
     ] {
         let config = dir.path().join(format!("{rule}.toml"));
         std::fs::write(&config, format!("[config]\nbreaks = \"{rule}\"\n")).unwrap();

@@ -478,6 +478,135 @@ fn a_payment_that_expires_keeps_its_reason() {
     assert_eq!((refund.status, refund.code()), (409, "invalid_state"));
 }
 
+/// The events of `kind` about the payhost record `object`.
+fn events_about(api: &Api, kind: &str, object: &str) -> Vec<Value> {
+    let r = api.get(&format!("/v1/events?type={kind}&object_id={object}"));
+    ok(&r, 200).body["data"].as_array().unwrap().clone()
+}
+
+#[test]
+fn refunds_that_settle_later_are_read_back_and_settle_once_on_sqlite() {
+    refunds_settle_once(None);
+}
+
+#[test]
+fn refunds_that_settle_later_are_read_back_and_settle_once_on_postgres() {
+    if let Some(db) = TestDb::postgres("records_refunds") {
+        refunds_settle_once(Some(db));
+    }
+}
+
+fn refunds_settle_once(db: Option<TestDb>) {
+    let s = scratch(db.as_ref());
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let db = db.unwrap_or_else(|| TestDb::sqlite(s.dir.path()));
+    let c = customer(&api, "refunded-later");
+    let pay = paid(&api, c["id"].as_str().unwrap(), 1000);
+    let (pay, provider_pay) = (
+        pay["id"].as_str().unwrap(),
+        pay["provider_id"].as_str().unwrap(),
+    );
+    let refunded = || api.get(&format!("/v1/payments/{pay}")).body["amount_refunded"].clone();
+
+    // A bank refund: accepted, not settled. It is read back on a schedule, or on request.
+    let before = now();
+    let r = api.post(
+        "/v1/refunds",
+        &json!({"payment": pay, "amount": 300, "metadata": {"mock_refund": "pending"}}),
+    );
+    let r = ok(&r, 201).body.clone();
+    let settles = r["id"].as_str().unwrap();
+    assert_eq!(
+        (r["status"].as_str(), r["checks"].as_i64()),
+        (Some("pending"), Some(0)),
+        "{r}"
+    );
+    let next = r["next_check_at"]
+        .as_i64()
+        .expect("an unsettled refund has a next check");
+    assert!(
+        (before + 60..=now() + 60).contains(&next),
+        "first read a minute on: {r}"
+    );
+    assert_eq!(refunded(), 300);
+    assert!(events_about(&api, "RefundProcessed", settles).is_empty());
+
+    let read = api.get(&format!("/v1/refunds/{settles}?refresh=true"));
+    let read = &ok(&read, 200).body;
+    assert_eq!(read["status"], "succeeded", "{read}");
+    assert!(read["next_check_at"].is_null(), "{read}");
+    assert_eq!(
+        api.get(&format!("/v1/refunds/{settles}")).body["status"],
+        "succeeded"
+    );
+    let processed = events_about(&api, "RefundProcessed", settles);
+    assert_eq!(processed.len(), 1, "{processed:?}");
+    assert_eq!(processed[0]["data"]["amount"], 300);
+    assert_eq!(refunded(), 300);
+
+    // One that fails at the bank, told by a webhook (twice): the amount is refundable again,
+    // once.
+    let r = api.post(
+        "/v1/refunds",
+        &json!({"payment": pay, "amount": 200, "metadata": {"mock_refund": "fails"}}),
+    );
+    let r = ok(&r, 201).body.clone();
+    let (fails, provider_refund) = (
+        r["id"].as_str().unwrap(),
+        r["provider_id"].as_str().unwrap(),
+    );
+    assert_eq!(r["status"], "pending");
+    assert_eq!(refunded(), 500);
+    let failed = json!({"id": provider_refund, "payment": provider_pay, "amount": 200,
+        "currency": "usd", "status": "failed"});
+    webhook(
+        &api,
+        &db,
+        "evt_refund_failed",
+        "refund.failed",
+        failed.clone(),
+    );
+    webhook(
+        &api,
+        &db,
+        "evt_refund_failed_again",
+        "refund.failed",
+        failed,
+    );
+    let after = api.get(&format!("/v1/refunds/{fails}")).body;
+    assert_eq!(after["status"], "failed", "{after}");
+    assert!(
+        after["next_check_at"].is_null(),
+        "a settled refund is not read again: {after}"
+    );
+    assert_eq!(
+        refunded(),
+        300,
+        "a failed refund gives its amount back, once"
+    );
+    assert_eq!(events_about(&api, "RefundFailed", fails).len(), 1);
+    // Reading it now (the mock settles it as failed too) changes nothing more.
+    let read = api.get(&format!("/v1/refunds/{fails}?refresh=true"));
+    assert_eq!(ok(&read, 200).body["status"], "failed");
+    assert_eq!(refunded(), 300);
+    assert_eq!(events_about(&api, "RefundFailed", fails).len(), 1);
+    // A settled refund never goes back to pending, nor does a late success undo a failure.
+    let late = json!({"id": provider_refund, "payment": provider_pay, "amount": 200,
+        "currency": "usd", "status": "succeeded"});
+    webhook(&api, &db, "evt_refund_late", "refund.succeeded", late);
+    assert_eq!(
+        api.get(&format!("/v1/refunds/{fails}")).body["status"],
+        "failed"
+    );
+    assert_eq!(refunded(), 300);
+
+    // What the failed refund gave back can be refunded.
+    let rest = api.post("/v1/refunds", &json!({"payment": pay}));
+    assert_eq!(ok(&rest, 201).body["amount"], 700, "{rest:?}");
+    assert_eq!(refunded(), 1000);
+}
+
 #[test]
 fn deleting_a_customer_erases_the_person_and_keeps_the_history() {
     let s = scratch(None);
@@ -684,4 +813,116 @@ fn the_description_is_served_with_its_reference_page() {
     assert!(html.contains("swagger"), "{html}");
     let (status, _) = http(&host.addr, "GET", "/docs/swagger-ui-bundle.js", None, None);
     assert_eq!(status, 200, "the assets are served by the host, not a CDN");
+}
+
+/// A refund's reads, by the host's own schedule: (status, checks, next_check_at).
+async fn refund_checks(dir: &std::path::Path, refund: &str) -> (String, i64, Option<i64>) {
+    let (dir, refund) = (dir.to_path_buf(), refund.to_owned());
+    let row = tokio::task::spawn_blocking(move || {
+        TestDb::sqlite(&dir).rows(
+            "SELECT status, CAST(checks AS TEXT), CAST(next_check_at AS TEXT) FROM refunds \
+             WHERE id = $1",
+            &[&refund],
+        )
+    })
+    .await
+    .unwrap()
+    .remove(0);
+    (
+        row[0].clone().unwrap(),
+        row[1].as_deref().unwrap().parse().unwrap(),
+        row[2].as_deref().map(|n| n.parse().unwrap()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsettled_refund_is_read_on_a_growing_pause_until_it_settles() {
+    use payhost::api::requests::{CreateCustomer, CreatePayment, CreateRefund};
+    use payhost::clock::ManualClock;
+    use payhost::service::Ctx;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let s = scratch(None);
+    let start = 1_700_000_000;
+    let clock = Arc::new(ManualClock::new(start * 1000));
+    let state =
+        payhost::app::AppState::start(payhost::config::load(&s.config()).unwrap(), clock.clone())
+            .await
+            .unwrap();
+    let (svc, ctx) = (&state.service, Ctx::default());
+    fn body<T: payhost::api::requests::Body>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+    let c = svc
+        .create_customer(
+            &ctx,
+            body::<CreateCustomer>(json!({"user_id": "slow-bank", "email": "slow@example.com"})),
+        )
+        .await
+        .unwrap();
+    let p = svc
+        .create_payment(
+            &ctx,
+            body::<CreatePayment>(json!({"customer": c.body.id, "amount": 900,
+                "currency": "eur", "payment_method": "pm_card_visa"})),
+        )
+        .await
+        .unwrap();
+    // The bank answers on the third read.
+    let r = svc
+        .create_refund(
+            &ctx,
+            body::<CreateRefund>(json!({"payment": p.body.id, "metadata":
+                {"mock_refund": "pending", "mock_refund_reads": "3"}})),
+        )
+        .await
+        .unwrap();
+    let (dir, id) = (s.dir.path(), r.body.id.clone());
+    assert_eq!(
+        refund_checks(dir, &id).await,
+        ("pending".into(), 0, Some(start + 60))
+    );
+    let until = |want: (&'static str, i64, Option<i64>)| {
+        let id = id.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = refund_checks(dir, &id).await;
+                if (got.0.as_str(), got.1, got.2) == want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "wanted {want:?}, got {got:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // Not due yet: not read.
+    clock.advance_secs(59);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until(("pending", 0, Some(start + 60))).await;
+    // A minute on: read, still pending; next in ten minutes, then in an hour.
+    clock.advance_secs(1);
+    until(("pending", 1, Some(start + 60 + 600))).await;
+    clock.advance_secs(600);
+    until(("pending", 2, Some(start + 660 + 3_600))).await;
+    clock.advance_secs(3_600);
+    until(("succeeded", 2, None)).await;
+
+    let (db_dir, refund) = (dir.to_path_buf(), id.clone());
+    let processed = tokio::task::spawn_blocking(move || {
+        TestDb::sqlite(&db_dir).value(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE type = 'RefundProcessed' \
+             AND object_id = $1",
+            &[&refund],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(processed.as_deref(), Some("1"));
+    // Settled: never read again.
+    clock.advance_secs(86_400 * 3);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until(("succeeded", 2, None)).await;
 }

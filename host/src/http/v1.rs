@@ -368,17 +368,19 @@ async fn list_refunds(
     .await
 }
 
-/// A refund.
+/// A refund, from payhost's records (`refresh=true`: read from the provider first, which
+/// settles a pending refund the provider has settled).
 #[utoipa::path(get, path = "/v1/refunds/{id}", tag = "refunds",
-    params(("id" = Id, Path, description = "The refund's id")),
+    params(("id" = Id, Path, description = "The refund's id"), Refresh),
     responses((status = 200, description = "The refund", body = RefundView)))]
 async fn get_refund(
     State(s): State<AppState>,
     meta: ReqMeta,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<Refresh>,
 ) -> Result<Response, ApiError> {
     get(&s, meta, |svc, ctx| async move {
-        Ok(svc.get_refund(&ctx, &id).await?.body)
+        Ok(svc.get_refund(&ctx, &id, q.refresh.get()).await?.body)
     })
     .await
 }

@@ -109,6 +109,7 @@ pub fn handlers(kind: &DomainEventKind, endpoints: &[String]) -> Vec<(&'static s
         | DomainEventKind::SubscriptionUpdated
         | DomainEventKind::SubscriptionCancelled
         | DomainEventKind::RefundProcessed
+        | DomainEventKind::RefundFailed
         | DomainEventKind::InvoicePaid
         | DomainEventKind::DisputeOpened
         | DomainEventKind::DisputeClosed
@@ -163,6 +164,7 @@ fn fact_state(r: &DomainEventReport) -> Option<String> {
         | DomainEventKind::SubscriptionCreated
         | DomainEventKind::SubscriptionCancelled
         | DomainEventKind::RefundProcessed
+        | DomainEventKind::RefundFailed
         | DomainEventKind::InvoicePaid
         | DomainEventKind::DisputeOpened
         | DomainEventKind::PaymentMethodDetached

@@ -6,7 +6,7 @@
 
 use super::{new_id, Ids};
 use crate::store::{customers, invoices, payments, refunds, subscriptions, Unit};
-use payhost_plugin_api::{DomainEventKind, DomainEventReport, PaymentStatus};
+use payhost_plugin_api::{DomainEventKind, DomainEventReport, PaymentStatus, RefundStatus};
 
 /// The statements that bring the record a report names up to the state it tells, unless
 /// the record already holds a newer one.
@@ -80,12 +80,23 @@ pub(crate) fn apply(
             adopt_invoice(unit, provider, r, paid, now, ids);
             invoices::sync_invoice(unit, provider, object, paid, created, now);
         }
-        DomainEventKind::RefundProcessed => {
+        DomainEventKind::RefundProcessed | DomainEventKind::RefundFailed => {
+            if ids.get(object).is_some() {
+                // Known: the refund settled (a pending one succeeded, or it failed).
+                let status = match (&r.kind, r.status.as_deref()) {
+                    (DomainEventKind::RefundProcessed, _) => RefundStatus::Succeeded,
+                    (_, Some("canceled")) => RefundStatus::Canceled,
+                    _ => RefundStatus::Failed,
+                };
+                refunds::settle_refund(unit, provider, object, &status, now);
+                return;
+            }
             let (Some(payment), Some(amount)) = (&r.payment_id, &r.amount) else {
                 return;
             };
-            if ids.get(object).is_some() || ids.get(payment).is_none() {
-                // Known already, or a payment payhost does not know.
+            if r.kind == DomainEventKind::RefundFailed || ids.get(payment).is_none() {
+                // A refund payhost never saw that gave nothing back, or a payment payhost
+                // does not know.
                 return;
             }
             let id = new_id("rfnd");

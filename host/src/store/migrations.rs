@@ -110,6 +110,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0015_thin_webhooks.sql"),
         postgres: include_str!("../../migrations/0015_thin_webhooks.sql"),
     },
+    Migration {
+        version: 16,
+        name: "refund checks",
+        sqlite: include_str!("../../migrations/0016_refund_checks.sql"),
+        postgres: include_str!("../../migrations/0016_refund_checks.sql"),
+    },
 ];
 
 /// The embedded migrations in one backend's SQL, for sqlx's migrator (which keeps each

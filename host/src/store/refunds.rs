@@ -33,6 +33,12 @@ record! {
         row metadata: String,
         view metadata: BTreeMap<String, String> = metadata(&r.metadata),
         api created_at: i64,
+        /// How often payhost has read the refund back from its provider while it was
+        /// `pending` or `requires_action`.
+        api checks: i64,
+        /// Unix seconds of the next read, while the refund is unsettled (null once it
+        /// settled, or when its plugin cannot be asked and only webhooks settle it).
+        api next_check_at: Option<i64>,
         /// The payment's tenant.
         joined row tenant = "r.tenant": String,
     }
@@ -72,6 +78,16 @@ impl Store {
         .await
     }
 
+    /// The unsettled refunds whose next read is due, the longest due first.
+    pub async fn due_refunds(&self, now: i64, limit: i64) -> Result<Vec<RefundRow>, StoreError> {
+        self.records(
+            "r.next_check_at <= $1",
+            "ORDER BY r.next_check_at, r.id LIMIT $2",
+            vec![now.into(), limit.into()],
+        )
+        .await
+    }
+
     /// One page of refunds, newest first.
     pub async fn refunds(
         &self,
@@ -89,8 +105,12 @@ impl Store {
 
 /// A refund the provider made, recorded once whichever of the API answer and the webhook
 /// comes first; the payment's `amount_refunded` rises only with the row that is new.
+/// A refund that failed at once (or was canceled) is kept, and refunded nothing.
 pub fn insert_refund(unit: &mut Unit, r: &RefundRow) {
     super::record::insert(unit, r);
+    if matches!(r.status, RefundStatus::Failed | RefundStatus::Canceled) {
+        return;
+    }
     unit.push_if_changed(
         "UPDATE payments SET amount_refunded = amount_refunded + $2, updated_at = $3 WHERE id = $1",
         vec![
@@ -98,6 +118,67 @@ pub fn insert_refund(unit: &mut Unit, r: &RefundRow) {
             r.amount.into(),
             r.created_at.into(),
         ],
+    );
+}
+
+/// The refund's statuses that may still change: it has not settled.
+pub fn unsettled(status: &RefundStatus) -> bool {
+    matches!(status, RefundStatus::Pending | RefundStatus::RequiresAction)
+}
+
+/// What its provider now says of refund `provider_id`, once, whichever of a read and a
+/// webhook tells first: an unsettled refund takes any other status, a succeeded one only
+/// `failed` (a bank can return a refund it had accepted); a settled status is never
+/// undone otherwise. A refund that failed or was canceled gives its amount back to what
+/// remains refundable of its payment. Returns the index of the refund's update, which
+/// changed a row only if the status did change.
+pub fn settle_refund(
+    unit: &mut Unit,
+    provider: &str,
+    provider_id: &str,
+    status: &RefundStatus,
+    now: i64,
+) -> usize {
+    // Whether the refund's row changes: the same test in both statements.
+    macro_rules! changes {
+        () => {
+            "status <> $3 AND (status IN ('pending', 'requires_action') \
+             OR (status = 'succeeded' AND $3 = 'failed'))"
+        };
+    }
+    let mut args = vec![provider.into(), provider_id.into(), status.as_str().into()];
+    if matches!(status, RefundStatus::Failed | RefundStatus::Canceled) {
+        let mut with_now = args.clone();
+        with_now.push(now.into());
+        unit.push(
+            concat!(
+                "UPDATE payments SET amount_refunded = amount_refunded - (SELECT amount FROM \
+                 refunds WHERE provider = $1 AND provider_id = $2), updated_at = $4 WHERE id = \
+                 (SELECT payment_id FROM refunds WHERE provider = $1 AND provider_id = $2 AND ",
+                changes!(),
+                ")"
+            ),
+            with_now,
+        );
+    }
+    args.truncate(3);
+    unit.push(
+        concat!(
+            "UPDATE refunds SET status = $3, next_check_at = CASE WHEN $3 IN ('pending', \
+             'requires_action') THEN next_check_at ELSE NULL END \
+             WHERE provider = $1 AND provider_id = $2 AND ",
+            changes!()
+        ),
+        args,
+    )
+}
+
+/// A read of unsettled refund `id` that did not settle it: the next one at `next` (or
+/// never, `None`), after `checks` reads.
+pub fn reschedule_refund(unit: &mut Unit, id: &str, checks: i64, next: Option<i64>) {
+    unit.push(
+        "UPDATE refunds SET checks = $2, next_check_at = $3 WHERE id = $1",
+        vec![id.into(), checks.into(), Arg::from(next)],
     );
 }
 

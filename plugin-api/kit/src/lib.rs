@@ -98,8 +98,8 @@ pub use api::{
     HttpRequest, HttpResponse, Invoice, InvoicePage, InvoiceQuery, InvoiceStatus, LogLevel,
     Manifest, Metadata, Money, NewCustomer, NewPayment, NewRefund, NewSubscription, NextAction,
     ObjectRef, Payer, Payment, PaymentMethod, PaymentMethodList, PaymentStatus, PluginError,
-    Refund, RefundStatus, SetDefaultPaymentMethod, Subscription, SubscriptionStatus, VerifiedEvent,
-    WebhookDelivery, WebhookEvent, WebhookReports,
+    Refund, RefundRef, RefundStatus, SetDefaultPaymentMethod, Subscription, SubscriptionStatus,
+    VerifiedEvent, WebhookDelivery, WebhookEvent, WebhookReports,
 };
 pub use export::Plugin;
 pub use form::Form;

@@ -136,25 +136,43 @@ impl Provider for Hosted {
         let path = format!("/payments/{}/refunds", paid.id);
         let body = json!({"amount": {"currency": amount.currency.as_str(), "value": to_decimal(&amount)?}});
         let v = self.answer(self.http.post(&path).json(&body).ctx(ctx).send()?)?;
-        Ok(Refund {
-            id: v["id"].as_str().unwrap_or_default().into(),
-            payment_id: paid.id,
-            amount: from_decimal(
-                v["amount"]["value"].as_str().unwrap_or("0"),
-                &amount.currency,
-            )?,
-            status: RefundStatus::Pending,
-            reason: req.reason,
-            created: 0,
-            metadata: req.metadata,
-        })
+        let mut r = refund(&v, &paid.id)?;
+        (r.reason, r.metadata) = (req.reason, req.metadata);
+        Ok(r)
     }
+
+    fn get_refund(&self, ctx: &CallCtx, req: RefundRef) -> R<Refund> {
+        let payment = payhost_plugin_kit::path_id(&req.payment_id, "payment_id", "Hosted", 64)?;
+        let id = payhost_plugin_kit::path_id(&req.id, "id", "Hosted", 64)?;
+        let path = format!("/payments/{payment}/refunds/{id}");
+        refund(&self.answer(self.http.get(&path).ctx(ctx).send()?)?, &req.payment_id)
+    }
+}
+
+/// A refund as the provider answers it.
+fn refund(v: &Value, payment: &str) -> R<Refund> {
+    let currency = Currency::parse(v["amount"]["currency"].as_str().unwrap_or_default())
+        .map_err(|e| PluginError::new(codes::INTERNAL, e.to_string()))?;
+    Ok(Refund {
+        id: v["id"].as_str().unwrap_or_default().into(),
+        payment_id: payment.into(),
+        amount: from_decimal(v["amount"]["value"].as_str().unwrap_or("0"), &currency)?,
+        status: match v["status"].as_str() {
+            Some("refunded") => RefundStatus::Succeeded,
+            _ => RefundStatus::Pending,
+        },
+        reason: None,
+        created: 0,
+        metadata: Metadata::new(),
+    })
 }
 
 /// The provider: payments in minor units, answering with decimal strings as such APIs do.
 #[derive(Default)]
 struct FakeProvider {
     payments: HashMap<String, (i64, String, &'static str, i64)>,
+    /// Refund ids and their answers.
+    refunds: HashMap<String, Value>,
     next: u32,
 }
 
@@ -222,11 +240,15 @@ impl FakeProvider {
                             );
                         }
                         p.3 += want;
-                        answer(
-                            201,
-                            json!({"id": format!("re_{}_{}", id, p.3), "status": "pending", "amount": body["amount"]}),
-                        )
+                        let refund = format!("re_{}_{}", id, p.3);
+                        let r = json!({"id": refund, "status": "pending", "amount": body["amount"]});
+                        self.refunds.insert(refund, r.clone());
+                        answer(201, r)
                     }
+                    ("GET", ["refunds", refund]) => match self.refunds.get(*refund) {
+                        Some(r) => answer(200, r.clone()),
+                        None => answer(404, json!({"detail": "No refund exists with this id"})),
+                    },
                     _ => answer(404, json!({"detail": "no such route"})),
                 }
             }

@@ -26,6 +26,9 @@ crate::open_enum! {
         SubscriptionCancelled => "SubscriptionCancelled",
         /// Money went back to the buyer.
         RefundProcessed => "RefundProcessed",
+        /// A refund failed or was canceled after it was accepted: the money did not go back
+        /// (since 2.2). `object_id` is the refund, `payment_id` its payment.
+        RefundFailed => "RefundFailed",
         /// An invoice was paid.
         InvoicePaid => "InvoicePaid",
         /// An invoice's payment failed.

@@ -24,7 +24,7 @@ pub use payments::{
     CaptureMethod, CapturePayment, ConfirmPayment, NewPayment, NextAction, Payer, Payment,
     PaymentStatus,
 };
-pub use refunds::{NewRefund, Refund, RefundStatus};
+pub use refunds::{NewRefund, Refund, RefundRef, RefundStatus};
 pub use subscriptions::{
     CancelSubscription, ChangeSubscriptionPrice, NewSubscription, Subscription, SubscriptionStatus,
 };

@@ -43,6 +43,17 @@ pub struct NewRefund {
     pub currency: Option<crate::money::Currency>,
 }
 
+/// `get_refund`: the refund to read, with the payment it belongs to (providers that file
+/// refunds under their payment, `/v2/payments/{payment}/refunds/{id}`, need both).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRef {
+    /// The provider's refund id.
+    pub id: String,
+    /// The provider's id of the refunded payment.
+    pub payment_id: String,
+}
+
 /// A refund as the provider holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {

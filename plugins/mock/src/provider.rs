@@ -10,6 +10,13 @@ use serde::Deserialize;
 use std::sync::Mutex;
 
 const DAY: i64 = 86_400;
+/// The refund metadata key that makes a refund settle later: `pending` (it succeeds when
+/// next read) or `fails` (it fails when next read, and the payment's refunded amount drops).
+pub const REFUND_BEHAVIOUR: &str = "mock_refund";
+/// With [`REFUND_BEHAVIOUR`]: the read on which the refund settles (1 unless given).
+pub const REFUND_READS: &str = "mock_refund_reads";
+const SETTLES: &str = "pending";
+const FAILS: &str = "fails";
 const PERIOD: i64 = 30 * DAY;
 
 /// The mock's configuration.
@@ -512,17 +519,57 @@ impl Provider for MockProvider {
             return Err(PluginError::invalid("amount", msg));
         }
         p.amount_refunded += amount;
+        // `mock_refund: pending` (or `fails`) leaves the refund pending, as a bank refund
+        // is; it settles (or fails) when it is next read.
+        let status = match req.metadata.get(REFUND_BEHAVIOUR).map(String::as_str) {
+            None => RefundStatus::Succeeded,
+            Some(SETTLES | FAILS) => RefundStatus::Pending,
+            Some(other) => {
+                return Err(PluginError::invalid(
+                    "metadata",
+                    format!("{REFUND_BEHAVIOUR} '{other}' is not '{SETTLES}' or '{FAILS}'"),
+                ))
+            }
+        };
         let refund = Refund {
             id: id.clone(),
             payment_id: p.id.clone(),
             amount: Money::new(amount, p.amount.currency.clone()),
-            status: RefundStatus::Succeeded,
+            status,
             reason: req.reason,
             created: now,
             metadata: req.metadata,
         };
         st.refunds.insert(id, refund.clone());
         Ok(refund)
+    }
+
+    fn get_refund(&self, _ctx: &CallCtx, req: RefundRef) -> Result<Refund, PluginError> {
+        let mut st = self.state();
+        let st = &mut *st;
+        let r = st
+            .refunds
+            .get_mut(&req.id)
+            .filter(|r| r.payment_id == req.payment_id)
+            .ok_or_else(|| PluginError::not_found("refund", &req.id))?;
+        let reads = st.refund_reads.entry(r.id.clone()).or_default();
+        *reads += 1;
+        let settles_on = r
+            .metadata
+            .get(REFUND_READS)
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(1);
+        if r.status == RefundStatus::Pending && *reads >= settles_on {
+            if r.metadata.get(REFUND_BEHAVIOUR).map(String::as_str) == Some(FAILS) {
+                r.status = RefundStatus::Failed;
+                if let Some(p) = st.payments.get_mut(&r.payment_id) {
+                    p.amount_refunded -= r.amount.amount;
+                }
+            } else {
+                r.status = RefundStatus::Succeeded;
+            }
+        }
+        Ok(r.clone())
     }
 
     fn get_invoice(&self, _ctx: &CallCtx, req: ObjectRef) -> Result<Invoice, PluginError> {

@@ -16,6 +16,8 @@ pub(crate) struct State {
     pub(crate) return_urls: BTreeMap<String, String>,
     pub(crate) subscriptions: BTreeMap<String, Subscription>,
     pub(crate) refunds: BTreeMap<String, Refund>,
+    /// How often each unsettled refund has been read.
+    pub(crate) refund_reads: BTreeMap<String, u32>,
     /// In creation order.
     pub(crate) invoices: Vec<Invoice>,
     /// The payment each idempotency key created: a repeated key gets it back, as a real

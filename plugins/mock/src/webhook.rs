@@ -168,6 +168,7 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
         "payment.failed" => DomainEventKind::PaymentFailed,
         "payment.expired" => DomainEventKind::PaymentExpired,
         "refund.succeeded" => DomainEventKind::RefundProcessed,
+        "refund.failed" => DomainEventKind::RefundFailed,
         "subscription.created" => DomainEventKind::SubscriptionCreated,
         "subscription.updated" => DomainEventKind::SubscriptionUpdated,
         "subscription.deleted" => DomainEventKind::SubscriptionCancelled,
@@ -224,6 +225,7 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
             r.customer_id = Some(o.id)
         }
         DomainEventKind::RefundProcessed
+        | DomainEventKind::RefundFailed
         | DomainEventKind::DisputeOpened
         | DomainEventKind::DisputeClosed
         // The host's own: never in a mock webhook.

@@ -30,6 +30,16 @@ fn fail(f: Failure) -> PluginError {
     f.into_plugin_error()
 }
 
+/// A PayPal refund's status in payhost's words.
+fn refund_status(status: &str) -> RefundStatus {
+    match status {
+        "COMPLETED" => RefundStatus::Succeeded,
+        "PENDING" => RefundStatus::Pending,
+        "CANCELLED" => RefundStatus::Canceled,
+        _ => RefundStatus::Failed,
+    }
+}
+
 impl PaypalProvider {
     fn order(&self, id: &str, ctx: &CallCtx) -> Result<Order, PluginError> {
         self.client
@@ -297,6 +307,42 @@ impl Provider for PaypalProvider {
         self.order(&req.id, ctx)?.to_payment(None)
     }
 
+    fn get_refund(&self, ctx: &CallCtx, req: RefundRef) -> Result<Refund, PluginError> {
+        let r: crate::wire::Movement = self
+            .client
+            .call(
+                "GET",
+                &format!("/v2/payments/refunds/{}", seg(&req.id, "id")?),
+                None,
+                ctx,
+            )
+            .map_err(fail)?;
+        let amount = r
+            .amount
+            .as_ref()
+            .ok_or_else(|| {
+                PluginError::new(
+                    codes::PROTOCOL,
+                    format!("PayPal refund {} has no amount", r.id),
+                )
+            })
+            .and_then(crate::money::from_paypal)?;
+        Ok(Refund {
+            id: r.id.clone(),
+            // PayPal's refund names its capture, not the order: the order is the one asked.
+            payment_id: req.payment_id,
+            amount,
+            status: refund_status(&r.status),
+            reason: None,
+            created: r
+                .create_time
+                .as_deref()
+                .and_then(crate::wire::rfc3339)
+                .unwrap_or_else(|| self.host.now_secs()),
+            metadata: Metadata::new(),
+        })
+    }
+
     fn create_refund(&self, ctx: &CallCtx, req: NewRefund) -> Result<Refund, PluginError> {
         let order = self.order(&req.payment_id, ctx)?;
         let payments = order.payments();
@@ -350,12 +396,7 @@ impl Provider for PaypalProvider {
                 ctx,
             )
             .map_err(fail)?;
-        let status = match r.status.as_str() {
-            "COMPLETED" => RefundStatus::Succeeded,
-            "PENDING" => RefundStatus::Pending,
-            "CANCELLED" => RefundStatus::Canceled,
-            _ => RefundStatus::Failed,
-        };
+        let status = refund_status(&r.status);
         Ok(Refund {
             id: r.id.clone(),
             payment_id: order.id.clone(),

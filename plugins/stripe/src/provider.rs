@@ -393,6 +393,12 @@ impl Provider for StripeProvider {
         r.to_refund()
     }
 
+    fn get_refund(&self, ctx: &CallCtx, req: RefundRef) -> Result<Refund, PluginError> {
+        let path = format!("/v1/refunds/{}", seg(&req.id, "id")?);
+        let r: StripeRefund = self.call(Method::Get, &path, &Form::new(), ctx)?;
+        r.to_refund()
+    }
+
     fn get_invoice(&self, ctx: &CallCtx, req: ObjectRef) -> Result<Invoice, PluginError> {
         let path = format!("/v1/invoices/{}", seg(&req.id, "id")?);
         let inv: StripeInvoice = self.call(Method::Get, &path, &Form::new(), ctx)?;

@@ -21,6 +21,7 @@ pub struct Template {
     ids: IdGen,
     secret: Secret,
     payments: Mutex<HashMap<String, Payment>>,
+    refunds: Mutex<HashMap<String, Refund>>,
 }
 
 impl Plugin for Template {
@@ -40,8 +41,8 @@ impl Plugin for Template {
     }
 
     fn new(config: Config, host: Host) -> R<Self> {
-        let payments = Mutex::default();
-        Ok(Self { ids: IdGen::new(&host), secret: config.webhook_secret, payments })
+        let (payments, refunds) = (Mutex::default(), Mutex::default());
+        Ok(Self { ids: IdGen::new(&host), secret: config.webhook_secret, payments, refunds })
     }
 }
 
@@ -117,7 +118,15 @@ impl Provider for Template {
         })?;
         let (id, amount) = (self.ids.next("tr"), Money::new(amount, p.amount.currency));
         let (status, reason, metadata) = (RefundStatus::Succeeded, req.reason, req.metadata);
-        Ok(Refund { id, payment_id: p.id, amount, status, reason, created: 0, metadata })
+        let r = Refund { id, payment_id: p.id, amount, status, reason, created: 0, metadata };
+        self.refunds.lock().unwrap_or_else(|p| p.into_inner()).insert(r.id.clone(), r.clone());
+        Ok(r)
+    }
+
+    fn get_refund(&self, _: &CallCtx, req: RefundRef) -> R<Refund> {
+        let refunds = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
+        let r = refunds.get(&req.id).filter(|r| r.payment_id == req.payment_id);
+        r.cloned().ok_or_else(|| PluginError::not_found("refund", &req.id))
     }
 
     /// The body is `{"id", "event_type", "created", "payment"}`, signed like Stripe's.

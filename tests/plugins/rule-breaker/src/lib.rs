@@ -8,6 +8,7 @@
 //!   `provider_unavailable` (an outage says nothing about the rule: it is no refusal);
 //! - `unimplemented_capability`: `refunds` is declared, `create_refund` left at the kit's
 //!   default (`unsupported_operation`);
+//! - `refund_read_back_wrong`: `get_refund` answers another amount than the refund's;
 //! - `nothing`: no rule broken.
 
 use payhost_plugin_kit::prelude::*;
@@ -23,6 +24,7 @@ pub enum Rule {
     RefundAboveRemaining,
     RefusalAsOutage,
     UnimplementedCapability,
+    RefundReadBackWrong,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -37,6 +39,7 @@ pub struct RuleBreaker {
     ids: IdGen,
     counter: AtomicU64,
     payments: Mutex<HashMap<String, Payment>>,
+    refunds: Mutex<HashMap<String, Refund>>,
 }
 
 impl RuleBreaker {
@@ -46,7 +49,8 @@ impl RuleBreaker {
             Rule::Nothing
             | Rule::RefundAboveRemaining
             | Rule::RefusalAsOutage
-            | Rule::UnimplementedCapability => self.ids.next("rb"),
+            | Rule::UnimplementedCapability
+            | Rule::RefundReadBackWrong => self.ids.next("rb"),
         }
     }
 }
@@ -70,6 +74,7 @@ impl Plugin for RuleBreaker {
             ids: IdGen::new(&host),
             counter: AtomicU64::new(0),
             payments: Mutex::default(),
+            refunds: Mutex::default(),
         })
     }
 }
@@ -120,7 +125,7 @@ impl Provider for RuleBreaker {
             return Err(PluginError::invalid("amount", "above what remains"));
         }
         p.amount_refunded += amount;
-        Ok(Refund {
+        let r = Refund {
             id: self.id(),
             payment_id: p.id.clone(),
             amount: Money::new(amount, p.amount.currency.clone()),
@@ -128,7 +133,18 @@ impl Provider for RuleBreaker {
             reason: None,
             created: 0,
             metadata: req.metadata,
-        })
+        };
+        self.refunds.lock().unwrap().insert(r.id.clone(), r.clone());
+        Ok(r)
+    }
+
+    fn get_refund(&self, _: &CallCtx, req: RefundRef) -> Result<Refund, PluginError> {
+        let mut r = self.refunds.lock().unwrap().get(&req.id).cloned();
+        let r = r.as_mut().ok_or_else(|| PluginError::not_found("refund", &req.id))?;
+        if self.breaks == Rule::RefundReadBackWrong {
+            r.amount.amount += 1;
+        }
+        Ok(r.clone())
     }
 }
 

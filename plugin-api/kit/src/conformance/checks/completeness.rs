@@ -107,6 +107,13 @@ impl Suite<'_> {
                     ..NewRefund::default()
                 }
             ),
+            "get_refund" => p!(
+                ops::GetRefund,
+                RefundRef {
+                    id: MISSING.into(),
+                    payment_id: MISSING.into(),
+                }
+            ),
             "create_subscription" => p!(
                 ops::CreateSubscription,
                 NewSubscription {

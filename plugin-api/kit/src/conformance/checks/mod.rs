@@ -11,8 +11,8 @@ use crate::api::{
     CaptureMethod, CapturePayment, ChangeSubscriptionPrice, ConfirmPayment, Currency, CustomerRef,
     CustomerUpdate, DetachPaymentMethod, Headers, InvoiceQuery, Manifest, Money, NewCustomer,
     NewPayment, NewRefund, NewSubscription, NextAction, ObjectRef, Payer, Payment, PaymentStatus,
-    PluginError, SetDefaultPaymentMethod, SubscriptionStatus, WebhookDelivery, WebhookEvent,
-    CONTRACT_VERSION,
+    PluginError, RefundRef, SetDefaultPaymentMethod, SubscriptionStatus, WebhookDelivery,
+    WebhookEvent, CONTRACT_VERSION,
 };
 use serde_json::json;
 use std::cell::{Cell, RefCell};

@@ -129,6 +129,21 @@ impl Suite<'_> {
             if r.amount.amount != 300 || !ok_status(&r) || r.payment_id != paid.id {
                 return Err(format!("a refund of 300 answered {r:?}"));
             }
+            // Since 2.2 the host reads refunds back until they settle.
+            if ops::known_to(ops::GetRefund::NAME, &self.manifest.contract) {
+                let read = self
+                    .op::<ops::GetRefund>(
+                        a,
+                        &RefundRef {
+                            id: r.id.clone(),
+                            payment_id: paid.id.clone(),
+                        },
+                    )
+                    .map_err(|e| format!("reading refund '{}' back: {}", r.id, err(&e)))?;
+                if read.id != r.id || read.amount != r.amount || read.payment_id != paid.id {
+                    return Err(format!("refund '{}' read back as {read:?}", r.id));
+                }
+            }
             Ok(())
         });
         self.check("refunds.refused_above_remaining", || {
