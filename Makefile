@@ -1,7 +1,7 @@
 # payhost: the commands README.md documents.
 CARGO ?= cargo
 PLUGINS_DIR := target/plugins
-RELEASE_PLUGINS := payhost_plugin_mock payhost_plugin_stripe payhost_plugin_paypal
+RELEASE_PLUGINS := payhost_plugin_mock payhost_plugin_stripe payhost_plugin_paypal payhost_plugin_mollie
 SO := so
 
 SHELL := /bin/bash

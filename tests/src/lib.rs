@@ -7,6 +7,7 @@
 pub mod api;
 pub mod conformance;
 pub mod db;
+pub mod fake_mollie;
 pub mod fake_paypal;
 pub mod fake_stripe;
 
@@ -227,6 +228,10 @@ pub fn plugin(lib_name: &str) -> PathBuf {
 
 pub fn stripe_so() -> PathBuf {
     plugin("payhost_plugin_stripe")
+}
+
+pub fn mollie_so() -> PathBuf {
+    plugin("payhost_plugin_mollie")
 }
 
 pub fn mock_so() -> PathBuf {

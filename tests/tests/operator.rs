@@ -194,6 +194,7 @@ fn the_dist_tarball_runs_from_a_scratch_folder() {
         "plugins/libpayhost_plugin_mock.so",
         "plugins/libpayhost_plugin_stripe.so",
         "plugins/libpayhost_plugin_paypal.so",
+        "plugins/libpayhost_plugin_mollie.so",
         "payhost.toml",
         "deploy/payhost.service",
         "deploy/payhost.toml",

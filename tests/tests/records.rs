@@ -453,15 +453,21 @@ fn a_payment_that_expires_keeps_its_reason() {
     );
 
     let expired = json!({"id": provider_pay, "customer": c["provider_id"], "amount": 1200,
-        "currency": "eur", "status": "expired",
+        "currency": "eur", "status": "expired", "failure_code": "expired",
         "failure_message": "the checkout was not completed within 15 minutes"});
     webhook(&api, &db, "evt_expired", "payment.expired", expired.clone());
     webhook(&api, &db, "evt_expired_again", "payment.expired", expired);
     let after = api.get(&format!("/v1/payments/{pay}")).body;
     assert_eq!(after["status"], "expired", "{after}");
     assert_eq!(
-        after["failure_message"],
-        "the checkout was not completed within 15 minutes"
+        (
+            after["failure_code"].as_str(),
+            after["failure_message"].as_str()
+        ),
+        (
+            Some("expired"),
+            Some("the checkout was not completed within 15 minutes")
+        )
     );
     let events = api.get(&format!("/v1/events?type=PaymentExpired&object_id={pay}"));
     let data = ok(&events, 200).body["data"].as_array().unwrap().clone();

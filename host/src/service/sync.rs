@@ -27,15 +27,13 @@ pub(crate) fn apply(
                 "failed"
             };
             adopt_payment(unit, provider, r, status, (created, now), ids);
-            payments::sync_payment_status(
-                unit,
-                provider,
-                object,
-                status,
-                r.error.as_deref(),
-                created,
-                now,
-            );
+            // A success clears nothing: the code and message of an earlier failure stay.
+            let failure = if r.kind == DomainEventKind::PaymentFailed {
+                (r.reason.as_deref(), r.error.as_deref())
+            } else {
+                (None, None)
+            };
+            payments::sync_payment_status(unit, provider, object, status, failure, created, now);
         }
         DomainEventKind::PaymentCreated => {
             let status = r.status.as_deref().unwrap_or("requires_payment_method");
@@ -48,7 +46,7 @@ pub(crate) fn apply(
                 provider,
                 object,
                 PaymentStatus::Expired.as_str(),
-                r.error.as_deref(),
+                (r.reason.as_deref(), r.error.as_deref()),
                 created,
                 now,
             );
@@ -59,7 +57,15 @@ pub(crate) fn apply(
             } else {
                 "canceled"
             };
-            payments::sync_payment_status(unit, provider, object, status, None, created, now);
+            payments::sync_payment_status(
+                unit,
+                provider,
+                object,
+                status,
+                (None, None),
+                created,
+                now,
+            );
         }
         DomainEventKind::SubscriptionCreated | DomainEventKind::SubscriptionUpdated => {
             let s = subscriptions::SubscriptionSync {

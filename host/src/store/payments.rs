@@ -252,17 +252,20 @@ pub fn update_payment_state(unit: &mut Unit, p: &PaymentRow) {
 
 /// A status a webhook tells, unless the row holds a newer state (`synced_at`, the provider
 /// time of the newest fact applied). Money received follows a success.
+/// `failure` is the (code, message) a failed or expired payment's report gives, each kept
+/// where the report leaves it out.
 pub fn sync_payment_status(
     unit: &mut Unit,
     provider: &str,
     provider_id: &str,
     status: &str,
-    error: Option<&str>,
+    failure: (Option<&str>, Option<&str>),
     created: i64,
     now: i64,
 ) {
     unit.push(
         "UPDATE payments SET status = $3, failure_message = COALESCE($4, failure_message), \
+         failure_code = COALESCE($7, failure_code), \
          amount_received = CASE WHEN $3 = 'succeeded' AND amount_received = 0 THEN amount \
          ELSE amount_received END, next_action = NULL, synced_at = $5, updated_at = $6 \
          WHERE provider = $1 AND provider_id = $2 AND synced_at <= $5",
@@ -270,9 +273,10 @@ pub fn sync_payment_status(
             provider.into(),
             provider_id.into(),
             status.into(),
-            Arg::from(error),
+            Arg::from(failure.1),
             created.into(),
             now.into(),
+            Arg::from(failure.0),
         ],
     );
 }

@@ -145,7 +145,10 @@ impl Provider for Hosted {
         let payment = payhost_plugin_kit::path_id(&req.payment_id, "payment_id", "Hosted", 64)?;
         let id = payhost_plugin_kit::path_id(&req.id, "id", "Hosted", 64)?;
         let path = format!("/payments/{payment}/refunds/{id}");
-        refund(&self.answer(self.http.get(&path).ctx(ctx).send()?)?, &req.payment_id)
+        refund(
+            &self.answer(self.http.get(&path).ctx(ctx).send()?)?,
+            &req.payment_id,
+        )
     }
 }
 
@@ -241,7 +244,8 @@ impl FakeProvider {
                         }
                         p.3 += want;
                         let refund = format!("re_{}_{}", id, p.3);
-                        let r = json!({"id": refund, "status": "pending", "amount": body["amount"]});
+                        let r =
+                            json!({"id": refund, "status": "pending", "amount": body["amount"]});
                         self.refunds.insert(refund, r.clone());
                         answer(201, r)
                     }

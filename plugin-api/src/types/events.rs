@@ -114,7 +114,10 @@ pub struct DomainEventReport {
     /// Unix seconds: the subscription's trial ends (since 2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial_end: Option<i64>,
-    /// Why, for a dispute (`fraudulent`, `product_not_received`, ...) (since 2.1).
+    /// Why: a dispute's reason (`fraudulent`, `product_not_received`, ...) (since 2.1); the
+    /// code of a `PaymentFailed` or `PaymentExpired` (`insufficient_funds`, `expired`),
+    /// which the host keeps as the payment's `failure_code`, `error` being its message
+    /// (since 2.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -44,6 +44,7 @@ struct Object {
     amount: Option<i64>,
     currency: Option<String>,
     status: Option<String>,
+    failure_code: Option<String>,
     failure_message: Option<String>,
     payment: Option<String>,
     subscription: Option<String>,
@@ -147,6 +148,7 @@ fn map_thin(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError>
     r.amount = Some(p.amount.clone());
     r.status = Some(p.status.as_str().to_owned());
     r.error = p.failure_message.clone();
+    r.reason = p.failure_code.clone();
     Ok(vec![r])
 }
 
@@ -202,7 +204,8 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
     r.payment_id = o.payment;
     r.email = o.email;
     r.name = o.name;
-    r.reason = o.reason;
+    // A payment's failure code travels as the report's reason (2.2).
+    r.reason = o.reason.or(o.failure_code);
     r.payment_method_id = o.payment_method;
     r.current_period_start = o.current_period_start;
     r.current_period_end = o.current_period_end;
