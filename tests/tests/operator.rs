@@ -227,7 +227,7 @@ fn the_dist_tarball_runs_from_a_scratch_folder() {
         .arg(s.config())
         .args(["config", "check"]));
     assert!(
-        check.contains("OK (1 provider instances, 3 plugins"),
+        check.contains("OK (1 provider instances, 4 plugins"),
         "{check}"
     );
     let host = s.serve_binary(&bin, &[("RUST_LOG", "info")]);
