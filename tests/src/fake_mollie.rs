@@ -32,7 +32,6 @@ use payhost_plugin_kit::money::{from_decimal, to_decimal};
 use payhost_plugin_kit::{Currency, Form};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -333,7 +332,12 @@ fn notify(i: &Inner, id: &str) {
     let (log, id) = (i.deliveries.clone(), id.to_owned());
     std::thread::spawn(move || {
         for attempt in 0..5u32 {
-            let status = post_form(&url, &format!("id={id}")).unwrap_or(0);
+            let status = crate::post_form(
+                &url,
+                &[("User-Agent", "Mollie HTTP client")],
+                &format!("id={id}"),
+            )
+            .map_or(0, |(status, _)| status);
             log.lock().unwrap().push(Delivery {
                 url: url.clone(),
                 payment: id.clone(),
@@ -345,28 +349,6 @@ fn notify(i: &Inner, id: &str) {
             std::thread::sleep(Duration::from_millis(200 << attempt));
         }
     });
-}
-
-/// POSTs a form to `url` (plain http), answering the status.
-fn post_form(url: &str, body: &str) -> std::io::Result<u16> {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: Mollie HTTP client\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)?;
-    Ok(answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0))
 }
 
 fn next_id(i: &mut Inner, prefix: &str) -> String {

@@ -256,6 +256,41 @@ pub fn install(src: &Path, dir: &Path, name: &str) {
     std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
+/// POSTs a form body to `url` (plain http) as a provider or a browser would: the answer's
+/// status and its whole text.
+///
+/// # Errors
+/// The address cannot be reached, or the answer cannot be read.
+pub fn post_form(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, answer))
+}
+
 /// A local port nothing listens on (bound, then released): an endpoint that is down.
 pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -34,6 +34,10 @@ fn mock_2_0() -> std::path::PathBuf {
     compat(&format!("libmock-2.0.{}", std::env::consts::DLL_EXTENSION))
 }
 
+fn mock_2_1() -> std::path::PathBuf {
+    compat(&format!("libmock-2.1.{}", std::env::consts::DLL_EXTENSION))
+}
+
 fn run(bin: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin).args(args).output().unwrap();
     (
@@ -41,6 +45,29 @@ fn run(bin: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+#[test]
+fn the_2_1_mock_loads_in_this_host_and_passes_conformance() {
+    let file = mock_2_1();
+    let (code, out, err) = run(
+        &payhost_bin(),
+        &["plugins", "check", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("contract:        2.1.0"), "{out}");
+    let (code, out, _) = run(
+        &payhost_bin(),
+        &["plugins", "conformance", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+    // get_refund came with 2.2: not a 2.1 plugin's promise, and its refunds are not read
+    // back.
+    assert!(
+        out.contains("PASS  capability.refunds.implemented")
+            && out.contains("PASS  refunds.partial_then_rest"),
+        "{out}"
+    );
 }
 
 #[test]

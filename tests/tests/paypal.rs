@@ -103,6 +103,7 @@ fn conformance_passes_on_the_fake_paypal() {
         "PASS  refunds.refused_above_remaining",
         "PASS  subscriptions.create_change_cancel",
         "PASS  webhooks.unsigned_refused",
+        "PASS  webhooks.forged_thin_refused",
         "PASS  capability.subscriptions.implemented",
         "PASS  capability.manual_capture.implemented",
         "SKIP  customers.create_get_update: no customers capability",

@@ -547,6 +547,128 @@ fn stripe_webhooks_are_verified_and_synced() {
 }
 
 #[test]
+fn stripe_thin_events_update_records_like_snapshot_events() {
+    let fake = FakeStripe::start();
+    let providers = format!(
+        "[providers.stripe]\nplugin = \"stripe\"\nallow_hosts = [\"127.0.0.1\"]\n\
+         config = {{ api_key = \"{}\", webhook_secret = \"whsec_thin\", api_base = \"{}\" }}\n",
+        payhost_tests::fake_stripe::API_KEY,
+        fake.base
+    );
+    let s = Scratch::with_host(
+        &[(&stripe_so(), "stripe.so")],
+        "default_provider = \"stripe\"\n",
+        &providers,
+    );
+    let host = s.serve();
+    let api = Api::new(&host.addr, API_KEY);
+    let db = TestDb::sqlite(s.dir.path());
+    let stripe = |path: &str, form: &str| {
+        let key = format!("Bearer {}", payhost_tests::fake_stripe::API_KEY);
+        let (status, answer) = post_form(
+            &format!("{}{path}", fake.base),
+            &[("Authorization", &key)],
+            form,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{path}: {answer}");
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        serde_json::from_str::<Value>(body).unwrap()
+    };
+    // A thin event notification: only the object's reference, signed like any event.
+    let thin = |id: &str, kind: &str, collection: &str, object: &str| {
+        let body = json!({"id": id, "object": "v2.core.event", "type": kind, "livemode": false,
+            "created": payhost_plugin_kit::time::to_rfc3339(now()),
+            "related_object": {"id": object, "type": kind, "url": format!("/v1/{collection}/{object}")}})
+        .to_string();
+        let header = signature::header(&["whsec_thin"], now(), body.as_bytes());
+        deliver(&api, "stripe", Some(("Stripe-Signature", &header)), &body)
+    };
+
+    // The buyer confirms at Stripe (Stripe.js): the thin event tells payhost, which reads
+    // the payment intent and syncs it as a snapshot event would.
+    let (pay, pi) = open_payment(&api, "thin1");
+    stripe(
+        &format!("/v1/payment_intents/{pi}/confirm"),
+        "payment_method=pm_card_visa",
+    );
+    let r = thin(
+        "evt_thin_1",
+        "v1.payment_intent.succeeded",
+        "payment_intents",
+        &pi,
+    );
+    assert_eq!(
+        (r.status, r.body["duplicate"].as_bool()),
+        (200, Some(false)),
+        "{r:?}"
+    );
+    eventually("the payment synced from the thin event", || {
+        db.value("SELECT status FROM payments WHERE id = $1", &[&pay])
+            .as_deref()
+            == Some("succeeded")
+    });
+    let events = api.get(&format!("/v1/events?type=PaymentSucceeded&object_id={pay}"));
+    assert_eq!(
+        events.body["data"].as_array().unwrap().len(),
+        1,
+        "{events:?}"
+    );
+    // Stored with what was read; the same event again is a duplicate.
+    let fetched = db
+        .value(
+            "SELECT fetched FROM webhook_inbox WHERE event_id = 'evt_thin_1'",
+            &[],
+        )
+        .unwrap();
+    assert!(
+        fetched.contains(&pi) && fetched.contains("succeeded"),
+        "{fetched}"
+    );
+    let again = thin(
+        "evt_thin_1",
+        "v1.payment_intent.succeeded",
+        "payment_intents",
+        &pi,
+    );
+    assert_eq!(again.body["duplicate"], true, "{again:?}");
+
+    // A refund made in Stripe's dashboard, told thin: adopted, the payment's refunded
+    // amount follows.
+    let refund = stripe("/v1/refunds", &format!("payment_intent={pi}&amount=500"));
+    let re = refund["id"].as_str().unwrap();
+    thin("evt_thin_2", "v1.refund.created", "refunds", re);
+    eventually("the dashboard's refund recorded", || {
+        db.value(
+            "SELECT CAST(amount_refunded AS TEXT) FROM payments WHERE id = $1",
+            &[&pay],
+        )
+        .as_deref()
+            == Some("500")
+    });
+    assert_eq!(
+        db.value("SELECT status FROM refunds WHERE provider_id = $1", &[re])
+            .as_deref(),
+        Some("succeeded")
+    );
+
+    // Signed, but naming what payhost never reads, or what Stripe does not have: refused,
+    // nothing stored.
+    for (id, collection, object) in [
+        ("evt_thin_3", "accounts", "acct_1"),
+        ("evt_thin_4", "payment_intents", "pi_nothere"),
+    ] {
+        let r = thin(id, "v1.payment_intent.succeeded", collection, object);
+        assert_eq!((r.status, r.param()), (400, "related_object"), "{r:?}");
+    }
+    assert_eq!(
+        count(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM webhook_inbox", &[]),
+        2,
+        "only the two thin events that name real objects are stored"
+    );
+}
+
+#[test]
 fn kill_9_during_a_burst_loses_nothing_acknowledged_and_applies_nothing_twice() {
     let s = Scratch::with_host(
         &[(&mock_so(), "mock.so")],

@@ -93,11 +93,16 @@ fn refusal(provider: &str, e: ReceiveError) -> ApiError {
             )
         }
         ReceiveError::Call(CallError::Plugin(p)) if p.code.as_str() == codes::INVALID_REQUEST => {
-            ApiError::new(
+            let e = ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 p.message.to_string(),
-            )
+            );
+            // What in the delivery the plugin could not read (`body`, `related_object`).
+            match &p.param {
+                Some(param) => e.with_param(param.as_str()),
+                None => e,
+            }
         }
         ReceiveError::Call(other) => other.into(),
     }

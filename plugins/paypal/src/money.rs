@@ -3,6 +3,7 @@
 //! units of ISO 4217; PayPal takes HUF and TWD without decimals, so those amounts must be
 //! whole.
 
+use payhost_plugin_kit::money::from_decimal;
 use payhost_plugin_kit::{Currency, Money, PluginError};
 use serde::{Deserialize, Serialize};
 
@@ -72,11 +73,12 @@ pub fn to_paypal(money: &Money) -> Result<Amount, PluginError> {
     })
 }
 
-/// PayPal's amount as payhost's money.
+/// PayPal's amount as payhost's money, read with the kit's `from_decimal` (the currency's
+/// ISO digits; trailing zeros beyond them, as in `"50.0"` JPY, are the same amount).
 ///
 /// # Errors
-/// `plugin_internal` for an amount PayPal would never send (a malformed value, more
-/// decimals than the currency has, an unknown currency).
+/// `plugin_internal` for an amount PayPal would never send (a malformed or negative value,
+/// a fraction finer than the currency has, an unknown currency).
 pub fn from_paypal(amount: &Amount) -> Result<Money, PluginError> {
     let bad = |why: &str| {
         PluginError::new(
@@ -89,32 +91,10 @@ pub fn from_paypal(amount: &Amount) -> Result<Money, PluginError> {
     };
     let currency = Currency::parse(&amount.currency_code.to_ascii_lowercase())
         .map_err(|_| bad("unknown currency"))?;
-    let (iso, _) = digits(&currency).map_err(|_| bad("unknown minor digits"))?;
-    let (whole, frac) = match amount.value.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (amount.value.as_str(), ""),
-    };
-    let frac_len = u32::try_from(frac.len()).map_err(|_| bad("too many decimals"))?;
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-        || frac_len > iso
-        || (amount.value.contains('.') && frac.is_empty())
-    {
-        return Err(bad("not a decimal with the currency's digits"));
+    if amount.value.starts_with('-') {
+        return Err(bad("PayPal's amounts are never negative"));
     }
-    let scale = 10i64.pow(iso);
-    let whole: i64 = whole.parse().map_err(|_| bad("too large"))?;
-    let frac: i64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse::<i64>().map_err(|_| bad("too large"))? * 10i64.pow(iso - frac_len)
-    };
-    let minor = whole
-        .checked_mul(scale)
-        .and_then(|w| w.checked_add(frac))
-        .ok_or_else(|| bad("too large"))?;
-    Ok(Money::new(minor, currency))
+    from_decimal(&amount.value, &currency).map_err(|e| bad(&e.message))
 }
 
 #[cfg(test)]
@@ -153,6 +133,7 @@ mod tests {
             (m(12345, "bhd"), a("12.345", "BHD")),
             (m(150_000, "huf"), a("1500", "HUF")),
             (m(5010, "usd"), a("50.1", "USD")),
+            (m(50, "jpy"), a("50.0", "JPY")),
         ] {
             assert_eq!(from_paypal(&amount).unwrap(), money, "{amount:?}");
         }
@@ -162,7 +143,7 @@ mod tests {
             a("-5.00", "USD"),
             a("5.", "USD"),
             a("", "USD"),
-            a("50.0", "JPY"),
+            a("50.5", "JPY"),
             a("1.00", "XXQ"),
         ] {
             assert!(from_paypal(&bad).is_err(), "{bad:?} was accepted");

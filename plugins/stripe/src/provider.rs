@@ -429,11 +429,30 @@ impl Provider for StripeProvider {
 
     fn verify_webhook(
         &self,
-        _ctx: &CallCtx,
+        ctx: &CallCtx,
         delivery: WebhookDelivery,
     ) -> Result<VerifiedEvent, PluginError> {
         let secrets: Vec<&str> = self.webhook_secrets.iter().map(Secret::expose).collect();
-        webhook::verify(&delivery, &secrets)
+        let verified = webhook::verify(&delivery, &secrets)?;
+        let mut event = verified.event;
+        if let Some(path) = verified.fetch {
+            // A thin event: read what it names now, with this account's key (contract
+            // 2.2's `fetched`); an object Stripe does not have is refused, nothing stored.
+            let object: serde_json::Value = self
+                .call(Method::Get, &path, &Form::new(), ctx)
+                .map_err(|e| {
+                    if e.is(codes::NOT_FOUND) {
+                        PluginError::invalid(
+                            "related_object",
+                            format!("the thin event names {path}, which Stripe does not have"),
+                        )
+                    } else {
+                        e
+                    }
+                })?;
+            event.fetched = Some(object.to_string());
+        }
+        Ok(event)
     }
 
     fn map_webhook(

@@ -3,6 +3,7 @@
 //! time), and Stripe events mapped into payhost's domain events. Event types payhost has no
 //! domain event for are acknowledged with no event, never an error.
 
+use payhost_plugin_kit::time::parse_rfc3339;
 use payhost_plugin_kit::{
     codes, signature, Currency, DomainEventKind, DomainEventReport, Money, PluginError,
     VerifiedEvent, WebhookDelivery, WebhookEvent,
@@ -12,12 +13,13 @@ use serde_json::Value;
 /// The header Stripe signs in (lowercase, as the host passes headers).
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
 
-/// Verifies a delivery against every configured secret and parses the event envelope.
+/// Verifies a delivery against every configured secret and parses the event envelope; for
+/// a thin event, names the object to read.
 ///
 /// # Errors
 /// `invalid_signature` (missing, malformed, stale or wrong), `invalid_request` (a body that
 /// is not a Stripe event).
-pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, PluginError> {
+pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<Verified, PluginError> {
     let header = d.headers.get(SIGNATURE_HEADER).ok_or_else(|| {
         PluginError::new(codes::INVALID_SIGNATURE, "missing Stripe-Signature header")
     })?;
@@ -39,12 +41,80 @@ pub fn verify(d: &WebhookDelivery, secrets: &[&str]) -> Result<VerifiedEvent, Pl
             "a Stripe event needs an id and a type",
         ));
     };
-    Ok(VerifiedEvent {
-        id: id.to_owned(),
-        event_type: kind.to_owned(),
-        created: event["created"].as_i64().unwrap_or(0),
-        ..VerifiedEvent::default()
+    if event["object"] == THIN_OBJECT {
+        // A thin event: `created` is RFC 3339, and the type of a v1 object's event is
+        // prefixed `v1.`; what happened is read from the object it names.
+        let created = event["created"]
+            .as_str()
+            .map(parse_rfc3339)
+            .transpose()?
+            .unwrap_or(d.now);
+        return Ok(Verified {
+            event: VerifiedEvent {
+                id: id.to_owned(),
+                event_type: kind.strip_prefix("v1.").unwrap_or(kind).to_owned(),
+                created,
+                ..VerifiedEvent::default()
+            },
+            fetch: Some(thin_target(&event)?),
+        });
+    }
+    Ok(Verified {
+        event: VerifiedEvent {
+            id: id.to_owned(),
+            event_type: kind.to_owned(),
+            created: event["created"].as_i64().unwrap_or(0),
+            ..VerifiedEvent::default()
+        },
+        fetch: None,
     })
+}
+
+/// The `object` of a thin event notification (Stripe's event destinations, "thin" payload).
+pub const THIN_OBJECT: &str = "v2.core.event";
+
+/// The v1 objects a thin event may name, by their API path's collection: only these are
+/// read, so a signed event can never make the plugin fetch anything else.
+const THIN_COLLECTIONS: &[&str] = &[
+    "payment_intents",
+    "refunds",
+    "charges",
+    "customers",
+    "subscriptions",
+    "invoices",
+    "disputes",
+    "payment_methods",
+];
+
+/// A verified delivery, and for a thin event the API path of the object to read.
+#[derive(Debug)]
+pub struct Verified {
+    pub event: VerifiedEvent,
+    pub fetch: Option<String>,
+}
+
+/// The API path of the object a thin event names (`related_object.url`), checked: a v1
+/// collection above and an id of Stripe's alphabet.
+///
+/// # Errors
+/// `invalid_request` (param `related_object`) for anything else.
+pub fn thin_target(event: &Value) -> Result<String, PluginError> {
+    let url = event["related_object"]["url"].as_str().unwrap_or_default();
+    let bad = || {
+        PluginError::invalid(
+            "related_object",
+            format!("a thin event's related object '{url}' is not a Stripe object payhost reads"),
+        )
+    };
+    let parts: Vec<&str> = url.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["v1", collection, id] if THIN_COLLECTIONS.contains(collection) => {
+            let id = payhost_plugin_kit::path_id(id, "related_object", "Stripe", 255)
+                .map_err(|_| bad())?;
+            Ok(format!("/v1/{collection}/{id}"))
+        }
+        _ => Err(bad()),
+    }
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -72,8 +142,15 @@ fn money(amount: &Value, currency: &Value) -> Option<Money> {
 /// # Errors
 /// `invalid_request` when the payload is not JSON.
 pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> {
-    let v: Value = serde_json::from_str(&event.payload)
-        .map_err(|e| PluginError::invalid("payload", e.to_string()))?;
+    // A thin event is mapped like the snapshot event of its type, from the object read.
+    let v: Value = match &event.fetched {
+        Some(object) => serde_json::json!({
+            "data": {"object": serde_json::from_str::<Value>(object)
+                .map_err(|e| PluginError::invalid("fetched", e.to_string()))?}
+        }),
+        None => serde_json::from_str(&event.payload)
+            .map_err(|e| PluginError::invalid("payload", e.to_string()))?,
+    };
     let o = &v["data"]["object"];
     let object_id = o["id"].as_str().unwrap_or_default();
     let at = event.created;
@@ -97,6 +174,8 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
             r.amount = money(&o["amount"], &o["currency"]);
             r.error = text(&o["last_payment_error"]["message"]);
             if failed {
+                let e = &o["last_payment_error"];
+                r.reason = text(&e["decline_code"]).or_else(|| text(&e["code"]));
                 r.status = Some("failed".into());
             }
             out.push(r);
@@ -112,10 +191,17 @@ pub fn map(event: &WebhookEvent) -> Result<Vec<DomainEventReport>, PluginError> 
             r.amount = money(&o["amount"], &o["currency"]);
             out.push(r);
         }
-        "refund.created" | "refund.updated" if o["status"] == "succeeded" => {
-            let mut r = report(DomainEventKind::RefundProcessed);
+        "refund.created" | "refund.updated" | "charge.refund.updated" | "refund.failed" => {
+            let kind = match o["status"].as_str() {
+                Some("succeeded") => DomainEventKind::RefundProcessed,
+                Some("failed" | "canceled") => DomainEventKind::RefundFailed,
+                // Pending: nothing settled yet.
+                _ => return Ok(out),
+            };
+            let mut r = report(kind);
             r.payment_id = id_of(&o["payment_intent"]);
             r.amount = money(&o["amount"], &o["currency"]);
+            r.reason = text(&o["failure_reason"]).or_else(|| text(&o["reason"]));
             out.push(r);
         }
         "charge.refunded" => {
@@ -225,7 +311,9 @@ mod tests {
             "t=1700000000,v1=67da5088c63e080c71bd2bb0cb5c03d85a8fc6a21ce3aaf484df809654745b92,\
                         v1=315a047cbd02b84a2249d1635324029efb5441283e318caa28a890daa6314595";
         for secret in ["whsec_test_secret", "whsec_rotated_secret"] {
-            let e = verify(&delivery(Some(rotation), P, 1_700_000_100), &[secret]).unwrap();
+            let e = verify(&delivery(Some(rotation), P, 1_700_000_100), &[secret])
+                .unwrap()
+                .event;
             assert_eq!(
                 (e.id.as_str(), e.event_type.as_str()),
                 ("evt_1", "payment_intent.succeeded")
@@ -342,6 +430,68 @@ mod tests {
                 .unwrap()
                 .is_empty(),
             "acknowledged, no event"
+        );
+    }
+
+    #[test]
+    fn a_thin_event_names_one_object_to_read_and_maps_from_what_was_read() {
+        let thin = r#"{"id":"evt_test_65R9","object":"v2.core.event","type":"v1.payment_intent.succeeded","livemode":false,"created":"2026-12-07T10:00:00.246Z","related_object":{"id":"pi_3N","type":"payment_intent","url":"/v1/payment_intents/pi_3N"}}"#;
+        let t = 1_796_637_600;
+        let header = signature::header(&["whsec_t"], t, thin.as_bytes());
+        let v = verify(&delivery(Some(&header), thin, t + 5), &["whsec_t"]).unwrap();
+        assert_eq!(v.fetch.as_deref(), Some("/v1/payment_intents/pi_3N"));
+        assert_eq!(
+            (
+                v.event.id.as_str(),
+                v.event.event_type.as_str(),
+                v.event.created
+            ),
+            ("evt_test_65R9", "payment_intent.succeeded", t)
+        );
+        for url in [
+            "/v1/accounts/acct_1",
+            "/v1/payment_intents/pi_1/../../v1/accounts",
+            "https://evil.example/v1/payment_intents/pi_1",
+            "",
+        ] {
+            let body = thin.replace("/v1/payment_intents/pi_3N", url);
+            let header = signature::header(&["whsec_t"], t, body.as_bytes());
+            let e = verify(&delivery(Some(&header), &body, t), &["whsec_t"]).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("related_object"), "{url}: {e:?}");
+        }
+        let read = r#"{"id":"pi_3N","object":"payment_intent","amount":2000,"currency":"eur","status":"succeeded","customer":"cus_1"}"#;
+        let event = WebhookEvent {
+            id: "evt_test_65R9".into(),
+            event_type: "payment_intent.succeeded".into(),
+            created: t,
+            payload: thin.into(),
+            fetched: Some(read.into()),
+        };
+        let facts = map(&event).unwrap();
+        assert_eq!(facts.len(), 1);
+        assert_eq!(facts[0].kind, DomainEventKind::PaymentSucceeded);
+        assert_eq!(facts[0].amount.as_ref().unwrap().amount, 2000);
+        assert_eq!(facts[0].customer_id.as_deref(), Some("cus_1"));
+    }
+
+    #[test]
+    fn a_refund_that_fails_and_a_declines_code_are_told() {
+        let failed = r#"{"id":"re_1","object":"refund","amount":500,"currency":"usd","payment_intent":"pi_1","status":"failed","failure_reason":"expired_or_canceled_card"}"#;
+        let r = map(&event("refund.failed", failed, "")).unwrap();
+        assert_eq!(r[0].kind, DomainEventKind::RefundFailed);
+        assert_eq!(r[0].reason.as_deref(), Some("expired_or_canceled_card"));
+        let pending = failed.replace("\"failed\"", "\"pending\"");
+        assert!(map(&event("refund.updated", &pending, ""))
+            .unwrap()
+            .is_empty());
+        let declined = r#"{"id":"pi_1","object":"payment_intent","amount":500,"currency":"usd","status":"requires_payment_method","last_payment_error":{"code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds."}}"#;
+        let r = map(&event("payment_intent.payment_failed", declined, "")).unwrap();
+        assert_eq!(
+            (r[0].reason.as_deref(), r[0].error.as_deref()),
+            (
+                Some("insufficient_funds"),
+                Some("Your card has insufficient funds.")
+            )
         );
     }
 }

@@ -7,6 +7,8 @@
 //!   tag `plugin-api-v2.0.0`), outside the workspace. The contract crate keeps its name (a
 //!   package's name is part of every type's identity abi_stable checks); the mock and the
 //!   host are renamed so their artifacts cannot overwrite the current ones.
+//! - `libmock-2.1.so`: the mock of the last contract 2.1 tree
+//!   (`tests/compat/contract-2.1.commit`), the same way.
 //! - `libbroken-contract.so`: a plugin built against a copy of the current contract whose
 //!   `ProviderFfi::call` takes one more parameter (a change to the frozen binary layer).
 //! - `libmy_provider.so`: `plugins/template` copied outside the workspace and built as an
@@ -41,7 +43,8 @@ fn target() -> PathBuf {
 fn run() -> Res<()> {
     let out = target().join("compat");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    frozen(&out)?;
+    frozen(&out, "2.0", true)?;
+    frozen(&out, "2.1", false)?;
     broken(&out)?;
     outside(&out)?;
     println!("payhost-compat: built {}", out.display());
@@ -101,27 +104,36 @@ fn copy(from: &Path, to: &Path) -> Res<()> {
         .map_err(|e| format!("{} → {}: {e}", from.display(), to.display()))
 }
 
-/// The host and the mock of the tagged 2.0 tree.
-fn frozen(out: &Path) -> Res<()> {
-    let commit = read(&root().join("tests/compat/contract-2.0.commit"))?
+/// The mock (and, with `with_host`, the host) of the contract `version`'s tree: the commit
+/// in `tests/compat/contract-<version>.commit`, built outside the workspace under names of
+/// their own (`payhost-frozen-<20>-mock`...), copied to `libmock-<version>.so` and
+/// `payhost-<version>`.
+fn frozen(out: &Path, version: &str, with_host: bool) -> Res<()> {
+    let commit = read(&root().join(format!("tests/compat/contract-{version}.commit")))?
         .trim()
         .to_owned();
-    let src = out.join("src-2.0");
+    let slug = version.replace('.', "");
+    let (mock, host, bin) = (
+        format!("payhost-frozen-{slug}-mock"),
+        format!("payhost-frozen-{slug}-host"),
+        format!("payhost-frozen-{slug}"),
+    );
+    let src = out.join(format!("src-{version}"));
+    // What was extracted and renamed: done again when either changes.
     let stamp = src.join(".commit");
-    if read(&stamp).ok().as_deref() != Some(commit.as_str()) {
+    let stamped = format!("{commit} {mock}");
+    if read(&stamp).ok().as_deref() != Some(stamped.as_str()) {
         let _ = std::fs::remove_dir_all(&src);
         std::fs::create_dir_all(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+        let mut paths = vec!["Cargo.toml", "Cargo.lock", "plugin-api", "plugins/mock"];
+        if with_host {
+            paths.push("host");
+        }
         let mut archive = Command::new("git")
             .arg("-C")
             .arg(root())
             .args(["archive", "--format=tar", &commit])
-            .args([
-                "Cargo.toml",
-                "Cargo.lock",
-                "plugin-api",
-                "plugins/mock",
-                "host",
-            ])
+            .args(&paths)
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("git archive: {e}"))?;
@@ -135,49 +147,56 @@ fn frozen(out: &Path) -> Res<()> {
         let git = archive.wait().map_err(|e| format!("git archive: {e}"))?;
         if !git.success() || !tar.success() {
             return Err(format!(
-                "cannot extract commit {commit} (the 2.0 contract, tag plugin-api-v2.0.0): \
-                 the compat test needs the repository's history (a full clone, not a shallow \
-                 one or a source tarball)"
+                "cannot extract commit {commit} (the {version} contract): the compat test \
+                 needs the repository's history (a full clone, not a shallow one or a \
+                 source tarball)"
             ));
         }
-        edit_toml(&src.join("Cargo.toml"), |t| {
-            members(t, &["plugin-api", "plugin-api/kit", "plugins/mock", "host"])
-        })?;
+        let mut crates = vec!["plugin-api", "plugin-api/kit", "plugins/mock"];
+        if with_host {
+            crates.push("host");
+        }
+        edit_toml(&src.join("Cargo.toml"), |t| members(t, &crates))?;
         edit_toml(&src.join("plugins/mock/Cargo.toml"), |t| {
-            t["package"]["name"] = "payhost-frozen-mock".into();
+            t["package"]["name"] = mock.as_str().into();
         })?;
-        edit_toml(&src.join("host/Cargo.toml"), |t| {
-            t["package"]["name"] = "payhost-frozen-host".into();
-            let mut lib = toml::Table::new();
-            lib.insert("name".into(), "payhost".into());
-            lib.insert("path".into(), "src/lib.rs".into());
-            t.insert("lib".into(), lib.into());
-            let mut bin = toml::Table::new();
-            bin.insert("name".into(), "payhost-frozen".into());
-            bin.insert("path".into(), "src/main.rs".into());
-            t.insert("bin".into(), toml::Value::Array(vec![bin.into()]));
-        })?;
-        write(&stamp, &commit)?;
+        if with_host {
+            edit_toml(&src.join("host/Cargo.toml"), |t| {
+                t["package"]["name"] = host.as_str().into();
+                let mut lib = toml::Table::new();
+                lib.insert("name".into(), "payhost".into());
+                lib.insert("path".into(), "src/lib.rs".into());
+                t.insert("lib".into(), lib.into());
+                let mut b = toml::Table::new();
+                b.insert("name".into(), bin.as_str().into());
+                b.insert("path".into(), "src/main.rs".into());
+                t.insert("bin".into(), toml::Value::Array(vec![b.into()]));
+            })?;
+        }
+        write(&stamp, &stamped)?;
     }
-    sh(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .arg("build")
-            .arg("--manifest-path")
-            .arg(src.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target())
-            .args(["-p", "payhost-frozen-mock", "-p", "payhost-frozen-host"]),
-        "building the 2.0 host and mock",
-    )?;
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(src.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target())
+        .args(["-p", &mock]);
+    if with_host {
+        build.args(["-p", &host]);
+    }
+    sh(&mut build, &format!("building the {version} mock"))?;
     let built = target().join("debug");
+    let dll = std::env::consts::DLL_EXTENSION;
     copy(
-        &built.join(format!(
-            "libpayhost_frozen_mock.{}",
-            std::env::consts::DLL_EXTENSION
-        )),
-        &out.join(format!("libmock-2.0.{}", std::env::consts::DLL_EXTENSION)),
+        &built.join(format!("lib{}.{dll}", mock.replace('-', "_"))),
+        &out.join(format!("libmock-{version}.{dll}")),
     )?;
-    copy(&built.join("payhost-frozen"), &out.join("payhost-2.0"))
+    if with_host {
+        copy(&built.join(&bin), &out.join(format!("payhost-{version}")))?;
+    }
+    Ok(())
 }
 
 /// What the broken copy of `plugin-api/src/ffi.rs` changes: `ProviderFfi::call` (the first

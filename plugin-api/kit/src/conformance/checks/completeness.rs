@@ -6,28 +6,44 @@ impl Suite<'_> {
     // ------------------------------------------------------------------ webhooks
 
     pub(super) fn webhooks(&self, a: &dyn Instance) {
-        const NAME: &str = "webhooks.unsigned_refused";
-        if !self.has(cap::WEBHOOKS) {
-            return self.skip(NAME, "no webhooks capability");
-        }
-        self.check(NAME, || {
-            let forged = WebhookDelivery {
-                body: Bytes::from(r#"{"id":"evt_forged","type":"payment.succeeded"}"#),
-                headers: Headers::new().with("content-type", "application/json"),
-                now: 1_700_000_000,
-            };
-            match self.op::<ops::VerifyWebhook>(a, &forged) {
-                Ok(e) => Err(format!(
-                    "an unsigned delivery was accepted as event '{}'",
-                    e.id
-                )),
-                Err(e) if e.is(codes::INVALID_SIGNATURE) => Ok(()),
-                Err(e) => Err(format!(
-                    "an unsigned delivery answered {}, not invalid_signature",
-                    err(&e)
-                )),
+        // An unsigned JSON event, and a thin delivery (`id=…`, form-encoded, as Mollie
+        // posts them) naming an object the provider does not have: a plugin that takes
+        // thin events authenticates them by reading the object, so both are refused.
+        let forgeries = [
+            (
+                "webhooks.unsigned_refused",
+                "an unsigned delivery",
+                r#"{"id":"evt_forged","type":"payment.succeeded"}"#.to_owned(),
+                "application/json",
+            ),
+            (
+                "webhooks.forged_thin_refused",
+                "a thin delivery naming no real object",
+                format!("id={MISSING}"),
+                "application/x-www-form-urlencoded",
+            ),
+        ];
+        for (name, what, body, content_type) in forgeries {
+            if !self.has(cap::WEBHOOKS) {
+                self.skip(name, "no webhooks capability");
+                continue;
             }
-        });
+            self.check(name, || {
+                let forged = WebhookDelivery {
+                    body: Bytes::from(body.as_str()),
+                    headers: Headers::new().with("content-type", content_type),
+                    now: 1_700_000_000,
+                };
+                match self.op::<ops::VerifyWebhook>(a, &forged) {
+                    Ok(e) => Err(format!("{what} was accepted as event '{}'", e.id)),
+                    Err(e) if e.is(codes::INVALID_SIGNATURE) => Ok(()),
+                    Err(e) => Err(format!(
+                        "{what} answered {}, not invalid_signature",
+                        err(&e)
+                    )),
+                }
+            });
+        }
     }
 
     // ------------------------------------------------------------------ completeness
