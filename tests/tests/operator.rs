@@ -330,3 +330,63 @@ fn log_lines_reach_stderr_while_the_host_runs() {
         seen.join("\n")
     );
 }
+
+/// README's walkthroughs run the fake providers with `examples/*.toml` over what `make
+/// build` put in `target/plugins`: the plugins signed with the development key. Each
+/// example must trust that key and pass `config check` as it is.
+#[test]
+fn the_example_configs_load_the_plugins_make_build_signs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let plugins = scratch.path().join("target/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(scratch.path().join("examples")).unwrap();
+    let mut libs = Vec::new();
+    for name in [
+        "payhost_plugin_mock",
+        "payhost_plugin_stripe",
+        "payhost_plugin_paypal",
+        "payhost_plugin_mollie",
+    ] {
+        let file = plugins.join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION));
+        std::fs::copy(plugin(name), &file).unwrap();
+        libs.push(file);
+    }
+    run(Command::new(payhost_bin())
+        .args(["plugins", "sign", "--secret-key"])
+        .arg(root.join("deploy/dev/dev-plugin-signing.key"))
+        .args(&libs));
+    for entry in std::fs::read_dir(&plugins).unwrap().flatten() {
+        no_group_write(&entry.path());
+    }
+    no_group_write(&plugins);
+    let examples: Vec<_> = std::fs::read_dir(root.join("examples"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    assert!(examples.len() >= 2, "{examples:?}");
+    for example in examples {
+        let copy = scratch
+            .path()
+            .join("examples")
+            .join(example.file_name().unwrap());
+        std::fs::copy(&example, &copy).unwrap();
+        let out = Command::new(payhost_bin())
+            .arg("--config")
+            .arg(&copy)
+            .args(["config", "check"])
+            .env("FAKE_PAYPAL", "http://127.0.0.1:9")
+            .env("FAKE_MOLLIE", "http://127.0.0.1:9/v2")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            example.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
