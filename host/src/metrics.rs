@@ -286,15 +286,21 @@ impl Metrics {
     /// The registry's series and, read now: `extra` gauges, `per_instance` gauges of the
     /// configured instances, and `refused`, the plugin files refused by reason (see
     /// [`REFUSAL_REASONS`]).
+    ///
+    /// `counters` are counts the caller keeps (name without `_total`, help, value).
     pub fn render(
         &self,
         extra: &[(&str, &str, f64)],
+        counters: &[(&str, &str, u64)],
         per_instance: &[InstanceGauge],
         refused: &dyn Fn(&str) -> f64,
     ) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
         let mut now = Registry::default();
+        for (name, help, value) in counters {
+            now.register(*name, help.trim_end_matches('.'), ConstCounter::new(*value));
+        }
         for (name, help, value) in extra {
             let g: Gauge<f64, AtomicU64> = Gauge::default();
             g.set(*value);
@@ -434,7 +440,7 @@ mod tests {
             Duration::from_millis(1),
             Some("card_declined"),
         );
-        let text = m.render(&[], &[], &|_| 0.0);
+        let text = m.render(&[], &[("payhost_db_reads", "Reads.", 7)], &[], &|_| 0.0);
         assert!(text.contains("payhost_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 1000"), "{text}");
         assert!(text.contains("payhost_provider_call_errors_total{provider=\"unknown\",operation=\"verify_webhook\",code=\"other\"} 1000"), "{text}");
         assert!(
@@ -460,6 +466,7 @@ mod tests {
         );
         let text = m.render(
             &[("payhost_up", "Always 1.", 1.0)],
+            &[("payhost_db_reads", "Reads of the database.", 7)],
             &[(
                 "payhost_instance_circuit_state",
                 "Circuits.",
@@ -469,6 +476,10 @@ mod tests {
         );
         assert!(
             text.contains("payhost_plugin_files_refused{reason=\"modified\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE payhost_db_reads counter\npayhost_db_reads_total 7\n"),
             "{text}"
         );
         assert!(

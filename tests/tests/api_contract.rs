@@ -415,6 +415,44 @@ fn request_ids_metrics_readiness_and_openapi() {
         assert!(text.contains(line), "missing '{line}' in:\n{text}");
     }
     assert!(text.contains("payhost_http_request_duration_seconds_bucket{le=\"+Inf\",method=\"POST\",route=\"/v1/payments\"} 1"));
+    // What the database was asked: the payment's unit was written in a transaction, and
+    // reads were made (its customer, the 404's lookup). Counted, never guessed.
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let (reads, statements, transactions, units) = (
+        counter("payhost_db_reads_total"),
+        counter("payhost_db_write_statements_total"),
+        counter("payhost_db_transactions_total"),
+        counter("payhost_db_write_units_total"),
+    );
+    assert!(
+        reads >= 2 && transactions >= 1,
+        "{reads} reads, {transactions} transactions"
+    );
+    assert!(
+        units >= transactions && statements >= units,
+        "{statements} statements, {units} units"
+    );
+    let again = api.post(
+        "/v1/payments",
+        &json!({"user_id": "m", "email": "m@example.com", "amount": 100, "currency": "usd"}),
+    );
+    assert_eq!(again.status, 201, "{again:?}");
+    let later = api.get("/metrics").body.as_str().unwrap().to_owned();
+    let after = |name: &str| -> u64 {
+        later
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap()
+    };
+    assert!(
+        after("payhost_db_write_units_total") > units,
+        "a payment writes a unit"
+    );
+    assert!(after("payhost_db_write_statements_total") > statements);
 
     // Every documented operation is routed (not the 404 fallback, not 405).
     let doc = api.get("/openapi.json");

@@ -302,6 +302,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .count();
     let now = s.clock.now_secs();
     let store = s.service.store();
+    let db = store.db_counts();
     let (inbox, outbox) = tokio::join!(store.queue_stats(true), store.queue_stats(false));
     let (inbox, outbox) = (inbox.unwrap_or_default(), outbox.unwrap_or_default());
     let age = |oldest: Option<i64>| oldest.map_or(0.0, |o| (now - o).max(0) as f64);
@@ -390,6 +391,28 @@ async fn metrics(State(s): State<AppState>) -> Response {
                 "payhost_outbox_oldest_pending_seconds",
                 "Age of the oldest pending handler work.",
                 age(outbox.oldest_pending),
+            ),
+        ],
+        &[
+            (
+                "payhost_db_reads",
+                "Queries through the database's reading path (one round trip each on PostgreSQL).",
+                db.reads,
+            ),
+            (
+                "payhost_db_write_statements",
+                "Statements the database writer executed (one round trip each on PostgreSQL).",
+                db.statements,
+            ),
+            (
+                "payhost_db_transactions",
+                "Transactions the database writer committed (group commit: one or more units each; BEGIN and COMMIT are two more round trips).",
+                db.transactions,
+            ),
+            (
+                "payhost_db_write_units",
+                "Write units committed (one request's or one processing step's writes each).",
+                db.units,
             ),
         ],
         &per_instance,

@@ -26,6 +26,7 @@ pub mod payments;
 pub mod record;
 pub mod refunds;
 pub mod retention;
+mod stats;
 pub mod subscriptions;
 mod writer;
 
@@ -43,6 +44,7 @@ pub use outbox::{DunningRow, Lane, OutboxRow, QueueStats, WorkRow};
 pub use page::{Listed, Order, Page};
 pub use payments::{PaymentQuery, PaymentRow};
 pub use refunds::{RefundQuery, RefundRow};
+pub use stats::{DbCounts, DbStats};
 pub use subscriptions::{SubscriptionQuery, SubscriptionRow};
 pub use writer::{Changed, Unit, WriteConn, Writer};
 
@@ -88,6 +90,8 @@ pub struct Store {
     readers: Option<Arc<lite::Readers>>,
     /// The migrations this open applied.
     migrated: Arc<Vec<i64>>,
+    /// Reads, statements and transactions so far.
+    stats: Arc<DbStats>,
 }
 
 /// The URL of the default database: a SQLite file in the data folder.
@@ -142,7 +146,8 @@ impl Store {
             .clone()
             .map(|file| Arc::new(lite::Readers::new(file, SQLITE_PRAGMAS)));
         let writer_options = options.clone();
-        let writer = Writer::start(move || {
+        let stats = Arc::new(DbStats::default());
+        let writer = Writer::start(stats.clone(), move || {
             let options = writer_options.clone();
             let sqlite_file = sqlite_file.clone();
             async move {
@@ -181,7 +186,13 @@ impl Store {
             writer,
             readers,
             migrated: Arc::new(migrated),
+            stats,
         })
+    }
+
+    /// What this store asked of its database so far.
+    pub fn db_counts(&self) -> DbCounts {
+        self.stats.counts()
     }
 
     /// The migrations opening this store applied (none when the database was current).
@@ -236,6 +247,7 @@ impl Store {
     /// One row or none. Private to the store: SQL lives here and nowhere else. For a row
     /// found by key: on SQLite it is read on the calling thread (see `lite`).
     async fn one(&self, sql: &str, args: Vec<Arg>) -> Result<Option<Row>, StoreError> {
+        self.stats.read();
         if let Some(readers) = &self.readers {
             return Ok(readers.one(sql, &args)?.map(Row::Lite));
         }
@@ -248,6 +260,7 @@ impl Store {
 
     /// Every row (through sqlx's pool on either backend: a scan never holds the caller).
     async fn all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        self.stats.read();
         let mut conn = self.connection().await?;
         Ok(bind(sqlx::query(sql), args)
             .fetch_all(&mut *conn)
@@ -602,6 +615,9 @@ mod tests {
         .await;
         run(&store, "ALTER TABLE webhook_inbox DROP COLUMN event_ref").await;
         run(&store, "ALTER TABLE webhook_inbox DROP COLUMN fetched").await;
+        run(&store, "DROP INDEX refunds_due").await;
+        run(&store, "ALTER TABLE refunds DROP COLUMN next_check_at").await;
+        run(&store, "ALTER TABLE refunds DROP COLUMN checks").await;
         run(&store, "ALTER TABLE payments DROP COLUMN trace_parent").await;
         run(&store, "DROP TABLE payment_attempts").await;
         run(&store, "ALTER TABLE payments DROP COLUMN attempts").await;

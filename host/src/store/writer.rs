@@ -9,7 +9,7 @@
 //! SQLite the connection is payhost's own ([`WriteConn::Sqlite`]).
 
 use super::arg::Arg;
-use super::StoreError;
+use super::{DbStats, StoreError};
 use sqlx::AnyConnection;
 use sqlx::{Connection, Executor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,7 +103,7 @@ impl Writer {
     ///
     /// # Errors
     /// The first connection could not be opened.
-    pub async fn start<F, Fut>(connect: F) -> Result<Self, StoreError>
+    pub async fn start<F, Fut>(stats: Arc<DbStats>, connect: F) -> Result<Self, StoreError>
     where
         F: Fn() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<WriteConn, StoreError>>,
@@ -131,6 +131,7 @@ impl Writer {
                             let _ = ready_tx.send(Ok(()));
                             Run {
                                 connect,
+                                stats,
                                 conn: Some(conn),
                                 connected: flag,
                                 backoff: MIN_BACKOFF,
@@ -181,6 +182,7 @@ impl Writer {
 /// at once rather than queued.
 struct Run<F> {
     connect: F,
+    stats: Arc<DbStats>,
     conn: Option<WriteConn>,
     connected: Arc<AtomicBool>,
     backoff: Duration,
@@ -261,7 +263,7 @@ where
         let Some(conn) = self.conn.as_mut() else {
             return unavailable("no connection to the database; connecting again");
         };
-        match apply(conn, batch).await {
+        match apply(conn, &self.stats, batch).await {
             Outcome::Done(results) => results,
             Outcome::Partial(results) => {
                 self.lost();
@@ -275,7 +277,7 @@ where
                 let Some(conn) = self.conn.as_mut() else {
                     return unavailable(&e.to_string());
                 };
-                match apply(conn, batch).await {
+                match apply(conn, &self.stats, batch).await {
                     Outcome::Done(results) => results,
                     Outcome::Partial(results) => {
                         self.lost();
@@ -340,8 +342,8 @@ const CONFLICT_RETRIES: u32 = 8;
 /// and every unit is applied again in a transaction of its own, so one bad unit costs its
 /// batch a retry, never its writes. A transaction aborted by a conflict with another
 /// host's writer is applied again as it was. Losing the connection ends the batch.
-async fn apply(conn: &mut WriteConn, batch: &[Job]) -> Outcome {
-    let failed = match apply_retrying(conn, batch).await {
+async fn apply(conn: &mut WriteConn, stats: &DbStats, batch: &[Job]) -> Outcome {
+    let failed = match apply_retrying(conn, stats, batch).await {
         Ok(results) => return Outcome::Done(results.into_iter().map(Ok).collect()),
         Err(Failure::Lost(lost)) => return Outcome::Lost(lost),
         Err(Failure::Unit(e)) => e,
@@ -351,7 +353,7 @@ async fn apply(conn: &mut WriteConn, batch: &[Job]) -> Outcome {
     }
     let mut results = Vec::with_capacity(batch.len());
     for (i, job) in batch.iter().enumerate() {
-        match apply_retrying(conn, std::slice::from_ref(job)).await {
+        match apply_retrying(conn, stats, std::slice::from_ref(job)).await {
             Ok(mut r) => results.push(Ok(r.remove(0))),
             Err(Failure::Unit(e)) => results.push(Err(e)),
             Err(Failure::Lost(lost)) if i == 0 => return Outcome::Lost(lost),
@@ -367,10 +369,14 @@ async fn apply(conn: &mut WriteConn, batch: &[Job]) -> Outcome {
 
 /// [`apply_together`], rolled back after a unit's failure, and applied again (after a short
 /// pause, longer each time) while PostgreSQL aborts it because of a concurrent transaction.
-async fn apply_retrying(conn: &mut WriteConn, batch: &[Job]) -> Result<Vec<Changed>, Failure> {
+async fn apply_retrying(
+    conn: &mut WriteConn,
+    stats: &DbStats,
+    batch: &[Job],
+) -> Result<Vec<Changed>, Failure> {
     let mut attempt = 0;
     loop {
-        match apply_together(conn, batch).await {
+        match apply_together(conn, stats, batch).await {
             Err(Failure::Unit(e)) => {
                 let _ = conn.plain("ROLLBACK").await;
                 if !e.is_conflict() || attempt == CONFLICT_RETRIES {
@@ -389,13 +395,31 @@ async fn apply_retrying(conn: &mut WriteConn, batch: &[Job]) -> Result<Vec<Chang
 
 /// Every unit of `batch` in one transaction, committed; the first error stops it (the
 /// caller rolls back).
-async fn apply_together(conn: &mut WriteConn, batch: &[Job]) -> Result<Vec<Changed>, Failure> {
+async fn apply_together(
+    conn: &mut WriteConn,
+    stats: &DbStats,
+    batch: &[Job],
+) -> Result<Vec<Changed>, Failure> {
     conn.plain("BEGIN").await.map_err(Failure::at(false))?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        results.push(conn.run_unit(&job.unit).await.map_err(Failure::at(false))?);
+        let changed = conn.run_unit(&job.unit).await.map_err(Failure::at(false))?;
+        // Skipped statements answer 0 without running: count the ones that ran.
+        let skipped = job
+            .unit
+            .stmts
+            .iter()
+            .zip(&changed)
+            .zip(std::iter::once(&0).chain(changed.iter()))
+            .filter(|((stmt, _), before)| stmt.when == When::PreviousChanged && **before == 0)
+            .count();
+        for _ in skipped..changed.len() {
+            stats.statement();
+        }
+        results.push(changed);
     }
     conn.plain("COMMIT").await.map_err(Failure::at(true))?;
+    stats.committed(batch.len());
     Ok(results)
 }
 
@@ -528,7 +552,7 @@ mod tests {
         let before = deadlocks(&mut admin).await;
 
         let connect_to = url.clone();
-        let writer = Writer::start(move || {
+        let writer = Writer::start(Arc::default(), move || {
             let url = connect_to.clone();
             async move { Ok(WriteConn::Any(AnyConnection::connect(&url).await?)) }
         })

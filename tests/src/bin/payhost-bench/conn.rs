@@ -80,3 +80,48 @@ impl Conn {
         (status, body)
     }
 }
+
+/// What the hosts at `addrs` asked of their database so far, summed, from `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DbCost {
+    pub reads: f64,
+    pub statements: f64,
+    pub transactions: f64,
+}
+
+impl DbCost {
+    pub fn of(addrs: &[String]) -> Self {
+        let mut sum = Self::default();
+        for addr in addrs {
+            let (status, body) = Conn::open(addr).get("/metrics");
+            assert_eq!(status, 200, "/metrics on {addr}");
+            let text = String::from_utf8_lossy(&body);
+            let value = |name: &str| -> f64 {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                    .unwrap_or(0.0)
+            };
+            sum.reads += value("payhost_db_reads_total");
+            sum.statements += value("payhost_db_write_statements_total");
+            sum.transactions += value("payhost_db_transactions_total");
+        }
+        sum
+    }
+
+    /// Prints the cost per item (a payment, a webhook) since `before`: reads, statements,
+    /// transactions, and the round trips they make on PostgreSQL (each read and statement
+    /// one, each transaction two more for BEGIN and COMMIT).
+    pub fn print_per(&self, before: Self, items: f64, what: &str) {
+        let per = |now: f64, then: f64| (now - then) / items.max(1.0);
+        let (r, s, t) = (
+            per(self.reads, before.reads),
+            per(self.statements, before.statements),
+            per(self.transactions, before.transactions),
+        );
+        println!(
+            "  database per {what}: {r:.2} reads, {s:.2} write statements, {t:.3} transactions \
+             (group commit) = {:.2} round trips on PostgreSQL",
+            r + s + 2.0 * t
+        );
+    }
+}

@@ -4,7 +4,7 @@
 //! fsync'd), and on PostgreSQL with one host and with two hosts sharing the database (the
 //! workers split between them) when `PAYHOST_TEST_POSTGRES` names a server.
 
-use crate::conn::Conn;
+use crate::conn::{Conn, DbCost};
 use payhost_tests::api::Api;
 use payhost_tests::db::{TestDb, POSTGRES_VAR};
 use payhost_tests::{mock_so, payhost_bin, HostProcess, Scratch, API_KEY};
@@ -226,13 +226,19 @@ fn payments_on(
         })
         .collect();
     let hosts_n = addrs.len();
+    let before = DbCost::of(&addrs);
+    let made = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = made.clone();
     let m = load(label, &addrs, workers, duration, move |conn, w, n| {
-        conn.post(
+        let ok = conn.post(
             "/v1/payments",
             &format!("bench-{w}-{n}"),
             &bodies[w % hosts_n],
-        ) == 201
+        ) == 201;
+        counted.fetch_add(u64::from(ok), Ordering::Relaxed);
+        ok
     });
+    DbCost::of(&addrs).print_per(before, made.load(Ordering::Relaxed) as f64, "payment");
     for p in processes {
         let (code, _) = p.terminate();
         assert_eq!(code, 0);

@@ -8,7 +8,7 @@
 //! process of its own, like payhost, on tokio's default runtime) that answers 200 to any
 //! POST without reading further. payhost's rate is reported as a share of it.
 
-use crate::conn::Conn;
+use crate::conn::{Conn, DbCost};
 use payhost_plugin_api::signature;
 use payhost_tests::db::TestDb;
 use payhost_tests::{stripe_so, Scratch};
@@ -208,6 +208,7 @@ fn one(
         .map(|s| s.serve_with_env(&[("RUST_LOG", log.as_str())]))
         .collect();
     let addrs: Vec<String> = processes.iter().map(|h| h.addr.clone()).collect();
+    let before = DbCost::of(&addrs);
     let load = generate(&addrs, workers, duration, rate);
     let acked = load.print(label, workers);
     let elapsed = load.elapsed;
@@ -243,6 +244,8 @@ fn one(
         drained.as_secs_f64(),
         stored as f64 / (elapsed.as_secs_f64() + 2.0 + drained.as_secs_f64())
     );
+    // Acknowledged and processed: every event stored went both ways by now.
+    DbCost::of(&addrs).print_per(before, stored as f64, "webhook (stored and processed)");
     for host in processes {
         let (code, _) = host.terminate();
         assert_eq!(code, 0);
