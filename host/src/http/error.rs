@@ -145,24 +145,14 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Invalid { param, message } => ApiError::invalid(Some(param), message),
-            ServiceError::NotFound {
-                what,
-                param,
-                id,
-                in_path,
-            } => ApiError::new(
-                if in_path {
-                    StatusCode::NOT_FOUND
-                } else {
-                    StatusCode::BAD_REQUEST
-                },
+            ServiceError::NotFound { what, param, id } => ApiError::new(
+                StatusCode::NOT_FOUND,
                 "not_found",
                 format!("no such {what}: '{}'", id.escape_debug()),
             )
             .with_param(param),
-            // A user the body names: the request is wrong, not its path.
             e @ ServiceError::UnknownUser(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "not_found", e.to_string())
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
                     .with_param("user_id")
             }
             ServiceError::InvalidState { param, message } => {

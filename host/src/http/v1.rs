@@ -222,7 +222,6 @@ async fn list_customer_invoices(
             what: "customer",
             param: "id",
             id,
-            in_path: true,
         })?;
         let f = InvoiceFilters {
             customer: Some(customer),

@@ -84,16 +84,11 @@ pub enum ServiceError {
     /// needs.
     #[error("no user '{0}' is known to payhost: give 'email' to create their customer")]
     UnknownUser(String),
-    /// No record with that id. `in_path`: the id is the request's path (`/v1/refunds/{id}`,
-    /// a 404); otherwise the request names it in its body or query (a `customer` to charge,
-    /// a `starting_after` cursor), and it is the request that is wrong (a 400, as Stripe
-    /// answers `resource_missing` for a parameter).
     #[error("no such {what}: '{id}'")]
     NotFound {
         what: &'static str,
         param: &'static str,
         id: String,
-        in_path: bool,
     },
     /// A well-formed request the record's current state does not allow (refunding a payment
     /// that has not succeeded, capturing one that is not authorized).
@@ -128,7 +123,6 @@ impl From<StoreError> for ServiceError {
                 what: "record in this list",
                 param,
                 id,
-                in_path: false,
             },
             other => ServiceError::Store(other),
         }
@@ -150,24 +144,11 @@ impl ServiceError {
         }
     }
 
-    /// No `what` with `id`, named by the request's `param`: its path when that is `id`,
-    /// else its body or query.
     fn not_found(what: &'static str, param: &'static str, id: &str) -> Self {
         Self::NotFound {
             what,
             param,
             id: id.to_owned(),
-            in_path: param == "id",
-        }
-    }
-
-    /// No `what` with `id`, named by the request's path parameter `param`.
-    fn not_found_in_path(what: &'static str, param: &'static str, id: &str) -> Self {
-        Self::NotFound {
-            what,
-            param,
-            id: id.to_owned(),
-            in_path: true,
         }
     }
 

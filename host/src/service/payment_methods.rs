@@ -198,9 +198,7 @@ impl PaymentService {
         };
         let held = held
             .filter(|r| r.customer_id == customer.id)
-            .ok_or_else(|| {
-                ServiceError::not_found_in_path("payment method", "payment_method", pm)
-            })?;
+            .ok_or_else(|| ServiceError::not_found("payment method", "payment_method", pm))?;
         let asked = self
             .call::<ops::DetachPaymentMethod>(
                 &customer.provider,
