@@ -2,8 +2,8 @@
 
 use crate::config::MollieConfig;
 use crate::webhook;
-use crate::wire::{amount_of, MolliePayment, MollieRefund};
-use payhost_plugin_kit::http::{path_id, Response, RetryPolicy, StatusErrors};
+use crate::wire::{amount_of, id, MolliePayment, MollieRefund};
+use payhost_plugin_kit::http::{Response, RetryPolicy, StatusErrors};
 use payhost_plugin_kit::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -61,11 +61,6 @@ impl Plugin for MollieProvider {
             redirect_url: config.redirect_url,
         })
     }
-}
-
-/// A Mollie id in a URL path.
-pub(crate) fn id(value: &str, param: &str) -> R<String> {
-    path_id(value, param, "Mollie", 64)
 }
 
 impl MollieProvider {
@@ -245,7 +240,7 @@ impl Provider for MollieProvider {
     }
 
     fn verify_webhook(&self, ctx: &CallCtx, delivery: WebhookDelivery) -> R<VerifiedEvent> {
-        webhook::verify(self, ctx, &delivery)
+        webhook::verify(|payment| self.read_text(ctx, payment), &delivery)
     }
 
     fn map_webhook(&self, _ctx: &CallCtx, event: WebhookEvent) -> R<WebhookReports> {

@@ -10,8 +10,7 @@
 //! settles) is news. What was read travels with the event (contract 2.2's `fetched`), so
 //! mapping needs no second read and maps the state that was authenticated.
 
-use crate::provider::{id, MollieProvider};
-use crate::wire::MolliePayment;
+use crate::wire::{id, MolliePayment};
 use payhost_plugin_kit::prelude::*;
 
 /// The event type of every Mollie delivery: "this payment changed".
@@ -41,22 +40,21 @@ pub fn named_payment(d: &WebhookDelivery) -> Result<String, PluginError> {
             "'{id}' is not a Mollie payment id (tr_…): this plugin takes payment webhooks only"
         )));
     }
-    crate::provider::id(id, "id").map_err(|e| refused(e.message))
+    crate::wire::id(id, "id").map_err(|e| refused(e.message))
 }
 
-/// Authenticates a delivery by reading the payment it names, and gives the state read as
-/// the event.
+/// Authenticates a delivery by reading the payment it names (`read`: the payment and the
+/// answer's text, with the instance's key), and gives the state read as the event.
 ///
 /// # Errors
 /// `invalid_signature` for a body that is not Mollie's, or an id Mollie does not know;
 /// Mollie's own error when it cannot be read now (the host answers 5xx and Mollie retries).
 pub fn verify(
-    provider: &MollieProvider,
-    ctx: &CallCtx,
+    read: impl FnOnce(&str) -> Result<(MolliePayment, String), PluginError>,
     d: &WebhookDelivery,
 ) -> Result<VerifiedEvent, PluginError> {
     let payment = named_payment(d)?;
-    let (p, text) = match provider.read_text(ctx, &id(&payment, "id")?) {
+    let (p, text) = match read(&id(&payment, "id")?) {
         Ok(read) => read,
         Err(e) if e.is(codes::NOT_FOUND) => {
             return Err(refused(format!(

@@ -24,6 +24,15 @@ use payhost_plugin_kit::time::parse_rfc3339;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// A Mollie id in a URL path: Mollie's id alphabet only, so it cannot change the path; the
+/// error names `param`.
+///
+/// # Errors
+/// `invalid_request` naming `param`.
+pub fn id(value: &str, param: &str) -> Result<String, PluginError> {
+    payhost_plugin_kit::http::path_id(value, param, "Mollie", 64)
+}
+
 /// `{"currency": "EUR", "value": "10.00"}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Amount {
