@@ -390,3 +390,23 @@ fn the_example_configs_load_the_plugins_make_build_signs() {
         );
     }
 }
+
+/// `payhost plugins list | head -1`: the reader goes away before the output is written. The
+/// command ends quietly with the status of a process ended by SIGPIPE, never a panic.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let s = Scratch::new(&[(&mock_so(), "mock.so")], "");
+    let mut child = Command::new(payhost_bin())
+        .arg("--config")
+        .arg(s.config())
+        .args(["plugins", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
