@@ -24,6 +24,14 @@ pub const REFUND_LEASE: &str = "refund_checks";
 /// Attempts asked about per round.
 const ROUND: i64 = 32;
 
+/// Whether this host holds (took or renewed) lease `name` now; a failure to ask is a no.
+async fn holds(leases: &Leases, name: &str) -> bool {
+    leases.hold(name).await.unwrap_or_else(|e| {
+        tracing::debug!(lease = name, error = %e, "cannot take a lease");
+        false
+    })
+}
+
 /// Starts the resolver: every `every`, and at once when a payment's outcome became unknown.
 pub fn spawn(
     service: Arc<PaymentService>,
@@ -38,13 +46,8 @@ pub fn spawn(
                 () = tokio::time::sleep(every) => {}
                 _ = wake.changed() => {}
             }
-            match leases.hold(LEASE).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, "resolver: cannot take its lease");
-                    continue;
-                }
+            if !holds(&leases, LEASE).await {
+                continue;
             }
             let now = clock.now_secs();
             let due = match service
@@ -78,13 +81,8 @@ pub fn spawn_refund_checks(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            match leases.hold(REFUND_LEASE).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, "refund checks: cannot take their lease");
-                    continue;
-                }
+            if !holds(&leases, REFUND_LEASE).await {
+                continue;
             }
             let due = match service.store().due_refunds(clock.now_secs(), ROUND).await {
                 Ok(due) => due,

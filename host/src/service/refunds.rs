@@ -7,7 +7,7 @@ use super::{
 use crate::api::fields::is_id;
 use crate::api::requests::{self, PageParams, RefundFilters};
 use crate::api::views::{List, RefundView};
-use crate::store::{refunds, Record, RefundQuery, RefundRow, Unit};
+use crate::store::{refunds, CustomerRow, PaymentRow, Record, RefundQuery, RefundRow, Unit};
 use payhost_plugin_api::{
     ops, Currency, DomainEventKind, DomainEventReport, NewRefund, PaymentStatus, Refund, RefundRef,
     RefundStatus,
@@ -145,10 +145,7 @@ impl PaymentService {
             emitted,
             ..Facts::default()
         };
-        let ids = Ids::default()
-            .with(&customer.provider_id, &customer.id)
-            .with(&payment.provider_id, &payment.id)
-            .with(&refund.id, &row.id);
+        let ids = refund_ids(&customer, &payment, &refund.id, &row.id);
         let reply = Reply {
             status: Status::Created,
             body: RefundView::from(&row),
@@ -222,11 +219,9 @@ impl PaymentService {
         Self::check_same_object(Record::Refund, &row.provider, &row.provider_id, &refund.id)?;
         let mut unit = Unit::new();
         let mut fresh = row.clone();
-        if refunds::unsettled(&refund.status) {
-            fresh.checks += 1;
-            fresh.next_check_at = Some(now + refund_check_pause(fresh.checks));
-            refunds::reschedule_refund(&mut unit, &row.id, fresh.checks, fresh.next_check_at);
-        } else {
+        // Any change the rules allow, between unsettled states too (`pending` →
+        // `requires_action`); still unsettled, the next read is scheduled.
+        if changes(&row.status, &refund.status) {
             refunds::settle_refund(
                 &mut unit,
                 &row.provider,
@@ -234,10 +229,13 @@ impl PaymentService {
                 &refund.status,
                 now,
             );
-            if changes(&row.status, &refund.status) {
-                fresh.status = refund.status.clone();
-                fresh.next_check_at = None;
-            }
+            fresh.status = refund.status.clone();
+            fresh.next_check_at = None;
+        }
+        if refunds::unsettled(&refund.status) {
+            fresh.checks += 1;
+            fresh.next_check_at = Some(now + refund_check_pause(fresh.checks));
+            refunds::reschedule_refund(&mut unit, &row.id, fresh.checks, fresh.next_check_at);
         }
         let customer = self.owner(&payment.customer_id).await?;
         let facts = Facts {
@@ -249,10 +247,7 @@ impl PaymentService {
             emitted,
             ..Facts::default()
         };
-        let ids = Ids::default()
-            .with(&customer.provider_id, &customer.id)
-            .with(&payment.provider_id, &payment.id)
-            .with(&refund.id, &row.id);
+        let ids = refund_ids(&customer, &payment, &refund.id, &row.id);
         let reply = Reply::ok(RefundView::from(&fresh));
         self.finish(ctx, unit, &row.provider, facts, &ids, reply)
             .await?;
@@ -276,6 +271,14 @@ impl PaymentService {
         let rows = self.store.refunds(&q, &page(p)).await?;
         Ok(list(rows))
     }
+}
+
+/// The provider's ids a refund's facts name, with payhost's for each.
+fn refund_ids(customer: &CustomerRow, payment: &PaymentRow, refund: &str, row: &str) -> Ids {
+    Ids::default()
+        .with(&customer.provider_id, &customer.id)
+        .with(&payment.provider_id, &payment.id)
+        .with(refund, row)
 }
 
 /// Whether a refund in status `from` takes status `to` (as [`refunds::settle_refund`]
